@@ -1,0 +1,87 @@
+package dev.torus.memory;
+
+import dev.torus.Device;
+
+/**
+ * A contiguous block of native memory with one owner. Closing it returns the
+ * memory to its {@link Allocator}; every method then throws
+ * {@link IllegalStateException}. The garbage collector never frees it.
+ * Not thread-safe for concurrent close.
+ */
+public abstract sealed class MemoryBuffer implements AutoCloseable permits HostBuffer, DeviceBuffer {
+    private final Allocator allocator;
+    private final long byteSize;
+    private final long address;
+    private final String label;
+    private volatile boolean closed;
+    final Throwable allocationSite;
+
+    MemoryBuffer(Allocator allocator, long address, long byteSize, String label, Throwable allocationSite) {
+        this.allocator = allocator;
+        this.address = address;
+        this.byteSize = byteSize;
+        this.label = label;
+        this.allocationSite = allocationSite;
+    }
+
+    /** The device the memory lives on. */
+    public abstract Device device();
+
+    /** The native address. Valid until {@link #close()}; 0 only for empty device buffers. */
+    public long address() {
+        ensureOpen();
+        return address;
+    }
+
+    /** Size in bytes. */
+    public long byteSize() {
+        return byteSize;
+    }
+
+    /** The allocator that accounts for this buffer. */
+    public Allocator allocator() {
+        return allocator;
+    }
+
+    public boolean isClosed() {
+        return closed;
+    }
+
+    /** Throws {@link IllegalStateException} when closed. */
+    public void ensureOpen() {
+        if (closed) {
+            throw new IllegalStateException(this + " is closed");
+        }
+    }
+
+    /** Checks that [offset, offset + bytes) lies inside this buffer. */
+    public void checkRange(String name, long offset, long bytes) {
+        ensureOpen();
+        if (offset < 0 || bytes < 0 || offset > byteSize - bytes) {
+            throw new IndexOutOfBoundsException(name + ": range [" + offset + ", " + offset + " + " + bytes
+                    + ") is outside the " + byteSize + "-byte " + this);
+        }
+    }
+
+    @Override
+    public void close() {
+        synchronized (this) {
+            if (closed) {
+                return;
+            }
+            closed = true;
+        }
+        try {
+            free(address);
+        } finally {
+            allocator.release(this);
+        }
+    }
+
+    abstract void free(long address);
+
+    @Override
+    public String toString() {
+        return getClass().getSimpleName() + "[" + label + ", " + byteSize + " B on " + device() + "]";
+    }
+}

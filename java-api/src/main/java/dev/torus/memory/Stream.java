@@ -1,0 +1,126 @@
+package dev.torus.memory;
+
+import dev.torus.Device;
+import dev.torus.NativeLibrary;
+import dev.torus.jni.TorusNative;
+
+/**
+ * An ordered queue of device work (a CUDA stream). {@link #defaultStream(Device)}
+ * is the device's legacy default stream and is never closed; {@link #create(Device)}
+ * makes a non-blocking stream that the caller owns and closes. On the CPU every
+ * operation is synchronous and the CPU stream is a no-op marker.
+ * A stream may be used from several threads; closing it while in use is an error.
+ */
+public final class Stream implements AutoCloseable {
+    private static final Stream CPU = new Stream(Device.cpu(), 0, false);
+
+    private final Device device;
+    private final long handle;
+    private final boolean owned;
+    private volatile boolean closed;
+
+    private Stream(Device device, long handle, boolean owned) {
+        this.device = device;
+        this.handle = handle;
+        this.owned = owned;
+    }
+
+    /** The default stream of a device; for the CPU, the synchronous CPU stream. */
+    public static Stream defaultStream(Device device) {
+        if (device.isCpu()) {
+            return CPU;
+        }
+        return new Stream(device, 0, false);
+    }
+
+    /** A new non-blocking CUDA stream on {@code device}. */
+    public static Stream create(Device device) {
+        if (device.isCpu()) {
+            return CPU;
+        }
+        device.ensureUsable();
+        long[] out = new long[1];
+        NativeLibrary.check(TorusNative.torus_stream_create(device.ordinal(), out), "Stream.create(" + device + ")");
+        return new Stream(device, out[0], true);
+    }
+
+    public Device device() {
+        return device;
+    }
+
+    /** The native handle (cudaStream_t); 0 for default streams. */
+    public long handle() {
+        ensureOpen();
+        return handle;
+    }
+
+    /** Blocks until all work queued so far has finished. */
+    public void synchronize() {
+        ensureOpen();
+        if (device.isCuda()) {
+            NativeLibrary.check(TorusNative.torus_stream_synchronize(device.ordinal(), handle), "synchronize(" + this + ")");
+        }
+    }
+
+    /** Makes later work on this stream wait for {@code event}. */
+    public void waitFor(Event event) {
+        ensureOpen();
+        if (device.isCuda()) {
+            checkSameDevice(event.device());
+            NativeLibrary.check(TorusNative.torus_stream_wait_event(device.ordinal(), handle, event.handle()),
+                    "waitFor(" + event + ")");
+        }
+    }
+
+    /**
+     * Queues a copy of {@code bytes} bytes from {@code src} at {@code srcOffset} to
+     * {@code dst} at {@code dstOffset}. Any pair of host and device buffers works;
+     * a copy that touches no GPU runs synchronously on the CPU. Host memory must
+     * stay open until the copy completes; pinned host memory makes it truly async.
+     */
+    public void copy(MemoryBuffer src, long srcOffset, MemoryBuffer dst, long dstOffset, long bytes) {
+        ensureOpen();
+        src.checkRange("src", srcOffset, bytes);
+        dst.checkRange("dst", dstOffset, bytes);
+        if (bytes == 0) {
+            return;
+        }
+        Device gpu = src.device().isCuda() ? src.device() : dst.device().isCuda() ? dst.device() : null;
+        if (gpu == null) {
+            NativeLibrary.check(TorusNative.torus_host_copy(dst.address() + dstOffset, src.address() + srcOffset, bytes),
+                    "copy");
+            return;
+        }
+        if (device.isCpu()) {
+            throw new IllegalArgumentException("stream: a copy involving " + gpu + " needs a CUDA stream, got " + this);
+        }
+        NativeLibrary.check(TorusNative.torus_memcpy_async(device.ordinal(), dst.address() + dstOffset,
+                src.address() + srcOffset, bytes, handle), "copy " + src + " -> " + dst);
+    }
+
+    private void checkSameDevice(Device other) {
+        if (!other.equals(device)) {
+            throw new IllegalArgumentException("event: expected an event on " + device + ", got one on " + other);
+        }
+    }
+
+    void ensureOpen() {
+        if (closed) {
+            throw new IllegalStateException(this + " is closed");
+        }
+    }
+
+    @Override
+    public void close() {
+        if (!owned || closed) {
+            return;
+        }
+        closed = true;
+        NativeLibrary.check(TorusNative.torus_stream_destroy(device.ordinal(), handle), "close(" + this + ")");
+    }
+
+    @Override
+    public String toString() {
+        return device.isCpu() ? "Stream[cpu]" : "Stream[" + device + (handle == 0 ? ", default]" : ", 0x" + Long.toHexString(handle) + "]");
+    }
+}

@@ -1,0 +1,131 @@
+/*
+ * Torus kernels: the C ABI.
+ *
+ * Every entry point returns a torus_status. On failure the detail is kept in a
+ * thread-local string that torus_last_error() returns; it stays valid until the
+ * next failing call on the same thread. No C++ exception ever leaves these
+ * functions.
+ *
+ * Devices: device < 0 is the host (CPU); device >= 0 is a CUDA ordinal.
+ * Streams are opaque cudaStream_t handles; NULL is the legacy default stream.
+ * Sizes are in elements unless the name says bytes.
+ *
+ * Grouping of scales/statistics. A tensor of n elements is viewed either as
+ *   - blocks:   block > 0, group g covers elements [g*block, min(n,(g+1)*block));
+ *   - channels: block == 0, the shape is [outer, channels, inner] (row-major)
+ *               and element i belongs to group (i / inner) % channels.
+ * Per-tensor is channels == 1, outer == 1, inner == n.
+ */
+#ifndef TORUS_TORUS_H
+#define TORUS_TORUS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum torus_status {
+    TORUS_OK = 0,
+    TORUS_ERR_INVALID_ARGUMENT = 1,
+    TORUS_ERR_OUT_OF_MEMORY = 2,
+    TORUS_ERR_CUDA = 3,
+    TORUS_ERR_CUDA_UNAVAILABLE = 4,
+    TORUS_ERR_INTERNAL = 5
+} torus_status;
+
+/* Numbering shared with dev.torus.DType. */
+typedef enum torus_dtype {
+    TORUS_FLOAT32 = 0,
+    TORUS_FLOAT16 = 1,
+    TORUS_BFLOAT16 = 2,
+    TORUS_FLOAT64 = 3,
+    TORUS_INT8 = 4,
+    TORUS_UINT8 = 5,
+    TORUS_INT32 = 6,
+    TORUS_INT64 = 7
+} torus_dtype;
+
+const char* torus_last_error(void);
+
+/* ---- runtime ---------------------------------------------------------- */
+/* 1 when this library was compiled with the CUDA kernels, else 0. */
+int torus_cuda_compiled(void);
+/* Number of usable CUDA devices; fails with the driver's reason when none. */
+int torus_cuda_device_count(int* count);
+int torus_cuda_device_name(int device, char* buf, int buf_len);
+int torus_cpu_threads(void);
+int torus_set_cpu_threads(int threads);
+/* The CPU instruction set the kernels dispatch to: "avx512", "avx2" or "base". */
+const char* torus_isa_name(void);
+
+/* ---- host memory ------------------------------------------------------- */
+/* 64-byte aligned; pinned memory is page-locked through CUDA (needs a GPU). */
+int torus_host_alloc(int64_t bytes, int pinned, void** out);
+int torus_host_free(void* ptr, int pinned);
+/* Multi-threaded copy and zero-fill of host memory. */
+int torus_host_copy(void* dst, const void* src, int64_t bytes);
+int torus_host_zero(void* dst, int64_t bytes);
+
+/* ---- device memory, streams, events ----------------------------------- */
+int torus_stream_create(int device, void** out);
+int torus_stream_destroy(int device, void* stream);
+int torus_stream_synchronize(int device, void* stream);
+int torus_stream_wait_event(int device, void* stream, void* event);
+int torus_event_create(int device, int timing, void** out);
+int torus_event_destroy(int device, void* event);
+int torus_event_record(int device, void* event, void* stream);
+int torus_event_synchronize(int device, void* event);
+/* *done = 1 when the event has completed, else 0. */
+int torus_event_query(int device, void* event, int* done);
+int torus_event_elapsed_ms(int device, void* start, void* end, float* ms);
+/* Stream-ordered allocation (cudaMallocAsync / cudaFreeAsync). */
+int torus_device_alloc(int device, int64_t bytes, void* stream, void** out);
+int torus_device_free(int device, void* ptr, void* stream);
+/* Asynchronous copy between any two of host (pageable or pinned) and device. */
+int torus_memcpy_async(int device, void* dst, const void* src, int64_t bytes, void* stream);
+int torus_memset_async(int device, void* dst, int value, int64_t bytes, void* stream);
+
+/* ---- kernels ----------------------------------------------------------- */
+/*
+ * Statistics over the finite values of each group. Any output may be NULL.
+ * A group with no finite value reports 0. Outputs are float arrays with one
+ * entry per group, in memory of the same device as x.
+ */
+int torus_stats(int device, void* stream, int in_dtype, const void* x, int64_t n,
+                int64_t outer, int64_t channels, int64_t inner, int64_t block,
+                float* absmax, float* min, float* max);
+
+/*
+ * Symmetric int8: scale[g] = absmax_g / 127, q = clamp(rne(x * (1/scale)), -127, 127).
+ * Writes q (n int8) and scales (one float per group).
+ * stochastic != 0 replaces round-to-nearest-even by floor(v + u), u = Philox(seed, i).
+ */
+int torus_quantize_symmetric(int device, void* stream, int in_dtype, const void* x, int64_t n,
+                             int64_t outer, int64_t channels, int64_t inner, int64_t block,
+                             int8_t* q, float* scales, int stochastic, uint64_t seed);
+
+/*
+ * Affine with given parameters: q = clamp(rne(x * (1/scale[g])) + zp[g], qmin, qmax).
+ * zero_points may be NULL (all zero). out_dtype is TORUS_INT8 or TORUS_UINT8.
+ */
+int torus_quantize_affine(int device, void* stream, int in_dtype, const void* x, int64_t n,
+                          int64_t outer, int64_t channels, int64_t inner, int64_t block,
+                          const float* scales, const int32_t* zero_points, int qmin, int qmax,
+                          int out_dtype, void* q, int stochastic, uint64_t seed);
+
+/* y = (q - zp[g]) * scale[g], rounded once to out_dtype. zero_points may be NULL. */
+int torus_dequantize(int device, void* stream, int q_dtype, const void* q, int64_t n,
+                     int64_t outer, int64_t channels, int64_t inner, int64_t block,
+                     const float* scales, const int32_t* zero_points,
+                     int out_dtype, void* y);
+
+/* Round-to-nearest-even conversion among float32, float16 and bfloat16. */
+int torus_cast(int device, void* stream, int in_dtype, const void* x, int out_dtype, void* y, int64_t n);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TORUS_TORUS_H */

@@ -1,0 +1,322 @@
+// The C ABI: argument checks, then dispatch to the CPU kernels (best ISA the
+// machine supports) or to the CUDA kernels.
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "common.hpp"
+#include "cpu/cpu_kernels.hpp"
+#include "cpu/thread_pool.hpp"
+#include "cuda_kernels.hpp"
+
+using namespace torus;
+
+namespace {
+
+enum class Isa { base, avx2, avx512 };
+
+Isa detect_isa() {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
+        return Isa::avx512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
+        return Isa::avx2;
+#endif
+    return Isa::base;
+}
+
+Isa isa() {
+    static const Isa chosen = [] {
+        const char* forced = std::getenv("TORUS_CPU_ISA");  // diagnostic override: base | avx2 | avx512
+        Isa best = detect_isa();
+        if (forced && std::strcmp(forced, "base") == 0) return Isa::base;
+        if (forced && std::strcmp(forced, "avx2") == 0 && best != Isa::base) return Isa::avx2;
+        return best;
+    }();
+    return chosen;
+}
+
+#define TORUS_CPU_CALL(fn, ...)                                          \
+    do {                                                                 \
+        switch (isa()) {                                                 \
+            case Isa::avx512: torus::cpu_avx512::fn(__VA_ARGS__); break; \
+            case Isa::avx2: torus::cpu_avx2::fn(__VA_ARGS__); break;     \
+            default: torus::cpu_base::fn(__VA_ARGS__); break;            \
+        }                                                                \
+    } while (0)
+
+int check_float(const char* op, const char* name, int dtype) {
+    if (!is_float_dtype(dtype))
+        return fail(TORUS_ERR_INVALID_ARGUMENT, std::string(op) + ": " + name +
+                    " must be FLOAT32, FLOAT16 or BFLOAT16 (0, 1, 2), got " + std::to_string(dtype));
+    return TORUS_OK;
+}
+
+int check_q(const char* op, const char* name, int dtype) {
+    if (!is_q_dtype(dtype))
+        return fail(TORUS_ERR_INVALID_ARGUMENT, std::string(op) + ": " + name + " must be INT8 or UINT8 (4, 5), got " +
+                    std::to_string(dtype));
+    return TORUS_OK;
+}
+
+#define TORUS_CHECK(expr)                 \
+    do {                                  \
+        int _st = (expr);                 \
+        if (_st != TORUS_OK) return _st;  \
+    } while (0)
+
+}  // namespace
+
+extern "C" {
+
+const char* torus_isa_name(void) {
+    switch (isa()) {
+        case Isa::avx512: return "avx512";
+        case Isa::avx2: return "avx2";
+        default: return "base";
+    }
+}
+
+int torus_cuda_compiled(void) { return cuda::compiled() ? 1 : 0; }
+
+int torus_cuda_device_count(int* count) {
+    return guarded("cuda_device_count", [&] {
+        TORUS_CHECK(check_pointer("cuda_device_count", "count", count, 1));
+        return cuda::device_count(count);
+    });
+}
+
+int torus_cuda_device_name(int device, char* buf, int len) {
+    return guarded("cuda_device_name", [&] {
+        TORUS_CHECK(check_pointer("cuda_device_name", "buf", buf, len));
+        return cuda::device_name(device, buf, len);
+    });
+}
+
+int torus_cpu_threads(void) { return ThreadPool::instance().threads(); }
+
+int torus_set_cpu_threads(int threads) {
+    return guarded("set_cpu_threads", [&] {
+        if (threads < 1 || threads > 4096)
+            return fail(TORUS_ERR_INVALID_ARGUMENT, "set_cpu_threads: threads must be in [1, 4096], got " + std::to_string(threads));
+        ThreadPool::instance().set_threads(threads);
+        return (int)TORUS_OK;
+    });
+}
+
+int torus_host_alloc(int64_t bytes, int pinned, void** out) {
+    return guarded("host_alloc", [&] {
+        TORUS_CHECK(check_pointer("host_alloc", "out", out, 1));
+        *out = nullptr;
+        if (bytes < 0) return fail(TORUS_ERR_INVALID_ARGUMENT, "host_alloc: bytes must be >= 0, got " + std::to_string(bytes));
+        if (pinned) return cuda::host_alloc_pinned(bytes, out);
+        size_t rounded = (size_t)((bytes + 63) / 64 * 64);
+        if (rounded == 0) rounded = 64;
+        void* p = std::aligned_alloc(64, rounded);
+        if (!p) return fail(TORUS_ERR_OUT_OF_MEMORY, "host_alloc: cannot allocate " + std::to_string(bytes) + " bytes");
+        *out = p;
+        return (int)TORUS_OK;
+    });
+}
+
+int torus_host_free(void* ptr, int pinned) {
+    return guarded("host_free", [&] {
+        if (!ptr) return (int)TORUS_OK;
+        if (pinned) return cuda::host_free_pinned(ptr);
+        std::free(ptr);
+        return (int)TORUS_OK;
+    });
+}
+
+int torus_host_copy(void* dst, const void* src, int64_t bytes) {
+    return guarded("host_copy", [&] {
+        if (bytes < 0) return fail(TORUS_ERR_INVALID_ARGUMENT, "host_copy: bytes must be >= 0");
+        TORUS_CHECK(check_pointer("host_copy", "dst", dst, bytes));
+        TORUS_CHECK(check_pointer("host_copy", "src", src, bytes));
+        ThreadPool& pool = ThreadPool::instance();
+        const int64_t tasks = pool.split(bytes, 1 << 18);
+        pool.run(tasks, [&](int64_t t) {
+            int64_t s = bytes * t / tasks / 64 * 64, e = t + 1 == tasks ? bytes : bytes * (t + 1) / tasks / 64 * 64;
+            std::memcpy((char*)dst + s, (const char*)src + s, (size_t)(e - s));
+        });
+        return (int)TORUS_OK;
+    });
+}
+
+int torus_host_zero(void* dst, int64_t bytes) {
+    return guarded("host_zero", [&] {
+        if (bytes < 0) return fail(TORUS_ERR_INVALID_ARGUMENT, "host_zero: bytes must be >= 0");
+        TORUS_CHECK(check_pointer("host_zero", "dst", dst, bytes));
+        ThreadPool& pool = ThreadPool::instance();
+        const int64_t tasks = pool.split(bytes, 1 << 18);
+        pool.run(tasks, [&](int64_t t) {
+            int64_t s = bytes * t / tasks / 64 * 64, e = t + 1 == tasks ? bytes : bytes * (t + 1) / tasks / 64 * 64;
+            std::memset((char*)dst + s, 0, (size_t)(e - s));
+        });
+        return (int)TORUS_OK;
+    });
+}
+
+int torus_stream_create(int device, void** out) {
+    return guarded("stream_create", [&] {
+        TORUS_CHECK(check_pointer("stream_create", "out", out, 1));
+        return cuda::stream_create(device, out);
+    });
+}
+int torus_stream_destroy(int device, void* s) { return guarded("stream_destroy", [&] { return cuda::stream_destroy(device, s); }); }
+int torus_stream_synchronize(int device, void* s) {
+    return guarded("stream_synchronize", [&] { return device < 0 ? (int)TORUS_OK : cuda::stream_synchronize(device, s); });
+}
+int torus_stream_wait_event(int device, void* s, void* e) {
+    return guarded("stream_wait_event", [&] { return cuda::stream_wait_event(device, s, e); });
+}
+int torus_event_create(int device, int timing, void** out) {
+    return guarded("event_create", [&] {
+        TORUS_CHECK(check_pointer("event_create", "out", out, 1));
+        return cuda::event_create(device, timing, out);
+    });
+}
+int torus_event_destroy(int device, void* e) { return guarded("event_destroy", [&] { return cuda::event_destroy(device, e); }); }
+int torus_event_record(int device, void* e, void* s) { return guarded("event_record", [&] { return cuda::event_record(device, e, s); }); }
+int torus_event_synchronize(int device, void* e) { return guarded("event_synchronize", [&] { return cuda::event_synchronize(device, e); }); }
+int torus_event_query(int device, void* e, int* done) {
+    return guarded("event_query", [&] {
+        TORUS_CHECK(check_pointer("event_query", "done", done, 1));
+        return cuda::event_query(device, e, done);
+    });
+}
+int torus_event_elapsed_ms(int device, void* a, void* b, float* ms) {
+    return guarded("event_elapsed_ms", [&] {
+        TORUS_CHECK(check_pointer("event_elapsed_ms", "ms", ms, 1));
+        return cuda::event_elapsed_ms(device, a, b, ms);
+    });
+}
+int torus_device_alloc(int device, int64_t bytes, void* s, void** out) {
+    return guarded("device_alloc", [&] {
+        TORUS_CHECK(check_pointer("device_alloc", "out", out, 1));
+        *out = nullptr;
+        if (bytes < 0) return fail(TORUS_ERR_INVALID_ARGUMENT, "device_alloc: bytes must be >= 0, got " + std::to_string(bytes));
+        return cuda::device_alloc(device, bytes, s, out);
+    });
+}
+int torus_device_free(int device, void* p, void* s) {
+    return guarded("device_free", [&] { return p ? cuda::device_free(device, p, s) : (int)TORUS_OK; });
+}
+int torus_memcpy_async(int device, void* dst, const void* src, int64_t bytes, void* s) {
+    return guarded("memcpy_async", [&] {
+        if (bytes < 0) return fail(TORUS_ERR_INVALID_ARGUMENT, "memcpy_async: bytes must be >= 0");
+        if (bytes == 0) return (int)TORUS_OK;
+        TORUS_CHECK(check_pointer("memcpy_async", "dst", dst, bytes));
+        TORUS_CHECK(check_pointer("memcpy_async", "src", src, bytes));
+        if (device < 0) return torus_host_copy(dst, src, bytes);
+        return cuda::memcpy_async(device, dst, src, bytes, s);
+    });
+}
+int torus_memset_async(int device, void* dst, int value, int64_t bytes, void* s) {
+    return guarded("memset_async", [&] {
+        if (bytes < 0) return fail(TORUS_ERR_INVALID_ARGUMENT, "memset_async: bytes must be >= 0");
+        if (bytes == 0) return (int)TORUS_OK;
+        TORUS_CHECK(check_pointer("memset_async", "dst", dst, bytes));
+        if (device < 0) {
+            std::memset(dst, value, (size_t)bytes);
+            return (int)TORUS_OK;
+        }
+        return cuda::memset_async(device, dst, value, bytes, s);
+    });
+}
+
+int torus_stats(int device, void* stream, int in_dtype, const void* x, int64_t n, int64_t outer, int64_t channels,
+                int64_t inner, int64_t block, float* absmax, float* mn, float* mx) {
+    return guarded("stats", [&] {
+        Grouping g{n, outer, channels, inner, block};
+        TORUS_CHECK(check_float("stats", "in_dtype", in_dtype));
+        TORUS_CHECK(check_grouping("stats", g));
+        TORUS_CHECK(check_pointer("stats", "x", x, n));
+        if (device < 0) {
+            TORUS_CPU_CALL(stats, in_dtype, x, g, absmax, mn, mx);
+            return (int)TORUS_OK;
+        }
+        return cuda::stats(device, stream, in_dtype, x, g, absmax, mn, mx);
+    });
+}
+
+int torus_quantize_symmetric(int device, void* stream, int in_dtype, const void* x, int64_t n, int64_t outer,
+                             int64_t channels, int64_t inner, int64_t block, int8_t* q, float* scales, int stochastic,
+                             uint64_t seed) {
+    return guarded("quantize_symmetric", [&] {
+        Grouping g{n, outer, channels, inner, block};
+        TORUS_CHECK(check_float("quantize_symmetric", "in_dtype", in_dtype));
+        TORUS_CHECK(check_grouping("quantize_symmetric", g));
+        TORUS_CHECK(check_pointer("quantize_symmetric", "x", x, n));
+        TORUS_CHECK(check_pointer("quantize_symmetric", "q", q, n));
+        TORUS_CHECK(check_pointer("quantize_symmetric", "scales", scales, g.groups()));
+        if (device < 0) {
+            TORUS_CPU_CALL(quantize_symmetric, in_dtype, x, g, q, scales, stochastic != 0, seed);
+            return (int)TORUS_OK;
+        }
+        return cuda::quantize_symmetric(device, stream, in_dtype, x, g, q, scales, stochastic != 0, seed);
+    });
+}
+
+int torus_quantize_affine(int device, void* stream, int in_dtype, const void* x, int64_t n, int64_t outer,
+                          int64_t channels, int64_t inner, int64_t block, const float* scales,
+                          const int32_t* zero_points, int qmin, int qmax, int out_dtype, void* q, int stochastic,
+                          uint64_t seed) {
+    return guarded("quantize_affine", [&] {
+        Grouping g{n, outer, channels, inner, block};
+        TORUS_CHECK(check_float("quantize_affine", "in_dtype", in_dtype));
+        TORUS_CHECK(check_q("quantize_affine", "out_dtype", out_dtype));
+        TORUS_CHECK(check_grouping("quantize_affine", g));
+        TORUS_CHECK(check_pointer("quantize_affine", "x", x, n));
+        TORUS_CHECK(check_pointer("quantize_affine", "q", q, n));
+        TORUS_CHECK(check_pointer("quantize_affine", "scales", scales, g.groups()));
+        int lo = out_dtype == TORUS_UINT8 ? 0 : -128, hi = out_dtype == TORUS_UINT8 ? 255 : 127;
+        if (qmin < lo || qmax > hi || qmin > qmax)
+            return fail(TORUS_ERR_INVALID_ARGUMENT, "quantize_affine: need " + std::to_string(lo) + " <= qmin <= qmax <= " +
+                        std::to_string(hi) + ", got qmin=" + std::to_string(qmin) + " qmax=" + std::to_string(qmax));
+        if (device < 0) {
+            TORUS_CPU_CALL(quantize_affine, in_dtype, x, g, scales, zero_points, qmin, qmax, out_dtype, q,
+                           stochastic != 0, seed);
+            return (int)TORUS_OK;
+        }
+        return cuda::quantize_affine(device, stream, in_dtype, x, g, scales, zero_points, qmin, qmax, out_dtype, q,
+                                     stochastic != 0, seed);
+    });
+}
+
+int torus_dequantize(int device, void* stream, int q_dtype, const void* q, int64_t n, int64_t outer, int64_t channels,
+                     int64_t inner, int64_t block, const float* scales, const int32_t* zero_points, int out_dtype,
+                     void* y) {
+    return guarded("dequantize", [&] {
+        Grouping g{n, outer, channels, inner, block};
+        TORUS_CHECK(check_q("dequantize", "q_dtype", q_dtype));
+        TORUS_CHECK(check_float("dequantize", "out_dtype", out_dtype));
+        TORUS_CHECK(check_grouping("dequantize", g));
+        TORUS_CHECK(check_pointer("dequantize", "q", q, n));
+        TORUS_CHECK(check_pointer("dequantize", "y", y, n));
+        TORUS_CHECK(check_pointer("dequantize", "scales", scales, g.groups()));
+        if (device < 0) {
+            TORUS_CPU_CALL(dequantize, q_dtype, q, g, scales, zero_points, out_dtype, y);
+            return (int)TORUS_OK;
+        }
+        return cuda::dequantize(device, stream, q_dtype, q, g, scales, zero_points, out_dtype, y);
+    });
+}
+
+int torus_cast(int device, void* stream, int in_dtype, const void* x, int out_dtype, void* y, int64_t n) {
+    return guarded("cast", [&] {
+        TORUS_CHECK(check_float("cast", "in_dtype", in_dtype));
+        TORUS_CHECK(check_float("cast", "out_dtype", out_dtype));
+        if (n < 0) return fail(TORUS_ERR_INVALID_ARGUMENT, "cast: n must be >= 0, got " + std::to_string(n));
+        TORUS_CHECK(check_pointer("cast", "x", x, n));
+        TORUS_CHECK(check_pointer("cast", "y", y, n));
+        if (device < 0) {
+            TORUS_CPU_CALL(cast, in_dtype, x, out_dtype, y, n);
+            return (int)TORUS_OK;
+        }
+        return cuda::cast(device, stream, in_dtype, x, out_dtype, y, n);
+    });
+}
+
+}  // extern "C"

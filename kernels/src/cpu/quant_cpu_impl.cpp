@@ -1,0 +1,350 @@
+// CPU quantization kernels. This file is compiled once per instruction set
+// (TORUS_CPU_NS names the namespace, the flags pick the ISA) and
+// cpu_dispatch.cpp picks the best one the machine supports. The inner loops
+// are written so that the compiler vectorizes them: no calls, no early exits,
+// selects instead of branches. All arithmetic goes through numerics.hpp, which
+// the CUDA kernels share, so every ISA and the GPU give the same bits.
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "../common.hpp"
+#include "../numerics.hpp"
+#include "cpu_kernels.hpp"
+#include "thread_pool.hpp"
+
+#ifndef TORUS_CPU_NS
+#error "TORUS_CPU_NS must name the ISA namespace"
+#endif
+
+namespace torus {
+namespace TORUS_CPU_NS {
+
+namespace {
+
+constexpr int64_t GRAIN = 1 << 16;     // elements per task for streaming kernels
+
+// Calls f(start, end, group) for each maximal run of [begin, end) that shares
+// one group, so the inner loop sees a constant scale.
+template <typename F>
+void for_each_run(const Grouping& g, int64_t begin, int64_t end, F&& f) {
+    int64_t i = begin;
+    while (i < end) {
+        int64_t grp, stop;
+        if (g.block > 0) {
+            grp = i / g.block;
+            stop = std::min(end, (grp + 1) * g.block);
+        } else {
+            int64_t row = i / g.inner;
+            grp = row % g.channels;
+            stop = std::min(end, (row + 1) * g.inner);
+        }
+        f(i, stop, grp);
+        i = stop;
+    }
+}
+
+// ---- statistics -------------------------------------------------------------
+struct Acc {
+    uint32_t amax = 0;
+    int32_t kmin = KEY_EMPTY_MIN;
+    int32_t kmax = KEY_EMPTY_MAX;
+    void merge(const Acc& o) {
+        amax = std::max(amax, o.amax);
+        kmin = std::min(kmin, o.kmin);
+        kmax = std::max(kmax, o.kmax);
+    }
+};
+
+template <typename In>
+uint32_t absmax_bits(const In* x, int64_t n) {
+    uint32_t m = 0;
+    for (int64_t i = 0; i < n; ++i) {
+        uint32_t a = finite_abs_bits(io<In>::load(x[i]));
+        m = a > m ? a : m;
+    }
+    return m;
+}
+
+template <typename In>
+void minmax_keys(const In* x, int64_t n, int32_t& kmin, int32_t& kmax) {
+    int32_t lo = kmin, hi = kmax;
+    for (int64_t i = 0; i < n; ++i) {
+        float v = io<In>::load(x[i]);
+        bool fin = is_finite_bits(v);
+        int32_t k = float_key(v);
+        int32_t kl = fin ? k : KEY_EMPTY_MIN;
+        int32_t kh = fin ? k : KEY_EMPTY_MAX;
+        lo = kl < lo ? kl : lo;
+        hi = kh > hi ? kh : hi;
+    }
+    kmin = lo; kmax = hi;
+}
+
+template <typename In>
+void accumulate(const In* x, int64_t n, Acc& a, bool want_abs, bool want_minmax) {
+    if (want_abs) a.amax = std::max(a.amax, absmax_bits(x, n));
+    if (want_minmax) minmax_keys(x, n, a.kmin, a.kmax);
+}
+
+void write_acc(const Acc& a, int64_t grp, float* absmax, float* mn, float* mx) {
+    if (absmax) absmax[grp] = u2f(a.amax);
+    if (mn) mn[grp] = a.kmin == KEY_EMPTY_MIN ? 0.0f : key_to_float(a.kmin);
+    if (mx) mx[grp] = a.kmax == KEY_EMPTY_MAX ? 0.0f : key_to_float(a.kmax);
+}
+
+template <typename In>
+void stats_typed(const In* x, const Grouping& g, float* absmax, float* mn, float* mx) {
+    ThreadPool& pool = ThreadPool::instance();
+    const bool wa = absmax != nullptr, wm = mn != nullptr || mx != nullptr;
+    const int64_t groups = g.groups();
+    if (groups == 0) return;
+    if (g.block > 0) {
+        const int64_t per_task = std::max<int64_t>(1, GRAIN / g.block);
+        pool.run((groups + per_task - 1) / per_task, [&](int64_t t) {
+            int64_t g0 = t * per_task, g1 = std::min(groups, g0 + per_task);
+            for (int64_t b = g0; b < g1; ++b) {
+                int64_t s = b * g.block, e = std::min(g.n, s + g.block);
+                Acc a;
+                accumulate(x + s, e - s, a, wa, wm);
+                write_acc(a, b, absmax, mn, mx);
+            }
+        });
+        return;
+    }
+    if (g.n == 0) {
+        for (int64_t c = 0; c < groups; ++c) write_acc(Acc(), c, absmax, mn, mx);
+        return;
+    }
+    const int64_t C = g.channels;
+    if (C >= 2 * (int64_t)pool.threads()) {
+        // Many channels: each task owns a channel range, no merge needed.
+        const int64_t tasks = std::min<int64_t>(C, pool.threads() * 4);
+        pool.run(tasks, [&](int64_t t) {
+            int64_t c0 = C * t / tasks, c1 = C * (t + 1) / tasks;
+            std::vector<Acc> acc(c1 - c0);
+            for (int64_t o = 0; o < g.outer; ++o) {
+                const In* base = x + (o * C) * g.inner;
+                if (g.inner == 1) {
+                    for (int64_t c = c0; c < c1; ++c) {
+                        float v = io<In>::load(base[c]);
+                        Acc one;
+                        one.amax = finite_abs_bits(v);
+                        if (is_finite_bits(v)) one.kmin = one.kmax = float_key(v);
+                        acc[c - c0].merge(one);
+                    }
+                } else {
+                    for (int64_t c = c0; c < c1; ++c) accumulate(base + c * g.inner, g.inner, acc[c - c0], wa, wm);
+                }
+            }
+            for (int64_t c = c0; c < c1; ++c) write_acc(acc[c - c0], c, absmax, mn, mx);
+        });
+        return;
+    }
+    // Few channels (per-tensor included): split the elements, merge per channel.
+    const int64_t tasks = pool.split(g.n, GRAIN);
+    std::vector<Acc> partial((size_t)(tasks * C));
+    pool.run(tasks, [&](int64_t t) {
+        int64_t s = g.n * t / tasks, e = g.n * (t + 1) / tasks;
+        Acc* mine = &partial[(size_t)(t * C)];
+        for_each_run(g, s, e, [&](int64_t a, int64_t b, int64_t grp) {
+            accumulate(x + a, b - a, mine[grp], wa, wm);
+        });
+    });
+    for (int64_t c = 0; c < C; ++c) {
+        Acc a;
+        for (int64_t t = 0; t < tasks; ++t) a.merge(partial[(size_t)(t * C + c)]);
+        write_acc(a, c, absmax, mn, mx);
+    }
+}
+
+// ---- quantize -----------------------------------------------------------------
+// Uniform numbers for elements [first, first + count), one Philox call per four.
+void fill_uniform(uint64_t seed, int64_t first, int64_t count, float* u) {
+    int64_t i = 0;
+    while (i < count) {
+        uint64_t idx = (uint64_t)(first + i);
+        philox_out o = philox4x32_10((uint32_t)(idx >> 2), (uint32_t)(idx >> 34), (uint32_t)seed, (uint32_t)(seed >> 32));
+        for (uint32_t lane = (uint32_t)(idx & 3u); lane < 4 && i < count; ++lane, ++i)
+            u[i] = (float)(o.v[lane] >> 8) * 5.9604644775390625e-8f;
+    }
+}
+
+template <typename In, typename Q>
+void quantize_run(const In* x, Q* q, int64_t n, float inv, float zp, float lo, float hi) {
+    for (int64_t i = 0; i < n; ++i) q[i] = (Q)quantize_value(io<In>::load(x[i]), inv, zp, lo, hi);
+}
+
+template <typename In, typename Q>
+void quantize_run_stochastic(const In* x, Q* q, int64_t n, int64_t first, float inv, float zp, float lo, float hi,
+                             uint64_t seed) {
+    constexpr int64_t TILE = 512;
+    float u[TILE];
+    for (int64_t s = 0; s < n; s += TILE) {
+        int64_t m = std::min(TILE, n - s);
+        fill_uniform(seed, first + s, m, u);
+        for (int64_t i = 0; i < m; ++i)
+            q[s + i] = (Q)quantize_value_stochastic(io<In>::load(x[s + i]), inv, zp, lo, hi, u[i]);
+    }
+}
+
+template <typename In, typename Q>
+void apply_run(const In* x, Q* q, int64_t a, int64_t b, float inv, float zp, float lo, float hi, bool sr,
+               uint64_t seed) {
+    if (sr) quantize_run_stochastic(x + a, q + a, b - a, a, inv, zp, lo, hi, seed);
+    else quantize_run(x + a, q + a, b - a, inv, zp, lo, hi);
+}
+
+template <typename In, typename Q>
+void quantize_affine_typed(const In* x, Q* q, const Grouping& g, const float* scales, const int32_t* zps,
+                           int qmin, int qmax, bool sr, uint64_t seed) {
+    const int64_t groups = g.groups();
+    std::vector<float> inv((size_t)groups), zpf((size_t)groups);
+    for (int64_t i = 0; i < groups; ++i) {
+        inv[i] = inverse_scale(scales[i]);
+        zpf[i] = zps ? (float)zps[i] : 0.0f;
+    }
+    const float lo = (float)qmin, hi = (float)qmax;
+    ThreadPool& pool = ThreadPool::instance();
+    const int64_t tasks = pool.split(g.n, GRAIN);
+    pool.run(tasks, [&](int64_t t) {
+        int64_t s = g.n * t / tasks, e = g.n * (t + 1) / tasks;
+        if (g.block == 0 && g.inner == 1 && g.channels > 1) {
+            // Channel is the last axis: the scale changes every element.
+            int64_t c = s % g.channels;
+            constexpr int64_t TILE = 512;
+            float u[TILE];
+            for (int64_t i0 = s; i0 < e; i0 += TILE) {
+                int64_t m = std::min(TILE, e - i0);
+                if (sr) fill_uniform(seed, i0, m, u);
+                for (int64_t i = 0; i < m; ++i) {
+                    float v = io<In>::load(x[i0 + i]);
+                    q[i0 + i] = (Q)(sr ? quantize_value_stochastic(v, inv[c], zpf[c], lo, hi, u[i])
+                                       : quantize_value(v, inv[c], zpf[c], lo, hi));
+                    if (++c == g.channels) c = 0;
+                }
+            }
+            return;
+        }
+        for_each_run(g, s, e, [&](int64_t a, int64_t b, int64_t grp) {
+            apply_run(x, q, a, b, inv[grp], zpf[grp], lo, hi, sr, seed);
+        });
+    });
+}
+
+template <typename In>
+void quantize_blockwise_typed(const In* x, int8_t* q, const Grouping& g, float* scales, bool sr, uint64_t seed) {
+    const int64_t groups = g.groups();
+    const int64_t per_task = std::max<int64_t>(1, GRAIN / g.block);
+    ThreadPool::instance().run((groups + per_task - 1) / per_task, [&](int64_t t) {
+        int64_t g0 = t * per_task, g1 = std::min(groups, g0 + per_task);
+        for (int64_t b = g0; b < g1; ++b) {
+            int64_t s = b * g.block, e = std::min(g.n, s + g.block);
+            float scale = symmetric_scale(u2f(absmax_bits(x + s, e - s)));
+            scales[b] = scale;
+            apply_run(x, q, s, e, inverse_scale(scale), 0.0f, -127.0f, 127.0f, sr, seed);
+        }
+    });
+}
+
+// ---- dequantize and cast -------------------------------------------------------
+template <typename Q, typename Out>
+void dequantize_run(const Q* q, Out* y, int64_t n, int32_t zp, float scale) {
+    for (int64_t i = 0; i < n; ++i) y[i] = io<Out>::store(dequantize_value((int32_t)q[i], zp, scale));
+}
+
+template <typename Q, typename Out>
+void dequantize_typed(const Q* q, Out* y, const Grouping& g, const float* scales, const int32_t* zps) {
+    ThreadPool& pool = ThreadPool::instance();
+    const int64_t tasks = pool.split(g.n, GRAIN);
+    pool.run(tasks, [&](int64_t t) {
+        int64_t s = g.n * t / tasks, e = g.n * (t + 1) / tasks;
+        if (g.block == 0 && g.inner == 1 && g.channels > 1) {
+            int64_t c = s % g.channels;
+            for (int64_t i = s; i < e; ++i) {
+                y[i] = io<Out>::store(dequantize_value((int32_t)q[i], zps ? zps[c] : 0, scales[c]));
+                if (++c == g.channels) c = 0;
+            }
+            return;
+        }
+        for_each_run(g, s, e, [&](int64_t a, int64_t b, int64_t grp) {
+            dequantize_run(q + a, y + a, b - a, zps ? zps[grp] : 0, scales[grp]);
+        });
+    });
+}
+
+template <typename In, typename Out>
+void cast_typed(const In* x, Out* y, int64_t n) {
+    ThreadPool& pool = ThreadPool::instance();
+    const int64_t tasks = pool.split(n, GRAIN);
+    pool.run(tasks, [&](int64_t t) {
+        int64_t s = n * t / tasks, e = n * (t + 1) / tasks;
+        for (int64_t i = s; i < e; ++i) y[i] = io<Out>::store(io<In>::load(x[i]));
+    });
+}
+
+// ---- dtype dispatch -------------------------------------------------------------
+template <typename F>
+void with_float_type(int dtype, F&& f) {
+    switch (dtype) {
+        case TORUS_FLOAT32: f((float*)nullptr); break;
+        case TORUS_FLOAT16: f((half_bits*)nullptr); break;
+        default: f((bf16_bits*)nullptr); break;
+    }
+}
+
+}  // namespace
+
+void stats(int in_dtype, const void* x, const Grouping& g, float* absmax, float* mn, float* mx) {
+    with_float_type(in_dtype, [&](auto* tag) {
+        using In = std::remove_pointer_t<decltype(tag)>;
+        stats_typed((const In*)x, g, absmax, mn, mx);
+    });
+}
+
+void quantize_symmetric(int in_dtype, const void* x, const Grouping& g, int8_t* q, float* scales, bool sr,
+                        uint64_t seed) {
+    with_float_type(in_dtype, [&](auto* tag) {
+        using In = std::remove_pointer_t<decltype(tag)>;
+        if (g.block > 0) {
+            quantize_blockwise_typed((const In*)x, q, g, scales, sr, seed);
+            return;
+        }
+        stats_typed((const In*)x, g, scales, nullptr, nullptr);
+        for (int64_t c = 0; c < g.channels; ++c) scales[c] = symmetric_scale(scales[c]);
+        quantize_affine_typed((const In*)x, q, g, scales, nullptr, -127, 127, sr, seed);
+    });
+}
+
+void quantize_affine(int in_dtype, const void* x, const Grouping& g, const float* scales, const int32_t* zps,
+                     int qmin, int qmax, int out_dtype, void* q, bool sr, uint64_t seed) {
+    with_float_type(in_dtype, [&](auto* tag) {
+        using In = std::remove_pointer_t<decltype(tag)>;
+        if (out_dtype == TORUS_UINT8)
+            quantize_affine_typed((const In*)x, (uint8_t*)q, g, scales, zps, qmin, qmax, sr, seed);
+        else
+            quantize_affine_typed((const In*)x, (int8_t*)q, g, scales, zps, qmin, qmax, sr, seed);
+    });
+}
+
+void dequantize(int q_dtype, const void* q, const Grouping& g, const float* scales, const int32_t* zps,
+                int out_dtype, void* y) {
+    with_float_type(out_dtype, [&](auto* tag) {
+        using Out = std::remove_pointer_t<decltype(tag)>;
+        if (q_dtype == TORUS_UINT8) dequantize_typed((const uint8_t*)q, (Out*)y, g, scales, zps);
+        else dequantize_typed((const int8_t*)q, (Out*)y, g, scales, zps);
+    });
+}
+
+void cast(int in_dtype, const void* x, int out_dtype, void* y, int64_t n) {
+    with_float_type(in_dtype, [&](auto* itag) {
+        using In = std::remove_pointer_t<decltype(itag)>;
+        with_float_type(out_dtype, [&](auto* otag) {
+            using Out = std::remove_pointer_t<decltype(otag)>;
+            cast_typed((const In*)x, (Out*)y, n);
+        });
+    });
+}
+
+}  // namespace TORUS_CPU_NS
+}  // namespace torus

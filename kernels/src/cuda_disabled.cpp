@@ -1,0 +1,38 @@
+// Stand-ins used when the library is built without nvcc: every CUDA entry
+// point reports that this build has no CUDA support.
+#include "cuda_kernels.hpp"
+
+namespace torus { namespace cuda {
+
+static int no_cuda() {
+    return fail(TORUS_ERR_CUDA_UNAVAILABLE,
+                "this Torus native library was built without CUDA (nvcc was not found at build time)");
+}
+
+bool compiled() { return false; }
+int device_count(int*) { return no_cuda(); }
+int device_name(int, char*, int) { return no_cuda(); }
+int host_alloc_pinned(int64_t, void**) { return no_cuda(); }
+int host_free_pinned(void*) { return no_cuda(); }
+int stream_create(int, void**) { return no_cuda(); }
+int stream_destroy(int, void*) { return no_cuda(); }
+int stream_synchronize(int, void*) { return no_cuda(); }
+int stream_wait_event(int, void*, void*) { return no_cuda(); }
+int event_create(int, int, void**) { return no_cuda(); }
+int event_destroy(int, void*) { return no_cuda(); }
+int event_record(int, void*, void*) { return no_cuda(); }
+int event_synchronize(int, void*) { return no_cuda(); }
+int event_query(int, void*, int*) { return no_cuda(); }
+int event_elapsed_ms(int, void*, void*, float*) { return no_cuda(); }
+int device_alloc(int, int64_t, void*, void**) { return no_cuda(); }
+int device_free(int, void*, void*) { return no_cuda(); }
+int memcpy_async(int, void*, const void*, int64_t, void*) { return no_cuda(); }
+int memset_async(int, void*, int, int64_t, void*) { return no_cuda(); }
+int stats(int, void*, int, const void*, const Grouping&, float*, float*, float*) { return no_cuda(); }
+int quantize_symmetric(int, void*, int, const void*, const Grouping&, int8_t*, float*, bool, uint64_t) { return no_cuda(); }
+int quantize_affine(int, void*, int, const void*, const Grouping&, const float*, const int32_t*, int, int, int, void*,
+                    bool, uint64_t) { return no_cuda(); }
+int dequantize(int, void*, int, const void*, const Grouping&, const float*, const int32_t*, int, void*) { return no_cuda(); }
+int cast(int, void*, int, const void*, int, void*, int64_t) { return no_cuda(); }
+
+} }

@@ -1,0 +1,40 @@
+// CUDA kernel and runtime entry points. Implemented in cuda/*.cu when the
+// library is built with nvcc, and by cuda_disabled.cpp otherwise. Each returns
+// a torus_status and sets the last error on failure.
+#pragma once
+
+#include <stdint.h>
+#include "common.hpp"
+
+namespace torus { namespace cuda {
+
+bool compiled();
+int device_count(int* count);
+int device_name(int device, char* buf, int len);
+int host_alloc_pinned(int64_t bytes, void** out);
+int host_free_pinned(void* p);
+int stream_create(int device, void** out);
+int stream_destroy(int device, void* s);
+int stream_synchronize(int device, void* s);
+int stream_wait_event(int device, void* s, void* e);
+int event_create(int device, int timing, void** out);
+int event_destroy(int device, void* e);
+int event_record(int device, void* e, void* s);
+int event_synchronize(int device, void* e);
+int event_query(int device, void* e, int* done);
+int event_elapsed_ms(int device, void* a, void* b, float* ms);
+int device_alloc(int device, int64_t bytes, void* s, void** out);
+int device_free(int device, void* p, void* s);
+int memcpy_async(int device, void* dst, const void* src, int64_t bytes, void* s);
+int memset_async(int device, void* dst, int value, int64_t bytes, void* s);
+
+int stats(int device, void* s, int in_dtype, const void* x, const Grouping& g, float* absmax, float* mn, float* mx);
+int quantize_symmetric(int device, void* s, int in_dtype, const void* x, const Grouping& g, int8_t* q,
+                       float* scales, bool sr, uint64_t seed);
+int quantize_affine(int device, void* s, int in_dtype, const void* x, const Grouping& g, const float* scales,
+                    const int32_t* zps, int qmin, int qmax, int out_dtype, void* q, bool sr, uint64_t seed);
+int dequantize(int device, void* s, int q_dtype, const void* q, const Grouping& g, const float* scales,
+               const int32_t* zps, int out_dtype, void* y);
+int cast(int device, void* s, int in_dtype, const void* x, int out_dtype, void* y, int64_t n);
+
+} }
