@@ -1,0 +1,25 @@
+package dev.torus.quant;
+
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Tag;
+
+import dev.torus.Device;
+
+/**
+ * The kernel contract on CUDA device 0. Both devices are checked against the same
+ * reference bits, so passing here means CPU and GPU results are bit-identical.
+ */
+@Tag("gpu")
+class GpuKernelTest extends KernelSuite {
+    @BeforeEach
+    void requireCuda() {
+        assumeTrue(Device.isCudaAvailable(), () -> "CUDA unavailable: " + Device.cudaUnavailableCause());
+    }
+
+    @Override
+    protected Device device() {
+        return Device.cuda(0);
+    }
+}

@@ -1,0 +1,25 @@
+package dev.torus.testing;
+
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.TestInfo;
+
+import dev.torus.memory.Allocator;
+
+/**
+ * Gives each test a root allocator and closes it afterwards, so every test is
+ * also a leak check: an unclosed buffer fails the test with its name.
+ */
+public abstract class TorusTestBase {
+    protected Allocator root;
+
+    @BeforeEach
+    void openRoot(TestInfo info) {
+        root = Allocator.root(info.getDisplayName());
+    }
+
+    @AfterEach
+    void closeRootChecksLeaks() {
+        root.close();
+    }
+}
