@@ -39,17 +39,16 @@ TORUS_HD float u2f(uint32_t u) {
 }
 
 // ---- float16 ----------------------------------------------------------------
+// Written as straight-line selects (no branches) so that the CPU loops
+// vectorize; every path is computed and the right one is picked.
 TORUS_HD float half_to_float(uint16_t h) {
     uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
     uint32_t em = h & 0x7fffu;
-    uint32_t bits;
-    if (em >= 0x7c00u) {                 // Inf / NaN: keep payload, exponent all ones
-        bits = 0x7f800000u | ((em & 0x3ffu) << 13);
-    } else if (em >= 0x0400u) {          // normal: rebias exponent by 127 - 15
-        bits = (em << 13) + 0x38000000u;
-    } else {                             // zero / subnormal: em * 2^-24 is exact
-        bits = f2u((float)em * 5.9604644775390625e-8f);
-    }
+    uint32_t infnan = 0x7f800000u | ((em & 0x3ffu) << 13);   // keep the payload
+    uint32_t normal = (em << 13) + 0x38000000u;               // rebias exponent by 127 - 15
+    uint32_t sub = f2u((float)(int32_t)em * 5.9604644775390625e-8f);  // em * 2^-24 is exact
+    uint32_t bits = em >= 0x0400u ? normal : sub;
+    bits = em >= 0x7c00u ? infnan : bits;
     return u2f(sign | bits);
 }
 
@@ -57,28 +56,21 @@ TORUS_HD uint16_t float_to_half(float f) {
     uint32_t b = f2u(f);
     uint32_t sign = (b >> 16) & 0x8000u;
     uint32_t a = b & 0x7fffffffu;
-    uint32_t h;
-    if (a > 0x7f800000u) {               // NaN: quiet it, keep the top payload bits
-        h = 0x7e00u | ((a >> 13) & 0x3ffu);
-    } else if (a >= 0x477ff000u) {       // >= 65520 rounds to infinity (also Inf)
-        h = 0x7c00u;
-    } else if (a >= 0x38800000u) {       // normal half
-        uint32_t r = a - 0x38000000u;
-        h = (r + 0x0fffu + ((r >> 13) & 1u)) >> 13;
-    } else {                             // subnormal half or zero
-        uint32_t e = a >> 23;
-        if (e < 102u) {
-            h = 0;
-        } else {
-            uint32_t m = (a & 0x7fffffu) | 0x800000u;
-            uint32_t s = 126u - e;       // 14..24
-            uint32_t q = m >> s;
-            uint32_t rem = m & ((1u << s) - 1u);
-            uint32_t halfway = 1u << (s - 1u);
-            q += (rem > halfway || (rem == halfway && (q & 1u))) ? 1u : 0u;
-            h = q;
-        }
-    }
+    // NaN: quiet it, keep the top payload bits.
+    uint32_t nan_h = 0x7e00u | ((a >> 13) & 0x3ffu);
+    // Normal half: rebias, round to nearest even on the 13 dropped bits.
+    uint32_t r = a - 0x38000000u;
+    uint32_t norm_h = (r + 0x0fffu + ((r >> 13) & 1u)) >> 13;
+    // Subnormal half (or zero): shift the full significand right by 126 - e,
+    // rounding to nearest even; exponents below 102 give a shift of 25 -> 0.
+    uint32_t e = a >> 23;
+    uint32_t s = (e >= 102u && e <= 126u) ? 126u - e : 25u;
+    uint32_t m = (a & 0x7fffffu) | 0x800000u;
+    uint32_t q = m >> s;
+    uint32_t rem = m & ((1u << s) - 1u);
+    uint32_t halfway = 1u << (s - 1u);
+    uint32_t sub_h = q + ((rem > halfway || (rem == halfway && (q & 1u))) ? 1u : 0u);
+    uint32_t h = a > 0x7f800000u ? nan_h : (a >= 0x477ff000u ? 0x7c00u : (a >= 0x38800000u ? norm_h : sub_h));
     return (uint16_t)(sign | h);
 }
 
@@ -87,8 +79,9 @@ TORUS_HD float bf16_to_float(uint16_t h) { return u2f((uint32_t)h << 16); }
 
 TORUS_HD uint16_t float_to_bf16(float f) {
     uint32_t b = f2u(f);
-    if ((b & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((b >> 16) | 0x0040u);
-    return (uint16_t)((b + 0x7fffu + ((b >> 16) & 1u)) >> 16);
+    uint32_t nan_b = (b >> 16) | 0x0040u;
+    uint32_t rne = (b + 0x7fffu + ((b >> 16) & 1u)) >> 16;
+    return (uint16_t)((b & 0x7fffffffu) > 0x7f800000u ? nan_b : rne);
 }
 
 // ---- typed load / store -----------------------------------------------------

@@ -56,29 +56,36 @@ struct Acc {
     }
 };
 
+// The reductions stay out of line: inlined into the std::function task bodies,
+// GCC 12 no longer recognises them as vectorizable max/min reductions.
+#define TORUS_NOINLINE __attribute__((noinline))
+
 template <typename In>
-uint32_t absmax_bits(const In* x, int64_t n) {
-    uint32_t m = 0;
+TORUS_NOINLINE uint32_t absmax_bits(const In* x, int64_t n) {
+    // Signed: the bits are < 0x7f800000 anyway, and GCC 12 vectorizes a signed
+    // max reduction but not this unsigned one.
+    int32_t m = 0;
     for (int64_t i = 0; i < n; ++i) {
-        uint32_t a = finite_abs_bits(io<In>::load(x[i]));
+        int32_t a = (int32_t)finite_abs_bits(io<In>::load(x[i]));
         m = a > m ? a : m;
     }
-    return m;
+    return (uint32_t)m;
 }
 
 template <typename In>
-void minmax_keys(const In* x, int64_t n, int32_t& kmin, int32_t& kmax) {
-    int32_t lo = kmin, hi = kmax;
+TORUS_NOINLINE void minmax_keys(const In* x, int64_t n, int32_t& kmin, int32_t& kmax) {
+    int32_t lo = KEY_EMPTY_MIN, hi = KEY_EMPTY_MAX;
     for (int64_t i = 0; i < n; ++i) {
-        float v = io<In>::load(x[i]);
-        bool fin = is_finite_bits(v);
-        int32_t k = float_key(v);
-        int32_t kl = fin ? k : KEY_EMPTY_MIN;
-        int32_t kh = fin ? k : KEY_EMPTY_MAX;
-        lo = kl < lo ? kl : lo;
-        hi = kh > hi ? kh : hi;
+        int32_t b = (int32_t)f2u(io<In>::load(x[i]));
+        // Non-finite values get keys that lose both reductions.
+        // (masks rather than selects: GCC 12 will not vectorize a select feeding two reductions)
+        int32_t fin = -(int32_t)((b & 0x7f800000) != 0x7f800000);
+        int32_t k = b ^ ((b >> 31) & 0x7fffffff);
+        lo = std::min(lo, (k & fin) | (KEY_EMPTY_MIN & ~fin));
+        hi = std::max(hi, (k & fin) | (KEY_EMPTY_MAX & ~fin));
     }
-    kmin = lo; kmax = hi;
+    kmin = std::min(kmin, lo);
+    kmax = std::max(kmax, hi);
 }
 
 template <typename In>
@@ -160,18 +167,36 @@ void stats_typed(const In* x, const Grouping& g, float* absmax, float* mn, float
 
 // ---- quantize -----------------------------------------------------------------
 // Uniform numbers for elements [first, first + count), one Philox call per four.
+// Whole aligned quads go through a loop the compiler can vectorize.
+float uniform_of(const philox_out& o, uint32_t lane) { return (float)(o.v[lane] >> 8) * 5.9604644775390625e-8f; }
+
 void fill_uniform(uint64_t seed, int64_t first, int64_t count, float* u) {
+    const uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
     int64_t i = 0;
-    while (i < count) {
+    while (i < count && ((first + i) & 3) != 0) {  // head up to a quad boundary
         uint64_t idx = (uint64_t)(first + i);
-        philox_out o = philox4x32_10((uint32_t)(idx >> 2), (uint32_t)(idx >> 34), (uint32_t)seed, (uint32_t)(seed >> 32));
-        for (uint32_t lane = (uint32_t)(idx & 3u); lane < 4 && i < count; ++lane, ++i)
-            u[i] = (float)(o.v[lane] >> 8) * 5.9604644775390625e-8f;
+        u[i] = uniform_of(philox4x32_10((uint32_t)(idx >> 2), (uint32_t)(idx >> 34), k0, k1), (uint32_t)(idx & 3u));
+        ++i;
+    }
+    const uint64_t quad0 = (uint64_t)(first + i) >> 2;
+    const int64_t quads = (count - i) / 4;
+    float* out = u + i;
+    for (int64_t j = 0; j < quads; ++j) {
+        uint64_t c = quad0 + (uint64_t)j;
+        philox_out o = philox4x32_10((uint32_t)c, (uint32_t)(c >> 32), k0, k1);
+        out[4 * j + 0] = uniform_of(o, 0);
+        out[4 * j + 1] = uniform_of(o, 1);
+        out[4 * j + 2] = uniform_of(o, 2);
+        out[4 * j + 3] = uniform_of(o, 3);
+    }
+    for (i += quads * 4; i < count; ++i) {
+        uint64_t idx = (uint64_t)(first + i);
+        u[i] = uniform_of(philox4x32_10((uint32_t)(idx >> 2), (uint32_t)(idx >> 34), k0, k1), (uint32_t)(idx & 3u));
     }
 }
 
 template <typename In, typename Q>
-void quantize_run(const In* x, Q* q, int64_t n, float inv, float zp, float lo, float hi) {
+TORUS_NOINLINE void quantize_run(const In* x, Q* q, int64_t n, float inv, float zp, float lo, float hi) {
     for (int64_t i = 0; i < n; ++i) q[i] = (Q)quantize_value(io<In>::load(x[i]), inv, zp, lo, hi);
 }
 
@@ -249,7 +274,7 @@ void quantize_blockwise_typed(const In* x, int8_t* q, const Grouping& g, float* 
 
 // ---- dequantize and cast -------------------------------------------------------
 template <typename Q, typename Out>
-void dequantize_run(const Q* q, Out* y, int64_t n, int32_t zp, float scale) {
+TORUS_NOINLINE void dequantize_run(const Q* q, Out* y, int64_t n, int32_t zp, float scale) {
     for (int64_t i = 0; i < n; ++i) y[i] = io<Out>::store(dequantize_value((int32_t)q[i], zp, scale));
 }
 

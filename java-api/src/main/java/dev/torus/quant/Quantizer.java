@@ -68,6 +68,39 @@ public final class Quantizer {
         }
     }
 
+    /**
+     * Quantizes {@code x} into an existing result (no allocation; for hot loops).
+     * {@code out} must have been made for the same shape, device and spec, by
+     * {@link #quantize} or {@link QuantizedTensor#of}. Symmetric specs overwrite
+     * its scales; affine specs use the scales and zero points it holds.
+     */
+    public static void quantizeInto(Tensor x, QuantizedTensor out) {
+        checkInput(x, "x");
+        if (out == null) {
+            throw new IllegalArgumentException("out must not be null");
+        }
+        out.ensureOpen();
+        QuantSpec spec = out.spec();
+        Tensor values = out.values();
+        checkSameLayout(x, "x", values, "out.values");
+        Groups g = Groups.of(x, spec.granularity(), spec.axis(), spec.blockSize());
+        if (g.count == 0) {
+            return;
+        }
+        Device dev = x.device();
+        int sr = spec.isStochastic() ? 1 : 0;
+        if (spec.scheme() == QuantSpec.Scheme.SYMMETRIC) {
+            NativeLibrary.check(TorusNative.torus_quantize_symmetric(dev.nativeCode(), 0L, x.dtype().code(),
+                    x.dataAddress(), g.n, g.outer, g.channels, g.inner, g.block, values.dataAddress(),
+                    out.scales().dataAddress(), sr, spec.seed()), "quantize(" + spec + ")");
+        } else {
+            NativeLibrary.check(TorusNative.torus_quantize_affine(dev.nativeCode(), 0L, x.dtype().code(),
+                    x.dataAddress(), g.n, g.outer, g.channels, g.inner, g.block, out.scales().dataAddress(),
+                    out.zeroPoints().dataAddress(), spec.qmin(), spec.qmax(), spec.dtype().code(),
+                    values.dataAddress(), sr, spec.seed()), "quantize(" + spec + ")");
+        }
+    }
+
     /** Dequantizes to {@code out} (FLOAT32, FLOAT16 or BFLOAT16): y = (q - zp) * scale, rounded once. */
     public static Tensor dequantize(QuantizedTensor q, DType out) {
         if (q == null) {

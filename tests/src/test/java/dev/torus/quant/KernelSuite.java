@@ -17,11 +17,10 @@ import dev.torus.DType;
 import dev.torus.Device;
 import dev.torus.Tensor;
 import dev.torus.testing.Data;
-import dev.torus.testing.Reference;
 import dev.torus.testing.TorusTestBase;
 
 /**
- * The kernel contract, checked exactly against {@link Reference} on one device.
+ * The kernel contract, checked exactly against {@link ScalarReference} on one device.
  * Subclasses pick the device; the GPU subclass thereby also proves CPU/GPU
  * bit-identity, since both must equal the same reference bits.
  */
@@ -51,7 +50,7 @@ abstract class KernelSuite extends TorusTestBase {
         }
         short[] bits = new short[x.length];
         for (int i = 0; i < x.length; i++) {
-            bits[i] = t == DType.FLOAT16 ? Reference.f32ToF16(x[i]) : Reference.f32ToBf16(x[i]);
+            bits[i] = t == DType.FLOAT16 ? ScalarReference.f32ToF16(x[i]) : ScalarReference.f32ToBf16(x[i]);
         }
         Tensor host = Tensor.fromBits(root, t, bits, shape);
         if (device().isCpu()) {
@@ -81,15 +80,15 @@ abstract class KernelSuite extends TorusTestBase {
             short[] hb = h.toShortArray();
             short[] bb = b.toShortArray();
             for (int i = 0; i < x.length; i++) {
-                if (hb[i] != Reference.f32ToF16(x[i])) {
+                if (hb[i] != ScalarReference.f32ToF16(x[i])) {
                     fail("fp16 of " + Integer.toHexString(Float.floatToRawIntBits(x[i])) + " at " + i + ": got "
                             + Integer.toHexString(hb[i] & 0xffff) + ", expected "
-                            + Integer.toHexString(Reference.f32ToF16(x[i]) & 0xffff) + ctx());
+                            + Integer.toHexString(ScalarReference.f32ToF16(x[i]) & 0xffff) + ctx());
                 }
-                if (bb[i] != Reference.f32ToBf16(x[i])) {
+                if (bb[i] != ScalarReference.f32ToBf16(x[i])) {
                     fail("bf16 of " + Integer.toHexString(Float.floatToRawIntBits(x[i])) + " at " + i + ": got "
                             + Integer.toHexString(bb[i] & 0xffff) + ", expected "
-                            + Integer.toHexString(Reference.f32ToBf16(x[i]) & 0xffff) + ctx());
+                            + Integer.toHexString(ScalarReference.f32ToBf16(x[i]) & 0xffff) + ctx());
                 }
             }
         }
@@ -108,10 +107,10 @@ abstract class KernelSuite extends TorusTestBase {
                 float[] got = f.toFloatArray();
                 short[] cross = o.toShortArray();
                 for (int i = 0; i < all.length; i++) {
-                    float want = src == DType.FLOAT16 ? Reference.f16ToF32(all[i]) : Reference.bf16ToF32(all[i]);
+                    float want = src == DType.FLOAT16 ? ScalarReference.f16ToF32(all[i]) : ScalarReference.bf16ToF32(all[i]);
                     assertEquals(Float.floatToRawIntBits(want), Float.floatToRawIntBits(got[i]),
                             src + " pattern " + Integer.toHexString(i) + ctx());
-                    short wantCross = other == DType.FLOAT16 ? Reference.f32ToF16(want) : Reference.f32ToBf16(want);
+                    short wantCross = other == DType.FLOAT16 ? ScalarReference.f32ToF16(want) : ScalarReference.f32ToBf16(want);
                     assertEquals(wantCross, cross[i], src + "->" + other + " pattern " + Integer.toHexString(i) + ctx());
                 }
             }
@@ -135,7 +134,7 @@ abstract class KernelSuite extends TorusTestBase {
             try (Tensor a = put(x, n); Tensor h = Quantizer.cast(a, t); Tensor back = Quantizer.cast(h, DType.FLOAT32)) {
                 float[] got = back.toFloatArray();
                 for (int i = 0; i < n; i++) {
-                    float want = Reference.roundTo(t, x[i]);
+                    float want = ScalarReference.roundTo(t, x[i]);
                     assertTrue(Float.floatToRawIntBits(want) == Float.floatToRawIntBits(got[i])
                             || (Float.isNaN(want) && Float.isNaN(got[i])), t + " at " + i + ctx());
                 }
@@ -149,7 +148,7 @@ abstract class KernelSuite extends TorusTestBase {
     void checkSymmetric(float[] x, int[] groupOf, int groups, QuantizedTensor q, DType in, String what) {
         float[] xr = new float[x.length];
         for (int i = 0; i < x.length; i++) {
-            xr[i] = Reference.roundTo(in, x[i]);
+            xr[i] = ScalarReference.roundTo(in, x[i]);
         }
         float[] absmax = new float[groups];
         for (int i = 0; i < x.length; i++) {
@@ -160,12 +159,12 @@ abstract class KernelSuite extends TorusTestBase {
         float[] scales = q.scales().toFloatArray();
         assertEquals(groups, scales.length, what + ": scale count" + ctx());
         for (int g = 0; g < groups; g++) {
-            assertEquals(Reference.symmetricScale(absmax[g]), scales[g], 0f, what + ": scale " + g + ctx());
+            assertEquals(ScalarReference.symmetricScale(absmax[g]), scales[g], 0f, what + ": scale " + g + ctx());
         }
         byte[] v = q.values().toByteArray();
         for (int i = 0; i < x.length; i++) {
             float s = scales[groupOf[i]];
-            int want = Reference.quantize(xr[i], Reference.inverseScale(s), 0, -127, 127);
+            int want = ScalarReference.quantize(xr[i], ScalarReference.inverseScale(s), 0, -127, 127);
             if (v[i] != want) {
                 fail(what + ": q[" + i + "] of " + xr[i] + " with scale " + s + " is " + v[i] + ", expected " + want + ctx());
             }
@@ -346,7 +345,7 @@ abstract class KernelSuite extends TorusTestBase {
             float[] s = q.scales().toFloatArray();
             float[] got = yf.toFloatArray();
             for (int i = 0; i < x.length; i++) {
-                float want = Reference.roundTo(out, Reference.dequantize(v[i], 0, s[i / 256]));
+                float want = ScalarReference.roundTo(out, ScalarReference.dequantize(v[i], 0, s[i / 256]));
                 assertEquals(Float.floatToRawIntBits(want), Float.floatToRawIntBits(got[i]), out + " at " + i + ctx());
             }
         }
@@ -371,12 +370,12 @@ abstract class KernelSuite extends TorusTestBase {
                 assertArrayEquals(new int[] {zp}, q.zeroPoints().toIntArray());
                 float inv = 1.0f / scale;
                 for (int i = 0; i < n; i++) {
-                    int want = Reference.quantize(x[i], inv, zp, lo, hi);
+                    int want = ScalarReference.quantize(x[i], inv, zp, lo, hi);
                     int got = qt == DType.UINT8 ? v[i] & 0xff : v[i];
                     if (got != want) {
                         fail(spec + ": q[" + i + "] of " + x[i] + " is " + got + ", expected " + want + ctx());
                     }
-                    assertEquals(Reference.dequantize(want, zp, scale), d[i], 0f, "dequant at " + i + ctx());
+                    assertEquals(ScalarReference.dequantize(want, zp, scale), d[i], 0f, "dequant at " + i + ctx());
                 }
             }
         }
@@ -404,7 +403,7 @@ abstract class KernelSuite extends TorusTestBase {
                 try (Tensor t = put(x, shape); QuantizedTensor q = Quantizer.quantize(t, spec)) {
                     byte[] v = q.values().toByteArray();
                     for (int i = 0; i < n; i++) {
-                        int want = Reference.quantize(x[i], 1.0f / scales[grp[i]], zps[grp[i]], 0, 255);
+                        int want = ScalarReference.quantize(x[i], 1.0f / scales[grp[i]], zps[grp[i]], 0, 255);
                         assertEquals(want, v[i] & 0xff, "axis " + axis + " element " + i + ctx());
                     }
                 }
@@ -436,8 +435,8 @@ abstract class KernelSuite extends TorusTestBase {
             assertTrue(!java.util.Arrays.equals(va, c.values().toByteArray()), "another seed changes the rounding");
             float[] sc = a.scales().toFloatArray();
             for (int i = 0; i < x.length; i++) {
-                float inv = Reference.inverseScale(sc[i / 512]);
-                int want = Reference.quantizeStochastic(x[i], inv, 0, -127, 127, Reference.uniform(s, i));
+                float inv = ScalarReference.inverseScale(sc[i / 512]);
+                int want = ScalarReference.quantizeStochastic(x[i], inv, 0, -127, 127, ScalarReference.uniform(s, i));
                 if (va[i] != want) {
                     fail("stochastic q[" + i + "] = " + va[i] + ", expected " + want + ctx());
                 }
@@ -451,7 +450,7 @@ abstract class KernelSuite extends TorusTestBase {
         try (Tensor t = put(y, y.length); QuantizedTensor q = Quantizer.quantize(t, aff)) {
             byte[] v = q.values().toByteArray();
             for (int i = 0; i < y.length; i++) {
-                assertEquals(Reference.quantizeStochastic(y[i], 1.0f / 0.02f, 128, 0, 255, Reference.uniform(7, i)),
+                assertEquals(ScalarReference.quantizeStochastic(y[i], 1.0f / 0.02f, 128, 0, 255, ScalarReference.uniform(7, i)),
                         v[i] & 0xff, "affine stochastic at " + i + ctx());
             }
         }

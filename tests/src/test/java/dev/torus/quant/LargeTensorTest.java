@@ -10,7 +10,6 @@ import org.junit.jupiter.api.Test;
 import dev.torus.DType;
 import dev.torus.Tensor;
 import dev.torus.testing.Data;
-import dev.torus.testing.Reference;
 import dev.torus.testing.TorusTestBase;
 
 /** 64M+ elements through the CPU kernels, checked element by element. */
@@ -33,11 +32,11 @@ class LargeTensorTest extends TorusTestBase {
                 for (int b = 0; b < s.length; b++) {
                     int from = b * 4096;
                     int to = Math.min(N, from + 4096);
-                    float scale = Reference.symmetricScale(Reference.absMax(x, from, to));
+                    float scale = ScalarReference.symmetricScale(ScalarReference.absMax(x, from, to));
                     assertEquals(scale, s[b], 0f, "scale of block " + b + " (seed " + seed + ")");
-                    float inv = Reference.inverseScale(scale);
+                    float inv = ScalarReference.inverseScale(scale);
                     for (int i = from; i < to; i++) {
-                        if (v[i] != Reference.quantize(x[i], inv, 0, -127, 127)) {
+                        if (v[i] != ScalarReference.quantize(x[i], inv, 0, -127, 127)) {
                             fail("q[" + i + "] (seed " + seed + ")");
                         }
                     }
@@ -45,14 +44,14 @@ class LargeTensorTest extends TorusTestBase {
             }
             try (QuantizedTensor q = Quantizer.quantize(t, QuantSpec.int8Symmetric().perTensor());
                  Tensor y = Quantizer.dequantize(q, DType.BFLOAT16)) {
-                float scale = Reference.symmetricScale(Reference.absMax(x, 0, N));
+                float scale = ScalarReference.symmetricScale(ScalarReference.absMax(x, 0, N));
                 assertEquals(scale, q.scales().toFloatArray()[0], 0f);
-                float inv = Reference.inverseScale(scale);
+                float inv = ScalarReference.inverseScale(scale);
                 byte[] v = q.values().toByteArray();
                 short[] d = y.toShortArray();
                 for (int i = 0; i < N; i++) {
-                    int want = Reference.quantize(x[i], inv, 0, -127, 127);
-                    if (v[i] != want || d[i] != Reference.f32ToBf16(Reference.dequantize(want, 0, scale))) {
+                    int want = ScalarReference.quantize(x[i], inv, 0, -127, 127);
+                    if (v[i] != want || d[i] != ScalarReference.f32ToBf16(ScalarReference.dequantize(want, 0, scale))) {
                         fail("element " + i + " (seed " + seed + ")");
                     }
                 }
@@ -60,7 +59,7 @@ class LargeTensorTest extends TorusTestBase {
             try (Tensor h = Quantizer.cast(t, DType.FLOAT16)) {
                 short[] hb = h.toShortArray();
                 for (int i = 0; i < N; i++) {
-                    if (hb[i] != Reference.f32ToF16(x[i])) {
+                    if (hb[i] != ScalarReference.f32ToF16(x[i])) {
                         fail("fp16 of element " + i + " (seed " + seed + ")");
                     }
                 }

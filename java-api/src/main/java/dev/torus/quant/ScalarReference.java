@@ -1,12 +1,14 @@
-package dev.torus.testing;
+package dev.torus.quant;
 
 /**
- * Scalar reference arithmetic for the kernels, written independently of the
- * native code: conversions go through double-precision Math.rint rather than
- * bit tricks, so a bug in either shows up as a mismatch.
+ * The quantization spec (docs/QUANTIZATION.md) as slow scalar Java, used by the
+ * tests and by the benchmark's self-check. It is written independently of the
+ * native kernels: conversions go through double-precision {@code Math.rint}
+ * rather than bit manipulation, so a bug in either shows up as a mismatch.
+ * Stateless and thread-safe.
  */
-public final class Reference {
-    private Reference() {}
+public final class ScalarReference {
+    private ScalarReference() {}
 
     // ---- float16 ----------------------------------------------------------------------
     public static short f32ToF16(float f) {
