@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Runs Torus from a bundle made by tools/gpu-bundle.sh, on a host without a JDK.
+#   ./run.sh            gpu-tagged tests, then the quant benchmark on cuda:0
+#   ./run.sh tests      gpu-tagged tests only
+#   ./run.sh alltests   every test
+#   ./run.sh bench [torus-bench quant options]   (default: --device cuda)
+# Results (JUnit reports, benchmark JSON) go to ./results next to this script.
+set -uo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+JAVA="$HERE/jre/bin/java"
+RESULTS="$HERE/results"
+mkdir -p "$RESULTS"
+
+CONSOLE=$(ls "$HERE"/lib/junit-platform-console-standalone-*.jar)
+CP=""
+for j in "$HERE"/lib/*.jar; do
+    case "$j" in *console-standalone*) ;; *) CP="$CP${CP:+:}$j" ;; esac
+done
+
+# CUDA and NCCL libraries already on the host: system paths and pip's nvidia packages.
+dirs=()
+for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib /usr/local/nvidia/lib64 \
+         /usr/lib/x86_64-linux-gnu /usr/lib64; do
+    [ -d "$d" ] && dirs+=("$d")
+done
+if command -v python3 >/dev/null 2>&1; then
+    nv=$(python3 -c 'import nvidia, os; print(os.path.dirname(nvidia.__path__[0]))' 2>/dev/null || true)
+    if [ -n "$nv" ] && [ -d "$nv/nvidia" ]; then
+        while IFS= read -r d; do dirs+=("$d"); done < <(find "$nv/nvidia" -maxdepth 2 -type d -name lib)
+    fi
+fi
+ldpath=""
+for d in "${dirs[@]}"; do ldpath="$ldpath${ldpath:+:}$d"; done
+export LD_LIBRARY_PATH="$ldpath${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+echo "# library search path: ${ldpath:-<none>}"
+for lib in libcuda.so.1 libcudart.so.13 libnccl.so.2 libcublas.so.13; do
+    found=""
+    for d in "${dirs[@]}"; do
+        if [ -e "$d/$lib" ]; then found="$d/$lib"; break; fi
+    done
+    echo "# $lib: ${found:-not found}"
+done
+command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader \
+    | sed 's/^/# gpu: /'
+
+JOPTS=(-Xmx8g "-Dorg.bytedeco.javacpp.cachedir=$HERE/.javacpp-cache")
+
+run_tests() {
+    local filter=("$@")
+    "$JAVA" "${JOPTS[@]}" -jar "$CONSOLE" execute --class-path "$CP" --select-package dev.torus "${filter[@]}" \
+        --reports-dir "$RESULTS/junit" --details=tree --disable-banner
+}
+
+run_bench() {
+    local args=("$@")
+    [ ${#args[@]} -eq 0 ] && args=(--device cuda)
+    "$JAVA" "${JOPTS[@]}" -cp "$CP" dev.torus.cli.TorusBench quant --json "$RESULTS/quant.jsonl" "${args[@]}"
+}
+
+mode="${1:-all}"
+[ $# -gt 0 ] && shift
+status=0
+case "$mode" in
+    tests) run_tests --include-tag gpu || status=$? ;;
+    alltests) run_tests || status=$? ;;
+    bench) run_bench "$@" || status=$? ;;
+    all)
+        run_tests --include-tag gpu || status=$?
+        run_bench "$@" || status=$?
+        ;;
+    *) echo "usage: $0 [all|tests|alltests|bench [options]]" >&2; exit 2 ;;
+esac
+echo "# exit status: $status"
+exit $status
