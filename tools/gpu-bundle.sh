@@ -16,7 +16,7 @@ rm -rf "$OUT"
 mkdir -p "$OUT/lib"
 mvn -B -q dependency:copy -Dartifact="$JUNIT_CONSOLE" -DoutputDirectory="$OUT/lib"
 cp java-api/target/torus-api-*.jar java-api/target/lib/*.jar tests/target/torus-tests-*-tests.jar "$OUT/lib/"
-jlink --add-modules java.base,java.logging,java.management,java.xml,jdk.unsupported \
+jlink --add-modules java.base,java.logging,java.management,java.xml,jdk.unsupported,jdk.zipfs \
       --strip-debug --no-header-files --no-man-pages --compress=2 --output "$OUT/jre"
 cp tools/gpu-host-run.sh "$OUT/run.sh"
 chmod +x "$OUT/run.sh"

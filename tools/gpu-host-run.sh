@@ -48,7 +48,7 @@ JOPTS=(-Xmx8g "-Dorg.bytedeco.javacpp.cachedir=$HERE/.javacpp-cache")
 run_tests() {
     local filter=("$@")
     "$JAVA" "${JOPTS[@]}" -jar "$CONSOLE" execute --class-path "$CP" --select-package dev.torus "${filter[@]}" \
-        --reports-dir "$RESULTS/junit" --details=tree --disable-banner
+        --reports-dir "$RESULTS/junit" --details=tree --disable-banner --fail-if-no-tests
 }
 
 run_bench() {
