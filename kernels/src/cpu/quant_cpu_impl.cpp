@@ -24,6 +24,15 @@ namespace {
 
 constexpr int64_t GRAIN = 1 << 16;     // elements per task for streaming kernels
 
+// Splits [0, n) into contiguous ranges, one per task, and calls f(begin, end)
+// for each on the pool.
+template <typename F>
+void parallel_ranges(int64_t n, F&& f) {
+    ThreadPool& pool = ThreadPool::instance();
+    const int64_t tasks = pool.split(n, GRAIN);
+    pool.run(tasks, [&](int64_t t) { f(n * t / tasks, n * (t + 1) / tasks); });
+}
+
 // Calls f(start, end, group) for each maximal run of [begin, end) that shares
 // one group, so the inner loop sees a constant scale.
 template <typename F>
@@ -230,10 +239,7 @@ void quantize_affine_typed(const In* x, Q* q, const Grouping& g, const float* sc
         zpf[i] = zps ? (float)zps[i] : 0.0f;
     }
     const float lo = (float)qmin, hi = (float)qmax;
-    ThreadPool& pool = ThreadPool::instance();
-    const int64_t tasks = pool.split(g.n, GRAIN);
-    pool.run(tasks, [&](int64_t t) {
-        int64_t s = g.n * t / tasks, e = g.n * (t + 1) / tasks;
+    parallel_ranges(g.n, [&](int64_t s, int64_t e) {
         if (g.block == 0 && g.inner == 1 && g.channels > 1) {
             // Channel is the last axis: the scale changes every element.
             int64_t c = s % g.channels;
@@ -280,10 +286,7 @@ TORUS_NOINLINE void dequantize_run(const Q* q, Out* y, int64_t n, int32_t zp, fl
 
 template <typename Q, typename Out>
 void dequantize_typed(const Q* q, Out* y, const Grouping& g, const float* scales, const int32_t* zps) {
-    ThreadPool& pool = ThreadPool::instance();
-    const int64_t tasks = pool.split(g.n, GRAIN);
-    pool.run(tasks, [&](int64_t t) {
-        int64_t s = g.n * t / tasks, e = g.n * (t + 1) / tasks;
+    parallel_ranges(g.n, [&](int64_t s, int64_t e) {
         if (g.block == 0 && g.inner == 1 && g.channels > 1) {
             int64_t c = s % g.channels;
             for (int64_t i = s; i < e; ++i) {
@@ -300,10 +303,7 @@ void dequantize_typed(const Q* q, Out* y, const Grouping& g, const float* scales
 
 template <typename In, typename Out>
 void cast_typed(const In* x, Out* y, int64_t n) {
-    ThreadPool& pool = ThreadPool::instance();
-    const int64_t tasks = pool.split(n, GRAIN);
-    pool.run(tasks, [&](int64_t t) {
-        int64_t s = n * t / tasks, e = n * (t + 1) / tasks;
+    parallel_ranges(n, [&](int64_t s, int64_t e) {
         for (int64_t i = s; i < e; ++i) y[i] = io<Out>::store(io<In>::load(x[i]));
     });
 }
