@@ -15,7 +15,13 @@ inline int cuda_fail(const char* what, cudaError_t e) {
                   e == cudaErrorStubLibrary || e == cudaErrorCompatNotSupportedOnDevice)
                      ? TORUS_ERR_CUDA_UNAVAILABLE
                      : TORUS_ERR_CUDA;
-    return fail(status, std::string(what) + ": " + cudaGetErrorName(e) + " (" + cudaGetErrorString(e) + ")");
+    std::string hint;
+    if (e == cudaErrorInsufficientDriver)
+        hint = "; no NVIDIA driver (libcuda.so.1) was found, or it is older than this CUDA " +
+               std::to_string(CUDART_VERSION / 1000) + " runtime needs";
+    else if (e == cudaErrorNoDevice)
+        hint = "; the driver sees no GPU (check CUDA_VISIBLE_DEVICES)";
+    return fail(status, std::string(what) + ": " + cudaGetErrorName(e) + " (" + cudaGetErrorString(e) + ")" + hint);
 }
 
 inline int check(const char* what, cudaError_t e) { return e == cudaSuccess ? (int)TORUS_OK : cuda_fail(what, e); }

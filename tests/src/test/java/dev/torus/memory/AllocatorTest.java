@@ -64,6 +64,16 @@ class AllocatorTest extends TorusTestBase {
     }
 
     @Test
+    void impossibleHostAllocationsThrowInsteadOfCrashing() {
+        dev.torus.OutOfMemoryException e = assertThrows(dev.torus.OutOfMemoryException.class,
+                () -> root.allocateHost(1L << 60));
+        assertTrue(e.getMessage().contains("allocateHost"), e.getMessage());
+        assertEquals(0, root.allocatedBytes());
+        assertThrows(IllegalArgumentException.class,
+                () -> dev.torus.Tensor.empty(root, dev.torus.DType.FLOAT64, dev.torus.Device.cpu(), 1L << 61, 2));
+    }
+
+    @Test
     void useAfterCloseThrows() {
         HostBuffer b = root.allocateHost(16);
         b.close();
