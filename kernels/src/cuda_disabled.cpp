@@ -6,7 +6,7 @@ namespace torus { namespace cuda {
 
 static int no_cuda() {
     return fail(TORUS_ERR_CUDA_UNAVAILABLE,
-                "this Torus native library was built without CUDA (nvcc was not found at build time)");
+                "this Torus native library was built without CUDA (nvcc was not found at build time, or -Dtorus.cuda=OFF)");
 }
 
 bool compiled() { return false; }

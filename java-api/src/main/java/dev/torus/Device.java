@@ -137,7 +137,7 @@ public final class Device {
             try {
                 NativeLibrary.ensureLoaded();
                 if (TorusNative.torus_cuda_compiled() == 0) {
-                    cause = "the Torus native library was built without CUDA (nvcc was not found at build time)";
+                    cause = "the Torus native library was built without CUDA (nvcc was not found at build time, or -Dtorus.cuda=OFF)";
                 } else {
                     int[] c = new int[1];
                     int st = TorusNative.torus_cuda_device_count(c);
