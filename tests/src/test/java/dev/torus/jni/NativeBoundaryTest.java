@@ -9,7 +9,7 @@ import org.junit.jupiter.api.Test;
  * The C ABI rejects bad arguments with a status and a message instead of
  * crashing, even when the Java checks are bypassed.
  */
-class NativeBoundaryTest {
+class NativeBoundaryTest extends dev.torus.testing.TorusTestBase {
     static void rejected(int status, String fragment) {
         assertEquals(TorusNative.ERR_INVALID_ARGUMENT, status);
         String msg = TorusNative.torus_last_error();

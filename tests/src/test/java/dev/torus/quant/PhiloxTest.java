@@ -6,7 +6,7 @@ import org.junit.jupiter.api.Test;
 
 
 /** Pins the reference Philox4x32-10 to the published known-answer vectors (Random123). */
-class PhiloxTest {
+class PhiloxTest extends dev.torus.testing.TorusTestBase {
     @Test
     void referencePhiloxMatchesKnownAnswerVectors() {
         assertArrayEquals(new int[] {0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8},
