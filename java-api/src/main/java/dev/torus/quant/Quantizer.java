@@ -43,25 +43,15 @@ public final class Quantizer {
             Tensor values = track(made, Tensor.empty(alloc, spec.dtype(), dev, x.shape()));
             Tensor scales;
             Tensor zeroPoints = null;
-            int sr = spec.isStochastic() ? 1 : 0;
             if (spec.scheme() == QuantSpec.Scheme.SYMMETRIC) {
                 scales = track(made, Tensor.empty(alloc, DType.FLOAT32, dev, g.count));
-                if (g.count > 0) {
-                    NativeLibrary.check(TorusNative.torus_quantize_symmetric(dev.nativeCode(), 0L, x.dtype().code(),
-                            x.dataAddress(), g.n, g.outer, g.channels, g.inner, g.block, values.dataAddress(),
-                            scales.dataAddress(), sr, spec.seed()), "quantize(" + spec + ")");
-                }
             } else {
                 scales = track(made, onDevice(Tensor.fromArray(alloc, spec.scalesInternal(), g.count), dev));
                 zeroPoints = track(made, onDevice(Tensor.fromArray(alloc, spec.zeroPointsInternal(), g.count), dev));
-                if (g.count > 0) {
-                    NativeLibrary.check(TorusNative.torus_quantize_affine(dev.nativeCode(), 0L, x.dtype().code(),
-                            x.dataAddress(), g.n, g.outer, g.channels, g.inner, g.block, scales.dataAddress(),
-                            zeroPoints.dataAddress(), spec.qmin(), spec.qmax(), spec.dtype().code(),
-                            values.dataAddress(), sr, spec.seed()), "quantize(" + spec + ")");
-                }
             }
-            return new QuantizedTensor(values, scales, zeroPoints, spec);
+            QuantizedTensor q = new QuantizedTensor(values, scales, zeroPoints, spec);
+            quantizeInto(x, q);
+            return q;
         } catch (RuntimeException e) {
             closeAll(made);
             throw e;
@@ -186,15 +176,23 @@ public final class Quantizer {
 
     /** Largest |x| over the finite values of {@code x}; 0 when there is none. */
     public static float absMax(Tensor x) {
-        try (GroupStats s = stats(x, QuantSpec.int8Symmetric().perTensor())) {
-            return s.absMax().toFloatArray()[0];
-        }
+        return perTensorStats(x, true)[0];
     }
 
     /** {min, max} over the finite values of {@code x}; {0, 0} when there is none. */
     public static float[] minMax(Tensor x) {
-        try (GroupStats s = stats(x, QuantSpec.int8Symmetric().perTensor())) {
-            return new float[] {s.min().toFloatArray()[0], s.max().toFloatArray()[0]};
+        return perTensorStats(x, false);
+    }
+
+    /** {absmax} or {min, max} of the whole tensor; the kernel computes only what is asked. */
+    private static float[] perTensorStats(Tensor x, boolean abs) {
+        checkInput(x, "x");
+        try (Tensor out = Tensor.empty(x.allocator(), DType.FLOAT32, x.device(), abs ? 1 : 2)) {
+            long base = out.dataAddress();
+            NativeLibrary.check(TorusNative.torus_stats(x.device().nativeCode(), 0L, x.dtype().code(),
+                    x.dataAddress(), x.numel(), 1, 1, x.numel(), 0, abs ? base : 0L, abs ? 0L : base,
+                    abs ? 0L : base + 4), abs ? "absMax" : "minMax");
+            return out.toFloatArray();
         }
     }
 

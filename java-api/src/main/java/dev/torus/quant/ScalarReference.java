@@ -92,6 +92,36 @@ public final class ScalarReference {
     }
 
     // ---- quantization -------------------------------------------------------------------
+    /** The scale group of every element of a tensor of this shape under {@code spec} (see QUANTIZATION.md). */
+    public static int[] groupIndex(long[] shape, QuantSpec spec) {
+        long n = 1;
+        for (long d : shape) {
+            n *= d;
+        }
+        int[] g = new int[Math.toIntExact(n)];
+        switch (spec.granularity()) {
+            case BLOCKWISE:
+                for (int i = 0; i < g.length; i++) {
+                    g[i] = i / spec.blockSize();
+                }
+                break;
+            case PER_CHANNEL: {
+                int axis = spec.axis() < 0 ? spec.axis() + shape.length : spec.axis();
+                long inner = 1;
+                for (int i = axis + 1; i < shape.length; i++) {
+                    inner *= shape[i];
+                }
+                for (int i = 0; i < g.length; i++) {
+                    g[i] = (int) ((i / inner) % shape[axis]);
+                }
+                break;
+            }
+            default:
+                break;
+        }
+        return g;
+    }
+
     public static float symmetricScale(float absmax) {
         return absmax / 127.0f;
     }

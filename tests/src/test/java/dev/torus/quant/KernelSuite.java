@@ -173,27 +173,11 @@ abstract class KernelSuite extends TorusTestBase {
     }
 
     static int[] blockGroups(int n, int block) {
-        int[] g = new int[n];
-        for (int i = 0; i < n; i++) {
-            g[i] = i / block;
-        }
-        return g;
+        return ScalarReference.groupIndex(new long[] {n}, QuantSpec.int8Symmetric().blockwise(block));
     }
 
     static int[] channelGroups(long[] shape, int axis) {
-        long inner = 1;
-        for (int i = axis + 1; i < shape.length; i++) {
-            inner *= shape[i];
-        }
-        int n = 1;
-        for (long d : shape) {
-            n *= (int) d;
-        }
-        int[] g = new int[n];
-        for (int i = 0; i < n; i++) {
-            g[i] = (int) ((i / inner) % shape[axis]);
-        }
-        return g;
+        return ScalarReference.groupIndex(shape, QuantSpec.int8Symmetric().perChannel(axis));
     }
 
     @ParameterizedTest

@@ -226,24 +226,10 @@ public final class QuantBench {
     static String checkSymmetric(float[] xs, long[] shape, QuantizedTensor q, QuantSpec spec) {
         byte[] v = q.values().toByteArray();
         float[] s = q.scales().toFloatArray();
-        long inner = 1;
-        for (int i = 1; i < shape.length; i++) {
-            inner *= shape[i];
-        }
         int groups = s.length;
         float[] amax = new float[groups];
-        int[] grp = new int[xs.length];
+        int[] grp = ScalarReference.groupIndex(shape, spec);
         for (int i = 0; i < xs.length; i++) {
-            switch (spec.granularity()) {
-                case BLOCKWISE:
-                    grp[i] = i / spec.blockSize();
-                    break;
-                case PER_CHANNEL:
-                    grp[i] = (int) (i / inner);
-                    break;
-                default:
-                    grp[i] = 0;
-            }
             if (Float.isFinite(xs[i])) {
                 amax[grp[i]] = Math.max(amax[grp[i]], Math.abs(xs[i]));
             }
