@@ -34,7 +34,11 @@ abstract class KernelSuite extends TorusTestBase {
 
     /** A FLOAT32 tensor with {@code x} on the device under test. */
     Tensor put(float[] x, long... shape) {
-        Tensor host = Tensor.fromArray(root, x, shape);
+        return moveToDevice(Tensor.fromArray(root, x, shape));
+    }
+
+    /** Takes ownership of a CPU tensor and returns it on the device under test. */
+    Tensor moveToDevice(Tensor host) {
         if (device().isCpu()) {
             return host;
         }
@@ -52,13 +56,7 @@ abstract class KernelSuite extends TorusTestBase {
         for (int i = 0; i < x.length; i++) {
             bits[i] = t == DType.FLOAT16 ? ScalarReference.f32ToF16(x[i]) : ScalarReference.f32ToBf16(x[i]);
         }
-        Tensor host = Tensor.fromBits(root, t, bits, shape);
-        if (device().isCpu()) {
-            return host;
-        }
-        try (host) {
-            return host.to(device());
-        }
+        return moveToDevice(Tensor.fromBits(root, t, bits, shape));
     }
 
     String ctx() {
@@ -117,8 +115,9 @@ abstract class KernelSuite extends TorusTestBase {
         }
     }
 
+    /** A copy of {@code host} on the device under test; the caller keeps {@code host}. */
     Tensor onDevice(Tensor host) {
-        return device().isCpu() ? host.to(Device.cpu()) : host.to(device());
+        return host.to(device());
     }
 
     @ParameterizedTest
