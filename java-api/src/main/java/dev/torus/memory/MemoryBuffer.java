@@ -14,6 +14,8 @@ public abstract sealed class MemoryBuffer implements AutoCloseable permits HostB
     private final long address;
     private final String label;
     private volatile boolean closed;
+    private int pins;
+    private String pinnedBy;
     final Throwable allocationSite;
 
     MemoryBuffer(Allocator allocator, long address, long byteSize, String label, Throwable allocationSite) {
@@ -63,11 +65,39 @@ public abstract sealed class MemoryBuffer implements AutoCloseable permits HostB
         }
     }
 
+    /**
+     * Marks the buffer as in use by an asynchronous operation (a pending collective,
+     * for example); {@link #close()} refuses to free it until every pin is released.
+     * Returns the buffer's address.
+     */
+    public synchronized long pin(String user) {
+        ensureOpen();
+        pins++;
+        pinnedBy = user;
+        return address;
+    }
+
+    /** Releases one {@link #pin}. */
+    public synchronized void unpin() {
+        if (pins <= 0) {
+            throw new IllegalStateException(this + " is not pinned");
+        }
+        pins--;
+    }
+
+    /**
+     * Frees the memory. Throws {@link IllegalStateException} if an asynchronous
+     * operation still uses the buffer (see {@link #pin}); wait for it, then close.
+     */
     @Override
     public void close() {
         synchronized (this) {
             if (closed) {
                 return;
+            }
+            if (pins > 0) {
+                throw new IllegalStateException("cannot close " + this + ": still in use by " + pinnedBy
+                        + "; wait for that operation to complete first");
             }
             closed = true;
         }

@@ -1,0 +1,238 @@
+package dev.torus.comm;
+
+import dev.torus.rendezvous.Store;
+import dev.torus.rendezvous.ZooKeeperStore;
+import java.time.Duration;
+import java.util.Map;
+
+/**
+ * Configures and creates a {@link Communicator}. Required: rank, size, and a store
+ * (either {@link #store(Store)}, which the caller keeps owning, or
+ * {@link #endpoint(String)}, whose connection the communicator opens and owns).
+ */
+public final class CommunicatorBuilder {
+    static final Duration DEFAULT_TIMEOUT = Duration.ofSeconds(120);
+
+    int rank = -1;
+    int size = -1;
+    Store store;
+    String endpoint;
+    String runId = "default";
+    String name = "world";
+    long generation = 0;
+    Backend backend = Backend.GLOO;
+    Duration timeout = DEFAULT_TIMEOUT;
+    Duration initTimeout;
+    boolean debugChecks;
+    String hostname = "127.0.0.1";
+    GlooAlgorithm algorithm = GlooAlgorithm.AUTO;
+    int cudaDevice = -1;
+
+    CommunicatorBuilder() {}
+
+    static CommunicatorBuilder fromEnvironment(Map<String, String> env) {
+        CommunicatorBuilder b = new CommunicatorBuilder();
+        b.rank(parseInt(env, "RANK", null));
+        b.size(parseInt(env, "WORLD_SIZE", null));
+        String ep = env.get("TORUS_RDZV_ENDPOINT");
+        if (ep == null || ep.isBlank()) {
+            throw new IllegalArgumentException("environment variable TORUS_RDZV_ENDPOINT must name a ZooKeeper connect "
+                    + "string like '127.0.0.1:2181' (torusrun sets it, and starts an embedded server when none is given)");
+        }
+        b.endpoint(ep);
+        String run = env.get("TORUS_RUN_ID");
+        if (run != null && !run.isBlank()) {
+            b.runId(run);
+        }
+        String be = env.get("TORUS_BACKEND");
+        if (be != null && !be.isBlank()) {
+            b.backend(Backend.parse("TORUS_BACKEND", be));
+        }
+        String t = env.get("TORUS_COMM_TIMEOUT_MS");
+        if (t != null && !t.isBlank()) {
+            b.timeout(Duration.ofMillis(parseInt(env, "TORUS_COMM_TIMEOUT_MS", null)));
+        }
+        b.debugChecks("1".equals(env.get("TORUS_COMM_DEBUG")));
+        String host = env.get("TORUS_GLOO_HOSTNAME");
+        if (host != null && !host.isBlank()) {
+            b.hostname(host);
+        }
+        String local = env.get("LOCAL_RANK");
+        if (b.backend == Backend.NCCL && local != null && !local.isBlank()) {
+            b.cudaDevice(parseInt(env, "LOCAL_RANK", null));
+        }
+        return b;
+    }
+
+    private static int parseInt(Map<String, String> env, String var, Integer dflt) {
+        String v = env.get(var);
+        if (v == null || v.isBlank()) {
+            if (dflt != null) {
+                return dflt;
+            }
+            throw new IllegalArgumentException("environment variable " + var + " must be set to an integer");
+        }
+        try {
+            return Integer.parseInt(v.trim());
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException("environment variable " + var + " must be an integer, got '" + v + "'");
+        }
+    }
+
+    public CommunicatorBuilder rank(int rank) {
+        if (rank < 0) {
+            throw new IllegalArgumentException("rank must be >= 0, got " + rank);
+        }
+        this.rank = rank;
+        return this;
+    }
+
+    public CommunicatorBuilder size(int size) {
+        if (size < 1) {
+            throw new IllegalArgumentException("size must be >= 1, got " + size);
+        }
+        this.size = size;
+        return this;
+    }
+
+    /** A store the caller owns and closes after the communicator. */
+    public CommunicatorBuilder store(Store store) {
+        if (store == null) {
+            throw new IllegalArgumentException("store must not be null");
+        }
+        this.store = store;
+        return this;
+    }
+
+    /** A ZooKeeper connect string; the communicator opens the connection and closes it on close. */
+    public CommunicatorBuilder endpoint(String connectString) {
+        if (connectString == null || connectString.isBlank()) {
+            throw new IllegalArgumentException("endpoint must be a ZooKeeper connect string like 'host:2181', got '"
+                    + connectString + "'");
+        }
+        this.endpoint = connectString;
+        return this;
+    }
+
+    /** Namespaces every key of this job in the store. */
+    public CommunicatorBuilder runId(String runId) {
+        if (runId == null || !runId.matches("[A-Za-z0-9._-]{1,100}")) {
+            throw new IllegalArgumentException("runId must be 1-100 characters of [A-Za-z0-9._-], got '" + runId + "'");
+        }
+        this.runId = runId;
+        return this;
+    }
+
+    /** The communicator's name within the run (default {@code world}). */
+    public CommunicatorBuilder name(String name) {
+        if (name == null || !name.matches("[A-Za-z0-9._-]{1,100}(/[A-Za-z0-9._-]{1,100})*")) {
+            throw new IllegalArgumentException("name must be a '/'-separated path of [A-Za-z0-9._-], got '" + name + "'");
+        }
+        this.name = name;
+        return this;
+    }
+
+    /**
+     * The generation to create. Creation fails with {@link StaleGenerationException}
+     * if the run has already reached a later generation of this communicator.
+     */
+    public CommunicatorBuilder generation(long generation) {
+        if (generation < 0) {
+            throw new IllegalArgumentException("generation must be >= 0, got " + generation);
+        }
+        this.generation = generation;
+        return this;
+    }
+
+    public CommunicatorBuilder backend(Backend backend) {
+        if (backend == null) {
+            throw new IllegalArgumentException("backend must not be null");
+        }
+        this.backend = backend;
+        return this;
+    }
+
+    /** Default per-operation timeout (default 120 s). */
+    public CommunicatorBuilder timeout(Duration timeout) {
+        if (timeout == null || timeout.isNegative() || timeout.isZero()) {
+            throw new IllegalArgumentException("timeout must be a positive duration, got " + timeout);
+        }
+        this.timeout = timeout;
+        return this;
+    }
+
+    /** Bound on rendezvous and connection setup (default: the operation timeout). */
+    public CommunicatorBuilder initTimeout(Duration timeout) {
+        if (timeout == null || timeout.isNegative() || timeout.isZero()) {
+            throw new IllegalArgumentException("initTimeout must be a positive duration, got " + timeout);
+        }
+        this.initTimeout = timeout;
+        return this;
+    }
+
+    /** Checks a fingerprint (op, dtype, count, root, seq) of each collective across ranks before running it. */
+    public CommunicatorBuilder debugChecks(boolean on) {
+        this.debugChecks = on;
+        return this;
+    }
+
+    /** Address Gloo listens on (default loopback); use the host's address for multi-node jobs. */
+    public CommunicatorBuilder hostname(String hostname) {
+        if (hostname == null || hostname.isBlank()) {
+            throw new IllegalArgumentException("hostname must be a host name or IP address, got '" + hostname + "'");
+        }
+        this.hostname = hostname;
+        return this;
+    }
+
+    /** Gloo all-reduce algorithm (default AUTO, chosen by size). */
+    public CommunicatorBuilder glooAlgorithm(GlooAlgorithm algorithm) {
+        if (algorithm == null) {
+            throw new IllegalArgumentException("algorithm must not be null");
+        }
+        this.algorithm = algorithm;
+        return this;
+    }
+
+    /** CUDA device for the NCCL backend (default: rank modulo the device count). */
+    public CommunicatorBuilder cudaDevice(int ordinal) {
+        if (ordinal < 0) {
+            throw new IllegalArgumentException("cudaDevice must be >= 0, got " + ordinal);
+        }
+        this.cudaDevice = ordinal;
+        return this;
+    }
+
+    public Communicator build() {
+        if (rank < 0 || size < 1) {
+            throw new IllegalArgumentException("rank and size must be set (got rank " + rank + ", size " + size + ")");
+        }
+        if (rank >= size) {
+            throw new IllegalArgumentException("rank must be < size " + size + ", got " + rank);
+        }
+        if (store == null && endpoint == null) {
+            throw new IllegalArgumentException("a store or an endpoint must be set");
+        }
+        Duration init = initTimeout != null ? initTimeout : timeout;
+        Store s = store;
+        boolean ownsStore = false;
+        if (s == null) {
+            s = ZooKeeperStore.connect(endpoint, "store", init);
+            ownsStore = true;
+        }
+        try {
+            int[] members = new int[size];
+            for (int i = 0; i < size; i++) {
+                members[i] = i;
+            }
+            CommSpec spec = new CommSpec(new StoreLease(s, ownsStore), runId, name, generation, rank, members, timeout, init,
+                    debugChecks, hostname, algorithm, cudaDevice);
+            return backend == Backend.GLOO ? GlooCommunicator.create(spec) : NcclCommunicator.create(spec);
+        } catch (RuntimeException e) {
+            if (ownsStore) {
+                s.close();
+            }
+            throw e;
+        }
+    }
+}

@@ -1,0 +1,367 @@
+package dev.torus.comm;
+
+import dev.torus.DType;
+import dev.torus.Tensor;
+import dev.torus.TorusException;
+import dev.torus.jni.GlooNative;
+import dev.torus.memory.Allocator;
+import dev.torus.memory.HostBuffer;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.List;
+
+/**
+ * Gloo backend: CPU tensors over Gloo's TCP transport. Owns its native context and
+ * a small scratch buffer for debug fingerprints, both freed by {@link #close()}.
+ */
+final class GlooCommunicator extends BaseCommunicator {
+    /** AUTO: halving-doubling below this many bytes, ring at and above (see docs/COLLECTIVES.md). */
+    static final long AUTO_RING_THRESHOLD = 256 * 1024;
+
+    private final long handle;
+    private final Allocator scratchAllocator;
+    private final HostBuffer fingerprintScratch;
+
+    private GlooCommunicator(CommSpec spec, long handle) {
+        super(spec);
+        this.handle = handle;
+        this.scratchAllocator = Allocator.defaultAllocator();
+        this.fingerprintScratch = spec.debugChecks() ? scratchAllocator.allocateHost(32L * (spec.size() + 1)) : null;
+    }
+
+    static void loadNative() {
+        try {
+            GlooNative.load();
+        } catch (UnsatisfiedLinkError e) {
+            throw new TorusException("the Gloo backend cannot load: " + e.getMessage()
+                    + ". It needs libgloo.so.0 (Debian/Ubuntu: 'apt-get install libgloo0'; the GPU-host bundle ships it"
+                    + " in its lib/ folder).", e);
+        }
+    }
+
+    static GlooCommunicator create(CommSpec spec) {
+        loadNative();
+        Rendezvous.claimGeneration(spec);
+        Rendezvous.agreeOnMembers(spec);
+        long[] out = new long[1];
+        check(GlooNative.torus_gloo_create(spec.rank(), spec.size(), spec.hostname(), spec.initTimeout().toMillis(), out),
+                "create the Gloo context for " + spec);
+        long h = out[0];
+        try {
+            long[] ab = new long[1];
+            check(GlooNative.torus_gloo_address_bytes(h, ab), "address size");
+            int per = (int) ab[0];
+            byte[] mine = new byte[per * spec.size()];
+            check(GlooNative.torus_gloo_local_addresses(h, mine, mine.length), "local addresses");
+            byte[][] all = Rendezvous.exchange(spec, "gloo-addr", mine);
+            byte[] remote = new byte[per * spec.size()];
+            for (int r = 0; r < spec.size(); r++) {
+                if (r == spec.rank()) {
+                    continue;
+                }
+                if (all[r].length != per * spec.size()) {
+                    throw new CommException("malformed Gloo address record of rank " + r + " for " + spec + ": "
+                            + all[r].length + " bytes, expected " + per * spec.size());
+                }
+                System.arraycopy(all[r], spec.rank() * per, remote, r * per, per);
+            }
+            check(GlooNative.torus_gloo_connect(h, remote, remote.length), "connect rank " + spec.rank() + " of " + spec);
+            Rendezvous.checkCurrent(spec);
+            return new GlooCommunicator(spec, h);
+        } catch (RuntimeException e) {
+            GlooNative.torus_gloo_destroy(h);
+            throw e;
+        }
+    }
+
+    static void check(int status, String what) {
+        if (status == GlooNative.OK) {
+            return;
+        }
+        String detail = GlooNative.torus_gloo_last_error();
+        switch (status) {
+            case GlooNative.ERR_TIMEOUT -> throw new CommTimeoutException("timed out: " + detail);
+            case GlooNative.ERR_IO -> throw new CommAbortedException("peer failure: " + detail);
+            case GlooNative.ERR_ABORTED -> throw new CommAbortedException(detail);
+            case GlooNative.ERR_INVALID_ARGUMENT -> throw new IllegalArgumentException(what + ": " + detail);
+            default -> throw new CommException(what + " failed (status " + status + "): " + detail);
+        }
+    }
+
+    @Override
+    public Backend backend() {
+        return Backend.GLOO;
+    }
+
+    @Override
+    void checkTensor(String arg, Tensor t) {
+        if (!t.device().isCpu()) {
+            throw new IllegalArgumentException(arg + " must be a CPU tensor for the gloo backend, got one on "
+                    + t.device() + " (use the nccl backend for CUDA tensors)");
+        }
+    }
+
+    private static void noStream(OpOptions o) {
+        if (o != null && o.stream() != null) {
+            throw new IllegalArgumentException("options.stream must not be set for the gloo backend (CPU collectives "
+                    + "do not run on a CUDA stream)");
+        }
+    }
+
+    private int algorithmFor(long bytes) {
+        return switch (spec.algorithm()) {
+            case RING -> GlooNative.ALGO_RING;
+            case BCUBE -> GlooNative.ALGO_BCUBE;
+            case HALVING_DOUBLING -> GlooNative.ALGO_HALVING_DOUBLING;
+            case AUTO -> bytes < AUTO_RING_THRESHOLD ? GlooNative.ALGO_HALVING_DOUBLING : GlooNative.ALGO_RING;
+        };
+    }
+
+    private long ringBytes(long bytes) {
+        int n = spec.size();
+        return n <= 1 ? 0 : 2 * bytes * (n - 1) / n;
+    }
+
+    @Override
+    public Work allReduce(Tensor in, Tensor out, ReduceOp op, OpOptions options) {
+        requireTensor("in", in);
+        requireTensor("out", out);
+        requireSameDType("in", in, "out", out);
+        requireNumel("out", out, in.numel(), "same as in");
+        if (op == null) {
+            throw new IllegalArgumentException("op must not be null");
+        }
+        noStream(options);
+        DType dt = in.dtype();
+        long count = in.numel();
+        int algo = algorithmFor(in.byteSize());
+        return submitCollective(new Fingerprint(OpType.ALL_REDUCE, op.ordinal(), dt, count, -1), List.of(in, out),
+                options, ringBytes(in.byteSize()), (t, tag) -> check(GlooNative.torus_gloo_allreduce(handle,
+                        in.dataAddress(), out.dataAddress(), count, dt.code(), op.code, algo, t, (int) tag), "allReduce"));
+    }
+
+    @Override
+    public Work broadcast(Tensor in, Tensor out, int root, OpOptions options) {
+        requireTensor("in", in);
+        requireTensor("out", out);
+        requireSameDType("in", in, "out", out);
+        requireNumel("out", out, in.numel(), "same as in");
+        requireRank("root", root);
+        noStream(options);
+        DType dt = in.dtype();
+        long count = in.numel();
+        long wire = rank() == root ? in.byteSize() : 0;
+        return submitCollective(new Fingerprint(OpType.BROADCAST, -1, dt, count, root), List.of(in, out), options, wire,
+                (t, tag) -> check(GlooNative.torus_gloo_broadcast(handle, in.dataAddress(), out.dataAddress(), count,
+                        dt.code(), root, t, (int) tag), "broadcast"));
+    }
+
+    @Override
+    public Work reduce(Tensor in, Tensor out, ReduceOp op, int root, OpOptions options) {
+        requireTensor("in", in);
+        requireTensor("out", out);
+        requireSameDType("in", in, "out", out);
+        requireNumel("out", out, in.numel(), "same as in");
+        requireRank("root", root);
+        if (op == null) {
+            throw new IllegalArgumentException("op must not be null");
+        }
+        noStream(options);
+        DType dt = in.dtype();
+        long count = in.numel();
+        return submitCollective(new Fingerprint(OpType.REDUCE, op.ordinal(), dt, count, root), List.of(in, out), options,
+                in.byteSize(), (t, tag) -> check(GlooNative.torus_gloo_reduce(handle, in.dataAddress(),
+                        out.dataAddress(), count, dt.code(), op.code, root, t, (int) tag), "reduce"));
+    }
+
+    @Override
+    public Work allGather(Tensor in, Tensor out, OpOptions options) {
+        requireTensor("in", in);
+        requireTensor("out", out);
+        requireSameDType("in", in, "out", out);
+        requireNumel("out", out, in.numel() * size(), "size() x in.numel()");
+        noStream(options);
+        DType dt = in.dtype();
+        long count = in.numel();
+        return submitCollective(new Fingerprint(OpType.ALL_GATHER, -1, dt, count, -1), List.of(in, out), options,
+                in.byteSize() * (size() - 1), (t, tag) -> check(GlooNative.torus_gloo_allgather(handle,
+                        in.dataAddress(), out.dataAddress(), count, dt.code(), t, (int) tag), "allGather"));
+    }
+
+    @Override
+    public Work allGatherInPlace(Tensor buffer, OpOptions options) {
+        requireTensor("buffer", buffer);
+        long count = blockCount("buffer", buffer);
+        noStream(options);
+        DType dt = buffer.dtype();
+        long block = count * dt.byteSize();
+        return submitCollective(new Fingerprint(OpType.ALL_GATHER, -1, dt, count, -1), List.of(buffer), options,
+                block * (size() - 1), (t, tag) -> check(GlooNative.torus_gloo_allgather(handle,
+                        buffer.dataAddress() + rank() * block, buffer.dataAddress(), count, dt.code(), t, (int) tag),
+                        "allGather"));
+    }
+
+    private long blockCount(String arg, Tensor t) {
+        if (t.numel() % size() != 0) {
+            throw new IllegalArgumentException(arg + " must hold size() = " + size()
+                    + " equal blocks, but its " + t.numel() + " elements do not divide evenly");
+        }
+        return t.numel() / size();
+    }
+
+    @Override
+    public Work reduceScatter(Tensor in, Tensor out, ReduceOp op, OpOptions options) {
+        requireTensor("in", in);
+        requireTensor("out", out);
+        requireSameDType("in", in, "out", out);
+        requireNumel("in", in, out.numel() * size(), "size() x out.numel()");
+        if (op == null) {
+            throw new IllegalArgumentException("op must not be null");
+        }
+        noStream(options);
+        DType dt = in.dtype();
+        long count = out.numel();
+        return submitCollective(new Fingerprint(OpType.REDUCE_SCATTER, op.ordinal(), dt, count, -1), List.of(in, out),
+                options, out.byteSize() * (size() - 1), (t, tag) -> check(GlooNative.torus_gloo_reduce_scatter(handle,
+                        in.dataAddress(), out.dataAddress(), count, dt.code(), op.code, t, (int) tag), "reduceScatter"));
+    }
+
+    @Override
+    public Work reduceScatterInPlace(Tensor buffer, ReduceOp op, OpOptions options) {
+        requireTensor("buffer", buffer);
+        long count = blockCount("buffer", buffer);
+        if (op == null) {
+            throw new IllegalArgumentException("op must not be null");
+        }
+        noStream(options);
+        DType dt = buffer.dtype();
+        long block = count * dt.byteSize();
+        return submitCollective(new Fingerprint(OpType.REDUCE_SCATTER, op.ordinal(), dt, count, -1), List.of(buffer),
+                options, block * (size() - 1), (t, tag) -> check(GlooNative.torus_gloo_reduce_scatter(handle,
+                        buffer.dataAddress(), buffer.dataAddress() + rank() * block, count, dt.code(), op.code, t,
+                        (int) tag), "reduceScatter"));
+    }
+
+    @Override
+    public Work allToAll(Tensor in, Tensor out, OpOptions options) {
+        requireTensor("in", in);
+        requireTensor("out", out);
+        requireSameDType("in", in, "out", out);
+        requireNumel("out", out, in.numel(), "same as in");
+        if (in.buffer() == out.buffer()) {
+            throw new IllegalArgumentException("out must not be in; use allToAllInPlace");
+        }
+        long count = blockCount("in", in);
+        noStream(options);
+        DType dt = in.dtype();
+        return submitCollective(new Fingerprint(OpType.ALL_TO_ALL, -1, dt, count, -1), List.of(in, out), options,
+                count * dt.byteSize() * (size() - 1), (t, tag) -> check(GlooNative.torus_gloo_alltoall(handle,
+                        in.dataAddress(), out.dataAddress(), count, dt.code(), t, (int) tag), "allToAll"));
+    }
+
+    @Override
+    public Work allToAllInPlace(Tensor buffer, OpOptions options) {
+        requireTensor("buffer", buffer);
+        long count = blockCount("buffer", buffer);
+        noStream(options);
+        DType dt = buffer.dtype();
+        return submitCollective(new Fingerprint(OpType.ALL_TO_ALL, -1, dt, count, -1), List.of(buffer), options,
+                count * dt.byteSize() * (size() - 1), (t, tag) -> {
+                    try (HostBuffer copy = scratchAllocator.allocateHost(Math.max(1, buffer.byteSize()))) {
+                        ByteBuffer src = dev.torus.jni.MemoryView.of(buffer.dataAddress(), buffer.byteSize());
+                        ByteBuffer dst = copy.view(0, buffer.byteSize());
+                        dst.put(src);
+                        check(GlooNative.torus_gloo_alltoall(handle, copy.address(), buffer.dataAddress(), count,
+                                dt.code(), t, (int) tag), "allToAll");
+                    }
+                });
+    }
+
+    private static final long P2P_SLOT = 0x70L << 56;
+
+    private long slot(int tag) {
+        if (tag < 0) {
+            throw new IllegalArgumentException("tag must be >= 0, got " + tag);
+        }
+        return P2P_SLOT | tag;
+    }
+
+    @Override
+    public Work send(Tensor tensor, int dst, int tag, OpOptions options) {
+        requireTensor("tensor", tensor);
+        requireRank("dst", dst);
+        if (dst == rank()) {
+            throw new IllegalArgumentException("dst must differ from this rank (" + rank() + ")");
+        }
+        noStream(options);
+        long slot = slot(tag);
+        long bytes = tensor.byteSize();
+        return submitP2P(OpType.SEND, dst, tensor.dtype(), tensor.numel(), List.of(tensor), options, bytes,
+                (t, seq) -> {
+                    if (bytes > 0) {
+                        check(GlooNative.torus_gloo_send(handle, tensor.dataAddress(), bytes, dst, slot, t), "send");
+                    }
+                });
+    }
+
+    @Override
+    public Work recv(Tensor tensor, int src, int tag, OpOptions options) {
+        requireTensor("tensor", tensor);
+        requireRank("src", src);
+        if (src == rank()) {
+            throw new IllegalArgumentException("src must differ from this rank (" + rank() + ")");
+        }
+        noStream(options);
+        long slot = slot(tag);
+        long bytes = tensor.byteSize();
+        return submitP2P(OpType.RECV, src, tensor.dtype(), tensor.numel(), List.of(tensor), options, 0,
+                (t, seq) -> {
+                    if (bytes > 0) {
+                        check(GlooNative.torus_gloo_recv(handle, tensor.dataAddress(), bytes, src, slot, t), "recv");
+                    }
+                });
+    }
+
+    @Override
+    public Work barrier(OpOptions options) {
+        noStream(options);
+        return submitCollective(new Fingerprint(OpType.BARRIER, -1, null, 0, -1), List.of(), options, 0,
+                (t, tag) -> check(GlooNative.torus_gloo_barrier(handle, t, (int) tag), "barrier"));
+    }
+
+    @Override
+    long[][] exchangeFingerprints(long[] mine, long tag, long timeoutMs) {
+        int n = size();
+        ByteBuffer view = fingerprintScratch.view(0, 32L * (n + 1)).order(ByteOrder.nativeOrder());
+        for (int i = 0; i < 4; i++) {
+            view.putLong(32 * n + 8 * i, mine[i]);
+        }
+        check(GlooNative.torus_gloo_allgather(handle, fingerprintScratch.address() + 32L * n,
+                fingerprintScratch.address(), 4, DType.INT64.code(), timeoutMs, (int) tag), "fingerprint check");
+        long[][] all = new long[n][4];
+        for (int r = 0; r < n; r++) {
+            for (int i = 0; i < 4; i++) {
+                all[r][i] = view.getLong(32 * r + 8 * i);
+            }
+        }
+        return all;
+    }
+
+    @Override
+    void nativeAbort(String reason) {
+        GlooNative.torus_gloo_abort(handle, reason);
+    }
+
+    @Override
+    void nativeDestroy() {
+        GlooNative.torus_gloo_destroy(handle);
+        if (fingerprintScratch != null) {
+            fingerprintScratch.close();
+        }
+    }
+
+    @Override
+    Communicator rebuild(CommSpec next) {
+        return GlooCommunicator.create(next);
+    }
+}

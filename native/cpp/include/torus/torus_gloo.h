@@ -1,0 +1,82 @@
+/*
+ * C ABI of the Torus Gloo shim: CPU collectives over Gloo's TCP transport.
+ *
+ * A communicator is created in two phases so that the address exchange can travel
+ * through any store (Torus uses ZooKeeper from Java):
+ *   1. torus_gloo_create() opens a TCP device and one pair per peer, and
+ *      torus_gloo_local_addresses() returns this rank's listening addresses,
+ *      one fixed-size slot per peer (its own slot is zero).
+ *   2. torus_gloo_connect() takes, for each peer i, the address that peer i
+ *      created for this rank, and connects every pair.
+ *
+ * Every function returns a status code and never lets a C++ exception escape;
+ * the detail of a failure is in torus_gloo_last_error() on the calling thread.
+ * Operations on one communicator must be issued by one thread at a time, in the
+ * same order on every rank. torus_gloo_abort() is the exception: it may be
+ * called from any thread and makes every pending and future operation fail.
+ */
+#ifndef TORUS_GLOO_H
+#define TORUS_GLOO_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TORUS_GLOO_OK 0
+#define TORUS_GLOO_ERR_INVALID_ARGUMENT 1
+#define TORUS_GLOO_ERR_OUT_OF_MEMORY 2
+#define TORUS_GLOO_ERR_INTERNAL 5
+#define TORUS_GLOO_ERR_TIMEOUT 6
+#define TORUS_GLOO_ERR_IO 7
+#define TORUS_GLOO_ERR_ABORTED 8
+
+/* reduce ops (AVG = SUM followed by division by the world size) */
+#define TORUS_GLOO_SUM 0
+#define TORUS_GLOO_PROD 1
+#define TORUS_GLOO_MIN 2
+#define TORUS_GLOO_MAX 3
+#define TORUS_GLOO_AVG 4
+
+/* all-reduce algorithms */
+#define TORUS_GLOO_ALGO_RING 1
+#define TORUS_GLOO_ALGO_BCUBE 2
+#define TORUS_GLOO_ALGO_HALVING_DOUBLING 3
+
+/* dtypes use the codes of torus.h: F32=0 F16=1 BF16=2 F64=3 I8=4 U8=5 I32=6 I64=7 */
+
+const char* torus_gloo_last_error(void);
+
+int torus_gloo_create(int rank, int size, const char* hostname, int64_t timeout_ms, void** out);
+int torus_gloo_address_bytes(void* comm, int64_t* out);
+int torus_gloo_local_addresses(void* comm, char* buf, int64_t capacity);
+int torus_gloo_connect(void* comm, const char* remote, int64_t bytes);
+int torus_gloo_abort(void* comm, const char* reason);
+int torus_gloo_destroy(void* comm);
+
+int torus_gloo_allreduce(void* comm, void* in, void* out, int64_t count, int dtype, int op, int algorithm,
+                         int64_t timeout_ms, uint32_t tag);
+int torus_gloo_reduce(void* comm, void* in, void* out, int64_t count, int dtype, int op, int root,
+                      int64_t timeout_ms, uint32_t tag);
+int torus_gloo_broadcast(void* comm, void* in, void* out, int64_t count, int dtype, int root,
+                         int64_t timeout_ms, uint32_t tag);
+/* in: count elements; out: count * size elements (rank-major) */
+int torus_gloo_allgather(void* comm, void* in, void* out, int64_t count, int dtype, int64_t timeout_ms, uint32_t tag);
+/* in: count * size elements; out: count elements, the reduction of block [rank] */
+int torus_gloo_reduce_scatter(void* comm, void* in, void* out, int64_t count, int dtype, int op,
+                              int64_t timeout_ms, uint32_t tag);
+/* in and out: count * size elements; block j of in goes to rank j */
+int torus_gloo_alltoall(void* comm, void* in, void* out, int64_t count, int dtype, int64_t timeout_ms, uint32_t tag);
+int torus_gloo_send(void* comm, void* ptr, int64_t bytes, int dst, uint64_t slot, int64_t timeout_ms);
+int torus_gloo_recv(void* comm, void* ptr, int64_t bytes, int src, uint64_t slot, int64_t timeout_ms);
+int torus_gloo_barrier(void* comm, int64_t timeout_ms, uint32_t tag);
+
+/* Elementwise c = a (op) b over count elements of dtype; AVG is not accepted here. */
+int torus_gloo_reduce_local(void* c, const void* a, const void* b, int64_t count, int dtype, int op);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,601 @@
+// Torus Gloo shim: see include/torus/torus_gloo.h for the contract.
+#include "torus/torus_gloo.h"
+
+#include <dlfcn.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <string>
+#include <vector>
+
+#include <gloo/allgather.h>
+#include <gloo/allreduce.h>
+#include <gloo/allreduce_halving_doubling.h>
+#include <gloo/alltoall.h>
+#include <gloo/barrier.h>
+#include <gloo/broadcast.h>
+#include <gloo/common/error.h>
+#include <gloo/context.h>
+#include <gloo/reduce.h>
+#include <gloo/transport/tcp/device.h>
+
+#include "numerics.hpp"
+
+namespace {
+
+thread_local std::string g_last_error;
+
+enum DT { F32 = 0, F16 = 1, BF16 = 2, F64 = 3, I8 = 4, U8 = 5, I32 = 6, I64 = 7 };
+
+int fail(int code, const std::string& msg) {
+    g_last_error = msg;
+    return code;
+}
+
+size_t elem_size(int dt) {
+    switch (dt) {
+        case F32: case I32: return 4;
+        case F16: case BF16: return 2;
+        case F64: case I64: return 8;
+        case I8: case U8: return 1;
+        default: return 0;
+    }
+}
+
+// ---------------------------------------------------------------- reductions
+
+struct EF32 { using S = float; using C = float; static C ld(S v) { return v; } static S st(C v) { return v; } };
+struct EF64 { using S = double; using C = double; static C ld(S v) { return v; } static S st(C v) { return v; } };
+struct EF16 { using S = uint16_t; using C = float;
+    static C ld(S v) { return torus::half_to_float(v); } static S st(C v) { return torus::float_to_half(v); } };
+struct EBF16 { using S = uint16_t; using C = float;
+    static C ld(S v) { return torus::bf16_to_float(v); } static S st(C v) { return torus::float_to_bf16(v); } };
+// Integers compute in the unsigned type of the same width so that overflow wraps (no UB).
+template <class T, class U> struct EInt { using S = T; using C = T;
+    static C ld(S v) { return v; } static S st(C v) { return v; }
+    static T add(T a, T b) { return (T)(U)((U)a + (U)b); }
+    static T mul(T a, T b) { return (T)(U)((U)a * (U)b); } };
+using EI8 = EInt<int8_t, uint8_t>;
+using EU8 = EInt<uint8_t, uint8_t>;
+using EI32 = EInt<int32_t, uint32_t>;
+using EI64 = EInt<int64_t, uint64_t>;
+
+template <class E, class = void> struct Arith {
+    static typename E::C add(typename E::C a, typename E::C b) { return a + b; }
+    static typename E::C mul(typename E::C a, typename E::C b) { return a * b; }
+};
+template <class E> struct Arith<E, decltype((void)E::add, void())> {
+    static typename E::C add(typename E::C a, typename E::C b) { return E::add(a, b); }
+    static typename E::C mul(typename E::C a, typename E::C b) { return E::mul(a, b); }
+};
+
+// MIN/MAX propagate NaN: if either operand is NaN the result is NaN.
+template <class C> inline C op_min(C a, C b) { return (a < b || a != a) ? a : b; }
+template <class C> inline C op_max(C a, C b) { return (a > b || a != a) ? a : b; }
+
+template <class E, int OP>
+inline typename E::S combine(typename E::S x, typename E::S y) {
+    typename E::C a = E::ld(x), b = E::ld(y);
+    if (OP == TORUS_GLOO_SUM) return E::st(Arith<E>::add(a, b));
+    if (OP == TORUS_GLOO_PROD) return E::st(Arith<E>::mul(a, b));
+    if (OP == TORUS_GLOO_MIN) return E::st(op_min(a, b));
+    return E::st(op_max(a, b));
+}
+
+template <class E, int OP>
+void reduce3(void* c, const void* a, const void* b, size_t n) {
+    auto* o = static_cast<typename E::S*>(c);
+    auto* x = static_cast<const typename E::S*>(a);
+    auto* y = static_cast<const typename E::S*>(b);
+    for (size_t i = 0; i < n; i++) o[i] = combine<E, OP>(x[i], y[i]);
+}
+
+template <class E, int OP>
+void reduce2(typename E::S* x, const typename E::S* y, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = combine<E, OP>(x[i], y[i]);
+}
+
+using Fn3 = void (*)(void*, const void*, const void*, size_t);
+
+template <class E> Fn3 pick3(int op) {
+    switch (op) {
+        case TORUS_GLOO_SUM: case TORUS_GLOO_AVG: return reduce3<E, TORUS_GLOO_SUM>;
+        case TORUS_GLOO_PROD: return reduce3<E, TORUS_GLOO_PROD>;
+        case TORUS_GLOO_MIN: return reduce3<E, TORUS_GLOO_MIN>;
+        case TORUS_GLOO_MAX: return reduce3<E, TORUS_GLOO_MAX>;
+        default: return nullptr;
+    }
+}
+
+Fn3 reducer(int dt, int op) {
+    switch (dt) {
+        case F32: return pick3<EF32>(op);
+        case F64: return pick3<EF64>(op);
+        case F16: return pick3<EF16>(op);
+        case BF16: return pick3<EBF16>(op);
+        case I8: return pick3<EI8>(op);
+        case U8: return pick3<EU8>(op);
+        case I32: return pick3<EI32>(op);
+        case I64: return pick3<EI64>(op);
+        default: return nullptr;
+    }
+}
+
+template <class E> void divide_by(void* p, size_t n, int k) {
+    auto* s = static_cast<typename E::S*>(p);
+    for (size_t i = 0; i < n; i++) {
+        s[i] = E::st(E::ld(s[i]) / (typename E::C)k);
+    }
+}
+
+// AVG: floating types divide in their compute type (fp16/bf16 via fp32, rounded to
+// nearest even); integer types use C's truncating division.
+void divide(void* p, size_t n, int dt, int k) {
+    switch (dt) {
+        case F32: divide_by<EF32>(p, n, k); break;
+        case F64: divide_by<EF64>(p, n, k); break;
+        case F16: divide_by<EF16>(p, n, k); break;
+        case BF16: divide_by<EBF16>(p, n, k); break;
+        case I8: divide_by<EI8>(p, n, k); break;
+        case U8: divide_by<EU8>(p, n, k); break;
+        case I32: divide_by<EI32>(p, n, k); break;
+        case I64: divide_by<EI64>(p, n, k); break;
+    }
+}
+
+// ---------------------------------------------------------------- communicator
+
+// A gloo::Context whose transport context we build ourselves (two-phase connect).
+class ShimContext : public gloo::Context {
+  public:
+    ShimContext(int rank, int size) : gloo::Context(rank, size) {}
+    void adopt(std::shared_ptr<gloo::transport::Device> dev, std::shared_ptr<gloo::transport::Context> tctx) {
+        device_ = std::move(dev);
+        transportContext_ = std::move(tctx);
+    }
+};
+
+// Waking the operations that are blocked on a communicator's pairs needs
+// gloo::transport::tcp::Context::signalException(const std::string&), which is
+// protected, and whose header the Debian package cannot compile (it lacks
+// gloo/common/memory.h). The function is exported from libgloo, so it is looked
+// up by its Itanium-ABI name and called with the context as `this`. If the lookup
+// fails, abort falls back to closing every connection: peers then fail at once,
+// and the local operation fails when its own timeout expires.
+using SignalFn = void (*)(void* self, const std::string& msg);
+
+SignalFn tcp_signal_exception() {
+    static SignalFn fn = reinterpret_cast<SignalFn>(
+        dlsym(RTLD_DEFAULT, "_ZN4gloo9transport3tcp7Context15signalExceptionERKNSt7__cxx1112basic_stringIcSt11char_traitsIcESaIcEEE"));
+    return fn;
+}
+
+struct Comm {
+    int rank = 0;
+    int size = 0;
+    size_t addr_bytes = 0;
+    bool connected = false;
+    std::shared_ptr<gloo::transport::Device> dev;
+    std::shared_ptr<gloo::transport::Context> tctx;
+    std::shared_ptr<ShimContext> ctx;
+    std::atomic<bool> aborted{false};
+    std::mutex abort_mu;
+    std::string abort_reason;
+};
+
+int classify(Comm* c, const std::string& what) {
+    if (c != nullptr && c->aborted.load()) {
+        std::lock_guard<std::mutex> lock(c->abort_mu);
+        return fail(TORUS_GLOO_ERR_ABORTED, "aborted: " + c->abort_reason + " (" + what + ")");
+    }
+    if (what.find("Timed out") != std::string::npos || what.find("timed out") != std::string::npos) {
+        return fail(TORUS_GLOO_ERR_TIMEOUT, what);
+    }
+    return fail(TORUS_GLOO_ERR_IO, what);
+}
+
+template <class F>
+int guarded(Comm* c, F&& body) {
+    try {
+        return body();
+    } catch (const gloo::IoException& e) {
+        return classify(c, e.what());
+    } catch (const gloo::EnforceNotMet& e) {
+        return classify(c, e.what());
+    } catch (const std::bad_alloc&) {
+        return fail(TORUS_GLOO_ERR_OUT_OF_MEMORY, "out of host memory in the Gloo shim");
+    } catch (const std::exception& e) {
+        return classify(c, e.what());
+    } catch (...) {
+        return fail(TORUS_GLOO_ERR_INTERNAL, "unknown C++ exception in the Gloo shim");
+    }
+}
+
+int ready(Comm* c, const char* op) {
+    if (c == nullptr) return fail(TORUS_GLOO_ERR_INVALID_ARGUMENT, std::string(op) + ": comm is null");
+    if (c->aborted.load()) {
+        std::lock_guard<std::mutex> lock(c->abort_mu);
+        return fail(TORUS_GLOO_ERR_ABORTED, std::string(op) + ": communicator was aborted: " + c->abort_reason);
+    }
+    if (!c->connected) return fail(TORUS_GLOO_ERR_INVALID_ARGUMENT, std::string(op) + ": communicator is not connected");
+    return TORUS_GLOO_OK;
+}
+
+int check_common(Comm* c, const char* op, int64_t count, int dt, int64_t timeout_ms) {
+    int s = ready(c, op);
+    if (s) return s;
+    if (count < 0) return fail(TORUS_GLOO_ERR_INVALID_ARGUMENT, std::string(op) + ": count must be >= 0");
+    if (elem_size(dt) == 0) return fail(TORUS_GLOO_ERR_INVALID_ARGUMENT, std::string(op) + ": unknown dtype code " + std::to_string(dt));
+    if (timeout_ms <= 0) return fail(TORUS_GLOO_ERR_INVALID_ARGUMENT, std::string(op) + ": timeout_ms must be > 0");
+    return TORUS_GLOO_OK;
+}
+
+template <class F>
+void with_elem(int dt, F&& f) {
+    switch (dt) {
+        case F32: f(EF32{}); break;
+        case F64: f(EF64{}); break;
+        case F16: f(EF16{}); break;
+        case BF16: f(EBF16{}); break;
+        case I8: f(EI8{}); break;
+        case U8: f(EU8{}); break;
+        case I32: f(EI32{}); break;
+        case I64: f(EI64{}); break;
+    }
+}
+
+template <class E>
+void run_halving_doubling(Comm* c, void* data, int64_t count, int op) {
+    using T = typename E::S;
+    typename gloo::ReductionFunction<T>::Function* fn = nullptr;
+    switch (op) {
+        case TORUS_GLOO_PROD: fn = reduce2<E, TORUS_GLOO_PROD>; break;
+        case TORUS_GLOO_MIN: fn = reduce2<E, TORUS_GLOO_MIN>; break;
+        case TORUS_GLOO_MAX: fn = reduce2<E, TORUS_GLOO_MAX>; break;
+        default: fn = reduce2<E, TORUS_GLOO_SUM>; break;
+    }
+    gloo::ReductionFunction<T> rf(gloo::CUSTOM, fn);
+    gloo::AllreduceHalvingDoubling<T> alg(c->ctx, std::vector<T*>{static_cast<T*>(data)}, (int)count, &rf);
+    alg.run();
+}
+
+Comm* as_comm(void* p) { return static_cast<Comm*>(p); }
+
+}  // namespace
+
+extern "C" {
+
+const char* torus_gloo_last_error(void) { return g_last_error.c_str(); }
+
+int torus_gloo_create(int rank, int size, const char* hostname, int64_t timeout_ms, void** out) {
+    if (out == nullptr) return fail(TORUS_GLOO_ERR_INVALID_ARGUMENT, "create: out is null");
+    *out = nullptr;
+    if (size < 1) return fail(TORUS_GLOO_ERR_INVALID_ARGUMENT, "create: size must be >= 1, got " + std::to_string(size));
+    if (rank < 0 || rank >= size)
+        return fail(TORUS_GLOO_ERR_INVALID_ARGUMENT, "create: rank must be in [0, " + std::to_string(size) + "), got " + std::to_string(rank));
+    if (timeout_ms <= 0) return fail(TORUS_GLOO_ERR_INVALID_ARGUMENT, "create: timeout_ms must be > 0");
+    if (hostname == nullptr || hostname[0] == 0) return fail(TORUS_GLOO_ERR_INVALID_ARGUMENT, "create: hostname is empty");
+    return guarded(nullptr, [&]() {
+        auto c = std::make_unique<Comm>();
+        c->rank = rank;
+        c->size = size;
+        gloo::transport::tcp::attr attr;
+        attr.hostname = hostname;
+        c->dev = gloo::transport::tcp::CreateDevice(attr);
+        c->tctx = c->dev->createContext(rank, size);
+        c->tctx->setTimeout(std::chrono::milliseconds(timeout_ms));
+        c->ctx = std::make_shared<ShimContext>(rank, size);
+        c->ctx->setTimeout(std::chrono::milliseconds(timeout_ms));
+        for (int i = 0; i < size; i++) {
+            if (i == rank) continue;
+            auto& pair = c->tctx->createPair(i);
+            size_t n = pair->address().bytes().size();
+            if (c->addr_bytes == 0) c->addr_bytes = n;
+            if (n != c->addr_bytes) throw std::runtime_error("pair addresses differ in size");
+        }
+        if (c->addr_bytes == 0) c->addr_bytes = 1;  // world of one: no pairs
+        *out = c.release();
+        return TORUS_GLOO_OK;
+    });
+}
+
+int torus_gloo_address_bytes(void* comm, int64_t* out) {
+    Comm* c = as_comm(comm);
+    if (c == nullptr || out == nullptr) return fail(TORUS_GLOO_ERR_INVALID_ARGUMENT, "address_bytes: null argument");
+    *out = (int64_t)c->addr_bytes;
+    return TORUS_GLOO_OK;
+}
+
+int torus_gloo_local_addresses(void* comm, char* buf, int64_t capacity) {
+    Comm* c = as_comm(comm);
+    if (c == nullptr || buf == nullptr) return fail(TORUS_GLOO_ERR_INVALID_ARGUMENT, "local_addresses: null argument");
+    int64_t need = (int64_t)(c->addr_bytes * c->size);
+    if (capacity < need)
+        return fail(TORUS_GLOO_ERR_INVALID_ARGUMENT, "local_addresses: capacity " + std::to_string(capacity) + " < " + std::to_string(need));
+    return guarded(c, [&]() {
+        std::memset(buf, 0, (size_t)need);
+        for (int i = 0; i < c->size; i++) {
+            if (i == c->rank) continue;
+            auto bytes = c->tctx->getPair(i)->address().bytes();
+            std::memcpy(buf + (size_t)i * c->addr_bytes, bytes.data(), bytes.size());
+        }
+        return TORUS_GLOO_OK;
+    });
+}
+
+int torus_gloo_connect(void* comm, const char* remote, int64_t bytes) {
+    Comm* c = as_comm(comm);
+    if (c == nullptr || remote == nullptr) return fail(TORUS_GLOO_ERR_INVALID_ARGUMENT, "connect: null argument");
+    if (c->connected) return fail(TORUS_GLOO_ERR_INVALID_ARGUMENT, "connect: already connected");
+    int64_t need = (int64_t)(c->addr_bytes * c->size);
+    if (bytes != need)
+        return fail(TORUS_GLOO_ERR_INVALID_ARGUMENT, "connect: expected " + std::to_string(need) + " address bytes, got " + std::to_string(bytes));
+    return guarded(c, [&]() {
+        for (int i = 0; i < c->size; i++) {
+            if (i == c->rank) continue;
+            std::vector<char> addr(remote + (size_t)i * c->addr_bytes, remote + (size_t)(i + 1) * c->addr_bytes);
+            c->tctx->getPair(i)->connect(addr);
+        }
+        c->ctx->adopt(c->dev, c->tctx);
+        c->connected = true;
+        return TORUS_GLOO_OK;
+    });
+}
+
+int torus_gloo_abort(void* comm, const char* reason) {
+    Comm* c = as_comm(comm);
+    if (c == nullptr) return fail(TORUS_GLOO_ERR_INVALID_ARGUMENT, "abort: comm is null");
+    return guarded(nullptr, [&]() {
+        {
+            std::lock_guard<std::mutex> lock(c->abort_mu);
+            if (c->aborted.load()) return TORUS_GLOO_OK;
+            c->abort_reason = reason ? reason : "no reason given";
+            c->aborted.store(true);
+        }
+        if (!c->connected) return TORUS_GLOO_OK;
+        // The context was made by a tcp::Device, so its dynamic type is tcp::Context,
+        // whose primary base (at offset 0) is transport::Context.
+        if (SignalFn fn = tcp_signal_exception()) {
+            fn(c->tctx.get(), "communicator aborted: " + c->abort_reason);
+        } else {
+            c->ctx->closeConnections();
+        }
+        return TORUS_GLOO_OK;
+    });
+}
+
+int torus_gloo_destroy(void* comm) {
+    Comm* c = as_comm(comm);
+    if (c == nullptr) return TORUS_GLOO_OK;
+    return guarded(nullptr, [&]() {
+        delete c;
+        return TORUS_GLOO_OK;
+    });
+}
+
+int torus_gloo_allreduce(void* comm, void* in, void* out, int64_t count, int dtype, int op, int algorithm,
+                         int64_t timeout_ms, uint32_t tag) {
+    Comm* c = as_comm(comm);
+    if (int s = check_common(c, "allreduce", count, dtype, timeout_ms)) return s;
+    if (op < TORUS_GLOO_SUM || op > TORUS_GLOO_AVG) return fail(TORUS_GLOO_ERR_INVALID_ARGUMENT, "allreduce: unknown op");
+    if (count == 0) return TORUS_GLOO_OK;
+    if (in == nullptr || out == nullptr) return fail(TORUS_GLOO_ERR_INVALID_ARGUMENT, "allreduce: null buffer");
+    return guarded(c, [&]() {
+        size_t es = elem_size(dtype);
+        if (c->size > 1) {
+            if (algorithm == TORUS_GLOO_ALGO_HALVING_DOUBLING) {
+                if (count > INT32_MAX) throw gloo::EnforceNotMet(__FILE__, __LINE__, "count", "halving-doubling takes at most 2^31-1 elements");
+                if (in != out) std::memcpy(out, in, (size_t)count * es);
+                c->ctx->setTimeout(std::chrono::milliseconds(timeout_ms));
+                with_elem(dtype, [&](auto e) { run_halving_doubling<decltype(e)>(c, out, count, op); });
+            } else {
+                gloo::AllreduceOptions opts(c->ctx);
+                with_elem(dtype, [&](auto e) {
+                    using T = typename decltype(e)::S;
+                    if (in != out) opts.setInput<T>(static_cast<T*>(in), (size_t)count);
+                    opts.setOutput<T>(static_cast<T*>(out), (size_t)count);
+                });
+                opts.setReduceFunction(reducer(dtype, op));
+                opts.setAlgorithm(algorithm == TORUS_GLOO_ALGO_BCUBE ? gloo::AllreduceOptions::Algorithm::BCUBE
+                                                                    : gloo::AllreduceOptions::Algorithm::RING);
+                opts.setTag(tag);
+                opts.setTimeout(std::chrono::milliseconds(timeout_ms));
+                gloo::allreduce(opts);
+            }
+        } else if (in != out) {
+            std::memcpy(out, in, (size_t)count * es);
+        }
+        if (op == TORUS_GLOO_AVG) divide(out, (size_t)count, dtype, c->size);
+        return TORUS_GLOO_OK;
+    });
+}
+
+int torus_gloo_reduce(void* comm, void* in, void* out, int64_t count, int dtype, int op, int root,
+                      int64_t timeout_ms, uint32_t tag) {
+    Comm* c = as_comm(comm);
+    if (int s = check_common(c, "reduce", count, dtype, timeout_ms)) return s;
+    if (op < TORUS_GLOO_SUM || op > TORUS_GLOO_AVG) return fail(TORUS_GLOO_ERR_INVALID_ARGUMENT, "reduce: unknown op");
+    if (root < 0 || root >= c->size) return fail(TORUS_GLOO_ERR_INVALID_ARGUMENT, "reduce: root out of range");
+    if (count == 0) return TORUS_GLOO_OK;
+    return guarded(c, [&]() {
+        size_t es = elem_size(dtype);
+        if (c->size > 1) {
+            gloo::ReduceOptions opts(c->ctx);
+            with_elem(dtype, [&](auto e) {
+                using T = typename decltype(e)::S;
+                if (in != out) opts.setInput<T>(static_cast<T*>(in), (size_t)count);
+                opts.setOutput<T>(static_cast<T*>(out), (size_t)count);
+            });
+            opts.setReduceFunction(reducer(dtype, op));
+            opts.setRoot(root);
+            opts.setTag(tag);
+            opts.setTimeout(std::chrono::milliseconds(timeout_ms));
+            gloo::reduce(opts);
+        } else if (in != out) {
+            std::memcpy(out, in, (size_t)count * es);
+        }
+        if (op == TORUS_GLOO_AVG && c->rank == root) divide(out, (size_t)count, dtype, c->size);
+        return TORUS_GLOO_OK;
+    });
+}
+
+int torus_gloo_broadcast(void* comm, void* in, void* out, int64_t count, int dtype, int root,
+                         int64_t timeout_ms, uint32_t tag) {
+    Comm* c = as_comm(comm);
+    if (int s = check_common(c, "broadcast", count, dtype, timeout_ms)) return s;
+    if (root < 0 || root >= c->size) return fail(TORUS_GLOO_ERR_INVALID_ARGUMENT, "broadcast: root out of range");
+    if (count == 0) return TORUS_GLOO_OK;
+    return guarded(c, [&]() {
+        size_t es = elem_size(dtype);
+        if (c->size > 1) {
+            gloo::BroadcastOptions opts(c->ctx);
+            with_elem(dtype, [&](auto e) {
+                using T = typename decltype(e)::S;
+                if (c->rank == root && in != out) opts.setInput<T>(static_cast<T*>(in), (size_t)count);
+                opts.setOutput<T>(static_cast<T*>(out), (size_t)count);
+            });
+            opts.setRoot(root);
+            opts.setTag(tag);
+            opts.setTimeout(std::chrono::milliseconds(timeout_ms));
+            gloo::broadcast(opts);
+        } else if (in != out) {
+            std::memcpy(out, in, (size_t)count * es);
+        }
+        return TORUS_GLOO_OK;
+    });
+}
+
+int torus_gloo_allgather(void* comm, void* in, void* out, int64_t count, int dtype, int64_t timeout_ms, uint32_t tag) {
+    Comm* c = as_comm(comm);
+    if (int s = check_common(c, "allgather", count, dtype, timeout_ms)) return s;
+    if (count == 0) return TORUS_GLOO_OK;
+    return guarded(c, [&]() {
+        size_t es = elem_size(dtype);
+        char* mine = static_cast<char*>(out) + (size_t)c->rank * (size_t)count * es;
+        if (c->size > 1) {
+            gloo::AllgatherOptions opts(c->ctx);
+            with_elem(dtype, [&](auto e) {
+                using T = typename decltype(e)::S;
+                if (in != mine) opts.setInput<T>(static_cast<T*>(in), (size_t)count);
+                opts.setOutput<T>(static_cast<T*>(out), (size_t)count * c->size);
+            });
+            opts.setTag(tag);
+            opts.setTimeout(std::chrono::milliseconds(timeout_ms));
+            gloo::allgather(opts);
+        } else if (in != out) {
+            std::memcpy(out, in, (size_t)count * es);
+        }
+        return TORUS_GLOO_OK;
+    });
+}
+
+int torus_gloo_alltoall(void* comm, void* in, void* out, int64_t count, int dtype, int64_t timeout_ms, uint32_t tag) {
+    Comm* c = as_comm(comm);
+    if (int s = check_common(c, "alltoall", count, dtype, timeout_ms)) return s;
+    if (count == 0) return TORUS_GLOO_OK;
+    if (in == out) return fail(TORUS_GLOO_ERR_INVALID_ARGUMENT, "alltoall: in and out must not be the same buffer");
+    return guarded(c, [&]() {
+        size_t es = elem_size(dtype);
+        if (c->size > 1) {
+            gloo::AlltoallOptions opts(c->ctx);
+            with_elem(dtype, [&](auto e) {
+                using T = typename decltype(e)::S;
+                opts.setInput<T>(static_cast<T*>(in), (size_t)count * c->size);
+                opts.setOutput<T>(static_cast<T*>(out), (size_t)count * c->size);
+            });
+            opts.setTag(tag);
+            opts.setTimeout(std::chrono::milliseconds(timeout_ms));
+            gloo::alltoall(opts);
+        } else {
+            std::memcpy(out, in, (size_t)count * es);
+        }
+        return TORUS_GLOO_OK;
+    });
+}
+
+int torus_gloo_reduce_scatter(void* comm, void* in, void* out, int64_t count, int dtype, int op,
+                              int64_t timeout_ms, uint32_t tag) {
+    Comm* c = as_comm(comm);
+    if (int s = check_common(c, "reduce_scatter", count, dtype, timeout_ms)) return s;
+    if (op < TORUS_GLOO_SUM || op > TORUS_GLOO_AVG) return fail(TORUS_GLOO_ERR_INVALID_ARGUMENT, "reduce_scatter: unknown op");
+    if (count == 0) return TORUS_GLOO_OK;
+    return guarded(c, [&]() {
+        size_t es = elem_size(dtype);
+        size_t block = (size_t)count * es;
+        if (c->size == 1) {
+            if (in != out) std::memcpy(out, in, block);
+        } else {
+            // All-to-all moves block j of every rank to rank j ((n-1)/n of the data per
+            // rank, as a ring reduce-scatter would); the n blocks are then reduced in
+            // rank order, so every rank's result is identical whatever the arrival order.
+            std::vector<char> gathered(block * c->size);
+            gloo::AlltoallOptions opts(c->ctx);
+            with_elem(dtype, [&](auto e) {
+                using T = typename decltype(e)::S;
+                opts.setInput<T>(static_cast<T*>(in), (size_t)count * c->size);
+                opts.setOutput<T>(reinterpret_cast<T*>(gathered.data()), (size_t)count * c->size);
+            });
+            opts.setTag(tag);
+            opts.setTimeout(std::chrono::milliseconds(timeout_ms));
+            gloo::alltoall(opts);
+            Fn3 f = reducer(dtype, op);
+            std::memcpy(out, gathered.data(), block);
+            for (int r = 1; r < c->size; r++) f(out, out, gathered.data() + (size_t)r * block, (size_t)count);
+        }
+        if (op == TORUS_GLOO_AVG) divide(out, (size_t)count, dtype, c->size);
+        return TORUS_GLOO_OK;
+    });
+}
+
+int torus_gloo_send(void* comm, void* ptr, int64_t bytes, int dst, uint64_t slot, int64_t timeout_ms) {
+    Comm* c = as_comm(comm);
+    if (int s = check_common(c, "send", bytes, U8, timeout_ms)) return s;
+    if (dst < 0 || dst >= c->size || dst == c->rank) return fail(TORUS_GLOO_ERR_INVALID_ARGUMENT, "send: bad destination rank");
+    return guarded(c, [&]() {
+        auto buf = c->ctx->createUnboundBuffer(ptr, (size_t)bytes);
+        buf->send(dst, slot);
+        buf->waitSend(std::chrono::milliseconds(timeout_ms));
+        return TORUS_GLOO_OK;
+    });
+}
+
+int torus_gloo_recv(void* comm, void* ptr, int64_t bytes, int src, uint64_t slot, int64_t timeout_ms) {
+    Comm* c = as_comm(comm);
+    if (int s = check_common(c, "recv", bytes, U8, timeout_ms)) return s;
+    if (src < 0 || src >= c->size || src == c->rank) return fail(TORUS_GLOO_ERR_INVALID_ARGUMENT, "recv: bad source rank");
+    return guarded(c, [&]() {
+        auto buf = c->ctx->createUnboundBuffer(ptr, (size_t)bytes);
+        buf->recv(src, slot);
+        buf->waitRecv(std::chrono::milliseconds(timeout_ms));
+        return TORUS_GLOO_OK;
+    });
+}
+
+int torus_gloo_barrier(void* comm, int64_t timeout_ms, uint32_t tag) {
+    Comm* c = as_comm(comm);
+    if (int s = check_common(c, "barrier", 0, U8, timeout_ms)) return s;
+    if (c->size == 1) return TORUS_GLOO_OK;
+    return guarded(c, [&]() {
+        gloo::BarrierOptions opts(c->ctx);
+        opts.setTag(tag);
+        opts.setTimeout(std::chrono::milliseconds(timeout_ms));
+        gloo::barrier(opts);
+        return TORUS_GLOO_OK;
+    });
+}
+
+int torus_gloo_reduce_local(void* c, const void* a, const void* b, int64_t count, int dtype, int op) {
+    if (count < 0) return fail(TORUS_GLOO_ERR_INVALID_ARGUMENT, "reduce_local: count must be >= 0");
+    Fn3 f = (op == TORUS_GLOO_AVG) ? nullptr : reducer(dtype, op);
+    if (f == nullptr) return fail(TORUS_GLOO_ERR_INVALID_ARGUMENT, "reduce_local: unsupported dtype/op");
+    if (count == 0) return TORUS_GLOO_OK;
+    f(c, a, b, (size_t)count);
+    return TORUS_GLOO_OK;
+}
+
+}  // extern "C"
