@@ -245,13 +245,14 @@ abstract class BaseCommunicator implements Communicator {
                        long wireBytes, NativeOp op, boolean collective) {
         long timeoutMs = Math.max(1, timeout.toMillis());
         ScheduledFuture<?> dog = null;
+        CommException failure = null;
         try {
             if (w.isCompleted()) {
                 return; // failed by abort while queued
             }
             String broken = brokenReason;
             if (broken != null) {
-                w.fail(new CommAbortedException(desc + " cannot run: " + broken));
+                failure = new CommAbortedException(desc + " cannot run: " + broken);
                 return;
             }
             dog = WATCHDOG.schedule(() -> breakWith(desc + " exceeded its timeout of " + timeoutMs + " ms"),
@@ -261,26 +262,31 @@ abstract class BaseCommunicator implements Communicator {
             }
             op.run(timeoutMs, seq);
             bytesSent.addAndGet(wireBytes);
-            w.complete();
         } catch (CollectiveMismatchException e) {
             breakWith("collective mismatch at seq " + seq);
-            w.fail(e);
+            failure = e;
         } catch (CommException e) {
             boolean userAbort = brokenReason != null && brokenReason.startsWith("aborted by user");
             String diag = (collective && !userAbort) ? diagnose(seq, fp) : "";
             String msg = desc + " failed: " + e.getMessage() + diag;
             breakWith(msg);
-            w.fail(e instanceof CommTimeoutException ? new CommTimeoutException(msg)
-                    : e instanceof CommAbortedException ? new CommAbortedException(msg) : new CommException(msg, e));
+            failure = e instanceof CommTimeoutException ? new CommTimeoutException(msg)
+                    : e instanceof CommAbortedException ? new CommAbortedException(msg) : new CommException(msg, e);
         } catch (RuntimeException e) {
             breakWith(desc + " failed: " + e);
-            w.fail(new CommException(desc + " failed: " + e, e));
+            failure = new CommException(desc + " failed: " + e, e);
         } finally {
             if (dog != null) {
                 dog.cancel(false);
             }
+            // release the tensors before anyone waiting on the Work can wake and close them
             pinned.forEach(t -> t.buffer().unpin());
             pending.remove(w);
+            if (failure != null) {
+                w.fail(failure);
+            } else {
+                w.complete();
+            }
         }
     }
 

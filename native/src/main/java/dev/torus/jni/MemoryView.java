@@ -3,7 +3,7 @@ package dev.torus.jni;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 
-import org.bytedeco.javacpp.Pointer;
+import org.bytedeco.javacpp.BytePointer;
 
 /**
  * Direct {@link ByteBuffer} views of native host memory, for bulk copies between
@@ -24,7 +24,8 @@ public final class MemoryView {
         return new Raw(address, bytes).asByteBuffer().order(ByteOrder.nativeOrder());
     }
 
-    private static final class Raw extends Pointer {
+    /** One-byte elements, so the view spans exactly {@code bytes} bytes. */
+    private static final class Raw extends BytePointer {
         Raw(long address, long bytes) {
             this.address = address;
             this.position = 0;

@@ -36,4 +36,14 @@ class NativeBoundaryTest extends dev.torus.testing.TorusTestBase {
         assertEquals(0, out[0]);
         assertTrue(TorusNative.torus_last_error().contains("cannot allocate"));
     }
+
+    /** A view must span exactly the bytes asked for: a larger one lets bulk copies run past the buffer. */
+    @Test
+    void memoryViewSpansExactlyTheRequestedBytes() {
+        try (dev.torus.memory.HostBuffer b = root.allocateHost(13)) {
+            assertEquals(13, MemoryView.of(b.address(), 13).capacity());
+            assertEquals(5, b.view(8, 5).capacity());
+            assertEquals(0, MemoryView.of(b.address(), 0).capacity());
+        }
+    }
 }

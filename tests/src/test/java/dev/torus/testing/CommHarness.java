@@ -31,6 +31,13 @@ public final class CommHarness {
     }
 
     public static <T> List<T> run(Store store, int world, Duration timeout, RankBody<T> body) throws Exception {
+        return run(store, world, timeout, b -> b, body);
+    }
+
+    /** As {@link #run(Store, int, Duration, RankBody)}, with extra builder settings for every rank. */
+    public static <T> List<T> run(Store store, int world, Duration timeout,
+                                  java.util.function.UnaryOperator<dev.torus.comm.CommunicatorBuilder> configure,
+                                  RankBody<T> body) throws Exception {
         String runId = uniqueRunId("inproc");
         ExecutorService pool = Executors.newFixedThreadPool(world);
         try {
@@ -38,8 +45,8 @@ public final class CommHarness {
             for (int r = 0; r < world; r++) {
                 int rank = r;
                 futures.add(pool.submit(() -> {
-                    try (Communicator c = Communicator.builder().rank(rank).size(world).store(store).runId(runId)
-                            .timeout(timeout).build()) {
+                    try (Communicator c = configure.apply(Communicator.builder().rank(rank).size(world).store(store)
+                            .runId(runId).timeout(timeout)).build()) {
                         return body.run(c);
                     }
                 }));
