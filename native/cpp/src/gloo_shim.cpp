@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cctype>
 #include <cmath>
 #include <cstring>
 #include <memory>
@@ -193,7 +194,9 @@ int classify(Comm* c, const std::string& what) {
         std::lock_guard<std::mutex> lock(c->abort_mu);
         return fail(TORUS_GLOO_ERR_ABORTED, "aborted: " + c->abort_reason + " (" + what + ")");
     }
-    if (what.find("Timed out") != std::string::npos || what.find("timed out") != std::string::npos) {
+    std::string lower(what);
+    for (auto& ch : lower) ch = (char)std::tolower((unsigned char)ch);
+    if (lower.find("timed out") != std::string::npos || lower.find("timeout") != std::string::npos) {
         return fail(TORUS_GLOO_ERR_TIMEOUT, what);
     }
     return fail(TORUS_GLOO_ERR_IO, what);

@@ -30,7 +30,7 @@ import org.slf4j.LoggerFactory;
  */
 abstract class BaseCommunicator implements Communicator {
     private static final Logger LOG = LoggerFactory.getLogger(BaseCommunicator.class);
-    static final Duration DIAGNOSIS_GRACE = Duration.ofMillis(300);
+    static final Duration DIAGNOSIS_GRACE = Duration.ofMillis(500);
     private static final ScheduledExecutorService WATCHDOG = Executors.newSingleThreadScheduledExecutor(r -> {
         Thread t = new Thread(r, "torus-comm-watchdog");
         t.setDaemon(true);

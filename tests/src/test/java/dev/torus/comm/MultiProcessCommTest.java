@@ -1,0 +1,83 @@
+package dev.torus.comm;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.torus.rendezvous.EmbeddedZooKeeper;
+import dev.torus.testing.CommHarness;
+import dev.torus.testing.Data;
+import dev.torus.testing.WorkerProcesses;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+
+/** Separate worker JVMs joined with Communicator.fromEnv() against an embedded ZooKeeper. */
+@Tag("multiprocess")
+class MultiProcessCommTest {
+    static EmbeddedZooKeeper zk;
+
+    @BeforeAll
+    static void start() {
+        zk = EmbeddedZooKeeper.start();
+    }
+
+    @AfterAll
+    static void stop() {
+        zk.close();
+    }
+
+    @Test
+    void fourWorkerJvmsRunEveryOpAndDtype() throws Exception {
+        long seed = Data.freshSeed();
+        try (WorkerProcesses w = new WorkerProcesses(4, zk.connectString(), CommHarness.uniqueRunId("allops"), 20_000,
+                "allops", Long.toString(seed))) {
+            for (int r = 0; r < 4; r++) {
+                String line = w.awaitLine(r, l -> l.startsWith("RESULT allops"), 120_000);
+                assertEquals(0, w.awaitExit(r, 30_000), "rank " + r + ": " + line + " " + w.lines(r));
+                assertTrue(line.endsWith("errors=0"), line + " (seed " + seed + ")");
+            }
+        }
+    }
+
+    /**
+     * Kills one of four workers with SIGKILL in the middle of back-to-back all-reduces.
+     * The survivors must fail within timeout + 1 s, then shrink and all-reduce correctly.
+     */
+    @Test
+    void killedWorkerFailsSurvivorsWithinBoundThenShrinkWorks() throws Exception {
+        long timeoutMs = 3_000;
+        int victim = 2;
+        try (WorkerProcesses w = new WorkerProcesses(4, zk.connectString(), CommHarness.uniqueRunId("kill"), timeoutMs,
+                "survive", Integer.toString(victim))) {
+            for (int r = 0; r < 4; r++) {
+                w.awaitLine(r, l -> l.equals("RESULT iter 3"), 120_000);
+            }
+            long killedAt = System.currentTimeMillis();
+            w.process(victim).destroyForcibly();
+            Pattern failed = Pattern.compile("RESULT failed at=(\\d+) lastOk=(\\d+) type=(\\w+) message=(.*)");
+            for (int r = 0; r < 4; r++) {
+                if (r == victim) {
+                    continue;
+                }
+                String line = w.awaitLine(r, l -> l.startsWith("RESULT failed"), timeoutMs + 20_000);
+                Matcher m = failed.matcher(line);
+                assertTrue(m.matches(), line);
+                long at = Long.parseLong(m.group(1));
+                System.out.println("rank " + r + " failed " + (at - killedAt) + " ms after the kill: " + line);
+                assertTrue(at - killedAt <= timeoutMs + 1_000, "rank " + r + " failed " + (at - killedAt)
+                        + " ms after the kill; the bound is timeout + 1 s = " + (timeoutMs + 1000) + " ms: " + line);
+                assertTrue(m.group(3).equals("CommAbortedException") || m.group(3).equals("CommTimeoutException"), line);
+                String msg = m.group(4);
+                assertTrue(msg.contains("allReduce(SUM) of 1048576 x FLOAT32") && msg.contains("generation 0")
+                        && msg.contains("seq "), "the message names op, dtype, count, seq and generation: " + msg);
+                String shrunk = w.awaitLine(r, l -> l.startsWith("RESULT shrunk"), 60_000);
+                assertTrue(shrunk.contains("size=3") && shrunk.contains("generation=1") && shrunk.endsWith("ok=true"),
+                        shrunk);
+                assertEquals(0, w.awaitExit(r, 30_000), w.lines(r).toString());
+            }
+        }
+    }
+}

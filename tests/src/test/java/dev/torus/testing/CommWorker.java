@@ -1,0 +1,77 @@
+package dev.torus.testing;
+
+import dev.torus.Tensor;
+import dev.torus.comm.CommException;
+import dev.torus.comm.Communicator;
+import dev.torus.comm.ReduceOp;
+import dev.torus.memory.Allocator;
+import java.time.Duration;
+import java.util.Arrays;
+
+/**
+ * Worker process for multi-process tests. Joins the world with
+ * {@link Communicator#fromEnv()} and runs one scenario, reporting on stdout with
+ * lines that start with {@code RESULT}. Exit code 0 means the scenario's own
+ * checks passed.
+ *
+ * <ul>
+ *   <li>{@code allops SEED}: every op and dtype, checked against references;</li>
+ *   <li>{@code survive VICTIM}: all-reduce in a loop until a peer dies, then shrink
+ *       without {@code VICTIM} and all-reduce among the survivors.</li>
+ * </ul>
+ */
+public final class CommWorker {
+    private CommWorker() {}
+
+    public static void main(String[] args) throws Exception {
+        String scenario = args[0];
+        int code;
+        try (Allocator alloc = Allocator.root("worker");
+             Communicator comm = Communicator.fromEnv()) {
+            code = switch (scenario) {
+                case "allops" -> allOps(comm, alloc, Long.parseLong(args[1]));
+                case "survive" -> survive(comm, alloc, Integer.parseInt(args[1]));
+                default -> throw new IllegalArgumentException("unknown scenario " + scenario);
+            };
+        }
+        System.out.flush();
+        System.exit(code);
+    }
+
+    static int allOps(Communicator comm, Allocator alloc, long seed) throws Exception {
+        var errors = OpsCheck.run(comm, alloc, seed, 37);
+        System.out.println("RESULT allops rank=" + comm.rank() + " errors=" + errors.size());
+        errors.forEach(e -> System.out.println("RESULT error " + e));
+        return errors.isEmpty() ? 0 : 1;
+    }
+
+    static int survive(Communicator comm, Allocator alloc, int victim) {
+        int n = 1 << 20;
+        float[] ones = new float[n];
+        Arrays.fill(ones, 1f);
+        long iter = 0;
+        long lastOk = System.currentTimeMillis();
+        try (Tensor t = Tensor.fromArray(alloc, ones, n)) {
+            while (true) {
+                comm.allReduce(t, ReduceOp.SUM).await();
+                iter++;
+                lastOk = System.currentTimeMillis();
+                System.out.println("RESULT iter " + iter);
+                System.out.flush();
+            }
+        } catch (CommException e) {
+            System.out.println("RESULT failed at=" + System.currentTimeMillis() + " lastOk=" + lastOk + " type="
+                    + e.getClass().getSimpleName() + " message=" + e.getMessage().replace('\n', ' '));
+        }
+        try (Communicator smaller = comm.shrink(victim);
+             Tensor t = Tensor.fromArray(alloc, new float[] {smaller.rank() + 1, 2}, 2)) {
+            smaller.allReduce(t, ReduceOp.SUM).await(Duration.ofSeconds(30));
+            float[] got = t.toFloatArray();
+            int m = smaller.size();
+            boolean ok = got[0] == m * (m + 1) / 2f && got[1] == 2f * m;
+            System.out.println("RESULT shrunk rank=" + smaller.rank() + " size=" + m + " generation="
+                    + smaller.generation() + " sum=" + got[0] + " ok=" + ok);
+            return ok ? 0 : 3;
+        }
+    }
+}
