@@ -116,7 +116,7 @@ public final class CommunicatorBuilder {
 
     /** Namespaces every key of this job in the store. */
     public CommunicatorBuilder runId(String runId) {
-        if (runId == null || !runId.matches("[A-Za-z0-9._-]{1,100}")) {
+        if (runId == null || !runId.matches("[A-Za-z0-9._-]{1,100}") || runId.equals(".") || runId.equals("..")) {
             throw new IllegalArgumentException("runId must be 1-100 characters of [A-Za-z0-9._-], got '" + runId + "'");
         }
         this.runId = runId;
@@ -125,8 +125,10 @@ public final class CommunicatorBuilder {
 
     /** The communicator's name within the run (default {@code world}). */
     public CommunicatorBuilder name(String name) {
-        if (name == null || !name.matches("[A-Za-z0-9._-]{1,100}(/[A-Za-z0-9._-]{1,100})*")) {
-            throw new IllegalArgumentException("name must be a '/'-separated path of [A-Za-z0-9._-], got '" + name + "'");
+        if (name == null || !name.matches("[A-Za-z0-9._-]{1,100}(/[A-Za-z0-9._-]{1,100})*")
+                || java.util.Arrays.asList(name.split("/")).stream().anyMatch(seg -> seg.equals(".") || seg.equals(".."))) {
+            throw new IllegalArgumentException("name must be a '/'-separated path of [A-Za-z0-9._-] segments other than"
+                    + " '.' and '..', got '" + name + "'");
         }
         this.name = name;
         return this;
