@@ -74,6 +74,12 @@ abstract class BaseCommunicator implements Communicator {
     /** Creates the next generation (shrink) or a child (split) with the same backend. */
     abstract Communicator rebuild(CommSpec next);
 
+    /** All-to-all on raw host or device addresses, run inside a lane task (composite operations). */
+    abstract void rawAllToAll(long in, long out, long countPerRank, DType dt, long timeoutMs, long tag);
+
+    /** All-gather on raw addresses, run inside a lane task (composite operations). */
+    abstract void rawAllGather(long in, long out, long countPerRank, DType dt, long timeoutMs, long tag);
+
     /** All-gathers {@code mine} (4 longs) for the debug fingerprint check. */
     abstract long[][] exchangeFingerprints(long[] mine, long tag, long timeoutMs);
 

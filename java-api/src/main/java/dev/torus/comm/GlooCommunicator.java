@@ -330,6 +330,17 @@ final class GlooCommunicator extends BaseCommunicator {
     }
 
     @Override
+    void rawAllToAll(long in, long out, long countPerRank, DType dt, long timeoutMs, long tag) {
+        check(GlooNative.torus_gloo_alltoall(handle, in, out, countPerRank, dt.code(), timeoutMs, (int) tag), "allToAll");
+    }
+
+    @Override
+    void rawAllGather(long in, long out, long countPerRank, DType dt, long timeoutMs, long tag) {
+        check(GlooNative.torus_gloo_allgather(handle, in, out, countPerRank, dt.code(), timeoutMs, (int) tag),
+                "allGather");
+    }
+
+    @Override
     long[][] exchangeFingerprints(long[] mine, long tag, long timeoutMs) {
         int n = size();
         ByteBuffer view = fingerprintScratch.view(0, 32L * (n + 1)).order(ByteOrder.nativeOrder());
