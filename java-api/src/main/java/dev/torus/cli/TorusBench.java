@@ -16,7 +16,8 @@ import picocli.CommandLine.Option;
 /** {@code torus-bench}: benchmarks that report ratios measured within one run. */
 @Command(name = "torus-bench", mixinStandardHelpOptions = true, version = "torus-bench 0.1.0",
         description = "Torus benchmarks. Each reports ratios measured in the same run.",
-        subcommands = {TorusBench.Quant.class})
+        subcommands = {TorusBench.Quant.class, TorusBench.AllReduce.class, TorusBench.AllGather.class,
+                TorusBench.ReduceScatter.class, TorusBench.Broadcast.class, TorusBench.SendRecv.class})
 public final class TorusBench implements Runnable {
     @Override
     public void run() {
@@ -144,6 +145,140 @@ public final class TorusBench implements Runnable {
             return v * mult;
         } catch (NumberFormatException e) {
             throw new IllegalArgumentException(name + ": expected a positive size such as 4MiB or 1GiB, got '" + s + "'");
+        }
+    }
+
+    /** Shared options of the collective sweeps. */
+    abstract static class Collective implements Callable<Integer> {
+        @Option(names = "--json", description = "Also write one JSON object per row to FILE.")
+        Path json;
+
+        @Option(names = "--nproc", split = ",", defaultValue = "2,4",
+                description = "Local worker processes; a list runs one sweep per value (default ${DEFAULT-VALUE}).")
+        List<Integer> nproc;
+
+        @Option(names = {"-b", "--min-bytes"}, defaultValue = "4", description = "Smallest buffer (default ${DEFAULT-VALUE}).")
+        String minBytes;
+
+        @Option(names = {"-e", "--max-bytes"}, defaultValue = "64MiB", description = "Largest buffer (default ${DEFAULT-VALUE}).")
+        String maxBytes;
+
+        @Option(names = "--min-time", defaultValue = "0.2", description = "Seconds per timed size (default ${DEFAULT-VALUE}).")
+        double minTime;
+
+        @Option(names = "--algo", defaultValue = "auto",
+                description = "Gloo all-reduce algorithm: auto, ring, bcube or hd (default ${DEFAULT-VALUE}).")
+        String algo;
+
+        @Option(names = "--baseline", description = "Native Gloo baseline binary (default: "
+                + "tools/baselines/build/gloo_bench when present; 'none' to skip).")
+        String baseline;
+
+        abstract String op();
+
+        String compression() {
+            return "none";
+        }
+
+        @Override
+        public Integer call() throws Exception {
+            long lo = parseSize("--min-bytes", minBytes);
+            long hi = parseSize("--max-bytes", maxBytes);
+            if (lo < 4 || hi < lo) {
+                throw new CommandLine.ParameterException(new CommandLine(this),
+                        "--min-bytes must be >= 4 and <= --max-bytes, got " + lo + " and " + hi);
+            }
+            if (!List.of("auto", "ring", "bcube", "hd").contains(algo)) {
+                throw new CommandLine.ParameterException(new CommandLine(this),
+                        "--algo must be auto, ring, bcube or hd, got '" + algo + "'");
+            }
+            Path base = null;
+            if (baseline == null) {
+                Path d = Path.of("tools", "baselines", "build", "gloo_bench");
+                base = java.nio.file.Files.isExecutable(d) ? d : null;
+            } else if (!baseline.equals("none")) {
+                base = Path.of(baseline);
+                if (!java.nio.file.Files.isExecutable(base)) {
+                    throw new CommandLine.ParameterException(new CommandLine(this),
+                            "--baseline must name an executable, got '" + baseline + "'");
+                }
+            }
+            String[] cols = {"nproc", "size", "count", "type", "redop", "time_us", "algbw", "busbw", "wrong",
+                    "native_busbw", "ratio"};
+            int[] widths = {6, 12, 11, 7, 6, 12, 9, 9, 7, 13, 7};
+            try (dev.torus.cli.bench.BenchReport report = new dev.torus.cli.bench.BenchReport(System.out, json, cols,
+                    widths)) {
+                for (int n : nproc) {
+                    if (n < 1 || n > 64) {
+                        throw new CommandLine.ParameterException(new CommandLine(this),
+                                "--nproc values must be in 1..64, got " + n);
+                    }
+                    report.header("# torus-bench " + op() + " (gloo, " + n + " processes on this host, compression "
+                            + compression() + ", algo " + algo + "); GB/s; native = C++ Gloo loop"
+                            + (base == null ? " (not run: build tools/baselines first)" : ""));
+                    new dev.torus.cli.bench.CollectiveBench(op(), n, lo, hi, minTime, compression(), base, algo,
+                            System.out).run(report);
+                }
+            }
+            return 0;
+        }
+    }
+
+    @Command(name = "allreduce", mixinStandardHelpOptions = true,
+            description = "All-reduce (sum, fp32) size sweep; busbw = algbw x 2(n-1)/n.")
+    static final class AllReduce extends Collective {
+        @Option(names = "--compression", defaultValue = "none",
+                description = "none, fp16, bf16 or int8 (blockwise 256 with error feedback) (default ${DEFAULT-VALUE}).")
+        String compression;
+
+        @Override
+        String op() {
+            return "allreduce";
+        }
+
+        @Override
+        String compression() {
+            if (!List.of("none", "fp16", "bf16", "int8").contains(compression)) {
+                throw new CommandLine.ParameterException(new CommandLine(this),
+                        "--compression must be none, fp16, bf16 or int8, got '" + compression + "'");
+            }
+            return compression;
+        }
+    }
+
+    @Command(name = "allgather", mixinStandardHelpOptions = true,
+            description = "All-gather size sweep (size = gathered buffer); busbw = algbw x (n-1)/n.")
+    static final class AllGather extends Collective {
+        @Override
+        String op() {
+            return "allgather";
+        }
+    }
+
+    @Command(name = "reducescatter", mixinStandardHelpOptions = true,
+            description = "Reduce-scatter size sweep (size = input buffer); busbw = algbw x (n-1)/n.")
+    static final class ReduceScatter extends Collective {
+        @Override
+        String op() {
+            return "reducescatter";
+        }
+    }
+
+    @Command(name = "broadcast", mixinStandardHelpOptions = true,
+            description = "Broadcast from rank 0 size sweep; busbw = algbw.")
+    static final class Broadcast extends Collective {
+        @Override
+        String op() {
+            return "broadcast";
+        }
+    }
+
+    @Command(name = "sendrecv", mixinStandardHelpOptions = true,
+            description = "Ring send/recv (each rank sends to rank+1) size sweep; busbw = algbw.")
+    static final class SendRecv extends Collective {
+        @Override
+        String op() {
+            return "sendrecv";
         }
     }
 }

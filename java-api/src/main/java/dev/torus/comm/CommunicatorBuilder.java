@@ -57,6 +57,17 @@ public final class CommunicatorBuilder {
         if (host != null && !host.isBlank()) {
             b.hostname(host);
         }
+        String algo = env.get("TORUS_GLOO_ALGORITHM");
+        if (algo != null && !algo.isBlank()) {
+            b.glooAlgorithm(switch (algo.trim().toLowerCase()) {
+                case "auto" -> GlooAlgorithm.AUTO;
+                case "ring" -> GlooAlgorithm.RING;
+                case "bcube" -> GlooAlgorithm.BCUBE;
+                case "hd", "halving_doubling", "halving-doubling" -> GlooAlgorithm.HALVING_DOUBLING;
+                default -> throw new IllegalArgumentException("TORUS_GLOO_ALGORITHM must be auto, ring, bcube or hd, got '"
+                        + algo + "'");
+            });
+        }
         String local = env.get("LOCAL_RANK");
         if (b.backend == Backend.NCCL && local != null && !local.isBlank()) {
             b.cudaDevice(parseInt(env, "LOCAL_RANK", null));

@@ -15,8 +15,12 @@ import java.util.List;
  * a small scratch buffer for debug fingerprints, both freed by {@link #close()}.
  */
 final class GlooCommunicator extends BaseCommunicator {
-    /** AUTO: halving-doubling below this many bytes, ring at and above (see docs/COLLECTIVES.md). */
-    static final long AUTO_RING_THRESHOLD = 256 * 1024;
+    /**
+     * AUTO: bcube below this many bytes, ring at and above. Halving-doubling is never
+     * picked automatically: it stalled for 50-80 ms at some sizes in our measurements
+     * (docs/COLLECTIVES.md).
+     */
+    static final long AUTO_RING_THRESHOLD = 2L * 1024 * 1024;
 
     private final long handle;
     private final Allocator scratchAllocator;
@@ -113,7 +117,7 @@ final class GlooCommunicator extends BaseCommunicator {
             case RING -> GlooNative.ALGO_RING;
             case BCUBE -> GlooNative.ALGO_BCUBE;
             case HALVING_DOUBLING -> GlooNative.ALGO_HALVING_DOUBLING;
-            case AUTO -> bytes < AUTO_RING_THRESHOLD ? GlooNative.ALGO_HALVING_DOUBLING : GlooNative.ALGO_RING;
+            case AUTO -> bytes < AUTO_RING_THRESHOLD ? GlooNative.ALGO_BCUBE : GlooNative.ALGO_RING;
         };
     }
 
