@@ -119,6 +119,15 @@ class CommBadInputTest extends TorusTestBase {
     }
 
     @Test
+    void ncclWithoutAGpuExplainsWhy() {
+        org.junit.jupiter.api.Assumptions.assumeFalse(Device.isCudaAvailable(), "a GPU is present");
+        dev.torus.CudaUnavailableException e = assertThrows(dev.torus.CudaUnavailableException.class,
+                () -> Communicator.builder().rank(0).size(1).store(store).backend(Backend.NCCL).build());
+        assertTrue(e.getMessage().contains("nccl backend needs a CUDA GPU")
+                && e.getMessage().contains(Device.cudaUnavailableCause()), e.getMessage());
+    }
+
+    @Test
     void closedCommunicatorRejectsWork() throws Exception {
         CommHarness.run(store, 1, Duration.ofSeconds(10), c -> {
             c.close();
