@@ -2,6 +2,7 @@
 # Builds a self-contained Torus bundle for a GPU host that has no JDK or Maven:
 #   OUT/jre/         a jlinked Java runtime
 #   OUT/lib/         Torus jars (JNI library inside), dependencies, test classes, JUnit console
+#   OUT/native/      libgloo.so.0 and the libraries it needs (GPU hosts rarely have Gloo)
 #   OUT/run.sh       finds CUDA/NCCL libraries on the host, runs the gpu tests and the benchmarks
 # Usage: tools/gpu-bundle.sh [OUT]     (default: dist/gpu-bundle; must stay under 60 MiB)
 set -euo pipefail
@@ -11,13 +12,40 @@ JUNIT_CONSOLE="org.junit.platform:junit-platform-console-standalone:1.11.4"
 LIMIT_MIB=60
 
 cd "$ROOT"
+rm -rf java-api/target/lib   # stale dependency jars would end up in the bundle
 mvn -B -q install -DskipTests
 rm -rf "$OUT"
 mkdir -p "$OUT/lib"
 mvn -B -q dependency:copy -Dartifact="$JUNIT_CONSOLE" -DoutputDirectory="$OUT/lib"
 cp java-api/target/torus-api-*.jar java-api/target/lib/*.jar tests/target/torus-tests-*-tests.jar "$OUT/lib/"
-jlink --add-modules java.base,java.logging,java.management,java.xml,jdk.unsupported,jdk.zipfs \
-      --strip-debug --no-header-files --no-man-pages --compress=2 --output "$OUT/jre"
+# Slim the two largest native jars to what a linux-x86_64 GPU host loads.
+python3 - "$OUT/lib" <<'PY'
+import glob, os, sys, zipfile
+lib = sys.argv[1]
+keep_cuda = ("libjnicudart.so", "libjninccl.so")
+def slim(path, keep):
+    tmp = path + ".tmp"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as dst:
+        for item in src.infolist():
+            if keep(item.filename):
+                dst.writestr(item, src.read(item.filename))
+    os.replace(tmp, path)
+for p in glob.glob(os.path.join(lib, "cuda-*-linux-x86_64.jar")):
+    slim(p, lambda n: not n.endswith(".so") or os.path.basename(n) in keep_cuda)
+for p in glob.glob(os.path.join(lib, "snappy-java-*.jar")):
+    slim(p, lambda n: not n.startswith("org/xerial/snappy/native/") or "/Linux/x86_64/" in n or n.endswith("/"))
+PY
+mkdir -p "$OUT/native"
+for lib in libgloo.so.0 libhiredis.so.0.14 libibverbs.so.1 libnl-route-3.so.200 libnl-3.so.200; do
+    path=$(ldconfig -p | awk -v l="$lib" '$1 == l {print $NF; exit}')
+    [ -n "$path" ] || { echo "missing $lib (apt-get install libgloo-dev)" >&2; exit 1; }
+    cp -L "$path" "$OUT/native/"
+done
+# modules: jdeps --print-module-deps over the jars (less java.security.jgss: Kerberos for
+# ZooKeeper SASL is not needed on the GPU host), plus jdk.zipfs for the JUnit console
+jlink --add-modules java.base,java.logging,java.management,java.naming,java.security.sasl,java.xml,jdk.unsupported,jdk.zipfs \
+      --strip-debug --strip-native-debug-symbols=exclude-debuginfo-files --no-header-files --no-man-pages \
+      --compress=2 --output "$OUT/jre"
 cp tools/gpu-host-run.sh "$OUT/run.sh"
 chmod +x "$OUT/run.sh"
 git rev-parse --short HEAD > "$OUT/VERSION" 2>/dev/null || echo unknown > "$OUT/VERSION"

@@ -29,7 +29,7 @@ if command -v python3 >/dev/null 2>&1; then
         while IFS= read -r d; do dirs+=("$d"); done < <(find "$nv/nvidia" -maxdepth 2 -type d -name lib)
     fi
 fi
-ldpath=""
+ldpath="$HERE/native"   # Gloo and its dependencies, shipped in the bundle
 for d in "${dirs[@]}"; do ldpath="$ldpath${ldpath:+:}$d"; done
 export LD_LIBRARY_PATH="$ldpath${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 echo "# library search path: ${ldpath:-<none>}"
@@ -47,7 +47,7 @@ JOPTS=(-Xmx8g "-Dorg.bytedeco.javacpp.cachedir=$HERE/.javacpp-cache")
 
 run_tests() {
     local filter=("$@")
-    "$JAVA" "${JOPTS[@]}" -jar "$CONSOLE" execute --class-path "$CP" --select-package dev.torus "${filter[@]}" \
+    "$JAVA" "${JOPTS[@]}" -Dtorus.worker.classpath="$CP" -jar "$CONSOLE" execute --class-path "$CP" --select-package dev.torus "${filter[@]}" \
         --reports-dir "$RESULTS/junit" --details=tree --disable-banner --fail-if-no-tests
 }
 

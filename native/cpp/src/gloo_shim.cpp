@@ -396,6 +396,14 @@ int torus_gloo_allreduce(void* comm, void* in, void* out, int64_t count, int dty
                 if (in != out) std::memcpy(out, in, (size_t)count * es);
                 c->ctx->setTimeout(std::chrono::milliseconds(timeout_ms));
                 with_elem(dtype, [&](auto e) { run_halving_doubling<decltype(e)>(c, out, count, op); });
+                // The old-style algorithm can still owe its peers flow-control messages
+                // when run() returns; without this barrier a rank that closes right after
+                // its last all-reduce cuts off a peer that is still finishing (seen as
+                // "Connection closed by peer" on the peer).
+                gloo::BarrierOptions b(c->ctx);
+                b.setTag(tag ^ 0x80000000u);
+                b.setTimeout(std::chrono::milliseconds(timeout_ms));
+                gloo::barrier(b);
             } else {
                 gloo::AllreduceOptions opts(c->ctx);
                 with_elem(dtype, [&](auto e) {

@@ -192,6 +192,7 @@ public final class TorusBench implements Runnable {
                 throw new CommandLine.ParameterException(new CommandLine(this),
                         "--algo must be auto, ring, bcube or hd, got '" + algo + "'");
             }
+            boolean wrong = false;
             Path base = null;
             if (baseline == null) {
                 Path d = Path.of("tools", "baselines", "build", "gloo_bench");
@@ -216,11 +217,18 @@ public final class TorusBench implements Runnable {
                     report.header("# torus-bench " + op() + " (gloo, " + n + " processes on this host, compression "
                             + compression() + ", algo " + algo + "); GB/s; native = C++ Gloo loop"
                             + (base == null ? " (not run: build tools/baselines first)" : ""));
-                    new dev.torus.cli.bench.CollectiveBench(op(), n, lo, hi, minTime, compression(), base, algo,
-                            System.out).run(report);
+                    List<BenchRow> rows = new dev.torus.cli.bench.CollectiveBench(op(), n, lo, hi, minTime, compression(),
+                            base, algo, System.out).run(report);
+                    for (BenchRow r : rows) {
+                        if (((Number) r.get("wrong")).longValue() != 0) {
+                            System.err.println("torus-bench: wrong results at size " + r.get("size") + " with " + n
+                                    + " processes");
+                            wrong = true;
+                        }
+                    }
                 }
             }
-            return 0;
+            return wrong ? 1 : 0;
         }
     }
 

@@ -28,7 +28,7 @@ public final class WorkerProcesses implements AutoCloseable {
         String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
         for (int r = 0; r < world; r++) {
             List<String> cmd = new ArrayList<>(List.of(java, "-Xmx384m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
-                    "-cp", System.getProperty("java.class.path"), CommWorker.class.getName()));
+                    "-cp", classpath(), CommWorker.class.getName()));
             cmd.addAll(List.of(args));
             ProcessBuilder pb = new ProcessBuilder(cmd);
             Map<String, String> env = pb.environment();
@@ -58,6 +58,14 @@ public final class WorkerProcesses implements AutoCloseable {
             lines.add(out);
             stderr.add(err);
         }
+    }
+
+    /**
+     * The test classpath. A launcher that loads tests through its own class loader (the JUnit
+     * console in the GPU-host bundle) passes it as {@code -Dtorus.worker.classpath}.
+     */
+    static String classpath() {
+        return System.getProperty("torus.worker.classpath", System.getProperty("java.class.path"));
     }
 
     public Process process(int rank) {
