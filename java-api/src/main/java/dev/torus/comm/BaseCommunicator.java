@@ -15,8 +15,6 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.RejectedExecutionException;
-import java.util.concurrent.ScheduledExecutorService;
-import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import org.slf4j.Logger;
@@ -31,11 +29,45 @@ import org.slf4j.LoggerFactory;
 abstract class BaseCommunicator implements Communicator {
     private static final Logger LOG = LoggerFactory.getLogger(BaseCommunicator.class);
     static final Duration DIAGNOSIS_GRACE = Duration.ofMillis(500);
-    private static final ScheduledExecutorService WATCHDOG = Executors.newSingleThreadScheduledExecutor(r -> {
-        Thread t = new Thread(r, "torus-comm-watchdog");
-        t.setDaemon(true);
-        return t;
-    });
+    /** Open communicators; the watchdog scans their running operations every {@link #WATCHDOG_PERIOD_MS}. */
+    private static final Set<BaseCommunicator> LIVE = ConcurrentHashMap.newKeySet();
+    static final long WATCHDOG_PERIOD_MS = 100;
+
+    static {
+        Thread dog = new Thread(BaseCommunicator::watchdogLoop, "torus-comm-watchdog");
+        dog.setDaemon(true);
+        dog.start();
+    }
+
+    /**
+     * Aborts a communicator whose operation has outlived its timeout by 500 ms (the
+     * native call should have failed by itself). Scanning, rather than scheduling a
+     * timer per operation, keeps the per-operation cost to two map updates.
+     */
+    private static void watchdogLoop() {
+        while (true) {
+            try {
+                Thread.sleep(WATCHDOG_PERIOD_MS);
+                long now = System.nanoTime();
+                for (BaseCommunicator c : LIVE) {
+                    for (Running r : c.running) {
+                        if (now - r.deadlineNanos > 0) {
+                            c.breakWith(r.desc + " exceeded its timeout of " + r.timeoutMs + " ms");
+                        }
+                    }
+                }
+            } catch (InterruptedException e) {
+                return;
+            } catch (RuntimeException e) {
+                LOG.warn("comm watchdog: {}", e.toString());
+            }
+        }
+    }
+
+    /** An operation executing on a lane, with the instant after which the watchdog aborts. */
+    private record Running(String desc, long timeoutMs, long deadlineNanos) {}
+
+    private final Set<Running> running = ConcurrentHashMap.newKeySet();
 
     final CommSpec spec;
     private final ExecutorService collectiveLane;
@@ -58,6 +90,7 @@ abstract class BaseCommunicator implements Communicator {
             t.setDaemon(true);
             return t;
         });
+        LIVE.add(this);
     }
 
     // ------------------------------------------------------------------ backend hooks
@@ -250,7 +283,7 @@ abstract class BaseCommunicator implements Communicator {
     private void runOp(WorkImpl w, long seq, Fingerprint fp, String desc, List<Tensor> pinned, Duration timeout,
                        long wireBytes, NativeOp op, boolean collective) {
         long timeoutMs = Math.max(1, timeout.toMillis());
-        ScheduledFuture<?> dog = null;
+        Running dog = null;
         CommException failure = null;
         try {
             if (w.isCompleted()) {
@@ -261,8 +294,8 @@ abstract class BaseCommunicator implements Communicator {
                 failure = new CommAbortedException(desc + " cannot run: " + broken);
                 return;
             }
-            dog = WATCHDOG.schedule(() -> breakWith(desc + " exceeded its timeout of " + timeoutMs + " ms"),
-                    timeoutMs + 500, TimeUnit.MILLISECONDS);
+            dog = new Running(desc, timeoutMs, System.nanoTime() + (timeoutMs + 500) * 1_000_000L);
+            running.add(dog);
             if (collective && spec.debugChecks()) {
                 checkFingerprints(fp, seq, timeoutMs);
             }
@@ -283,7 +316,7 @@ abstract class BaseCommunicator implements Communicator {
             failure = new CommException(desc + " failed: " + e, e);
         } finally {
             if (dog != null) {
-                dog.cancel(false);
+                running.remove(dog);
             }
             // release the tensors before anyone waiting on the Work can wake and close them
             pinned.forEach(t -> t.buffer().unpin());
@@ -530,6 +563,7 @@ abstract class BaseCommunicator implements Communicator {
             LOG.warn("rank {}: native operations of {} did not stop; leaking its native state rather than freeing "
                     + "memory still in use", spec.rank(), spec.name());
         }
+        LIVE.remove(this);
         spec.lease().release();
     }
 
