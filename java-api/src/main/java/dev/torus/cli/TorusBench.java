@@ -204,9 +204,14 @@ public final class TorusBench implements Runnable {
                             "--baseline must name an executable, got '" + baseline + "'");
                 }
             }
-            String[] cols = {"nproc", "size", "count", "type", "redop", "time_us", "algbw", "busbw", "wrong",
-                    "native_busbw", "ratio"};
-            int[] widths = {6, 12, 11, 7, 6, 12, 9, 9, 7, 13, 7};
+            boolean compressed = !compression().equals("none");
+            String[] cols = compressed
+                    ? new String[] {"nproc", "size", "count", "type", "redop", "time_us", "algbw", "busbw", "wrong",
+                            "plain_time_us", "speedup", "wire_ratio"}
+                    : new String[] {"nproc", "size", "count", "type", "redop", "time_us", "algbw", "busbw", "wrong",
+                            "native_busbw", "ratio"};
+            int[] widths = compressed ? new int[] {6, 12, 11, 7, 6, 12, 9, 9, 7, 14, 9, 11}
+                    : new int[] {6, 12, 11, 7, 6, 12, 9, 9, 7, 13, 7};
             try (dev.torus.cli.bench.BenchReport report = new dev.torus.cli.bench.BenchReport(System.out, json, cols,
                     widths)) {
                 for (int n : nproc) {
@@ -215,8 +220,9 @@ public final class TorusBench implements Runnable {
                                 "--nproc values must be in 1..64, got " + n);
                     }
                     report.header("# torus-bench " + op() + " (gloo, " + n + " processes on this host, compression "
-                            + compression() + ", algo " + algo + "); GB/s; native = C++ Gloo loop"
-                            + (base == null ? " (not run: build tools/baselines first)" : ""));
+                            + compression() + ", algo " + algo + "); GB/s; " + (compressed
+                            ? "plain = uncompressed Torus all-reduce in the same run; wire_ratio = bytes sent / plain's"
+                            : "native = C++ Gloo loop" + (base == null ? " (not run: build tools/baselines first)" : "")));
                     List<BenchRow> rows = new dev.torus.cli.bench.CollectiveBench(op(), n, lo, hi, minTime, compression(),
                             base, algo, System.out).run(report);
                     for (BenchRow r : rows) {

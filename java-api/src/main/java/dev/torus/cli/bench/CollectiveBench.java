@@ -117,6 +117,12 @@ public final class CollectiveBench {
                     .put("time_us", us).put("algbw", algbw).put("busbw", busbw)
                     .put("wrong", Long.parseLong(m.get("wrong")))
                     .put("wire_bytes", Long.parseLong(m.get("wire_bytes_per_op")));
+            if (m.containsKey("plain_time_us")) {
+                double pt = Double.parseDouble(m.get("plain_time_us"));
+                long pw = Long.parseLong(m.get("plain_wire_bytes_per_op"));
+                row.put("plain_time_us", pt).put("speedup", pt / us)
+                        .put("wire_ratio", pw == 0 ? 0.0 : Long.parseLong(m.get("wire_bytes_per_op")) / (double) pw);
+            }
             Double nt = nativeTime.get(bytes);
             if (nt != null) {
                 double nbus = bytes / nt / 1e3 * busFactor();

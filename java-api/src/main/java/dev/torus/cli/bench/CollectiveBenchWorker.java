@@ -97,10 +97,28 @@ public final class CollectiveBenchWorker {
                             }
                         }
                         long wrong = countWrong(op, out, comm.rank(), n, per, car != null);
+                        String plain = "";
+                        if (car != null) {
+                            // the unaccelerated path on the same sizes, in the same run
+                            Runnable p = () -> comm.allReduce(in, out, ReduceOp.SUM, OpOptions.defaults()).await();
+                            p.run();
+                            long pb = comm.bytesSent();
+                            double pt = Double.MAX_VALUE;
+                            for (int trial = 0; trial < 3; trial++) {
+                                comm.barrier().await();
+                                long s0 = System.nanoTime();
+                                for (long i = 0; i < iters; i++) {
+                                    p.run();
+                                }
+                                pt = Math.min(pt, maxOverRanks(comm, scalar, (System.nanoTime() - s0) / 1e9));
+                            }
+                            plain = ",\"plain_time_us\":" + pt / iters * 1e6 + ",\"plain_wire_bytes_per_op\":"
+                                    + (comm.bytesSent() - pb) / (3 * iters);
+                        }
                         if (comm.rank() == 0) {
                             System.out.println("{\"kind\":\"row\",\"bytes\":" + count * 4 + ",\"count\":" + count
                                     + ",\"time_us\":" + elapsed / iters * 1e6 + ",\"wrong\":" + wrong
-                                    + ",\"wire_bytes_per_op\":" + sent / iters + "}");
+                                    + ",\"wire_bytes_per_op\":" + sent / iters + plain + "}");
                             System.out.flush();
                         }
                     }
