@@ -12,8 +12,6 @@ import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
@@ -70,8 +68,8 @@ abstract class BaseCommunicator implements Communicator {
     private final Set<Running> running = ConcurrentHashMap.newKeySet();
 
     final CommSpec spec;
-    private final ExecutorService collectiveLane;
-    private final Map<String, ExecutorService> p2pLanes = new ConcurrentHashMap<>();
+    private final Lane collectiveLane;
+    private final Map<String, Lane> p2pLanes = new ConcurrentHashMap<>();
     private final AtomicLong collectiveSeq = new AtomicLong();
     private final AtomicLong p2pSeq = new AtomicLong();
     private final Set<WorkImpl> pending = ConcurrentHashMap.newKeySet();
@@ -85,11 +83,7 @@ abstract class BaseCommunicator implements Communicator {
         spec.lease().retain();
         String name = "torus-" + backend().name().toLowerCase() + "-" + spec.name() + "-g" + spec.generation() + "-r"
                 + spec.rank();
-        this.collectiveLane = Executors.newSingleThreadExecutor(r -> {
-            Thread t = new Thread(r, name);
-            t.setDaemon(true);
-            return t;
-        });
+        this.collectiveLane = new Lane(name);
         LIVE.add(this);
     }
 
@@ -240,18 +234,14 @@ abstract class BaseCommunicator implements Communicator {
         Duration timeout = timeoutOf(options);
         long seq = p2pSeq.incrementAndGet();
         String lane = type.label() + "-" + peer;
-        ExecutorService ex = p2pLanes.computeIfAbsent(lane, l -> Executors.newSingleThreadExecutor(r -> {
-            Thread t = new Thread(r, "torus-" + spec.name() + "-r" + spec.rank() + "-" + l);
-            t.setDaemon(true);
-            return t;
-        }));
+        Lane ex = p2pLanes.computeIfAbsent(lane, l -> new Lane("torus-" + spec.name() + "-r" + spec.rank() + "-" + l));
         Fingerprint fp = new Fingerprint(type, -1, dtype, count, -1);
         String desc = type.label() + (type == OpType.SEND ? " to rank " : " from rank ") + peer + " of " + count + " x "
                 + dtype + " (p2p " + where(seq) + ")";
         return launch(ex, seq, fp, desc, tensors, timeout, wireBytes, op, false);
     }
 
-    private Work launch(ExecutorService lane, long seq, Fingerprint fp, String desc, List<Tensor> tensors,
+    private Work launch(Lane lane, long seq, Fingerprint fp, String desc, List<Tensor> tensors,
                         Duration timeout, long wireBytes, NativeOp op, boolean collective) {
         WorkImpl w = new WorkImpl(seq, fp.type(), desc, timeout);
         String broken = brokenReason;
@@ -271,7 +261,8 @@ abstract class BaseCommunicator implements Communicator {
         }
         pending.add(w);
         try {
-            lane.execute(() -> runOp(w, seq, fp, desc, pinned, timeout, wireBytes, op, collective));
+            Lane.Task task = lane.submit(() -> runOp(w, seq, fp, desc, pinned, timeout, wireBytes, op, collective));
+            w.helpWith(lane, task);
         } catch (RejectedExecutionException e) {
             pending.remove(w);
             pinned.forEach(t -> t.buffer().unpin());
@@ -543,14 +534,14 @@ abstract class BaseCommunicator implements Communicator {
         if (!pending.isEmpty()) {
             abort("communicator closed with " + pending.size() + " operation(s) pending");
         }
-        List<ExecutorService> lanes = new ArrayList<>(p2pLanes.values());
+        List<Lane> lanes = new ArrayList<>(p2pLanes.values());
         lanes.add(collectiveLane);
         boolean stopped = true;
-        for (ExecutorService lane : lanes) {
+        for (Lane lane : lanes) {
             lane.shutdown();
         }
         try {
-            for (ExecutorService lane : lanes) {
+            for (Lane lane : lanes) {
                 stopped &= lane.awaitTermination(spec.timeout().toMillis() + 2000, TimeUnit.MILLISECONDS);
             }
         } catch (InterruptedException e) {

@@ -20,6 +20,15 @@ final class WorkImpl implements Work {
         this.deadline = opTimeout.plusSeconds(2);
     }
 
+    private volatile Lane lane;
+    private volatile Lane.Task task;
+
+    /** Lets a waiter run this Work's task itself when its lane is idle (see {@link Lane}). */
+    void helpWith(Lane lane, Lane.Task task) {
+        this.task = task;
+        this.lane = lane;
+    }
+
     void complete() {
         future.complete(null);
     }
@@ -41,6 +50,12 @@ final class WorkImpl implements Work {
     public void await(Duration timeout) {
         if (timeout == null || timeout.isNegative()) {
             throw new IllegalArgumentException("timeout must be a non-negative duration, got " + timeout);
+        }
+        Lane helpLane = lane;
+        Lane.Task helpTask = task;
+        // run the task here only if the caller is prepared to wait for the whole operation
+        if (helpLane != null && helpTask != null && !future.isDone() && timeout.compareTo(deadline) >= 0) {
+            helpLane.helpRun(helpTask);
         }
         try {
             future.get(timeout.toNanos(), TimeUnit.NANOSECONDS);

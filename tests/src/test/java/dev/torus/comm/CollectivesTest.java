@@ -127,4 +127,29 @@ class CollectivesTest extends TorusTestBase {
             return null;
         });
     }
+
+    /** Operations progress without being awaited, and awaiting a later one first keeps issue order. */
+    @Test
+    void workProgressesUnawaitedAndInIssueOrder() throws Exception {
+        CommHarness.run(store, 2, TIMEOUT, c -> {
+            try (Tensor a = Tensor.fromArray(root, new float[] {1}, 1);
+                 Tensor b = Tensor.fromArray(root, new float[] {10}, 1)) {
+                Work w1 = c.allReduce(a, ReduceOp.SUM);
+                Work w2 = c.allReduce(a, ReduceOp.SUM);   // runs after w1: 1+1 = 2, then 2+2 = 4
+                Work w3 = c.allReduce(b, ReduceOp.SUM);
+                w3.await();                                 // awaited first; cannot jump the queue
+                assertTrue(w1.isCompleted() && w2.isCompleted(), "earlier operations finish first");
+                assertEquals(4f, a.toFloatArray()[0]);
+                assertEquals(20f, b.toFloatArray()[0]);
+                Work unawaited = c.allReduce(b, ReduceOp.SUM);
+                long deadline = System.nanoTime() + 10_000_000_000L;
+                while (!unawaited.isCompleted() && System.nanoTime() < deadline) {
+                    Thread.sleep(5);
+                }
+                assertTrue(unawaited.isCompleted(), "an operation nobody awaits still completes");
+                assertEquals(40f, b.toFloatArray()[0]);
+            }
+            return null;
+        });
+    }
 }
