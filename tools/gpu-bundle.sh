@@ -47,6 +47,8 @@ jlink --add-modules java.base,java.logging,java.management,java.naming,java.secu
       --strip-debug --strip-native-debug-symbols=exclude-debuginfo-files --no-header-files --no-man-pages \
       --compress=2 --output "$OUT/jre"
 cp tools/gpu-host-run.sh "$OUT/run.sh"
+mkdir -p "$OUT/baselines"
+cp tools/baselines/torch_allreduce.py "$OUT/baselines/"
 chmod +x "$OUT/run.sh"
 git rev-parse --short HEAD > "$OUT/VERSION" 2>/dev/null || echo unknown > "$OUT/VERSION"
 

@@ -57,6 +57,19 @@ run_bench() {
     "$JAVA" "${JOPTS[@]}" -cp "$CP" dev.torus.cli.TorusBench quant --json "$RESULTS/quant.jsonl" "${args[@]}"
 }
 
+# NCCL all-reduce sweep at world size 1 (per-call overhead), then PyTorch's peer on the same GPU.
+run_comm_bench() {
+    "$JAVA" "${JOPTS[@]}" -cp "$CP" dev.torus.cli.TorusBench allreduce --backend nccl --nproc 1 -b 4 -e 64MiB \
+        --min-time 0.2 --json "$RESULTS/allreduce-nccl.jsonl"
+    if python3 -c 'import torch, torch.distributed' 2>/dev/null; then
+        echo "# torch.distributed.all_reduce (nccl, world size 1), same sweep and timing rule"
+        RANK=0 WORLD_SIZE=1 MASTER_ADDR=127.0.0.1 MASTER_PORT=29511 \
+            python3 "$HERE/baselines/torch_allreduce.py" 4 67108864 0.2 | tee "$RESULTS/allreduce-torch.jsonl"
+    else
+        echo "# PyTorch not importable: torch comparison skipped"
+    fi
+}
+
 mode="${1:-all}"
 [ $# -gt 0 ] && shift
 status=0
@@ -64,11 +77,13 @@ case "$mode" in
     tests) run_tests --include-tag gpu || status=$? ;;
     alltests) run_tests || status=$? ;;
     bench) run_bench "$@" || status=$? ;;
+    commbench) run_comm_bench || status=$? ;;
     all)
         run_tests --include-tag gpu || status=$?
         run_bench "$@" || status=$?
+        run_comm_bench || status=$?
         ;;
-    *) echo "usage: $0 [all|tests|alltests|bench [options]]" >&2; exit 2 ;;
+    *) echo "usage: $0 [all|tests|alltests|bench [options]|commbench]" >&2; exit 2 ;;
 esac
 echo "# exit status: $status"
 exit $status

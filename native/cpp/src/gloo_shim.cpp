@@ -187,6 +187,17 @@ struct Comm {
     std::atomic<bool> aborted{false};
     std::mutex abort_mu;
     std::string abort_reason;
+    // reduce-scatter staging, reused across calls (the collective lane runs one op at a time)
+    std::unique_ptr<char[]> scratch;
+    size_t scratch_bytes = 0;
+
+    char* staging(size_t bytes) {
+        if (bytes > scratch_bytes) {
+            scratch.reset(new char[bytes]);  // uninitialized: every byte is written before it is read
+            scratch_bytes = bytes;
+        }
+        return scratch.get();
+    }
 };
 
 int classify(Comm* c, const std::string& what) {
@@ -544,19 +555,19 @@ int torus_gloo_reduce_scatter(void* comm, void* in, void* out, int64_t count, in
             // All-to-all moves block j of every rank to rank j ((n-1)/n of the data per
             // rank, as a ring reduce-scatter would); the n blocks are then reduced in
             // rank order, so every rank's result is identical whatever the arrival order.
-            std::vector<char> gathered(block * c->size);
+            char* gathered = c->staging(block * c->size);
             gloo::AlltoallOptions opts(c->ctx);
             with_elem(dtype, [&](auto e) {
                 using T = typename decltype(e)::S;
                 opts.setInput<T>(static_cast<T*>(in), (size_t)count * c->size);
-                opts.setOutput<T>(reinterpret_cast<T*>(gathered.data()), (size_t)count * c->size);
+                opts.setOutput<T>(reinterpret_cast<T*>(gathered), (size_t)count * c->size);
             });
             opts.setTag(tag);
             opts.setTimeout(std::chrono::milliseconds(timeout_ms));
             gloo::alltoall(opts);
             Fn3 f = reducer(dtype, op);
-            std::memcpy(out, gathered.data(), block);
-            for (int r = 1; r < c->size; r++) f(out, out, gathered.data() + (size_t)r * block, (size_t)count);
+            std::memcpy(out, gathered, block);
+            for (int r = 1; r < c->size; r++) f(out, out, gathered + (size_t)r * block, (size_t)count);
         }
         if (op == TORUS_GLOO_AVG) divide(out, (size_t)count, dtype, c->size);
         return TORUS_GLOO_OK;

@@ -170,6 +170,10 @@ public final class TorusBench implements Runnable {
                 description = "Gloo all-reduce algorithm: auto, ring, bcube or hd (default ${DEFAULT-VALUE}).")
         String algo;
 
+        @Option(names = "--backend", defaultValue = "gloo",
+                description = "gloo (CPU tensors) or nccl (one CUDA device per process) (default ${DEFAULT-VALUE}).")
+        String backend;
+
         @Option(names = "--baseline", description = "Native Gloo baseline binary (default: "
                 + "tools/baselines/build/gloo_bench when present; 'none' to skip).")
         String baseline;
@@ -193,8 +197,18 @@ public final class TorusBench implements Runnable {
                         "--algo must be auto, ring, bcube or hd, got '" + algo + "'");
             }
             boolean wrong = false;
+            if (!List.of("gloo", "nccl").contains(backend)) {
+                throw new CommandLine.ParameterException(new CommandLine(this),
+                        "--backend must be gloo or nccl, got '" + backend + "'");
+            }
+            if (backend.equals("nccl") && !compression().equals("none")) {
+                throw new CommandLine.ParameterException(new CommandLine(this),
+                        "--compression is CPU-only for now; use it with --backend gloo");
+            }
             Path base = null;
-            if (baseline == null) {
+            if (backend.equals("nccl")) {
+                base = null; // the native Gloo loop is a CPU baseline; NCCL is compared with PyTorch by tools/baselines
+            } else if (baseline == null) {
                 Path d = Path.of("tools", "baselines", "build", "gloo_bench");
                 base = java.nio.file.Files.isExecutable(d) ? d : null;
             } else if (!baseline.equals("none")) {
@@ -219,12 +233,12 @@ public final class TorusBench implements Runnable {
                         throw new CommandLine.ParameterException(new CommandLine(this),
                                 "--nproc values must be in 1..64, got " + n);
                     }
-                    report.header("# torus-bench " + op() + " (gloo, " + n + " processes on this host, compression "
+                    report.header("# torus-bench " + op() + " (" + backend + ", " + n + " processes on this host, compression "
                             + compression() + ", algo " + algo + "); GB/s; " + (compressed
                             ? "plain = uncompressed Torus all-reduce in the same run; wire_ratio = bytes sent / plain's"
                             : "native = C++ Gloo loop" + (base == null ? " (not run: build tools/baselines first)" : "")));
                     List<BenchRow> rows = new dev.torus.cli.bench.CollectiveBench(op(), n, lo, hi, minTime, compression(),
-                            base, algo, System.out).run(report);
+                            base, algo, backend, System.out).run(report);
                     for (BenchRow r : rows) {
                         if (((Number) r.get("wrong")).longValue() != 0) {
                             System.err.println("torus-bench: wrong results at size " + r.get("size") + " with " + n

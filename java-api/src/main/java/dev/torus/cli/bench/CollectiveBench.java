@@ -38,10 +38,11 @@ public final class CollectiveBench {
     private final String compression;
     private final Path baseline;
     private final String algo;
+    private final String backend;
     private final PrintStream out;
 
     public CollectiveBench(String op, int nproc, long minBytes, long maxBytes, double minTime, String compression,
-                           Path baseline, String algo, PrintStream out) {
+                           Path baseline, String algo, String backend, PrintStream out) {
         this.op = op;
         this.nproc = nproc;
         this.minBytes = minBytes;
@@ -50,6 +51,7 @@ public final class CollectiveBench {
         this.compression = compression;
         this.baseline = baseline;
         this.algo = algo;
+        this.backend = backend;
         this.out = out;
     }
 
@@ -72,6 +74,7 @@ public final class CollectiveBench {
             env.put("TORUS_RDZV_ENDPOINT", zk.connectString());
             env.put("TORUS_RUN_ID", "bench-" + op + "-" + ProcessHandle.current().pid() + "-" + System.nanoTime());
             env.put("TORUS_GLOO_ALGORITHM", algo);
+            env.put("TORUS_BACKEND", backend);
             env.put("TORUS_BENCH_SHRINK", "1");
             List<Map<String, String>> all = launch(cmd, env, true);
             torus = new ArrayList<>();
@@ -158,6 +161,7 @@ public final class CollectiveBench {
             Map<String, String> e = new LinkedHashMap<>(env);
             e.put("RANK", Integer.toString(r));
             e.put("WORLD_SIZE", Integer.toString(nproc));
+            e.put("LOCAL_RANK", Integer.toString(r));
             e.put("TORUS_COMM_TIMEOUT_MS", "120000");
             envs.add(e);
         }
