@@ -545,8 +545,10 @@ final class NcclCommunicator extends BaseCommunicator {
         Rendezvous.agreeOnMembers(next);
         checkCuda(cudart.cudaSetDevice(device.ordinal()), "cudaSetDevice");
         ncclComm child = new ncclComm();
-        check(nccl.ncclCommShrink(comm, excluded, excluded.length, child, nonBlockingConfig(), nccl.NCCL_SHRINK_ABORT),
-                "ncclCommShrink");
+        int st = nccl.ncclCommShrink(comm, excluded, excluded.length, child, nonBlockingConfig(), nccl.NCCL_SHRINK_ABORT);
+        if (st != nccl.ncclSuccess && st != nccl.ncclInProgress) {
+            check(st, "ncclCommShrink");
+        }
         awaitReady(child, spec.initTimeout().toMillis(), "ncclCommShrink");
         abortForRebuild("shrunk to exclude ranks " + java.util.Arrays.toString(excluded));
         return new NcclCommunicator(next, child, device);
@@ -564,8 +566,12 @@ final class NcclCommunicator extends BaseCommunicator {
         checkCuda(cudart.cudaSetDevice(device.ordinal()), "cudaSetDevice");
         ncclComm child = new ncclComm();
         int c = color < 0 ? nccl.NCCL_SPLIT_NOCOLOR : color;
-        check(nccl.ncclCommSplit(comm, c, key, child, nonBlockingConfig()), "ncclCommSplit");
+        int st = nccl.ncclCommSplit(comm, c, key, child, nonBlockingConfig());
+        if (st != nccl.ncclSuccess && st != nccl.ncclInProgress) {
+            check(st, "ncclCommSplit");
+        }
         if (color < 0) {
+            awaitReady(comm, spec.initTimeout().toMillis(), "ncclCommSplit (no color)");
             return null;
         }
         awaitReady(child, spec.initTimeout().toMillis(), "ncclCommSplit");
