@@ -8,6 +8,7 @@
 #include "cpu/cpu_kernels.hpp"
 #include "cpu/thread_pool.hpp"
 #include "cuda_kernels.hpp"
+#include "cpu/recompute_cpu.hpp"
 
 using namespace torus;
 
@@ -316,6 +317,108 @@ int torus_cast(int device, void* stream, int in_dtype, const void* x, int out_dt
             return (int)TORUS_OK;
         }
         return cuda::cast(device, stream, in_dtype, x, out_dtype, y, n);
+    });
+}
+
+namespace {
+
+int check_shape(const char* op, int64_t rows, int64_t cols) {
+    if (rows < 0 || cols < 0)
+        return fail(TORUS_ERR_INVALID_ARGUMENT, std::string(op) + ": rows and cols must be >= 0, got " +
+                    std::to_string(rows) + " x " + std::to_string(cols));
+    if (cols > 0 && rows > INT64_MAX / cols)
+        return fail(TORUS_ERR_INVALID_ARGUMENT, std::string(op) + ": rows x cols overflows");
+    return TORUS_OK;
+}
+
+int check_eps(const char* op, float eps) {
+    if (!(eps > 0.0f) || eps != eps || eps > 1e30f)
+        return fail(TORUS_ERR_INVALID_ARGUMENT, std::string(op) + ": eps must be a positive finite number");
+    return TORUS_OK;
+}
+
+}  // namespace
+
+int torus_bias_gelu_forward(int device, void* stream, const float* x, const float* bias, float* y, int64_t rows,
+                            int64_t cols) {
+    return guarded("bias_gelu_forward", [&] {
+        TORUS_CHECK(check_shape("bias_gelu_forward", rows, cols));
+        TORUS_CHECK(check_pointer("bias_gelu_forward", "x", x, rows * cols));
+        TORUS_CHECK(check_pointer("bias_gelu_forward", "bias", bias, rows > 0 ? cols : 0));
+        TORUS_CHECK(check_pointer("bias_gelu_forward", "y", y, rows * cols));
+        if (device < 0) {
+            cpu_recompute::bias_gelu_forward(x, bias, y, rows, cols);
+            return (int)TORUS_OK;
+        }
+        return cuda::bias_gelu_forward(device, stream, x, bias, y, rows, cols);
+    });
+}
+
+int torus_bias_gelu_backward(int device, void* stream, const float* x, const float* bias, const float* dy, float* dx,
+                             float* dbias, int64_t rows, int64_t cols) {
+    return guarded("bias_gelu_backward", [&] {
+        TORUS_CHECK(check_shape("bias_gelu_backward", rows, cols));
+        TORUS_CHECK(check_pointer("bias_gelu_backward", "x", x, rows * cols));
+        TORUS_CHECK(check_pointer("bias_gelu_backward", "bias", bias, rows > 0 ? cols : 0));
+        TORUS_CHECK(check_pointer("bias_gelu_backward", "dy", dy, rows * cols));
+        TORUS_CHECK(check_pointer("bias_gelu_backward", "dx", dx, rows * cols));
+        if (device < 0) {
+            cpu_recompute::bias_gelu_backward(x, bias, dy, dx, dbias, rows, cols);
+            return (int)TORUS_OK;
+        }
+        return cuda::bias_gelu_backward(device, stream, x, bias, dy, dx, dbias, rows, cols);
+    });
+}
+
+int torus_dropout(int device, void* stream, const float* x, float* y, int64_t n, float p, uint64_t seed,
+                  uint64_t offset) {
+    return guarded("dropout", [&] {
+        if (n < 0) return fail(TORUS_ERR_INVALID_ARGUMENT, "dropout: n must be >= 0, got " + std::to_string(n));
+        if (!(p >= 0.0f && p < 1.0f))
+            return fail(TORUS_ERR_INVALID_ARGUMENT, "dropout: p must be in [0, 1), got " + std::to_string(p));
+        TORUS_CHECK(check_pointer("dropout", "x", x, n));
+        TORUS_CHECK(check_pointer("dropout", "y", y, n));
+        if (device < 0) {
+            cpu_recompute::dropout(x, y, n, p, seed, offset);
+            return (int)TORUS_OK;
+        }
+        return cuda::dropout(device, stream, x, y, n, p, seed, offset);
+    });
+}
+
+int torus_layernorm_forward(int device, void* stream, const float* x, const float* gamma, const float* beta, float* y,
+                            float* mean, float* rstd, int64_t rows, int64_t cols, float eps) {
+    return guarded("layernorm_forward", [&] {
+        TORUS_CHECK(check_shape("layernorm_forward", rows, cols));
+        TORUS_CHECK(check_eps("layernorm_forward", eps));
+        if (rows > 0 && cols == 0) return fail(TORUS_ERR_INVALID_ARGUMENT, "layernorm_forward: cols must be > 0");
+        TORUS_CHECK(check_pointer("layernorm_forward", "x", x, rows * cols));
+        TORUS_CHECK(check_pointer("layernorm_forward", "gamma", gamma, rows > 0 ? cols : 0));
+        TORUS_CHECK(check_pointer("layernorm_forward", "beta", beta, rows > 0 ? cols : 0));
+        TORUS_CHECK(check_pointer("layernorm_forward", "y", y, rows * cols));
+        if (device < 0) {
+            cpu_recompute::layernorm_forward(x, gamma, beta, y, mean, rstd, rows, cols, eps);
+            return (int)TORUS_OK;
+        }
+        return cuda::layernorm_forward(device, stream, x, gamma, beta, y, mean, rstd, rows, cols, eps);
+    });
+}
+
+int torus_layernorm_backward(int device, void* stream, const float* x, const float* gamma, const float* dy, float* dx,
+                             float* dgamma, float* dbeta, int64_t rows, int64_t cols, float eps) {
+    return guarded("layernorm_backward", [&] {
+        TORUS_CHECK(check_shape("layernorm_backward", rows, cols));
+        TORUS_CHECK(check_eps("layernorm_backward", eps));
+        if (rows > 0 && cols == 0) return fail(TORUS_ERR_INVALID_ARGUMENT, "layernorm_backward: cols must be > 0");
+        TORUS_CHECK(check_pointer("layernorm_backward", "x", x, rows * cols));
+        TORUS_CHECK(check_pointer("layernorm_backward", "gamma", gamma, rows > 0 ? cols : 0));
+        TORUS_CHECK(check_pointer("layernorm_backward", "dy", dy, rows * cols));
+        TORUS_CHECK(check_pointer("layernorm_backward", "dx", dx, rows * cols));
+        if (device < 0) {
+            cpu_recompute::layernorm_backward(x, gamma, dy, dx, dgamma, dbeta, rows, cols, eps);
+            return (int)TORUS_OK;
+        }
+        return cuda::layernorm_backward(device, stream, x, gamma, dy, dx, dgamma, dbeta, rows, cols, eps);
     });
 }
 

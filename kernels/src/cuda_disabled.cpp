@@ -34,5 +34,18 @@ int quantize_affine(int, void*, int, const void*, const Grouping&, const float*,
                     bool, uint64_t) { return no_cuda(); }
 int dequantize(int, void*, int, const void*, const Grouping&, const float*, const int32_t*, int, void*) { return no_cuda(); }
 int cast(int, void*, int, const void*, int, void*, int64_t) { return no_cuda(); }
+int bias_gelu_forward(int, void*, const float*, const float*, float*, int64_t, int64_t) { return no_cuda(); }
+int bias_gelu_backward(int, void*, const float*, const float*, const float*, float*, float*, int64_t, int64_t) {
+    return no_cuda();
+}
+int dropout(int, void*, const float*, float*, int64_t, float, uint64_t, uint64_t) { return no_cuda(); }
+int layernorm_forward(int, void*, const float*, const float*, const float*, float*, float*, float*, int64_t, int64_t,
+                      float) {
+    return no_cuda();
+}
+int layernorm_backward(int, void*, const float*, const float*, const float*, float*, float*, float*, int64_t, int64_t,
+                       float) {
+    return no_cuda();
+}
 
 } }

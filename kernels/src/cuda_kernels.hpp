@@ -37,4 +37,13 @@ int dequantize(int device, void* s, int q_dtype, const void* q, const Grouping& 
                const int32_t* zps, int out_dtype, void* y);
 int cast(int device, void* s, int in_dtype, const void* x, int out_dtype, void* y, int64_t n);
 
+int bias_gelu_forward(int device, void* s, const float* x, const float* bias, float* y, int64_t rows, int64_t cols);
+int bias_gelu_backward(int device, void* s, const float* x, const float* bias, const float* dy, float* dx,
+                       float* dbias, int64_t rows, int64_t cols);
+int dropout(int device, void* s, const float* x, float* y, int64_t n, float p, uint64_t seed, uint64_t offset);
+int layernorm_forward(int device, void* s, const float* x, const float* gamma, const float* beta, float* y,
+                      float* mean, float* rstd, int64_t rows, int64_t cols, float eps);
+int layernorm_backward(int device, void* s, const float* x, const float* gamma, const float* dy, float* dx,
+                       float* dgamma, float* dbeta, int64_t rows, int64_t cols, float eps);
+
 } }

@@ -124,6 +124,32 @@ int torus_dequantize(int device, void* stream, int q_dtype, const void* q, int64
 /* Round-to-nearest-even conversion among float32, float16 and bfloat16. */
 int torus_cast(int device, void* stream, int in_dtype, const void* x, int out_dtype, void* y, int64_t n);
 
+/* ---- recompute kernels (fp32, row-major [rows, cols]) ---------------------------
+ * CPU and CUDA give bit-identical results: shared math with only +, -, *, /, sqrt,
+ * FMA contraction off, and one canonical reduction order (see
+ * kernels/src/recompute_math.hpp and docs/RECOMPUTE.md).
+ *
+ * bias_gelu_forward:  y = gelu(x + bias[col]), tanh form.
+ * bias_gelu_backward: dx = gelu'(x + bias[col]) * dy, recomputed from the
+ *                     pre-activation x; dbias (optional) = column sums of dx.
+ * dropout:            y = keep(i) ? x * 1/(1-p) : 0 with keep(i) = Philox(seed,
+ *                     offset + i) >= p; the backward pass calls it on dy with the
+ *                     same (seed, offset), so the mask is never stored.
+ * layernorm_forward:  y = (x - mean) * rstd * gamma + beta, rstd = 1/sqrt(var + eps)
+ *                     (biased variance); mean and rstd (optional) per row.
+ * layernorm_backward: dx, and optionally dgamma and dbeta, recomputing the row
+ *                     statistics from x. */
+int torus_bias_gelu_forward(int device, void* stream, const float* x, const float* bias, float* y, int64_t rows,
+                            int64_t cols);
+int torus_bias_gelu_backward(int device, void* stream, const float* x, const float* bias, const float* dy, float* dx,
+                             float* dbias, int64_t rows, int64_t cols);
+int torus_dropout(int device, void* stream, const float* x, float* y, int64_t n, float p, uint64_t seed,
+                  uint64_t offset);
+int torus_layernorm_forward(int device, void* stream, const float* x, const float* gamma, const float* beta, float* y,
+                            float* mean, float* rstd, int64_t rows, int64_t cols, float eps);
+int torus_layernorm_backward(int device, void* stream, const float* x, const float* gamma, const float* dy, float* dx,
+                             float* dgamma, float* dbeta, int64_t rows, int64_t cols, float eps);
+
 #ifdef __cplusplus
 }
 #endif

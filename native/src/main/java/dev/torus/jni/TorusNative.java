@@ -117,4 +117,28 @@ public final class TorusNative {
 
     public static native int torus_cast(int device, @Cast("void*") long stream, int inDtype,
                                         @Cast("const void*") long x, int outDtype, @Cast("void*") long y, long n);
+
+    public static native int torus_bias_gelu_forward(int device, @Cast("void*") long stream, @Cast("const float*") long x,
+                                                     @Cast("const float*") long bias, @Cast("float*") long y, long rows,
+                                                     long cols);
+
+    public static native int torus_bias_gelu_backward(int device, @Cast("void*") long stream,
+                                                      @Cast("const float*") long x, @Cast("const float*") long bias,
+                                                      @Cast("const float*") long dy, @Cast("float*") long dx,
+                                                      @Cast("float*") long dbias, long rows, long cols);
+
+    public static native int torus_dropout(int device, @Cast("void*") long stream, @Cast("const float*") long x,
+                                           @Cast("float*") long y, long n, float p, @Cast("uint64_t") long seed,
+                                           @Cast("uint64_t") long offset);
+
+    public static native int torus_layernorm_forward(int device, @Cast("void*") long stream, @Cast("const float*") long x,
+                                                     @Cast("const float*") long gamma, @Cast("const float*") long beta,
+                                                     @Cast("float*") long y, @Cast("float*") long mean,
+                                                     @Cast("float*") long rstd, long rows, long cols, float eps);
+
+    public static native int torus_layernorm_backward(int device, @Cast("void*") long stream,
+                                                      @Cast("const float*") long x, @Cast("const float*") long gamma,
+                                                      @Cast("const float*") long dy, @Cast("float*") long dx,
+                                                      @Cast("float*") long dgamma, @Cast("float*") long dbeta, long rows,
+                                                      long cols, float eps);
 }

@@ -1,0 +1,144 @@
+// CPU recompute kernels (fp32). Same arithmetic, in the same order, as
+// cuda/recompute_cuda.cu; see recompute_math.hpp.
+#include "recompute_cpu.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "thread_pool.hpp"
+#include "../recompute_math.hpp"
+
+namespace torus { namespace cpu_recompute {
+
+namespace {
+
+template <class F>
+void parallel_rows(int64_t rows, int64_t cols, F&& body) {
+    ThreadPool& pool = ThreadPool::instance();
+    int64_t tasks = pool.split(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(cols, 1)));
+    int64_t per = (rows + tasks - 1) / std::max<int64_t>(tasks, 1);
+    pool.run(tasks, [&](int64_t t) {
+        int64_t lo = t * per, hi = std::min(rows, lo + per);
+        for (int64_t r = lo; r < hi; r++) body(r);
+    });
+}
+
+// The canonical row sum (see recompute_math.hpp).
+template <class G>
+float row_sum(int64_t cols, G&& value) {
+    float p[kLanes];
+    for (int j = 0; j < kLanes; j++) p[j] = 0.0f;
+    for (int64_t i = 0; i < cols; i++) p[i % kLanes] += value(i);
+    for (int off = kLanes / 2; off >= 1; off /= 2)
+        for (int j = 0; j < off; j++) p[j] = p[j] + p[j + off];
+    return p[0];
+}
+
+}  // namespace
+
+void bias_gelu_forward(const float* x, const float* bias, float* y, int64_t rows, int64_t cols) {
+    parallel_rows(rows, cols, [&](int64_t r) {
+        const float* xr = x + r * cols;
+        float* yr = y + r * cols;
+        for (int64_t c = 0; c < cols; c++) yr[c] = gelu_forward(xr[c] + bias[c]);
+    });
+}
+
+void bias_gelu_backward(const float* x, const float* bias, const float* dy, float* dx, float* dbias, int64_t rows,
+                        int64_t cols) {
+    parallel_rows(rows, cols, [&](int64_t r) {
+        const float* xr = x + r * cols;
+        const float* dyr = dy + r * cols;
+        float* dxr = dx + r * cols;
+        for (int64_t c = 0; c < cols; c++) dxr[c] = gelu_grad(xr[c] + bias[c]) * dyr[c];
+    });
+    if (dbias != nullptr) {
+        // column sums over rows, rows in increasing order (as the CUDA kernel)
+        ThreadPool::instance().run(ThreadPool::instance().split(cols, 256), [&](int64_t t) {
+            int64_t tasks = ThreadPool::instance().split(cols, 256);
+            int64_t per = (cols + tasks - 1) / tasks;
+            int64_t lo = t * per, hi = std::min(cols, lo + per);
+            for (int64_t c = lo; c < hi; c++) {
+                float s = 0.0f;
+                for (int64_t r = 0; r < rows; r++) s += dx[r * cols + c];
+                dbias[c] = s;
+            }
+        });
+    }
+}
+
+void dropout(const float* x, float* y, int64_t n, float p, uint64_t seed, uint64_t offset) {
+    float scale = 1.0f / (1.0f - p);
+    ThreadPool& pool = ThreadPool::instance();
+    int64_t tasks = pool.split(n, 1 << 14);
+    int64_t per = (n + tasks - 1) / std::max<int64_t>(tasks, 1);
+    pool.run(tasks, [&](int64_t t) {
+        int64_t lo = t * per, hi = std::min(n, lo + per);
+        for (int64_t i = lo; i < hi; i++) y[i] = dropout_keep(seed, offset + (uint64_t)i, p) ? x[i] * scale : 0.0f;
+    });
+}
+
+void layernorm_forward(const float* x, const float* gamma, const float* beta, float* y, float* mean, float* rstd,
+                       int64_t rows, int64_t cols, float eps) {
+    float n = (float)cols;
+    parallel_rows(rows, cols, [&](int64_t r) {
+        const float* xr = x + r * cols;
+        float mu = row_sum(cols, [&](int64_t i) { return xr[i]; }) / n;
+        float var = row_sum(cols, [&](int64_t i) { float d = xr[i] - mu; return d * d; }) / n;
+        float rs = 1.0f / sqrtf(var + eps);
+        float* yr = y + r * cols;
+        for (int64_t c = 0; c < cols; c++) yr[c] = (xr[c] - mu) * rs * gamma[c] + beta[c];
+        if (mean) mean[r] = mu;
+        if (rstd) rstd[r] = rs;
+    });
+}
+
+void layernorm_backward(const float* x, const float* gamma, const float* dy, float* dx, float* dgamma, float* dbeta,
+                        int64_t rows, int64_t cols, float eps) {
+    float n = (float)cols;
+    parallel_rows(rows, cols, [&](int64_t r) {
+        const float* xr = x + r * cols;
+        const float* dyr = dy + r * cols;
+        // statistics recomputed exactly as in the forward pass
+        float mu = row_sum(cols, [&](int64_t i) { return xr[i]; }) / n;
+        float var = row_sum(cols, [&](int64_t i) { float d = xr[i] - mu; return d * d; }) / n;
+        float rs = 1.0f / sqrtf(var + eps);
+        float a = row_sum(cols, [&](int64_t i) { return gamma[i] * dyr[i]; }) / n;
+        float b = row_sum(cols, [&](int64_t i) { return gamma[i] * dyr[i] * ((xr[i] - mu) * rs); }) / n;
+        float* dxr = dx + r * cols;
+        for (int64_t c = 0; c < cols; c++) {
+            float xhat = (xr[c] - mu) * rs;
+            dxr[c] = rs * (gamma[c] * dyr[c] - a - xhat * b);
+        }
+    });
+    if (dgamma != nullptr || dbeta != nullptr) {
+        // per-row statistics once more, then column sums over rows in increasing order
+        std::vector<float> mus((size_t)rows), rss((size_t)rows);
+        parallel_rows(rows, cols, [&](int64_t r) {
+            const float* xr = x + r * cols;
+            float mu = row_sum(cols, [&](int64_t i) { return xr[i]; }) / n;
+            float var = row_sum(cols, [&](int64_t i) { float d = xr[i] - mu; return d * d; }) / n;
+            mus[(size_t)r] = mu;
+            rss[(size_t)r] = 1.0f / sqrtf(var + eps);
+        });
+        ThreadPool& pool = ThreadPool::instance();
+        int64_t tasks = pool.split(cols, 256);
+        int64_t per = (cols + tasks - 1) / std::max<int64_t>(tasks, 1);
+        pool.run(tasks, [&](int64_t t) {
+            int64_t lo = t * per, hi = std::min(cols, lo + per);
+            for (int64_t c = lo; c < hi; c++) {
+                float sg = 0.0f, sb = 0.0f;
+                for (int64_t r = 0; r < rows; r++) {
+                    float d = dy[r * cols + c];
+                    sg += d * ((x[r * cols + c] - mus[(size_t)r]) * rss[(size_t)r]);
+                    sb += d;
+                }
+                if (dgamma) dgamma[c] = sg;
+                if (dbeta) dbeta[c] = sb;
+            }
+        });
+    }
+}
+
+} }
