@@ -1,0 +1,94 @@
+package dev.torus.recompute;
+
+import java.util.List;
+
+/**
+ * Which segment inputs {@link CheckpointedSequential} keeps during forward; the
+ * others are recomputed during backward from the nearest kept input before them.
+ * The first segment's input is always kept.
+ */
+public abstract sealed class CheckpointPolicy {
+    private CheckpointPolicy() {}
+
+    /** Keep every input: no recomputation, the most memory. */
+    public static CheckpointPolicy none() {
+        return new EveryK(1, "none");
+    }
+
+    /** Keep the input of every k-th segment. */
+    public static CheckpointPolicy everyK(int k) {
+        if (k < 1) {
+            throw new IllegalArgumentException("k must be >= 1, got " + k);
+        }
+        return new EveryK(k, "every-" + k);
+    }
+
+    /** Keep every ceil(sqrt(n))-th input (Chen et al. 2016): O(sqrt n) memory for about one extra forward. */
+    public static CheckpointPolicy sqrtN() {
+        return new SqrtN();
+    }
+
+    /**
+     * Keep the inputs of segments that follow an expensive one (outputs of GEMMs) and
+     * recompute the cheap elementwise segments (Megatron's selective recomputation).
+     */
+    public static CheckpointPolicy selective() {
+        return new Selective();
+    }
+
+    /** For each segment index, whether its input is kept. */
+    abstract boolean[] plan(List<Segment> segments);
+
+    static final class EveryK extends CheckpointPolicy {
+        private final int k;
+        private final String name;
+
+        EveryK(int k, String name) {
+            this.k = k;
+            this.name = name;
+        }
+
+        @Override
+        boolean[] plan(List<Segment> segments) {
+            boolean[] keep = new boolean[segments.size()];
+            for (int i = 0; i < keep.length; i++) {
+                keep[i] = i % k == 0;
+            }
+            return keep;
+        }
+
+        @Override
+        public String toString() {
+            return name;
+        }
+    }
+
+    static final class SqrtN extends CheckpointPolicy {
+        @Override
+        boolean[] plan(List<Segment> segments) {
+            int k = Math.max(1, (int) Math.ceil(Math.sqrt(segments.size())));
+            return new EveryK(k, "").plan(segments);
+        }
+
+        @Override
+        public String toString() {
+            return "sqrt(n)";
+        }
+    }
+
+    static final class Selective extends CheckpointPolicy {
+        @Override
+        boolean[] plan(List<Segment> segments) {
+            boolean[] keep = new boolean[segments.size()];
+            for (int i = 0; i < keep.length; i++) {
+                keep[i] = i == 0 || !segments.get(i - 1).cheapToRecompute();
+            }
+            return keep;
+        }
+
+        @Override
+        public String toString() {
+            return "selective";
+        }
+    }
+}

@@ -1,0 +1,52 @@
+package dev.torus.recompute;
+
+import dev.torus.memory.Allocator;
+
+/**
+ * What a {@link Segment} sees while it runs: the allocator for its outputs and its
+ * random key. The key is the same when the engine recomputes the segment, so
+ * dropout masks (and any other counter-based randomness) come out bit-identical.
+ */
+public final class SegmentContext {
+    private final Allocator allocator;
+    private final long seed;
+    private final long rngOffset;
+    private final int index;
+    private final boolean recomputing;
+
+    SegmentContext(Allocator allocator, long seed, long rngOffset, int index, boolean recomputing) {
+        this.allocator = allocator;
+        this.seed = seed;
+        this.rngOffset = rngOffset;
+        this.index = index;
+        this.recomputing = recomputing;
+    }
+
+    /** Allocate every returned tensor here (the engine accounts and frees them). */
+    public Allocator allocator() {
+        return allocator;
+    }
+
+    /** Seed of the model's counter-based random generator. */
+    public long seed() {
+        return seed;
+    }
+
+    /**
+     * First counter this segment may use in this step: 2^40 counters per segment, so
+     * element-indexed randomness (offset + i) never overlaps another segment's.
+     */
+    public long rngOffset() {
+        return rngOffset;
+    }
+
+    /** Position of the segment in the sequence. */
+    public int index() {
+        return index;
+    }
+
+    /** True when the engine is re-running the forward pass during backward. */
+    public boolean recomputing() {
+        return recomputing;
+    }
+}
