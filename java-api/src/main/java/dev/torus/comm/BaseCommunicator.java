@@ -188,6 +188,37 @@ abstract class BaseCommunicator implements Communicator {
         }
     }
 
+    /** {@code in} and {@code out} usable by this backend, same dtype, device and element count. */
+    void requireSameLayout(Tensor in, Tensor out) {
+        requireTensor("in", in);
+        requireTensor("out", out);
+        requireSameDType("in", in, "out", out);
+        requireNumel("out", out, in.numel(), "same as in");
+    }
+
+    /** {@code in} and {@code out} usable by this backend, same dtype and device (element counts checked by the caller). */
+    void requirePair(Tensor in, Tensor out) {
+        requireTensor("in", in);
+        requireTensor("out", out);
+        requireSameDType("in", in, "out", out);
+    }
+
+    static ReduceOp requireOp(ReduceOp op) {
+        if (op == null) {
+            throw new IllegalArgumentException("op must not be null");
+        }
+        return op;
+    }
+
+    /** Elements per rank of a buffer that holds size() equal blocks. */
+    long blockCount(String arg, Tensor t) {
+        if (t.numel() % spec.size() != 0) {
+            throw new IllegalArgumentException(arg + " must hold size() = " + spec.size()
+                    + " equal blocks, but its " + t.numel() + " elements do not divide evenly");
+        }
+        return t.numel() / spec.size();
+    }
+
     int requireRank(String arg, int r) {
         if (r < 0 || r >= spec.size()) {
             throw new IllegalArgumentException(arg + " must be in [0, " + spec.size() + "), got " + r);
@@ -420,6 +451,24 @@ abstract class BaseCommunicator implements Communicator {
         throw new CollectiveMismatchException(sb.toString());
     }
 
+    /** Writes this rank's fingerprint after the size() slots of a 32-byte-per-rank exchange buffer. */
+    static void packFingerprint(java.nio.ByteBuffer buf, int n, long[] mine) {
+        for (int i = 0; i < 4; i++) {
+            buf.putLong(32 * n + 8 * i, mine[i]);
+        }
+    }
+
+    /** Reads every rank's fingerprint from the first size() slots of the exchange buffer. */
+    static long[][] unpackFingerprints(java.nio.ByteBuffer buf, int n) {
+        long[][] all = new long[n][4];
+        for (int r = 0; r < n; r++) {
+            for (int i = 0; i < 4; i++) {
+                all[r][i] = buf.getLong(32 * r + 8 * i);
+            }
+        }
+        return all;
+    }
+
     private static String describeFingerprint(long[] f) {
         int type = (int) (f[0] >>> 32);
         int reduce = (int) ((f[0] >>> 24) & 0xff) - 1;
@@ -435,6 +484,16 @@ abstract class BaseCommunicator implements Communicator {
 
     @Override
     public Communicator shrink(int... excluded) {
+        CommSpec next = survivorSpec(excluded);
+        abortForRebuild("shrunk to exclude ranks " + Arrays.toString(excluded));
+        return rebuild(next);
+    }
+
+    /**
+     * Validates a shrink's excluded list (called by every survivor with the same list)
+     * and returns the survivors' spec: old order, generation + 1.
+     */
+    CommSpec survivorSpec(int... excluded) {
         ensureOpen();
         if (excluded == null) {
             throw new IllegalArgumentException("excluded must not be null");
@@ -451,18 +510,17 @@ abstract class BaseCommunicator implements Communicator {
             throw new IllegalArgumentException("rank " + spec.rank() + " is in the excluded list "
                     + Arrays.toString(excluded) + "; excluded ranks must not call shrink");
         }
-        abortForRebuild("shrunk to exclude ranks " + Arrays.toString(excluded));
-        List<Integer> ids = new ArrayList<>();
+        int[] ids = new int[spec.size() - excluded.length];
         int newRank = -1;
-        for (int r = 0; r < spec.size(); r++) {
+        for (int r = 0, k = 0; r < spec.size(); r++) {
             if (!drop[r]) {
                 if (r == spec.rank()) {
-                    newRank = ids.size();
+                    newRank = k;
                 }
-                ids.add(spec.members()[r]);
+                ids[k++] = spec.members()[r];
             }
         }
-        return rebuild(spec.next(spec.generation() + 1, newRank, ids.stream().mapToInt(Integer::intValue).toArray()));
+        return spec.next(spec.generation() + 1, newRank, ids);
     }
 
     void abortForRebuild(String why) {

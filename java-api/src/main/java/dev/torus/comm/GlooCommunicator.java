@@ -128,13 +128,8 @@ final class GlooCommunicator extends BaseCommunicator {
 
     @Override
     public Work allReduce(Tensor in, Tensor out, ReduceOp op, OpOptions options) {
-        requireTensor("in", in);
-        requireTensor("out", out);
-        requireSameDType("in", in, "out", out);
-        requireNumel("out", out, in.numel(), "same as in");
-        if (op == null) {
-            throw new IllegalArgumentException("op must not be null");
-        }
+        requireSameLayout(in, out);
+        requireOp(op);
         noStream(options);
         DType dt = in.dtype();
         long count = in.numel();
@@ -146,10 +141,7 @@ final class GlooCommunicator extends BaseCommunicator {
 
     @Override
     public Work broadcast(Tensor in, Tensor out, int root, OpOptions options) {
-        requireTensor("in", in);
-        requireTensor("out", out);
-        requireSameDType("in", in, "out", out);
-        requireNumel("out", out, in.numel(), "same as in");
+        requireSameLayout(in, out);
         requireRank("root", root);
         noStream(options);
         DType dt = in.dtype();
@@ -162,14 +154,9 @@ final class GlooCommunicator extends BaseCommunicator {
 
     @Override
     public Work reduce(Tensor in, Tensor out, ReduceOp op, int root, OpOptions options) {
-        requireTensor("in", in);
-        requireTensor("out", out);
-        requireSameDType("in", in, "out", out);
-        requireNumel("out", out, in.numel(), "same as in");
+        requireSameLayout(in, out);
         requireRank("root", root);
-        if (op == null) {
-            throw new IllegalArgumentException("op must not be null");
-        }
+        requireOp(op);
         noStream(options);
         DType dt = in.dtype();
         long count = in.numel();
@@ -180,9 +167,7 @@ final class GlooCommunicator extends BaseCommunicator {
 
     @Override
     public Work allGather(Tensor in, Tensor out, OpOptions options) {
-        requireTensor("in", in);
-        requireTensor("out", out);
-        requireSameDType("in", in, "out", out);
+        requirePair(in, out);
         requireNumel("out", out, in.numel() * size(), "size() x in.numel()");
         noStream(options);
         DType dt = in.dtype();
@@ -205,23 +190,12 @@ final class GlooCommunicator extends BaseCommunicator {
                         "allGather"));
     }
 
-    private long blockCount(String arg, Tensor t) {
-        if (t.numel() % size() != 0) {
-            throw new IllegalArgumentException(arg + " must hold size() = " + size()
-                    + " equal blocks, but its " + t.numel() + " elements do not divide evenly");
-        }
-        return t.numel() / size();
-    }
 
     @Override
     public Work reduceScatter(Tensor in, Tensor out, ReduceOp op, OpOptions options) {
-        requireTensor("in", in);
-        requireTensor("out", out);
-        requireSameDType("in", in, "out", out);
+        requirePair(in, out);
         requireNumel("in", in, out.numel() * size(), "size() x out.numel()");
-        if (op == null) {
-            throw new IllegalArgumentException("op must not be null");
-        }
+        requireOp(op);
         noStream(options);
         DType dt = in.dtype();
         long count = out.numel();
@@ -234,9 +208,7 @@ final class GlooCommunicator extends BaseCommunicator {
     public Work reduceScatterInPlace(Tensor buffer, ReduceOp op, OpOptions options) {
         requireTensor("buffer", buffer);
         long count = blockCount("buffer", buffer);
-        if (op == null) {
-            throw new IllegalArgumentException("op must not be null");
-        }
+        requireOp(op);
         noStream(options);
         DType dt = buffer.dtype();
         long block = count * dt.byteSize();
@@ -248,10 +220,7 @@ final class GlooCommunicator extends BaseCommunicator {
 
     @Override
     public Work allToAll(Tensor in, Tensor out, OpOptions options) {
-        requireTensor("in", in);
-        requireTensor("out", out);
-        requireSameDType("in", in, "out", out);
-        requireNumel("out", out, in.numel(), "same as in");
+        requireSameLayout(in, out);
         if (in.buffer() == out.buffer()) {
             throw new IllegalArgumentException("out must not be in; use allToAllInPlace");
         }
@@ -348,18 +317,10 @@ final class GlooCommunicator extends BaseCommunicator {
     long[][] exchangeFingerprints(long[] mine, long tag, long timeoutMs) {
         int n = size();
         ByteBuffer view = fingerprintScratch.view(0, 32L * (n + 1)).order(ByteOrder.nativeOrder());
-        for (int i = 0; i < 4; i++) {
-            view.putLong(32 * n + 8 * i, mine[i]);
-        }
+        packFingerprint(view, n, mine);
         check(GlooNative.torus_gloo_allgather(handle, fingerprintScratch.address() + 32L * n,
                 fingerprintScratch.address(), 4, DType.INT64.code(), timeoutMs, (int) tag), "fingerprint check");
-        long[][] all = new long[n][4];
-        for (int r = 0; r < n; r++) {
-            for (int i = 0; i < 4; i++) {
-                all[r][i] = view.getLong(32 * r + 8 * i);
-            }
-        }
-        return all;
+        return unpackFingerprints(view, n);
     }
 
     @Override

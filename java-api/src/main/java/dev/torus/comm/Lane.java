@@ -74,13 +74,7 @@ final class Lane {
                 t.body.run();
             }
         } finally {
-            lock.lock();
-            try {
-                busy = false;
-                changed.signalAll();
-            } finally {
-                lock.unlock();
-            }
+            finished();
         }
         return true;
     }
@@ -112,14 +106,19 @@ final class Lane {
             } catch (RuntimeException | Error e) {
                 // runOp handles its own failures; anything else must not kill the lane
             } finally {
-                lock.lock();
-                try {
-                    busy = false;
-                    changed.signalAll();
-                } finally {
-                    lock.unlock();
-                }
+                finished();
             }
+        }
+    }
+
+    /** Marks the running task done and wakes the lane thread and helpers. */
+    private void finished() {
+        lock.lock();
+        try {
+            busy = false;
+            changed.signalAll();
+        } finally {
+            lock.unlock();
         }
     }
 

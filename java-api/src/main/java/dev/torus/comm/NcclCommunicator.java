@@ -239,13 +239,8 @@ final class NcclCommunicator extends BaseCommunicator {
 
     @Override
     public Work allReduce(Tensor in, Tensor out, ReduceOp op, OpOptions options) {
-        requireTensor("in", in);
-        requireTensor("out", out);
-        requireSameDType("in", in, "out", out);
-        requireNumel("out", out, in.numel(), "same as in");
-        if (op == null) {
-            throw new IllegalArgumentException("op must not be null");
-        }
+        requireSameLayout(in, out);
+        requireOp(op);
         CUstream_st s = streamOf(options);
         long count = in.numel();
         int n = size();
@@ -257,10 +252,7 @@ final class NcclCommunicator extends BaseCommunicator {
 
     @Override
     public Work broadcast(Tensor in, Tensor out, int root, OpOptions options) {
-        requireTensor("in", in);
-        requireTensor("out", out);
-        requireSameDType("in", in, "out", out);
-        requireNumel("out", out, in.numel(), "same as in");
+        requireSameLayout(in, out);
         requireRank("root", root);
         CUstream_st s = streamOf(options);
         long count = in.numel();
@@ -272,14 +264,9 @@ final class NcclCommunicator extends BaseCommunicator {
 
     @Override
     public Work reduce(Tensor in, Tensor out, ReduceOp op, int root, OpOptions options) {
-        requireTensor("in", in);
-        requireTensor("out", out);
-        requireSameDType("in", in, "out", out);
-        requireNumel("out", out, in.numel(), "same as in");
+        requireSameLayout(in, out);
         requireRank("root", root);
-        if (op == null) {
-            throw new IllegalArgumentException("op must not be null");
-        }
+        requireOp(op);
         CUstream_st s = streamOf(options);
         long count = in.numel();
         return submitCollective(new Fingerprint(OpType.REDUCE, op.ordinal(), in.dtype(), count, root), List.of(in, out),
@@ -290,9 +277,7 @@ final class NcclCommunicator extends BaseCommunicator {
 
     @Override
     public Work allGather(Tensor in, Tensor out, OpOptions options) {
-        requireTensor("in", in);
-        requireTensor("out", out);
-        requireSameDType("in", in, "out", out);
+        requirePair(in, out);
         requireNumel("out", out, in.numel() * size(), "size() x in.numel()");
         CUstream_st s = streamOf(options);
         long count = in.numel();
@@ -302,13 +287,6 @@ final class NcclCommunicator extends BaseCommunicator {
                                 ncclType(in.dtype()), comm, s), "ncclAllGather")));
     }
 
-    private long blockCount(String arg, Tensor t) {
-        if (t.numel() % size() != 0) {
-            throw new IllegalArgumentException(arg + " must hold size() = " + size() + " equal blocks, but its "
-                    + t.numel() + " elements do not divide evenly");
-        }
-        return t.numel() / size();
-    }
 
     @Override
     public Work allGatherInPlace(Tensor buffer, OpOptions options) {
@@ -324,13 +302,9 @@ final class NcclCommunicator extends BaseCommunicator {
 
     @Override
     public Work reduceScatter(Tensor in, Tensor out, ReduceOp op, OpOptions options) {
-        requireTensor("in", in);
-        requireTensor("out", out);
-        requireSameDType("in", in, "out", out);
+        requirePair(in, out);
         requireNumel("in", in, out.numel() * size(), "size() x out.numel()");
-        if (op == null) {
-            throw new IllegalArgumentException("op must not be null");
-        }
+        requireOp(op);
         CUstream_st s = streamOf(options);
         long count = out.numel();
         return submitCollective(new Fingerprint(OpType.REDUCE_SCATTER, op.ordinal(), in.dtype(), count, -1),
@@ -344,9 +318,7 @@ final class NcclCommunicator extends BaseCommunicator {
     public Work reduceScatterInPlace(Tensor buffer, ReduceOp op, OpOptions options) {
         requireTensor("buffer", buffer);
         long count = blockCount("buffer", buffer);
-        if (op == null) {
-            throw new IllegalArgumentException("op must not be null");
-        }
+        requireOp(op);
         CUstream_st s = streamOf(options);
         long block = count * buffer.dtype().byteSize();
         return submitCollective(new Fingerprint(OpType.REDUCE_SCATTER, op.ordinal(), buffer.dtype(), count, -1),
@@ -371,10 +343,7 @@ final class NcclCommunicator extends BaseCommunicator {
 
     @Override
     public Work allToAll(Tensor in, Tensor out, OpOptions options) {
-        requireTensor("in", in);
-        requireTensor("out", out);
-        requireSameDType("in", in, "out", out);
-        requireNumel("out", out, in.numel(), "same as in");
+        requireSameLayout(in, out);
         if (in.buffer() == out.buffer()) {
             throw new IllegalArgumentException("out must not be in; use allToAllInPlace");
         }
@@ -470,21 +439,13 @@ final class NcclCommunicator extends BaseCommunicator {
     long[][] exchangeFingerprints(long[] mine, long tag, long timeoutMs) {
         int n = size();
         ByteBuffer h = hostScratch.view(0, 32L * (n + 1)).order(ByteOrder.nativeOrder());
-        for (int i = 0; i < 4; i++) {
-            h.putLong(32 * n + 8 * i, mine[i]);
-        }
+        packFingerprint(h, n, mine);
         Stream s = Stream.defaultStream(device);
         s.copy(hostScratch, 32L * n, scratch, 32L * n, 32);
         rawAllGather(scratch.address() + 32L * n, scratch.address(), 4, DType.INT64, timeoutMs, tag);
         s.copy(scratch, 0, hostScratch, 0, 32L * n);
         s.synchronize();
-        long[][] all = new long[n][4];
-        for (int r = 0; r < n; r++) {
-            for (int i = 0; i < 4; i++) {
-                all[r][i] = h.getLong(32 * r + 8 * i);
-            }
-        }
-        return all;
+        return unpackFingerprints(h, n);
     }
 
     @Override
@@ -514,33 +475,7 @@ final class NcclCommunicator extends BaseCommunicator {
     /** ncclCommShrink with NCCL_SHRINK_ABORT: in-flight work on the parent is revoked, not waited for. */
     @Override
     public Communicator shrink(int... excluded) {
-        ensureOpen();
-        if (excluded == null) {
-            throw new IllegalArgumentException("excluded must not be null");
-        }
-        boolean[] drop = new boolean[size()];
-        for (int r : excluded) {
-            requireRank("excluded rank", r);
-            if (drop[r]) {
-                throw new IllegalArgumentException("excluded rank " + r + " is listed twice");
-            }
-            drop[r] = true;
-        }
-        if (drop[rank()]) {
-            throw new IllegalArgumentException("rank " + rank() + " is in the excluded list; excluded ranks must not "
-                    + "call shrink");
-        }
-        int[] ids = new int[size() - excluded.length];
-        int newRank = -1;
-        for (int r = 0, k = 0; r < size(); r++) {
-            if (!drop[r]) {
-                if (r == rank()) {
-                    newRank = k;
-                }
-                ids[k++] = spec.members()[r];
-            }
-        }
-        CommSpec next = spec.next(spec.generation() + 1, newRank, ids);
+        CommSpec next = survivorSpec(excluded);
         Rendezvous.claimGeneration(next);
         Rendezvous.agreeOnMembers(next);
         checkCuda(cudart.cudaSetDevice(device.ordinal()), "cudaSetDevice");
@@ -556,7 +491,7 @@ final class NcclCommunicator extends BaseCommunicator {
 
     @Override
     Communicator rebuild(CommSpec next) {
-        // split: ncclCommSplit over this communicator; the store records membership as for Gloo
+        // never called: NCCL overrides shrink() and split() with ncclCommShrink and ncclCommSplit
         throw new UnsupportedOperationException("internal: NCCL rebuilds go through shrink() and split()");
     }
 
