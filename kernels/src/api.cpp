@@ -9,6 +9,7 @@
 #include "cpu/thread_pool.hpp"
 #include "cuda_kernels.hpp"
 #include "cpu/recompute_cpu.hpp"
+#include "cpu/train_cpu.hpp"
 
 using namespace torus;
 
@@ -419,6 +420,145 @@ int torus_layernorm_backward(int device, void* stream, const float* x, const flo
             return (int)TORUS_OK;
         }
         return cuda::layernorm_backward(device, stream, x, gamma, dy, dx, dgamma, dbeta, rows, cols, eps);
+    });
+}
+
+namespace {
+
+int check_count(const char* op, int64_t n) {
+    if (n < 0) return fail(TORUS_ERR_INVALID_ARGUMENT, std::string(op) + ": n must be >= 0, got " + std::to_string(n));
+    return TORUS_OK;
+}
+
+int check_finite(const char* op, const char* name, float v) {
+    if (v != v || v > 3.4e38f || v < -3.4e38f)
+        return fail(TORUS_ERR_INVALID_ARGUMENT, std::string(op) + ": " + name + " must be finite");
+    return TORUS_OK;
+}
+
+}  // namespace
+
+int torus_relu_forward(int device, void* stream, const float* x, float* y, int64_t n) {
+    return guarded("relu_forward", [&] {
+        TORUS_CHECK(check_count("relu_forward", n));
+        TORUS_CHECK(check_pointer("relu_forward", "x", x, n));
+        TORUS_CHECK(check_pointer("relu_forward", "y", y, n));
+        if (device < 0) {
+            cpu_train::relu_forward(x, y, n);
+            return (int)TORUS_OK;
+        }
+        return cuda::relu_forward(device, stream, x, y, n);
+    });
+}
+
+int torus_relu_backward(int device, void* stream, const float* x, const float* dy, float* dx, int64_t n) {
+    return guarded("relu_backward", [&] {
+        TORUS_CHECK(check_count("relu_backward", n));
+        TORUS_CHECK(check_pointer("relu_backward", "x", x, n));
+        TORUS_CHECK(check_pointer("relu_backward", "dy", dy, n));
+        TORUS_CHECK(check_pointer("relu_backward", "dx", dx, n));
+        if (device < 0) {
+            cpu_train::relu_backward(x, dy, dx, n);
+            return (int)TORUS_OK;
+        }
+        return cuda::relu_backward(device, stream, x, dy, dx, n);
+    });
+}
+
+int torus_bias_add(int device, void* stream, float* y, const float* bias, int64_t rows, int64_t cols) {
+    return guarded("bias_add", [&] {
+        TORUS_CHECK(check_shape("bias_add", rows, cols));
+        TORUS_CHECK(check_pointer("bias_add", "y", y, rows * cols));
+        TORUS_CHECK(check_pointer("bias_add", "bias", bias, rows > 0 ? cols : 0));
+        if (device < 0) {
+            cpu_train::bias_add(y, bias, rows, cols);
+            return (int)TORUS_OK;
+        }
+        return cuda::bias_add(device, stream, y, bias, rows, cols);
+    });
+}
+
+int torus_column_sum(int device, void* stream, const float* v, float* out, int64_t rows, int64_t cols,
+                     int accumulate) {
+    return guarded("column_sum", [&] {
+        TORUS_CHECK(check_shape("column_sum", rows, cols));
+        TORUS_CHECK(check_pointer("column_sum", "v", v, rows * cols));
+        TORUS_CHECK(check_pointer("column_sum", "out", out, cols));
+        if (device < 0) {
+            cpu_train::column_sum(v, out, rows, cols, accumulate != 0);
+            return (int)TORUS_OK;
+        }
+        return cuda::column_sum(device, stream, v, out, rows, cols, accumulate != 0);
+    });
+}
+
+int torus_axpy(int device, void* stream, float alpha, const float* x, float* y, int64_t n) {
+    return guarded("axpy", [&] {
+        TORUS_CHECK(check_count("axpy", n));
+        TORUS_CHECK(check_finite("axpy", "alpha", alpha));
+        TORUS_CHECK(check_pointer("axpy", "x", x, n));
+        TORUS_CHECK(check_pointer("axpy", "y", y, n));
+        if (device < 0) {
+            cpu_train::axpy(alpha, x, y, n);
+            return (int)TORUS_OK;
+        }
+        return cuda::axpy(device, stream, alpha, x, y, n);
+    });
+}
+
+int torus_softmax_xent(int device, void* stream, const float* x, const int32_t* labels, float* loss, float* dx,
+                       int64_t rows, int64_t cols, float grad_scale) {
+    return guarded("softmax_xent", [&] {
+        TORUS_CHECK(check_shape("softmax_xent", rows, cols));
+        if (rows > 0 && cols == 0) return fail(TORUS_ERR_INVALID_ARGUMENT, "softmax_xent: cols must be >= 1");
+        TORUS_CHECK(check_finite("softmax_xent", "grad_scale", grad_scale));
+        TORUS_CHECK(check_pointer("softmax_xent", "x", x, rows * cols));
+        TORUS_CHECK(check_pointer("softmax_xent", "labels", labels, rows));
+        TORUS_CHECK(check_pointer("softmax_xent", "loss", loss, rows));
+        if (device < 0) {
+            cpu_train::softmax_xent(x, labels, loss, dx, rows, cols, grad_scale);
+            return (int)TORUS_OK;
+        }
+        return cuda::softmax_xent(device, stream, x, labels, loss, dx, rows, cols, grad_scale);
+    });
+}
+
+int torus_sgd_step(int device, void* stream, float* param, const float* grad, float* buf, int64_t n, float lr,
+                   float momentum, float weight_decay, int nesterov, int first) {
+    return guarded("sgd_step", [&] {
+        TORUS_CHECK(check_count("sgd_step", n));
+        TORUS_CHECK(check_finite("sgd_step", "lr", lr));
+        TORUS_CHECK(check_finite("sgd_step", "momentum", momentum));
+        TORUS_CHECK(check_finite("sgd_step", "weight_decay", weight_decay));
+        TORUS_CHECK(check_pointer("sgd_step", "param", param, n));
+        TORUS_CHECK(check_pointer("sgd_step", "grad", grad, n));
+        if (momentum != 0.0f) TORUS_CHECK(check_pointer("sgd_step", "buf", buf, n));
+        if (device < 0) {
+            cpu_train::sgd_step(param, grad, buf, n, lr, momentum, weight_decay, nesterov != 0, first != 0);
+            return (int)TORUS_OK;
+        }
+        return cuda::sgd_step(device, stream, param, grad, buf, n, lr, momentum, weight_decay, nesterov != 0,
+                              first != 0);
+    });
+}
+
+int torus_adamw_step(int device, void* stream, float* param, const float* grad, float* m, float* v, int64_t n,
+                     float lr, float beta1, float beta2, float eps, float weight_decay, float bc1, float bc2) {
+    return guarded("adamw_step", [&] {
+        TORUS_CHECK(check_count("adamw_step", n));
+        TORUS_CHECK(check_finite("adamw_step", "lr", lr));
+        TORUS_CHECK(check_eps("adamw_step", eps));
+        if (!(bc1 > 0.0f && bc1 <= 1.0f) || !(bc2 > 0.0f && bc2 <= 1.0f))
+            return fail(TORUS_ERR_INVALID_ARGUMENT, "adamw_step: bias corrections must be in (0, 1]");
+        TORUS_CHECK(check_pointer("adamw_step", "param", param, n));
+        TORUS_CHECK(check_pointer("adamw_step", "grad", grad, n));
+        TORUS_CHECK(check_pointer("adamw_step", "m", m, n));
+        TORUS_CHECK(check_pointer("adamw_step", "v", v, n));
+        if (device < 0) {
+            cpu_train::adamw_step(param, grad, m, v, n, lr, beta1, beta2, eps, weight_decay, bc1, bc2);
+            return (int)TORUS_OK;
+        }
+        return cuda::adamw_step(device, stream, param, grad, m, v, n, lr, beta1, beta2, eps, weight_decay, bc1, bc2);
     });
 }
 

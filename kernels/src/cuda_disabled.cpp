@@ -48,4 +48,16 @@ int layernorm_backward(int, void*, const float*, const float*, const float*, flo
     return no_cuda();
 }
 
+int relu_forward(int, void*, const float*, float*, int64_t) { return no_cuda(); }
+int relu_backward(int, void*, const float*, const float*, float*, int64_t) { return no_cuda(); }
+int bias_add(int, void*, float*, const float*, int64_t, int64_t) { return no_cuda(); }
+int column_sum(int, void*, const float*, float*, int64_t, int64_t, bool) { return no_cuda(); }
+int axpy(int, void*, float, const float*, float*, int64_t) { return no_cuda(); }
+int softmax_xent(int, void*, const float*, const int32_t*, float*, float*, int64_t, int64_t, float) { return no_cuda(); }
+int sgd_step(int, void*, float*, const float*, float*, int64_t, float, float, float, bool, bool) { return no_cuda(); }
+int adamw_step(int, void*, float*, const float*, float*, float*, int64_t, float, float, float, float, float, float,
+               float) {
+    return no_cuda();
+}
+
 } }

@@ -46,4 +46,16 @@ int layernorm_forward(int device, void* s, const float* x, const float* gamma, c
 int layernorm_backward(int device, void* s, const float* x, const float* gamma, const float* dy, float* dx,
                        float* dgamma, float* dbeta, int64_t rows, int64_t cols, float eps);
 
+int relu_forward(int device, void* s, const float* x, float* y, int64_t n);
+int relu_backward(int device, void* s, const float* x, const float* dy, float* dx, int64_t n);
+int bias_add(int device, void* s, float* y, const float* bias, int64_t rows, int64_t cols);
+int column_sum(int device, void* s, const float* v, float* out, int64_t rows, int64_t cols, bool accumulate);
+int axpy(int device, void* s, float alpha, const float* x, float* y, int64_t n);
+int softmax_xent(int device, void* s, const float* x, const int32_t* labels, float* loss, float* dx, int64_t rows,
+                 int64_t cols, float grad_scale);
+int sgd_step(int device, void* s, float* p, const float* g, float* buf, int64_t n, float lr, float momentum, float wd,
+             bool nesterov, bool first);
+int adamw_step(int device, void* s, float* p, const float* g, float* m, float* v, int64_t n, float lr, float b1,
+               float b2, float eps, float wd, float bc1, float bc2);
+
 } }

@@ -57,6 +57,38 @@ TORUS_HD float gelu_grad(float z) {
     return 0.5f * (1.0f + t) + 0.5f * z * dt;
 }
 
+// log(x) for finite x > 0: x = 2^e m with m in [sqrt(1/2), sqrt(2)), then
+// log m = 2 atanh(f), f = (m - 1) / (m + 1), |f| <= 0.172, by its odd series to
+// f^13 (truncation below 1e-11). Relative error about 2e-7. x <= 0 gives -inf,
+// which is what softmax cross-entropy needs for a zero probability.
+TORUS_HD float log_portable(float x) {
+    if (!(x > 0.0f)) return x == 0.0f ? -INFINITY : NAN;
+    uint32_t u = f2u(x);
+    int e = (int)((u >> 23) & 0xff);
+    if (e == 0) {                       // subnormal: scale into the normal range
+        x = x * 8388608.0f;             // 2^23
+        u = f2u(x);
+        e = (int)((u >> 23) & 0xff) - 23;
+    }
+    e -= 127;
+    float m = u2f((u & 0x007fffffu) | 0x3f800000u);   // [1, 2)
+    if (m > 1.41421356f) {
+        m = m * 0.5f;
+        e += 1;
+    }
+    float f = (m - 1.0f) / (m + 1.0f);
+    float f2 = f * f;
+    float p = 1.0f / 13.0f;
+    p = p * f2 + 1.0f / 11.0f;
+    p = p * f2 + 1.0f / 9.0f;
+    p = p * f2 + 1.0f / 7.0f;
+    p = p * f2 + 1.0f / 5.0f;
+    p = p * f2 + 1.0f / 3.0f;
+    p = p * f2 + 1.0f;
+    float ef = (float)e;
+    return (2.0f * f * p + ef * 1.428606765330187045e-06f) + ef * 0.693145751953125f;
+}
+
 // Dropout keep test for element i: Philox uniform >= p (p in [0, 1)).
 TORUS_HD bool dropout_keep(uint64_t seed, uint64_t index, float p) {
     return philox_uniform(seed, index) >= p;

@@ -150,6 +150,37 @@ int torus_layernorm_forward(int device, void* stream, const float* x, const floa
 int torus_layernorm_backward(int device, void* stream, const float* x, const float* gamma, const float* dy, float* dx,
                              float* dgamma, float* dbeta, int64_t rows, int64_t cols, float eps);
 
+/* Training kernels (fp32) for the dev.torus.nn layers and optimizers. CPU and
+ * CUDA use the same arithmetic (see docs/RECOMPUTE.md); element-wise ones are
+ * bit-identical, row reductions follow the canonical order above.
+ *
+ * relu_forward:     y = x > 0 ? x : 0 (NaN propagates).
+ * relu_backward:    dx = x > 0 ? dy : 0.
+ * bias_add:         y[r, c] += bias[c], in place.
+ * column_sum:       out[c] (+)= sum over r of v[r, c], rows in increasing order;
+ *                   accumulate = 0 overwrites, 1 adds.
+ * axpy:             y += alpha * x.
+ * softmax_xent:     per row r, loss[r] = logsumexp(x[r]) - x[r, label[r]]; when dx
+ *                   is not null, dx[r] = (softmax(x[r]) - onehot(label[r])) * grad_scale.
+ *                   A label outside [0, cols) gives loss NaN and a NaN gradient row.
+ * sgd_step:         torch.optim.SGD (dampening 0): g = grad + wd * p; with momentum,
+ *                   buf = first ? g : momentum * buf + g and g = nesterov ? g + momentum * buf : buf;
+ *                   p -= lr * g. buf may be null when momentum is 0.
+ * adamw_step:       torch.optim.AdamW: p *= 1 - lr * wd; m = b1 m + (1 - b1) g;
+ *                   v = b2 v + (1 - b2) g^2; p -= (lr / bc1) * m / (sqrt(v) / sqrt(bc2) + eps),
+ *                   where bc1 = 1 - b1^t and bc2 = 1 - b2^t (the caller computes them). */
+int torus_relu_forward(int device, void* stream, const float* x, float* y, int64_t n);
+int torus_relu_backward(int device, void* stream, const float* x, const float* dy, float* dx, int64_t n);
+int torus_bias_add(int device, void* stream, float* y, const float* bias, int64_t rows, int64_t cols);
+int torus_column_sum(int device, void* stream, const float* v, float* out, int64_t rows, int64_t cols, int accumulate);
+int torus_axpy(int device, void* stream, float alpha, const float* x, float* y, int64_t n);
+int torus_softmax_xent(int device, void* stream, const float* x, const int32_t* labels, float* loss, float* dx,
+                       int64_t rows, int64_t cols, float grad_scale);
+int torus_sgd_step(int device, void* stream, float* param, const float* grad, float* buf, int64_t n, float lr,
+                   float momentum, float weight_decay, int nesterov, int first);
+int torus_adamw_step(int device, void* stream, float* param, const float* grad, float* m, float* v, int64_t n,
+                     float lr, float beta1, float beta2, float eps, float weight_decay, float bc1, float bc2);
+
 #ifdef __cplusplus
 }
 #endif

@@ -6,36 +6,10 @@
 #include <cmath>
 #include <vector>
 
-#include "thread_pool.hpp"
-#include "../recompute_math.hpp"
+#include "rows.hpp"
 
 namespace torus { namespace cpu_recompute {
 
-namespace {
-
-template <class F>
-void parallel_rows(int64_t rows, int64_t cols, F&& body) {
-    ThreadPool& pool = ThreadPool::instance();
-    int64_t tasks = pool.split(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(cols, 1)));
-    int64_t per = (rows + tasks - 1) / std::max<int64_t>(tasks, 1);
-    pool.run(tasks, [&](int64_t t) {
-        int64_t lo = t * per, hi = std::min(rows, lo + per);
-        for (int64_t r = lo; r < hi; r++) body(r);
-    });
-}
-
-// The canonical row sum (see recompute_math.hpp).
-template <class G>
-float row_sum(int64_t cols, G&& value) {
-    float p[kLanes];
-    for (int j = 0; j < kLanes; j++) p[j] = 0.0f;
-    for (int64_t i = 0; i < cols; i++) p[i % kLanes] += value(i);
-    for (int off = kLanes / 2; off >= 1; off /= 2)
-        for (int j = 0; j < off; j++) p[j] = p[j] + p[j + off];
-    return p[0];
-}
-
-}  // namespace
 
 void bias_gelu_forward(const float* x, const float* bias, float* y, int64_t rows, int64_t cols) {
     parallel_rows(rows, cols, [&](int64_t r) {

@@ -112,6 +112,20 @@ public final class Tensor implements AutoCloseable {
         return t;
     }
 
+    /** Sets every byte to zero, in place (asynchronous on the device's default stream for CUDA tensors). */
+    public void zero() {
+        ensureOpen();
+        if (byteSize() == 0) {
+            return;
+        }
+        if (device().isCpu()) {
+            NativeLibrary.check(TorusNative.torus_host_zero(buffer.address(), byteSize()), "zero");
+        } else {
+            NativeLibrary.check(TorusNative.torus_memset_async(device().ordinal(), buffer.address(), 0, byteSize(), 0L),
+                    "zero");
+        }
+    }
+
     /** An uninitialised tensor from {@code allocator}. */
     public static Tensor empty(Allocator allocator, DType dtype, Device device, long... shape) {
         requireNonNull(allocator, "allocator");

@@ -31,4 +31,15 @@ public interface Segment {
     default boolean cheapToRecompute() {
         return false;
     }
+
+    /**
+     * The shape {@code forward} returns for an input of {@code inputShape}; the
+     * default is the same shape. The memory-budget policy plans with these shapes
+     * before running anything, and the engine checks them against the real
+     * outputs under that policy, so a segment that changes the shape must
+     * override this.
+     */
+    default long[] outputShape(long[] inputShape) {
+        return inputShape.clone();
+    }
 }

@@ -141,4 +141,32 @@ public final class TorusNative {
                                                       @Cast("const float*") long dy, @Cast("float*") long dx,
                                                       @Cast("float*") long dgamma, @Cast("float*") long dbeta, long rows,
                                                       long cols, float eps);
+
+    public static native int torus_relu_forward(int device, @Cast("void*") long stream, @Cast("const float*") long x,
+                                                @Cast("float*") long y, long n);
+
+    public static native int torus_relu_backward(int device, @Cast("void*") long stream, @Cast("const float*") long x,
+                                                 @Cast("const float*") long dy, @Cast("float*") long dx, long n);
+
+    public static native int torus_bias_add(int device, @Cast("void*") long stream, @Cast("float*") long y,
+                                            @Cast("const float*") long bias, long rows, long cols);
+
+    public static native int torus_column_sum(int device, @Cast("void*") long stream, @Cast("const float*") long v,
+                                              @Cast("float*") long out, long rows, long cols, int accumulate);
+
+    public static native int torus_axpy(int device, @Cast("void*") long stream, float alpha,
+                                        @Cast("const float*") long x, @Cast("float*") long y, long n);
+
+    public static native int torus_softmax_xent(int device, @Cast("void*") long stream, @Cast("const float*") long x,
+                                                @Cast("const int32_t*") long labels, @Cast("float*") long loss,
+                                                @Cast("float*") long dx, long rows, long cols, float gradScale);
+
+    public static native int torus_sgd_step(int device, @Cast("void*") long stream, @Cast("float*") long param,
+                                            @Cast("const float*") long grad, @Cast("float*") long buf, long n,
+                                            float lr, float momentum, float weightDecay, int nesterov, int first);
+
+    public static native int torus_adamw_step(int device, @Cast("void*") long stream, @Cast("float*") long param,
+                                              @Cast("const float*") long grad, @Cast("float*") long m,
+                                              @Cast("float*") long v, long n, float lr, float beta1, float beta2,
+                                              float eps, float weightDecay, float bc1, float bc2);
 }

@@ -1,0 +1,129 @@
+package dev.torus.nn;
+
+import dev.torus.DType;
+import dev.torus.Device;
+import dev.torus.NativeLibrary;
+import dev.torus.Tensor;
+import dev.torus.jni.TorusNative;
+import dev.torus.memory.Allocator;
+import dev.torus.recompute.SegmentContext;
+import java.util.List;
+import java.util.SplittableRandom;
+
+/**
+ * {@code y = x W^T + b} over the last dimension: W is {@code [out, in]}, b is
+ * {@code [out]} (optional). GEMMs run on OpenBLAS for CPU tensors and cuBLAS for
+ * CUDA tensors. Initialised like torch.nn.Linear: W and b uniform in
+ * {@code [-1/sqrt(in), 1/sqrt(in)]}, from a seed.
+ *
+ * <p>Backward: {@code dx = dy W}, {@code dW += dy^T x}, {@code db += column sums of dy}.
+ * Not cheap to recompute (the selective policy keeps its output).
+ */
+public final class Linear implements Layer {
+    private final long in;
+    private final long out;
+    private final Device device;
+    private final Parameter weight;
+    private final Parameter bias;
+
+    /**
+     * @param allocator where the parameters (values and gradients) live; the layer owns them
+     */
+    public Linear(long in, long out, boolean withBias, Device device, Allocator allocator, long seed) {
+        Checks.positive("in", in);
+        Checks.positive("out", out);
+        Checks.notNull("device", device);
+        Checks.notNull("allocator", allocator);
+        if (in * out > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("in * out must be <= " + Integer.MAX_VALUE + ", got " + in + " * " + out);
+        }
+        this.in = in;
+        this.out = out;
+        this.device = device;
+        SplittableRandom rnd = new SplittableRandom(seed);
+        double bound = 1.0 / Math.sqrt(in);
+        this.weight = Parameter.of("weight", allocator, device, uniform(rnd, (int) (in * out), bound), out, in);
+        Parameter b = null;
+        if (withBias) {
+            try {
+                b = Parameter.of("bias", allocator, device, uniform(rnd, (int) out, bound), out);
+            } catch (RuntimeException e) {
+                weight.close();
+                throw e;
+            }
+        }
+        this.bias = b;
+    }
+
+    static float[] uniform(SplittableRandom rnd, int n, double bound) {
+        float[] v = new float[n];
+        for (int i = 0; i < n; i++) {
+            v[i] = (float) ((rnd.nextDouble() * 2 - 1) * bound);
+        }
+        return v;
+    }
+
+    public Parameter weight() {
+        return weight;
+    }
+
+    /** The bias, or null when built without one. */
+    public Parameter bias() {
+        return bias;
+    }
+
+    @Override
+    public List<Parameter> parameters() {
+        return bias == null ? List.of(weight) : List.of(weight, bias);
+    }
+
+    @Override
+    public long[] outputShape(long[] inputShape) {
+        return Checks.withLast(inputShape, out);
+    }
+
+    @Override
+    public Tensor forward(Tensor x, SegmentContext ctx) {
+        long rows = Checks.rows("Linear", "input", x, in, device);
+        Tensor y = Tensor.empty(ctx.allocator(), DType.FLOAT32, device, outputShape(x.shape()));
+        try {
+            Ops.gemm(false, true, rows, out, in, x, in, weight.value(), in, 0f, y, out, "Linear forward");
+            if (bias != null && rows > 0) {
+                NativeLibrary.check(TorusNative.torus_bias_add(Ops.device(y), 0L, y.dataAddress(),
+                        bias.value().dataAddress(), rows, out), "Linear forward (bias)");
+            }
+        } catch (RuntimeException e) {
+            y.close();
+            throw e;
+        }
+        return y;
+    }
+
+    @Override
+    public Tensor backward(Tensor x, Tensor dy, SegmentContext ctx) {
+        long rows = Checks.rows("Linear", "input", x, in, device);
+        Checks.float32("gradOutput", dy);
+        if (!java.util.Arrays.equals(dy.shape(), outputShape(x.shape()))) {
+            throw new IllegalArgumentException("Linear: gradOutput must have shape "
+                    + java.util.Arrays.toString(outputShape(x.shape())) + ", got " + java.util.Arrays.toString(dy.shape()));
+        }
+        Checks.sameDevice("Linear", "gradOutput", dy, device);
+        Tensor dx = Tensor.empty(ctx.allocator(), DType.FLOAT32, device, x.shape());
+        try {
+            Ops.gemm(false, false, rows, in, out, dy, out, weight.value(), in, 0f, dx, in, "Linear backward (dx)");
+            Ops.gemm(true, false, out, in, rows, dy, out, x, in, 1f, weight.grad(), in, "Linear backward (dW)");
+            if (bias != null) {
+                Ops.columnSum(dy, bias.grad(), rows, out, true, "Linear backward (db)");
+            }
+        } catch (RuntimeException e) {
+            dx.close();
+            throw e;
+        }
+        return dx;
+    }
+
+    @Override
+    public String toString() {
+        return "Linear(" + in + ", " + out + (bias == null ? ", no bias" : "") + ")";
+    }
+}

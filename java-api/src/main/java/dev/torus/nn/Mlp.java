@@ -1,0 +1,93 @@
+package dev.torus.nn;
+
+import dev.torus.Device;
+import dev.torus.memory.Allocator;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+
+/**
+ * A block MLP for classification, as a flat list of layers that
+ * {@link dev.torus.recompute.CheckpointedSequential} can run:
+ * {@code blocks x [Linear(no bias) -> BiasGelu -> Dropout]} (Dropout omitted when
+ * {@code dropout} is 0), then {@code LayerNorm -> Linear(width, classes)}.
+ * The first block maps {@code inputs} to {@code width}; the others are
+ * {@code width x width}. Parameters are initialised from {@code seed}.
+ *
+ * <p>Owns its layers (and so their parameters); {@link #close()} frees them.
+ */
+public final class Mlp implements AutoCloseable {
+    private final List<Layer> layers;
+    private final int blocks;
+    private final int layersPerBlock;
+
+    public Mlp(int inputs, int width, int blocks, int classes, float dropout, Device device, Allocator allocator,
+               long seed) {
+        Checks.positive("inputs", inputs);
+        Checks.positive("width", width);
+        Checks.positive("blocks", blocks);
+        Checks.positive("classes", classes);
+        if (!(dropout >= 0f && dropout < 1f)) {
+            throw new IllegalArgumentException("dropout must be in [0, 1), got " + dropout);
+        }
+        Checks.notNull("device", device);
+        Checks.notNull("allocator", allocator);
+        this.blocks = blocks;
+        this.layersPerBlock = dropout > 0f ? 3 : 2;
+        List<Layer> ls = new ArrayList<>();
+        try {
+            for (int b = 0; b < blocks; b++) {
+                ls.add(new Linear(b == 0 ? inputs : width, width, false, device, allocator, seed * 1_000_003L + b));
+                ls.add(new BiasGelu(width, device, allocator));
+                if (dropout > 0f) {
+                    ls.add(new Dropout(dropout));
+                }
+            }
+            ls.add(new LayerNorm(width, 1e-5f, device, allocator));
+            ls.add(new Linear(width, classes, true, device, allocator, seed * 1_000_003L + blocks));
+        } catch (RuntimeException e) {
+            ls.forEach(Layer::close);
+            throw e;
+        }
+        this.layers = Collections.unmodifiableList(ls);
+    }
+
+    /** The layers, in order (owned by this model). */
+    public List<Layer> layers() {
+        return layers;
+    }
+
+    public int blocks() {
+        return blocks;
+    }
+
+    /** Layers in one block: 3 with dropout, 2 without. */
+    public int layersPerBlock() {
+        return layersPerBlock;
+    }
+
+    /** Every parameter, layer by layer. */
+    public List<Parameter> parameters() {
+        List<Parameter> ps = new ArrayList<>();
+        for (Layer l : layers) {
+            ps.addAll(l.parameters());
+        }
+        return ps;
+    }
+
+    /** Turns the dropout layers on (training) or off (evaluation). */
+    public void setTraining(boolean training) {
+        for (Layer l : layers) {
+            if (l instanceof Dropout d) {
+                d.setEnabled(training);
+            }
+        }
+    }
+
+    @Override
+    public void close() {
+        for (Layer l : layers) {
+            l.close();
+        }
+    }
+}

@@ -1,0 +1,56 @@
+package dev.torus.nn;
+
+import dev.torus.NativeLibrary;
+import dev.torus.Tensor;
+import dev.torus.jni.Blas;
+import dev.torus.jni.TorusNative;
+
+/** Device dispatch for the layers' native calls (shapes are checked by the callers). */
+final class Ops {
+    private Ops() {}
+
+    static int device(Tensor t) {
+        t.device().ensureUsable();
+        return t.device().nativeCode();
+    }
+
+    /** Row-major {@code C[m,n] = op(A) op(B) + beta C} on the tensors' device. */
+    static void gemm(boolean transA, boolean transB, long m, long n, long k, Tensor a, long lda, Tensor b, long ldb,
+                     float beta, Tensor c, long ldc, String what) {
+        if (m > Integer.MAX_VALUE || n > Integer.MAX_VALUE || k > Integer.MAX_VALUE || lda > Integer.MAX_VALUE
+                || ldb > Integer.MAX_VALUE || ldc > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException(what + ": GEMM dimensions must fit in int, got m=" + m + " n=" + n
+                    + " k=" + k);
+        }
+        if (m == 0 || n == 0) {
+            return;
+        }
+        if (k == 0) {
+            if (beta == 0f) {
+                c.zero();
+            }
+            return;
+        }
+        if (c.device().isCpu()) {
+            Blas.sgemmHost(transA, transB, (int) m, (int) n, (int) k, 1f, a.dataAddress(), (int) lda, b.dataAddress(),
+                    (int) ldb, beta, c.dataAddress(), (int) ldc);
+        } else {
+            c.device().ensureUsable();
+            int st = Blas.sgemmDevice(c.device().ordinal(), transA, transB, (int) m, (int) n, (int) k, 1f,
+                    a.dataAddress(), (int) lda, b.dataAddress(), (int) ldb, beta, c.dataAddress(), (int) ldc);
+            if (st != 0) {
+                throw new dev.torus.CudaException(what + ": cublasSgemm failed with status " + st);
+            }
+        }
+    }
+
+    static void columnSum(Tensor v, Tensor out, long rows, long cols, boolean accumulate, String what) {
+        NativeLibrary.check(TorusNative.torus_column_sum(device(v), 0L, v.dataAddress(), out.dataAddress(), rows, cols,
+                accumulate ? 1 : 0), what);
+    }
+
+    static void axpy(float alpha, Tensor x, Tensor y, String what) {
+        NativeLibrary.check(TorusNative.torus_axpy(device(y), 0L, alpha, x.dataAddress(), y.dataAddress(), y.numel()),
+                what);
+    }
+}

@@ -1,0 +1,49 @@
+// Row-parallel loops and the canonical row sum shared by the CPU recompute and
+// training kernels (the CUDA kernels follow the same order; recompute_math.hpp).
+#pragma once
+
+#include <stdint.h>
+
+#include <algorithm>
+
+#include "thread_pool.hpp"
+#include "../recompute_math.hpp"
+
+namespace torus { namespace cpu_recompute {
+
+// Runs body(r) for every row, split over the pool in contiguous ranges.
+template <class F>
+void parallel_rows(int64_t rows, int64_t cols, F&& body) {
+    ThreadPool& pool = ThreadPool::instance();
+    int64_t tasks = pool.split(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(cols, 1)));
+    int64_t per = (rows + tasks - 1) / std::max<int64_t>(tasks, 1);
+    pool.run(tasks, [&](int64_t t) {
+        int64_t lo = t * per, hi = std::min(rows, lo + per);
+        for (int64_t r = lo; r < hi; r++) body(r);
+    });
+}
+
+// Runs body(i) for i in [0, n), split over the pool in contiguous ranges.
+template <class F>
+void parallel_for(int64_t n, int64_t grain, F&& body) {
+    ThreadPool& pool = ThreadPool::instance();
+    int64_t tasks = pool.split(n, grain);
+    int64_t per = (n + tasks - 1) / std::max<int64_t>(tasks, 1);
+    pool.run(tasks, [&](int64_t t) {
+        int64_t lo = t * per, hi = std::min(n, lo + per);
+        for (int64_t i = lo; i < hi; i++) body(i);
+    });
+}
+
+// The canonical row sum: 32 interleaved partials, then the butterfly 16..1.
+template <class G>
+float row_sum(int64_t cols, G&& value) {
+    float p[kLanes];
+    for (int j = 0; j < kLanes; j++) p[j] = 0.0f;
+    for (int64_t i = 0; i < cols; i++) p[i % kLanes] += value(i);
+    for (int off = kLanes / 2; off >= 1; off /= 2)
+        for (int j = 0; j < off; j++) p[j] = p[j] + p[j + off];
+    return p[0];
+}
+
+} }
