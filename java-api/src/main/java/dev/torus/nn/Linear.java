@@ -30,6 +30,16 @@ public final class Linear implements Layer {
      * @param allocator where the parameters (values and gradients) live; the layer owns them
      */
     public Linear(long in, long out, boolean withBias, Device device, Allocator allocator, long seed) {
+        this(in, out, withBias, device, allocator, seed, 1.0 / Math.sqrt(in));
+    }
+
+    /**
+     * As above, with weights uniform in {@code [-initBound, initBound]} (for example
+     * {@code sqrt(6 / in)}, He initialisation, for deep stacks of GELU/ReLU layers).
+     * The bias, if any, stays uniform in {@code [-1/sqrt(in), 1/sqrt(in)]}.
+     */
+    public Linear(long in, long out, boolean withBias, Device device, Allocator allocator, long seed,
+                  double initBound) {
         Checks.positive("in", in);
         Checks.positive("out", out);
         Checks.notNull("device", device);
@@ -40,9 +50,12 @@ public final class Linear implements Layer {
         this.in = in;
         this.out = out;
         this.device = device;
+        if (!(initBound >= 0) || Double.isInfinite(initBound)) {
+            throw new IllegalArgumentException("initBound must be a finite number >= 0, got " + initBound);
+        }
         SplittableRandom rnd = new SplittableRandom(seed);
         double bound = 1.0 / Math.sqrt(in);
-        this.weight = Parameter.of("weight", allocator, device, uniform(rnd, (int) (in * out), bound), out, in);
+        this.weight = Parameter.of("weight", allocator, device, uniform(rnd, (int) (in * out), initBound), out, in);
         Parameter b = null;
         if (withBias) {
             try {

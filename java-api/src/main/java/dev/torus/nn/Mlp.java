@@ -9,10 +9,12 @@ import java.util.List;
 /**
  * A block MLP for classification, as a flat list of layers that
  * {@link dev.torus.recompute.CheckpointedSequential} can run:
- * {@code blocks x [Linear(no bias) -> BiasGelu -> Dropout]} (Dropout omitted when
- * {@code dropout} is 0), then {@code LayerNorm -> Linear(width, classes)}.
+ * {@code blocks x [Linear(no bias) -> LayerNorm -> BiasGelu -> Dropout]} (Dropout
+ * omitted when {@code dropout} is 0), then {@code Linear(width, classes)}.
  * The first block maps {@code inputs} to {@code width}; the others are
- * {@code width x width}. Parameters are initialised from {@code seed}.
+ * {@code width x width}. Parameters are initialised from {@code seed}; the block
+ * weights use He initialisation (uniform in {@code +-sqrt(6 / fanIn)}) so that a
+ * deep stack without residual connections still trains.
  *
  * <p>Owns its layers (and so their parameters); {@link #close()} frees them.
  */
@@ -33,17 +35,18 @@ public final class Mlp implements AutoCloseable {
         Checks.notNull("device", device);
         Checks.notNull("allocator", allocator);
         this.blocks = blocks;
-        this.layersPerBlock = dropout > 0f ? 3 : 2;
+        this.layersPerBlock = dropout > 0f ? 4 : 3;
         List<Layer> ls = new ArrayList<>();
         try {
             for (int b = 0; b < blocks; b++) {
-                ls.add(new Linear(b == 0 ? inputs : width, width, false, device, allocator, seed * 1_000_003L + b));
+                int fanIn = b == 0 ? inputs : width;
+                ls.add(new Linear(fanIn, width, false, device, allocator, seed * 1_000_003L + b, Math.sqrt(6.0 / fanIn)));
+                ls.add(new LayerNorm(width, 1e-5f, device, allocator));
                 ls.add(new BiasGelu(width, device, allocator));
                 if (dropout > 0f) {
                     ls.add(new Dropout(dropout));
                 }
             }
-            ls.add(new LayerNorm(width, 1e-5f, device, allocator));
             ls.add(new Linear(width, classes, true, device, allocator, seed * 1_000_003L + blocks));
         } catch (RuntimeException e) {
             ls.forEach(Layer::close);
@@ -61,7 +64,7 @@ public final class Mlp implements AutoCloseable {
         return blocks;
     }
 
-    /** Layers in one block: 3 with dropout, 2 without. */
+    /** Layers in one block: 4 with dropout, 3 without. */
     public int layersPerBlock() {
         return layersPerBlock;
     }

@@ -31,7 +31,7 @@ public final class SoftmaxCrossEntropy {
 
     /** The mean loss only. */
     public static float loss(Tensor logits, Tensor labels) {
-        return run(logits, labels, null);
+        return run(logits, labels, null, Allocator.defaultAllocator());
     }
 
     /** The mean loss and its gradient with respect to the logits, allocated from {@code allocator}. */
@@ -40,7 +40,7 @@ public final class SoftmaxCrossEntropy {
         check(logits, labels);
         Tensor grad = Tensor.empty(allocator, DType.FLOAT32, logits.device(), logits.shape());
         try {
-            return new Result(run(logits, labels, grad), grad);
+            return new Result(run(logits, labels, grad, allocator), grad);
         } catch (RuntimeException e) {
             grad.close();
             throw e;
@@ -77,7 +77,7 @@ public final class SoftmaxCrossEntropy {
         }
     }
 
-    private static float run(Tensor logits, Tensor labels, Tensor grad) {
+    private static float run(Tensor logits, Tensor labels, Tensor grad, Allocator scratch) {
         if (grad == null) {
             check(logits, labels);
         }
@@ -86,7 +86,7 @@ public final class SoftmaxCrossEntropy {
         if (rows == 0) {
             return Float.NaN; // the mean over no rows, as in torch
         }
-        try (Tensor losses = Tensor.empty(logits.allocator(), DType.FLOAT32, logits.device(), rows)) {
+        try (Tensor losses = Tensor.empty(scratch, DType.FLOAT32, logits.device(), rows)) {
             NativeLibrary.check(TorusNative.torus_softmax_xent(Ops.device(logits), 0L, logits.dataAddress(),
                     labels.dataAddress(), losses.dataAddress(), grad == null ? 0L : grad.dataAddress(), rows, cols,
                     (float) (1.0 / rows)), "softmax cross-entropy");

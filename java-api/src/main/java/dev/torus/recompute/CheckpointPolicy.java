@@ -36,8 +36,26 @@ public abstract sealed class CheckpointPolicy {
         return new Selective();
     }
 
+    /**
+     * Keep the checkpoints that fit {@code bytes} of checkpoints plus activations
+     * (see docs/RECOMPUTE.md for what is counted) with the least recompute. Plans
+     * from the shapes the segments report ({@link Segment#outputShape}); the first
+     * forward fails with a message giving the smallest budget that works if none fits.
+     */
+    public static CheckpointPolicy budget(long bytes) {
+        if (bytes < 1) {
+            throw new IllegalArgumentException("budget bytes must be >= 1, got " + bytes);
+        }
+        return new Budget(bytes);
+    }
+
     /** For each segment index, whether its input is kept. */
-    abstract boolean[] plan(List<Segment> segments);
+    abstract boolean[] plan(List<Segment> segments, PlanSizes sizes);
+
+    /** True when the plan depends on the sizes (and so on the input shape). */
+    boolean needsSizes() {
+        return false;
+    }
 
     static final class EveryK extends CheckpointPolicy {
         private final int k;
@@ -49,7 +67,7 @@ public abstract sealed class CheckpointPolicy {
         }
 
         @Override
-        boolean[] plan(List<Segment> segments) {
+        boolean[] plan(List<Segment> segments, PlanSizes sizes) {
             boolean[] keep = new boolean[segments.size()];
             for (int i = 0; i < keep.length; i++) {
                 keep[i] = i % k == 0;
@@ -65,9 +83,9 @@ public abstract sealed class CheckpointPolicy {
 
     static final class SqrtN extends CheckpointPolicy {
         @Override
-        boolean[] plan(List<Segment> segments) {
+        boolean[] plan(List<Segment> segments, PlanSizes sizes) {
             int k = Math.max(1, (int) Math.ceil(Math.sqrt(segments.size())));
-            return new EveryK(k, "").plan(segments);
+            return new EveryK(k, "").plan(segments, sizes);
         }
 
         @Override
@@ -78,7 +96,7 @@ public abstract sealed class CheckpointPolicy {
 
     static final class Selective extends CheckpointPolicy {
         @Override
-        boolean[] plan(List<Segment> segments) {
+        boolean[] plan(List<Segment> segments, PlanSizes sizes) {
             boolean[] keep = new boolean[segments.size()];
             for (int i = 0; i < keep.length; i++) {
                 keep[i] = i == 0 || !segments.get(i - 1).cheapToRecompute();
@@ -89,6 +107,40 @@ public abstract sealed class CheckpointPolicy {
         @Override
         public String toString() {
             return "selective";
+        }
+    }
+
+    static final class Budget extends CheckpointPolicy {
+        private final long bytes;
+
+        Budget(long bytes) {
+            this.bytes = bytes;
+        }
+
+        long bytes() {
+            return bytes;
+        }
+
+        @Override
+        boolean needsSizes() {
+            return true;
+        }
+
+        @Override
+        boolean[] plan(List<Segment> segments, PlanSizes sizes) {
+            boolean[] keep = BudgetPlanner.plan(sizes, bytes);
+            if (keep == null || sizes.peak(keep) > bytes) {
+                long min = BudgetPlanner.minimumBudget(sizes);
+                throw new IllegalArgumentException("memory budget of " + bytes + " bytes is too small for this model and"
+                        + " input: the smallest plan needs about " + min + " bytes of checkpoints and activations"
+                        + " (docs/RECOMPUTE.md explains what is counted)");
+            }
+            return keep;
+        }
+
+        @Override
+        public String toString() {
+            return "budget(" + bytes + " B)";
         }
     }
 }

@@ -1,52 +1,72 @@
 package dev.torus.recompute;
 
-import dev.torus.NativeLibrary;
 import dev.torus.Tensor;
-import dev.torus.jni.TorusNative;
 import dev.torus.memory.Allocator;
-import dev.torus.memory.Stream;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 
 /**
  * Runs a sequence of {@link Segment}s forward and backward, keeping only the
- * segment inputs its {@link CheckpointPolicy} chooses and recomputing the rest
- * during backward, from the nearest kept input before them.
+ * segment inputs its {@link CheckpointPolicy} chooses (stored as its
+ * {@link CheckpointStorage} says) and recomputing the rest during backward, from
+ * the nearest kept input before them. The forward pass itself always runs on
+ * exact FLOAT32 values; compressed checkpoints only change what backward
+ * recomputes from.
  *
  * <p>Recomputation is exact: every segment gets the same random key when it is
- * recomputed, so with fp32 checkpoints the gradients are bit-identical to a run
+ * recomputed, so with FLOAT32 checkpoints the gradients are bit-identical to a run
  * that keeps everything.
  *
- * <p>Ownership: the engine owns its checkpoints and intermediates, allocated from
- * child allocators of the one passed in ({@code activations}, {@code gradients}).
- * {@link #forward} returns the output, which the caller owns and must close before
- * closing the engine (it is accounted in the engine's allocator); the input
- * is copied, so the caller may close it at once. {@link #backward} returns the
- * gradient of the input (caller owns it); the caller's {@code gradOutput} is only
- * read. {@link #close()} frees anything left (for example after a forward without a
- * backward). Not thread-safe.
+ * <p>Memory is allocated from three child allocators of the one passed in, so peaks
+ * are reported separately: {@code checkpoints} (kept inputs), {@code activations}
+ * (every other forward output, recomputed inputs, decoded checkpoints) and
+ * {@code workspace} (gradients and scratch during backward). The first two share a
+ * parent, {@code forward}, whose peak is {@link #peakActivationBytes()}.
  *
- * <p>Status: fp32 checkpoint storage only; the memory-budget policy and fp16/bf16/
- * int8 checkpoint storage are not built yet (docs/RECOMPUTE.md).
+ * <p>Ownership: the engine owns its checkpoints and intermediates. {@link #forward}
+ * returns the output, which the caller owns and must close before closing the
+ * engine (it is accounted in the engine's allocator); the input is copied, so the
+ * caller may close it at once. {@link #backward} returns the gradient of the input
+ * (caller owns it); the caller's {@code gradOutput} is only read. {@link #close()}
+ * frees anything left (for example after a forward without a backward). Not
+ * thread-safe.
  */
 public final class CheckpointedSequential implements AutoCloseable {
     private static final int RNG_SHIFT = 40;
+    private static final CheckpointStorage EXACT = CheckpointStorage.fp32();
 
     private final List<Segment> segments;
     private final CheckpointPolicy policy;
-    private final boolean[] keep;
+    private final CheckpointStorage storage;
     private final long seed;
+    private final Allocator root;
+    private final Allocator forwardMem;
+    private final Allocator checkpoints;
     private final Allocator activations;
-    private final Allocator gradients;
-    private final Tensor[] kept;
+    private final Allocator workspace;
+    private final CheckpointStorage.Stored[] kept;
+    private boolean[] keep;
+    private long[] planShape;
+    private PlanSizes planSizes;
     private long step = -1;
     private boolean forwardDone;
     private boolean closed;
     private long checkpointBytes;
     private long[] outputShape;
 
-    public CheckpointedSequential(List<Segment> segments, CheckpointPolicy policy, Allocator allocator, long seed) {
+    /** FLOAT32 checkpoints. */
+    public CheckpointedSequential(List<? extends Segment> segments, CheckpointPolicy policy, Allocator allocator, long seed) {
+        this(segments, policy, CheckpointStorage.fp32(), allocator, seed);
+    }
+
+    /**
+     * @param segments  the model, in order (the engine does not own or close them)
+     * @param allocator parent of the engine's allocators; must outlive the engine
+     * @param seed      seed of the counter-based randomness the segments draw
+     */
+    public CheckpointedSequential(List<? extends Segment> segments, CheckpointPolicy policy, CheckpointStorage storage,
+                                  Allocator allocator, long seed) {
         if (segments == null || segments.isEmpty()) {
             throw new IllegalArgumentException("segments must be a non-empty list");
         }
@@ -58,26 +78,54 @@ public final class CheckpointedSequential implements AutoCloseable {
         if (policy == null) {
             throw new IllegalArgumentException("policy must not be null");
         }
+        if (storage == null) {
+            throw new IllegalArgumentException("storage must not be null");
+        }
         if (allocator == null) {
             throw new IllegalArgumentException("allocator must not be null");
         }
         this.segments = List.copyOf(segments);
         this.policy = policy;
-        this.keep = policy.plan(this.segments);
-        this.keep[0] = true;
+        this.storage = storage;
         this.seed = seed;
-        this.activations = allocator.newChildAllocator("activations", Long.MAX_VALUE);
-        this.gradients = allocator.newChildAllocator("gradients", Long.MAX_VALUE);
-        this.kept = new Tensor[this.segments.size()];
+        this.root = allocator.newChildAllocator("checkpointed-sequential", Long.MAX_VALUE);
+        this.forwardMem = root.newChildAllocator("forward", Long.MAX_VALUE);
+        this.checkpoints = forwardMem.newChildAllocator("checkpoints", Long.MAX_VALUE);
+        this.activations = forwardMem.newChildAllocator("activations", Long.MAX_VALUE);
+        this.workspace = root.newChildAllocator("workspace", Long.MAX_VALUE);
+        this.kept = new CheckpointStorage.Stored[this.segments.size()];
+        if (!policy.needsSizes()) {
+            this.keep = policy.plan(this.segments, null);
+            this.keep[0] = true;
+        }
     }
 
     public CheckpointPolicy policy() {
         return policy;
     }
 
-    /** Indices of the segments whose inputs are kept. */
+    public CheckpointStorage storage() {
+        return storage;
+    }
+
+    /**
+     * Indices of the segments whose inputs are kept. For the budget policy this is
+     * known after the first forward (the plan depends on the input shape).
+     */
     public int[] checkpointIndices() {
+        if (keep == null) {
+            throw new IllegalStateException("the " + policy + " policy plans at the first forward(); call it first");
+        }
         return java.util.stream.IntStream.range(0, keep.length).filter(i -> keep[i]).toArray();
+    }
+
+    /**
+     * The peak bytes of checkpoints plus activations the current plan is expected
+     * to reach for the last input shape (the model in docs/RECOMPUTE.md), or -1
+     * before the first forward.
+     */
+    public long plannedPeakBytes() {
+        return planSizes == null ? -1 : planSizes.peak(keep);
     }
 
     private SegmentContext ctx(int i, Allocator a, boolean recomputing) {
@@ -91,26 +139,49 @@ public final class CheckpointedSequential implements AutoCloseable {
             throw new IllegalArgumentException("input must not be null");
         }
         input.ensureOpen();
+        if (input.dtype() != dev.torus.DType.FLOAT32) {
+            throw new IllegalArgumentException("input must be FLOAT32, got " + input.dtype());
+        }
         if (forwardDone) {
             releaseCheckpoints(); // a forward without backward (evaluation): drop its checkpoints
+            forwardDone = false;
         }
+        planFor(input.shape());
         step++;
-        Tensor cur = copy(input, activations);
+        int n = segments.size();
         checkpointBytes = 0;
+        Tensor cur = null;
+        boolean curKept = false;
         try {
-            for (int i = 0; i < segments.size(); i++) {
-                if (keep[i]) {
-                    kept[i] = cur;
-                    checkpointBytes += cur.byteSize();
-                }
-                Tensor out = call(i, cur, false);
-                if (!keep[i]) {
+            kept[0] = storage.encode(input, checkpoints);
+            checkpointBytes += kept[0].byteSize();
+            if (storage.isExact()) {
+                cur = kept[0].plain;
+                curKept = true;
+            } else {
+                cur = EXACT.encode(input, activations).plain;   // forward itself stays exact
+            }
+            for (int i = 0; i < n; i++) {
+                boolean outKept = i + 1 < n && keep[i + 1];
+                Allocator outAlloc = outKept && storage.isExact() ? checkpoints : activations;
+                Tensor out = call(i, cur, outAlloc, false);
+                if (!curKept) {
                     cur.close();
                 }
                 cur = out;
+                curKept = false;
+                if (outKept) {
+                    if (storage.isExact()) {
+                        kept[i + 1] = storage.adopt(out);
+                        curKept = true;
+                    } else {
+                        kept[i + 1] = storage.encode(out, checkpoints);
+                    }
+                    checkpointBytes += kept[i + 1].byteSize();
+                }
             }
         } catch (RuntimeException e) {
-            if (cur != null && !isKept(cur)) {
+            if (cur != null && !curKept) {
                 cur.close();
             }
             releaseCheckpoints();
@@ -118,22 +189,68 @@ public final class CheckpointedSequential implements AutoCloseable {
         }
         forwardDone = true;
         outputShape = cur.shape();
+        if (curKept) {
+            throw new IllegalStateException("internal: the output cannot be a checkpoint");
+        }
         return cur;
     }
 
-    private boolean isKept(Tensor t) {
-        for (Tensor k : kept) {
-            if (k == t) {
-                return true;
+    private void planFor(long[] shape) {
+        if (planShape != null && Arrays.equals(planShape, shape)) {
+            return;
+        }
+        int n = segments.size();
+        long[] act = new long[n + 1];
+        long[] stored = new long[n];
+        double[] cost = new double[n];
+        long[] s = shape.clone();
+        for (int i = 0; i <= n; i++) {
+            long numel = numel(s);
+            act[i] = numel * 4;
+            if (i < n) {
+                stored[i] = storage.storedBytes(numel);
+                long[] next = segments.get(i).outputShape(s);
+                if (next == null) {
+                    throw new IllegalStateException("segment " + i + " returned a null outputShape");
+                }
+                s = next;
             }
         }
-        return false;
+        for (int i = 0; i < n; i++) {
+            // GEMM-like segments cost about 8x an element-wise one per output byte (docs/RECOMPUTE.md)
+            cost[i] = act[i + 1] * (segments.get(i).cheapToRecompute() ? 1.0 : 8.0);
+        }
+        PlanSizes sizes = new PlanSizes(act, stored, cost, storage.isExact());
+        if (policy.needsSizes()) {
+            boolean[] k = policy.plan(segments, sizes);
+            k[0] = true;
+            keep = k;
+        }
+        planSizes = sizes;
+        planShape = shape.clone();
     }
 
-    private Tensor call(int i, Tensor in, boolean recomputing) {
-        Tensor out = segments.get(i).forward(in, ctx(i, activations, recomputing));
+    private static long numel(long[] shape) {
+        long n = 1;
+        for (long d : shape) {
+            n = Math.multiplyExact(n, d);
+        }
+        return n;
+    }
+
+    private Tensor call(int i, Tensor in, Allocator a, boolean recomputing) {
+        Tensor out = segments.get(i).forward(in, ctx(i, a, recomputing));
         if (out == null) {
             throw new IllegalStateException("segment " + i + " returned null from forward");
+        }
+        if (policy.needsSizes()) {
+            long[] predicted = segments.get(i).outputShape(in.shape());
+            if (!Arrays.equals(predicted, out.shape())) {
+                out.close();
+                throw new IllegalStateException("segment " + i + " (" + segments.get(i) + ") returned shape "
+                        + Arrays.toString(out.shape()) + " but its outputShape() says " + Arrays.toString(predicted)
+                        + "; the budget policy plans with outputShape(), so the segment must override it");
+            }
         }
         return out;
     }
@@ -169,13 +286,15 @@ public final class CheckpointedSequential implements AutoCloseable {
                 }
                 // recompute the inputs of segments a+1..i from the checkpoint at a
                 List<Tensor> inputs = new ArrayList<>();
-                inputs.add(kept[a]);
+                Tensor start = storage.decode(kept[a], activations);
+                boolean startOwned = start != kept[a].plain;
+                inputs.add(start);
                 try {
                     for (int j = a; j < i; j++) {
-                        inputs.add(call(j, inputs.get(inputs.size() - 1), true));
+                        inputs.add(call(j, inputs.get(inputs.size() - 1), activations, true));
                     }
                     for (int j = i; j >= a; j--) {
-                        Tensor dx = segments.get(j).backward(inputs.get(j - a), g, ctx(j, gradients, false));
+                        Tensor dx = segments.get(j).backward(inputs.get(j - a), g, ctx(j, workspace, false));
                         if (dx == null) {
                             throw new IllegalStateException("segment " + j + " returned null from backward");
                         }
@@ -186,10 +305,12 @@ public final class CheckpointedSequential implements AutoCloseable {
                         gOwned = true;
                     }
                 } finally {
-                    for (int k = 1; k < inputs.size(); k++) {
+                    for (int k = startOwned ? 0 : 1; k < inputs.size(); k++) {
                         inputs.get(k).close();
                     }
                 }
+                kept[a].close();     // this checkpoint is done with
+                kept[a] = null;
                 i = a - 1;
             }
             Tensor result = g;
@@ -218,35 +339,27 @@ public final class CheckpointedSequential implements AutoCloseable {
         return checkpointBytes;
     }
 
-    /** Peak bytes of forward activations (checkpoints plus transient and recomputed ones) since the last reset. */
+    /** Peak bytes of checkpoints plus activations (everything forward allocates) since the last reset. */
     public long peakActivationBytes() {
-        return activations.peakBytes();
+        return forwardMem.peakBytes();
     }
 
-    /** Peak bytes of gradients produced during backward since the last reset. */
-    public long peakGradientBytes() {
-        return gradients.peakBytes();
+    /** Peak bytes of the checkpoints alone since the last reset. */
+    public long peakCheckpointBytes() {
+        return checkpoints.peakBytes();
+    }
+
+    /** Peak bytes of gradients and scratch produced during backward since the last reset. */
+    public long peakWorkspaceBytes() {
+        return workspace.peakBytes();
     }
 
     /** Starts a new peak measurement. */
     public void resetPeaks() {
+        forwardMem.resetPeak();
+        checkpoints.resetPeak();
         activations.resetPeak();
-        gradients.resetPeak();
-    }
-
-    private Tensor copy(Tensor x, Allocator a) {
-        Tensor t = Tensor.empty(a, x.dtype(), x.device(), x.shape());
-        if (x.byteSize() > 0) {
-            if (x.device().isCpu()) {
-                NativeLibrary.check(TorusNative.torus_host_copy(t.dataAddress(), x.dataAddress(), x.byteSize()),
-                        "copy input");
-            } else {
-                Stream s = Stream.defaultStream(x.device());
-                s.copy(x.buffer(), 0, t.buffer(), 0, x.byteSize());
-                s.synchronize();
-            }
-        }
-        return t;
+        workspace.resetPeak();
     }
 
     private void ensureOpen() {
@@ -263,6 +376,9 @@ public final class CheckpointedSequential implements AutoCloseable {
         releaseCheckpoints();
         closed = true;
         activations.close();
-        gradients.close();
+        checkpoints.close();
+        forwardMem.close();
+        workspace.close();
+        root.close();
     }
 }

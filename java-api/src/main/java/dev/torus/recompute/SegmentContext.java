@@ -22,6 +22,21 @@ public final class SegmentContext {
         this.recomputing = recomputing;
     }
 
+    /**
+     * A context for running a segment or layer on its own, outside
+     * {@link CheckpointedSequential}: outputs come from {@code allocator} (the caller
+     * owns them) and randomness is keyed by {@code (seed, rngOffset)}.
+     */
+    public static SegmentContext of(Allocator allocator, long seed, long rngOffset) {
+        if (allocator == null) {
+            throw new IllegalArgumentException("allocator must not be null");
+        }
+        if (rngOffset < 0) {
+            throw new IllegalArgumentException("rngOffset must be >= 0, got " + rngOffset);
+        }
+        return new SegmentContext(allocator, seed, rngOffset, 0, false);
+    }
+
     /** Allocate every returned tensor here (the engine accounts and frees them). */
     public Allocator allocator() {
         return allocator;
