@@ -17,7 +17,8 @@ import picocli.CommandLine.Option;
 @Command(name = "torus-bench", mixinStandardHelpOptions = true, version = "torus-bench 0.1.0",
         description = "Torus benchmarks. Each reports ratios measured in the same run.",
         subcommands = {TorusBench.Quant.class, TorusBench.AllReduce.class, TorusBench.AllGather.class,
-                TorusBench.ReduceScatter.class, TorusBench.Broadcast.class, TorusBench.SendRecv.class})
+                TorusBench.ReduceScatter.class, TorusBench.Broadcast.class, TorusBench.SendRecv.class,
+                TorusBench.Recompute.class})
 public final class TorusBench implements Runnable {
     @Override
     public void run() {
@@ -104,6 +105,121 @@ public final class TorusBench implements Runnable {
                         minBytes > 0 ? " (inputs >= 64 MiB)" : "");
                 worst.forEach((k, v) -> System.out.printf("#   %-32s %6.3f  %s%n", k, v, v >= goal ? "meets" : "below goal"));
             }
+        }
+    }
+
+    /** Checkpoint policies: step time and peak activation memory against no checkpointing. */
+    @Command(name = "recompute", mixinStandardHelpOptions = true,
+            description = "Training step of a block MLP under every checkpoint policy and storage: step time and peak "
+                    + "activation memory as ratios to no checkpointing in the same run, after checking that FLOAT32 "
+                    + "checkpoints give bit-identical gradients (#wrong).")
+    static final class Recompute implements Callable<Integer> {
+        @Option(names = "--json", description = "Also write one JSON object per row to FILE.")
+        Path json;
+
+        @Option(names = "--device", split = ",", description = "cpu, cuda or cuda:N (repeatable); default: cpu, "
+                + "plus cuda:0 when a GPU is usable.")
+        List<String> devices;
+
+        @Option(names = "--blocks", defaultValue = "32", description = "MLP blocks (default ${DEFAULT-VALUE}).")
+        int blocks;
+
+        @Option(names = "--width", defaultValue = "512", description = "Hidden width (default ${DEFAULT-VALUE}).")
+        int width;
+
+        @Option(names = "--batch", defaultValue = "256", description = "Rows per step (default ${DEFAULT-VALUE}).")
+        int batch;
+
+        @Option(names = "--dropout", defaultValue = "0.1", description = "Dropout probability (default ${DEFAULT-VALUE}).")
+        float dropout;
+
+        @Option(names = "--steps", defaultValue = "5", description = "Timed steps per round (default ${DEFAULT-VALUE}).")
+        int steps;
+
+        @Option(names = "--rounds", defaultValue = "3", description = "Rounds; each configuration reports its best "
+                + "(default ${DEFAULT-VALUE}).")
+        int rounds;
+
+        @Option(names = "--policy", split = ",", description = "Policies: none, every-K, sqrt(n), selective, budget(P%%) "
+                + "(P%% of the none peak). Default: all, plus sqrt(n) with fp16, bf16 and int8 checkpoints.")
+        List<String> policies;
+
+        @Override
+        public Integer call() throws Exception {
+            CommandLine cl = new CommandLine(this);
+            for (String[] v : new String[][] {{"--blocks", "" + blocks}, {"--width", "" + width}, {"--batch", "" + batch},
+                    {"--steps", "" + steps}, {"--rounds", "" + rounds}}) {
+                if (Long.parseLong(v[1]) < 1) {
+                    throw new CommandLine.ParameterException(cl, v[0] + ": expected a positive integer, got " + v[1]);
+                }
+            }
+            if (!(dropout >= 0f && dropout < 1f)) {
+                throw new CommandLine.ParameterException(cl, "--dropout: expected a probability in [0, 1), got " + dropout);
+            }
+            List<dev.torus.cli.bench.RecomputeBench.Config> configs;
+            if (policies == null || policies.isEmpty()) {
+                configs = dev.torus.cli.bench.RecomputeBench.defaultConfigs();
+            } else {
+                configs = new ArrayList<>();
+                configs.add(new dev.torus.cli.bench.RecomputeBench.Config("none",
+                        dev.torus.recompute.CheckpointStorage.fp32()));
+                for (String p : policies) {
+                    try {
+                        dev.torus.cli.bench.RecomputeBench.policy(p.trim(), 1);   // validates the name
+                    } catch (IllegalArgumentException e) {
+                        throw new CommandLine.ParameterException(cl, e.getMessage());
+                    }
+                    if (!p.trim().equals("none")) {
+                        configs.add(new dev.torus.cli.bench.RecomputeBench.Config(p.trim(),
+                                dev.torus.recompute.CheckpointStorage.fp32()));
+                    }
+                }
+            }
+            List<Device> list = new ArrayList<>();
+            if (devices == null || devices.isEmpty()) {
+                list.add(Device.cpu());
+                if (Device.isCudaAvailable()) {
+                    list.add(Device.cuda(0));
+                } else {
+                    System.out.println("# cuda: skipped (" + Device.cudaUnavailableCause() + ")");
+                }
+            } else {
+                for (String d : devices) {
+                    list.add(parseDevice(d));
+                }
+            }
+            int wrong = 0;
+            List<BenchRow> all = new ArrayList<>();
+            for (Device d : list) {
+                Path file = json == null || list.size() == 1 ? json
+                        : json.resolveSibling(json.getFileName() + "." + d.toString().replace(':', '-'));
+                List<BenchRow> rows = new dev.torus.cli.bench.RecomputeBench(System.out, blocks, width, batch, dropout,
+                        steps, rounds).run(d, configs, file);
+                all.addAll(rows);
+            }
+            for (BenchRow r : all) {
+                wrong += (Integer) r.get("#wrong");
+            }
+            System.out.println("# goals: sqrt(n) <= 1.35x time for >= 3x less activation memory; selective <= 1.05x "
+                    + "time with >= 40% of activation memory saved");
+            for (BenchRow r : all) {
+                String p = (String) r.get("policy");
+                boolean exact = r.get("storage").equals("fp32");
+                double t = (Double) r.get("time_ratio");
+                double m = (Double) r.get("memory_ratio");
+                if (exact && p.equals("sqrt(n)")) {
+                    System.out.printf("#   %s sqrt(n): %.3fx time, %.2fx less memory: %s%n", r.get("device"), t, 1 / m,
+                            t <= 1.35 && m <= 1 / 3.0 ? "meets" : "below goal");
+                } else if (exact && p.equals("selective")) {
+                    System.out.printf("#   %s selective: %.3fx time, %.0f%% memory saved: %s%n", r.get("device"), t,
+                            100 * (1 - m), t <= 1.05 && m <= 0.6 ? "meets" : "below goal");
+                }
+            }
+            if (wrong > 0) {
+                System.out.println("# FAILED: " + wrong + " gradient values differ from the no-checkpoint run");
+                return 1;
+            }
+            return 0;
         }
     }
 
