@@ -348,7 +348,7 @@ int torus_bias_gelu_forward(int device, void* stream, const float* x, const floa
         TORUS_CHECK(check_pointer("bias_gelu_forward", "bias", bias, rows > 0 ? cols : 0));
         TORUS_CHECK(check_pointer("bias_gelu_forward", "y", y, rows * cols));
         if (device < 0) {
-            cpu_recompute::bias_gelu_forward(x, bias, y, rows, cols);
+            TORUS_CPU_CALL(cpu_recompute::bias_gelu_forward, x, bias, y, rows, cols);
             return (int)TORUS_OK;
         }
         return cuda::bias_gelu_forward(device, stream, x, bias, y, rows, cols);
@@ -364,7 +364,7 @@ int torus_bias_gelu_backward(int device, void* stream, const float* x, const flo
         TORUS_CHECK(check_pointer("bias_gelu_backward", "dy", dy, rows * cols));
         TORUS_CHECK(check_pointer("bias_gelu_backward", "dx", dx, rows * cols));
         if (device < 0) {
-            cpu_recompute::bias_gelu_backward(x, bias, dy, dx, dbias, rows, cols);
+            TORUS_CPU_CALL(cpu_recompute::bias_gelu_backward, x, bias, dy, dx, dbias, rows, cols);
             return (int)TORUS_OK;
         }
         return cuda::bias_gelu_backward(device, stream, x, bias, dy, dx, dbias, rows, cols);
@@ -380,7 +380,7 @@ int torus_dropout(int device, void* stream, const float* x, float* y, int64_t n,
         TORUS_CHECK(check_pointer("dropout", "x", x, n));
         TORUS_CHECK(check_pointer("dropout", "y", y, n));
         if (device < 0) {
-            cpu_recompute::dropout(x, y, n, p, seed, offset);
+            TORUS_CPU_CALL(cpu_recompute::dropout, x, y, n, p, seed, offset);
             return (int)TORUS_OK;
         }
         return cuda::dropout(device, stream, x, y, n, p, seed, offset);
@@ -398,7 +398,7 @@ int torus_layernorm_forward(int device, void* stream, const float* x, const floa
         TORUS_CHECK(check_pointer("layernorm_forward", "beta", beta, rows > 0 ? cols : 0));
         TORUS_CHECK(check_pointer("layernorm_forward", "y", y, rows * cols));
         if (device < 0) {
-            cpu_recompute::layernorm_forward(x, gamma, beta, y, mean, rstd, rows, cols, eps);
+            TORUS_CPU_CALL(cpu_recompute::layernorm_forward, x, gamma, beta, y, mean, rstd, rows, cols, eps);
             return (int)TORUS_OK;
         }
         return cuda::layernorm_forward(device, stream, x, gamma, beta, y, mean, rstd, rows, cols, eps);
@@ -416,7 +416,7 @@ int torus_layernorm_backward(int device, void* stream, const float* x, const flo
         TORUS_CHECK(check_pointer("layernorm_backward", "dy", dy, rows * cols));
         TORUS_CHECK(check_pointer("layernorm_backward", "dx", dx, rows * cols));
         if (device < 0) {
-            cpu_recompute::layernorm_backward(x, gamma, dy, dx, dgamma, dbeta, rows, cols, eps);
+            TORUS_CPU_CALL(cpu_recompute::layernorm_backward, x, gamma, dy, dx, dgamma, dbeta, rows, cols, eps);
             return (int)TORUS_OK;
         }
         return cuda::layernorm_backward(device, stream, x, gamma, dy, dx, dgamma, dbeta, rows, cols, eps);
@@ -444,7 +444,7 @@ int torus_relu_forward(int device, void* stream, const float* x, float* y, int64
         TORUS_CHECK(check_pointer("relu_forward", "x", x, n));
         TORUS_CHECK(check_pointer("relu_forward", "y", y, n));
         if (device < 0) {
-            cpu_train::relu_forward(x, y, n);
+            TORUS_CPU_CALL(cpu_train::relu_forward, x, y, n);
             return (int)TORUS_OK;
         }
         return cuda::relu_forward(device, stream, x, y, n);
@@ -458,7 +458,7 @@ int torus_relu_backward(int device, void* stream, const float* x, const float* d
         TORUS_CHECK(check_pointer("relu_backward", "dy", dy, n));
         TORUS_CHECK(check_pointer("relu_backward", "dx", dx, n));
         if (device < 0) {
-            cpu_train::relu_backward(x, dy, dx, n);
+            TORUS_CPU_CALL(cpu_train::relu_backward, x, dy, dx, n);
             return (int)TORUS_OK;
         }
         return cuda::relu_backward(device, stream, x, dy, dx, n);
@@ -471,7 +471,7 @@ int torus_bias_add(int device, void* stream, float* y, const float* bias, int64_
         TORUS_CHECK(check_pointer("bias_add", "y", y, rows * cols));
         TORUS_CHECK(check_pointer("bias_add", "bias", bias, rows > 0 ? cols : 0));
         if (device < 0) {
-            cpu_train::bias_add(y, bias, rows, cols);
+            TORUS_CPU_CALL(cpu_train::bias_add, y, bias, rows, cols);
             return (int)TORUS_OK;
         }
         return cuda::bias_add(device, stream, y, bias, rows, cols);
@@ -485,7 +485,7 @@ int torus_column_sum(int device, void* stream, const float* v, float* out, int64
         TORUS_CHECK(check_pointer("column_sum", "v", v, rows * cols));
         TORUS_CHECK(check_pointer("column_sum", "out", out, cols));
         if (device < 0) {
-            cpu_train::column_sum(v, out, rows, cols, accumulate != 0);
+            TORUS_CPU_CALL(cpu_train::column_sum, v, out, rows, cols, accumulate != 0);
             return (int)TORUS_OK;
         }
         return cuda::column_sum(device, stream, v, out, rows, cols, accumulate != 0);
@@ -499,7 +499,7 @@ int torus_axpy(int device, void* stream, float alpha, const float* x, float* y, 
         TORUS_CHECK(check_pointer("axpy", "x", x, n));
         TORUS_CHECK(check_pointer("axpy", "y", y, n));
         if (device < 0) {
-            cpu_train::axpy(alpha, x, y, n);
+            TORUS_CPU_CALL(cpu_train::axpy, alpha, x, y, n);
             return (int)TORUS_OK;
         }
         return cuda::axpy(device, stream, alpha, x, y, n);
@@ -516,7 +516,7 @@ int torus_softmax_xent(int device, void* stream, const float* x, const int32_t* 
         TORUS_CHECK(check_pointer("softmax_xent", "labels", labels, rows));
         TORUS_CHECK(check_pointer("softmax_xent", "loss", loss, rows));
         if (device < 0) {
-            cpu_train::softmax_xent(x, labels, loss, dx, rows, cols, grad_scale);
+            TORUS_CPU_CALL(cpu_train::softmax_xent, x, labels, loss, dx, rows, cols, grad_scale);
             return (int)TORUS_OK;
         }
         return cuda::softmax_xent(device, stream, x, labels, loss, dx, rows, cols, grad_scale);
@@ -534,7 +534,7 @@ int torus_sgd_step(int device, void* stream, float* param, const float* grad, fl
         TORUS_CHECK(check_pointer("sgd_step", "grad", grad, n));
         if (momentum != 0.0f) TORUS_CHECK(check_pointer("sgd_step", "buf", buf, n));
         if (device < 0) {
-            cpu_train::sgd_step(param, grad, buf, n, lr, momentum, weight_decay, nesterov != 0, first != 0);
+            TORUS_CPU_CALL(cpu_train::sgd_step, param, grad, buf, n, lr, momentum, weight_decay, nesterov != 0, first != 0);
             return (int)TORUS_OK;
         }
         return cuda::sgd_step(device, stream, param, grad, buf, n, lr, momentum, weight_decay, nesterov != 0,
@@ -555,7 +555,7 @@ int torus_adamw_step(int device, void* stream, float* param, const float* grad, 
         TORUS_CHECK(check_pointer("adamw_step", "m", m, n));
         TORUS_CHECK(check_pointer("adamw_step", "v", v, n));
         if (device < 0) {
-            cpu_train::adamw_step(param, grad, m, v, n, lr, beta1, beta2, eps, weight_decay, bc1, bc2);
+            TORUS_CPU_CALL(cpu_train::adamw_step, param, grad, m, v, n, lr, beta1, beta2, eps, weight_decay, bc1, bc2);
             return (int)TORUS_OK;
         }
         return cuda::adamw_step(device, stream, param, grad, m, v, n, lr, beta1, beta2, eps, weight_decay, bc1, bc2);

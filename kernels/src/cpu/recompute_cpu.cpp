@@ -8,7 +8,11 @@
 
 #include "rows.hpp"
 
-namespace torus { namespace cpu_recompute {
+#ifndef TORUS_CPU_NS
+#error "TORUS_CPU_NS must name the ISA namespace (compiled once per instruction set)"
+#endif
+
+namespace torus { namespace TORUS_CPU_NS { namespace cpu_recompute {
 
 
 void bias_gelu_forward(const float* x, const float* bias, float* y, int64_t rows, int64_t cols) {
@@ -49,7 +53,15 @@ void dropout(const float* x, float* y, int64_t n, float p, uint64_t seed, uint64
     int64_t per = (n + tasks - 1) / std::max<int64_t>(tasks, 1);
     pool.run(tasks, [&](int64_t t) {
         int64_t lo = t * per, hi = std::min(n, lo + per);
-        for (int64_t i = lo; i < hi; i++) y[i] = dropout_keep(seed, offset + (uint64_t)i, p) ? x[i] * scale : 0.0f;
+        // the mask is dropout_keep(seed, offset + i); one Philox call gives the four lanes of a counter
+        philox_out o{};
+        for (int64_t i = lo; i < hi; i++) {
+            uint64_t e = offset + (uint64_t)i;
+            if (i == lo || (e & 3u) == 0)
+                o = philox4x32_10((uint32_t)(e >> 2), (uint32_t)(e >> 34), (uint32_t)seed, (uint32_t)(seed >> 32));
+            float u = (float)(o.v[e & 3u] >> 8) * 5.9604644775390625e-8f;
+            y[i] = u >= p ? x[i] * scale : 0.0f;
+        }
     });
 }
 
@@ -115,4 +127,4 @@ void layernorm_backward(const float* x, const float* gamma, const float* dy, flo
     }
 }
 
-} }
+} } }

@@ -9,7 +9,11 @@
 #include "thread_pool.hpp"
 #include "../recompute_math.hpp"
 
-namespace torus { namespace cpu_recompute {
+#ifndef TORUS_CPU_NS
+#error "TORUS_CPU_NS must name the ISA namespace (compiled once per instruction set)"
+#endif
+
+namespace torus { namespace TORUS_CPU_NS { namespace cpu_recompute {
 
 // Runs body(r) for every row, split over the pool in contiguous ranges.
 template <class F>
@@ -46,4 +50,4 @@ float row_sum(int64_t cols, G&& value) {
     return p[0];
 }
 
-} }
+} } }

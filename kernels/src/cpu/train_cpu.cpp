@@ -7,11 +7,15 @@
 #include "rows.hpp"
 #include "../train_math.hpp"
 
-namespace torus { namespace cpu_train {
+#ifndef TORUS_CPU_NS
+#error "TORUS_CPU_NS must name the ISA namespace (compiled once per instruction set)"
+#endif
 
-using cpu_recompute::parallel_for;
-using cpu_recompute::parallel_rows;
-using cpu_recompute::row_sum;
+namespace torus { namespace TORUS_CPU_NS { namespace cpu_train {
+
+using TORUS_CPU_NS::cpu_recompute::parallel_for;
+using TORUS_CPU_NS::cpu_recompute::parallel_rows;
+using TORUS_CPU_NS::cpu_recompute::row_sum;
 
 void relu_forward(const float* x, float* y, int64_t n) {
     parallel_for(n, 1 << 15, [&](int64_t i) { y[i] = relu_fwd(x[i]); });
@@ -77,4 +81,4 @@ void adamw_step(float* p, const float* g, float* m, float* v, int64_t n, float l
     });
 }
 
-} }
+} } }
