@@ -22,7 +22,8 @@ cp java-api/target/torus-api-*.jar java-api/target/lib/*.jar tests/target/torus-
 python3 - "$OUT/lib" <<'PY'
 import glob, os, sys, zipfile
 lib = sys.argv[1]
-keep_cuda = ("libjnicudart.so", "libjninccl.so")
+keep_cuda = ("libjnicudart.so", "libjninccl.so", "libjnicublas.so")
+keep_blas = ("libopenblas.so.0", "libjniopenblas_nolapack.so", "libgfortran.so.5", "libquadmath.so.0", "libgcc_s.so.1")
 def slim(path, keep):
     tmp = path + ".tmp"
     with zipfile.ZipFile(path) as src, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as dst:
@@ -32,6 +33,11 @@ def slim(path, keep):
     os.replace(tmp, path)
 for p in glob.glob(os.path.join(lib, "cuda-*-linux-x86_64.jar")):
     slim(p, lambda n: not n.endswith(".so") or os.path.basename(n) in keep_cuda)
+for p in glob.glob(os.path.join(lib, "openblas-*-linux-x86_64.jar")):
+    slim(p, lambda n: not (n.endswith(".so") or ".so." in n or "/include/" in n) or os.path.basename(n) in keep_blas)
+for p in glob.glob(os.path.join(lib, "openblas-*.jar")):
+    if not p.endswith("linux-x86_64.jar"):   # the Java side: only the no-LAPACK binding is used
+        slim(p, lambda n: not n.startswith("org/bytedeco/openblas/global/openblas") or "openblas_nolapack" in n)
 for p in glob.glob(os.path.join(lib, "snappy-java-*.jar")):
     slim(p, lambda n: not n.startswith("org/xerial/snappy/native/") or "/Linux/x86_64/" in n or n.endswith("/"))
 PY
@@ -48,7 +54,7 @@ jlink --add-modules java.base,java.logging,java.management,java.naming,java.secu
       --compress=2 --output "$OUT/jre"
 cp tools/gpu-host-run.sh "$OUT/run.sh"
 mkdir -p "$OUT/baselines"
-cp tools/baselines/torch_allreduce.py "$OUT/baselines/"
+cp tools/baselines/torch_allreduce.py tools/baselines/torch_checkpoint.py "$OUT/baselines/"
 chmod +x "$OUT/run.sh"
 git rev-parse --short HEAD > "$OUT/VERSION" 2>/dev/null || echo unknown > "$OUT/VERSION"
 

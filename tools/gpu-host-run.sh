@@ -4,6 +4,8 @@
 #   ./run.sh tests      gpu-tagged tests only
 #   ./run.sh alltests   every test
 #   ./run.sh bench [torus-bench quant options]   (default: --device cuda)
+#   ./run.sh commbench  NCCL sweep next to torch.distributed
+#   ./run.sh recompute  checkpoint policies on cuda:0 next to torch.utils.checkpoint
 # Results (JUnit reports, benchmark JSON) go to ./results next to this script.
 set -uo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -70,6 +72,18 @@ run_comm_bench() {
     fi
 }
 
+# Checkpoint policies on the GPU, then the same MLP under torch.utils.checkpoint.
+run_recompute_bench() {
+    "$JAVA" "${JOPTS[@]}" -cp "$CP" dev.torus.cli.TorusBench recompute --device cuda \
+        --json "$RESULTS/recompute-cuda.jsonl"
+    if python3 -c 'import torch' 2>/dev/null; then
+        echo "# torch.utils.checkpoint, same MLP, step and timing rule"
+        python3 "$HERE/baselines/torch_checkpoint.py" 32 512 256 0.1 5 3 | tee "$RESULTS/recompute-torch.jsonl"
+    else
+        echo "# PyTorch not importable: torch comparison skipped"
+    fi
+}
+
 mode="${1:-all}"
 [ $# -gt 0 ] && shift
 status=0
@@ -78,12 +92,14 @@ case "$mode" in
     alltests) run_tests || status=$? ;;
     bench) run_bench "$@" || status=$? ;;
     commbench) run_comm_bench || status=$? ;;
+    recompute) run_recompute_bench || status=$? ;;
     all)
         run_tests --include-tag gpu || status=$?
         run_bench "$@" || status=$?
         run_comm_bench || status=$?
+        run_recompute_bench || status=$?
         ;;
-    *) echo "usage: $0 [all|tests|alltests|bench [options]|commbench]" >&2; exit 2 ;;
+    *) echo "usage: $0 [all|tests|alltests|bench [options]|commbench|recompute]" >&2; exit 2 ;;
 esac
 echo "# exit status: $status"
 exit $status
