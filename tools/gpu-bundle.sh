@@ -4,7 +4,11 @@
 #   OUT/lib/         Torus jars (JNI library inside), dependencies, test classes, JUnit console
 #   OUT/native/      libgloo.so.0 and the libraries it needs (GPU hosts rarely have Gloo)
 #   OUT/run.sh       finds CUDA/NCCL libraries on the host, runs the gpu tests and the benchmarks
-# Usage: tools/gpu-bundle.sh [OUT]     (default: dist/gpu-bundle; must stay under 60 MiB)
+#   OUT.tar.xz       the same tree as one archive (jars stored uncompressed inside, so xz
+#                    compresses them together); this is what travels, and it must stay
+#                    under 60 MiB. On the host: tar xJf gpu-bundle.tar.xz && gpu-bundle/run.sh
+#                    (or python3 -c "import tarfile; tarfile.open('gpu-bundle.tar.xz').extractall()")
+# Usage: tools/gpu-bundle.sh [OUT]     (default: dist/gpu-bundle)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUT="${1:-$ROOT/dist/gpu-bundle}"
@@ -40,6 +44,17 @@ for p in glob.glob(os.path.join(lib, "openblas-*.jar")):
         slim(p, lambda n: not n.startswith("org/bytedeco/openblas/global/openblas") or "openblas_nolapack" in n)
 for p in glob.glob(os.path.join(lib, "snappy-java-*.jar")):
     slim(p, lambda n: not n.startswith("org/xerial/snappy/native/") or "/Linux/x86_64/" in n or n.endswith("/"))
+# store every jar uncompressed: the xz archive then compresses all of them together
+for p in glob.glob(os.path.join(lib, "*.jar")):
+    tmp = p + ".tmp"
+    with zipfile.ZipFile(p) as src, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as dst:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            info = zipfile.ZipInfo(item.filename, item.date_time)
+            info.external_attr = item.external_attr
+            info.compress_type = zipfile.ZIP_STORED
+            dst.writestr(info, data)
+    os.replace(tmp, p)
 PY
 mkdir -p "$OUT/native"
 for lib in libgloo.so.0 libhiredis.so.0.14 libibverbs.so.1 libnl-route-3.so.200 libnl-3.so.200; do
@@ -51,16 +66,17 @@ done
 # ZooKeeper SASL is not needed on the GPU host), plus jdk.zipfs for the JUnit console
 jlink --add-modules java.base,java.logging,java.management,java.naming,java.security.sasl,java.xml,jdk.unsupported,jdk.zipfs \
       --strip-debug --strip-native-debug-symbols=exclude-debuginfo-files --no-header-files --no-man-pages \
-      --compress=2 --output "$OUT/jre"
+      --compress=0 --output "$OUT/jre"
 cp tools/gpu-host-run.sh "$OUT/run.sh"
 mkdir -p "$OUT/baselines"
 cp tools/baselines/torch_allreduce.py tools/baselines/torch_checkpoint.py "$OUT/baselines/"
 chmod +x "$OUT/run.sh"
 git rev-parse --short HEAD > "$OUT/VERSION" 2>/dev/null || echo unknown > "$OUT/VERSION"
 
-size_kib=$(du -sk "$OUT" | cut -f1)
-echo "bundle: $OUT ($((size_kib / 1024)) MiB)"
+tar -C "$(dirname "$OUT")" -cf - "$(basename "$OUT")" | xz -T0 -6 > "$OUT.tar.xz"
+size_kib=$(( $(stat -c %s "$OUT.tar.xz") / 1024 ))
+echo "bundle: $OUT.tar.xz ($((size_kib / 1024)) MiB; unpacked $(du -sm "$OUT" | cut -f1) MiB)"
 if [ "$size_kib" -gt $((LIMIT_MIB * 1024)) ]; then
-    echo "bundle is larger than ${LIMIT_MIB} MiB" >&2
+    echo "bundle archive is larger than ${LIMIT_MIB} MiB" >&2
     exit 1
 fi
