@@ -36,14 +36,13 @@ public final class Parameter implements AutoCloseable {
 
     /** Creates a parameter with values from {@code init} (host array, copied to {@code device}). */
     static Parameter of(String name, Allocator allocator, Device device, float[] init, long... shape) {
-        try (Tensor host = Tensor.fromArray(allocator, init, shape)) {
-            Tensor v = device.isCpu() ? copyOf(host, allocator) : host.to(device);
-            return new Parameter(name, v);
+        Tensor host = Tensor.fromArray(allocator, init, shape);
+        if (device.isCpu()) {
+            return new Parameter(name, host);
         }
-    }
-
-    private static Tensor copyOf(Tensor host, Allocator allocator) {
-        return Tensor.fromArray(allocator, host.toFloatArray(), host.shape());
+        try (host) {
+            return new Parameter(name, host.to(device));
+        }
     }
 
     public String name() {
