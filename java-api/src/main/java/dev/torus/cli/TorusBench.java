@@ -70,19 +70,7 @@ public final class TorusBench implements Runnable {
             if (!(minTime > 0) || minTime > 60) {
                 throw new CommandLine.ParameterException(new CommandLine(this), "--min-time: expected seconds in (0, 60], got " + minTime);
             }
-            List<Device> list = new ArrayList<>();
-            if (devices == null || devices.isEmpty()) {
-                list.add(Device.cpu());
-                if (Device.isCudaAvailable()) {
-                    list.add(Device.cuda(0));
-                } else {
-                    System.out.println("# cuda: skipped (" + Device.cudaUnavailableCause() + ")");
-                }
-            } else {
-                for (String d : devices) {
-                    list.add(parseDevice(d));
-                }
-            }
+            List<Device> list = devicesOrDefault(devices);
             long lo = parseSize("--min-size", minSize);
             long hi = parseSize("--max-size", maxSize);
             List<BenchRow> rows = new QuantBench(System.out, lo, hi, filter, minTime).run(list, json);
@@ -175,19 +163,7 @@ public final class TorusBench implements Runnable {
                     }
                 }
             }
-            List<Device> list = new ArrayList<>();
-            if (devices == null || devices.isEmpty()) {
-                list.add(Device.cpu());
-                if (Device.isCudaAvailable()) {
-                    list.add(Device.cuda(0));
-                } else {
-                    System.out.println("# cuda: skipped (" + Device.cudaUnavailableCause() + ")");
-                }
-            } else {
-                for (String d : devices) {
-                    list.add(parseDevice(d));
-                }
-            }
+            List<Device> list = devicesOrDefault(devices);
             int wrong = 0;
             List<BenchRow> all = new ArrayList<>();
             for (Device d : list) {
@@ -221,6 +197,24 @@ public final class TorusBench implements Runnable {
             }
             return 0;
         }
+    }
+
+    /** The devices named by {@code --device}, or cpu plus cuda:0 when a GPU is usable (saying why not otherwise). */
+    static List<Device> devicesOrDefault(List<String> devices) {
+        List<Device> list = new ArrayList<>();
+        if (devices == null || devices.isEmpty()) {
+            list.add(Device.cpu());
+            if (Device.isCudaAvailable()) {
+                list.add(Device.cuda(0));
+            } else {
+                System.out.println("# cuda: skipped (" + Device.cudaUnavailableCause() + ")");
+            }
+        } else {
+            for (String d : devices) {
+                list.add(parseDevice(d));
+            }
+        }
+        return list;
     }
 
     static Device parseDevice(String s) {

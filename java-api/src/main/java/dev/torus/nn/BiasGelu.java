@@ -1,6 +1,5 @@
 package dev.torus.nn;
 
-import dev.torus.DType;
 import dev.torus.Device;
 import dev.torus.Tensor;
 import dev.torus.memory.Allocator;
@@ -43,29 +42,17 @@ public final class BiasGelu implements Layer {
     @Override
     public Tensor forward(Tensor x, SegmentContext ctx) {
         Checks.rows("BiasGelu", "input", x, features, device);
-        Tensor y = Tensor.empty(ctx.allocator(), DType.FLOAT32, device, x.shape());
-        try {
-            RecomputeKernels.biasGeluForward(x, bias.value(), y);
-        } catch (RuntimeException e) {
-            y.close();
-            throw e;
-        }
-        return y;
+        return Ops.filled(ctx.allocator(), device, x.shape(), y -> RecomputeKernels.biasGeluForward(x, bias.value(), y));
     }
 
     @Override
     public Tensor backward(Tensor x, Tensor dy, SegmentContext ctx) {
         long rows = Checks.rows("BiasGelu", "input", x, features, device);
         Checks.sameShape("BiasGelu", "gradOutput", dy, x);
-        Tensor dx = Tensor.empty(ctx.allocator(), DType.FLOAT32, device, x.shape());
-        try {
+        return Ops.filled(ctx.allocator(), device, x.shape(), dx -> {
             RecomputeKernels.biasGeluBackward(x, bias.value(), dy, dx, null);
             Ops.columnSum(dx, bias.grad(), rows, features, true, "BiasGelu backward (dbias)");
-        } catch (RuntimeException e) {
-            dx.close();
-            throw e;
-        }
-        return dx;
+        });
     }
 
     @Override

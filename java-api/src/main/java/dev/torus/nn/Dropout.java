@@ -1,6 +1,5 @@
 package dev.torus.nn;
 
-import dev.torus.DType;
 import dev.torus.Tensor;
 import dev.torus.recompute.SegmentContext;
 
@@ -50,14 +49,8 @@ public final class Dropout implements Layer {
 
     private Tensor apply(String name, Tensor x, SegmentContext ctx) {
         Checks.float32(name, x);
-        Tensor y = Tensor.empty(ctx.allocator(), DType.FLOAT32, x.device(), x.shape());
-        try {
-            RecomputeKernels.dropout(x, y, enabled ? p : 0f, ctx.seed(), ctx.rngOffset());
-        } catch (RuntimeException e) {
-            y.close();
-            throw e;
-        }
-        return y;
+        return Ops.filled(ctx.allocator(), x.device(), x.shape(),
+                y -> RecomputeKernels.dropout(x, y, enabled ? p : 0f, ctx.seed(), ctx.rngOffset()));
     }
 
     @Override

@@ -1,6 +1,5 @@
 package dev.torus.nn;
 
-import dev.torus.DType;
 import dev.torus.Device;
 import dev.torus.NativeLibrary;
 import dev.torus.Tensor;
@@ -98,18 +97,13 @@ public final class Linear implements Layer {
     @Override
     public Tensor forward(Tensor x, SegmentContext ctx) {
         long rows = Checks.rows("Linear", "input", x, in, device);
-        Tensor y = Tensor.empty(ctx.allocator(), DType.FLOAT32, device, outputShape(x.shape()));
-        try {
+        return Ops.filled(ctx.allocator(), device, outputShape(x.shape()), y -> {
             Ops.gemm(false, true, rows, out, in, x, in, weight.value(), in, 0f, y, out, "Linear forward");
             if (bias != null && rows > 0) {
                 NativeLibrary.check(TorusNative.torus_bias_add(Ops.device(y), 0L, y.dataAddress(),
                         bias.value().dataAddress(), rows, out), "Linear forward (bias)");
             }
-        } catch (RuntimeException e) {
-            y.close();
-            throw e;
-        }
-        return y;
+        });
     }
 
     @Override
@@ -121,18 +115,13 @@ public final class Linear implements Layer {
                     + java.util.Arrays.toString(outputShape(x.shape())) + ", got " + java.util.Arrays.toString(dy.shape()));
         }
         Checks.sameDevice("Linear", "gradOutput", dy, device);
-        Tensor dx = Tensor.empty(ctx.allocator(), DType.FLOAT32, device, x.shape());
-        try {
+        return Ops.filled(ctx.allocator(), device, x.shape(), dx -> {
             Ops.gemm(false, false, rows, in, out, dy, out, weight.value(), in, 0f, dx, in, "Linear backward (dx)");
             Ops.gemm(true, false, out, in, rows, dy, out, x, in, 1f, weight.grad(), in, "Linear backward (dW)");
             if (bias != null) {
                 Ops.columnSum(dy, bias.grad(), rows, out, true, "Linear backward (db)");
             }
-        } catch (RuntimeException e) {
-            dx.close();
-            throw e;
-        }
-        return dx;
+        });
     }
 
     @Override

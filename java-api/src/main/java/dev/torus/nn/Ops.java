@@ -9,6 +9,19 @@ import dev.torus.jni.TorusNative;
 final class Ops {
     private Ops() {}
 
+    /** A new FLOAT32 tensor from {@code a}, filled by {@code fill}; closed again if the fill throws. */
+    static Tensor filled(dev.torus.memory.Allocator a, dev.torus.Device device, long[] shape,
+                         java.util.function.Consumer<Tensor> fill) {
+        Tensor t = Tensor.empty(a, dev.torus.DType.FLOAT32, device, shape);
+        try {
+            fill.accept(t);
+        } catch (RuntimeException e) {
+            t.close();
+            throw e;
+        }
+        return t;
+    }
+
     static int device(Tensor t) {
         t.device().ensureUsable();
         return t.device().nativeCode();

@@ -97,20 +97,11 @@ public final class CheckpointStorage {
     /** Encodes {@code x} (FLOAT32) into a new checkpoint from {@code a}; {@code x} is only read. */
     Stored encode(Tensor x, Allocator a) {
         switch (kind) {
-            case FP32 -> {
-                Tensor t = Tensor.empty(a, DType.FLOAT32, x.device(), x.shape());
+            case FP32, FP16, BF16 -> {
+                DType dt = kind == Kind.FP32 ? DType.FLOAT32 : kind == Kind.FP16 ? DType.FLOAT16 : DType.BFLOAT16;
+                Tensor t = Tensor.empty(a, dt, x.device(), x.shape());
                 try {
-                    Quantizer.castInto(x, t);
-                } catch (RuntimeException e) {
-                    t.close();
-                    throw e;
-                }
-                return new Stored(t, null, x.shape());
-            }
-            case FP16, BF16 -> {
-                Tensor t = Tensor.empty(a, kind == Kind.FP16 ? DType.FLOAT16 : DType.BFLOAT16, x.device(), x.shape());
-                try {
-                    Quantizer.castInto(x, t);
+                    Quantizer.castInto(x, t);   // FLOAT32 -> FLOAT32 is a copy
                 } catch (RuntimeException e) {
                     t.close();
                     throw e;
