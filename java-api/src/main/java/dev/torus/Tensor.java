@@ -139,6 +139,48 @@ public final class Tensor implements AutoCloseable {
         return new Tensor(b, dtype, shape.clone(), n);
     }
 
+    /**
+     * Copies {@code src}'s elements into this tensor, in place. Both must have the same
+     * dtype, element count and device (shapes may differ). Asynchronous on the device's
+     * default stream for CUDA tensors.
+     */
+    public void copyFrom(Tensor src) {
+        ensureOpen();
+        requireNonNull(src, "src");
+        src.ensureOpen();
+        if (src.dtype != dtype || src.numel != numel || !src.device().equals(device())) {
+            throw new IllegalArgumentException("src must be " + dtype + " with " + numel + " elements on " + device()
+                    + ", got " + src);
+        }
+        if (byteSize() == 0) {
+            return;
+        }
+        if (device().isCpu()) {
+            NativeLibrary.check(TorusNative.torus_host_copy(buffer.address(), src.buffer.address(), byteSize()),
+                    "copyFrom");
+        } else {
+            NativeLibrary.check(TorusNative.torus_memcpy_async(device().ordinal(), buffer.address(), src.buffer.address(),
+                    byteSize(), 0L), "copyFrom");
+        }
+    }
+
+    /**
+     * A tensor of {@code shape} that aliases elements [offset, offset + numel(shape))
+     * of this one, without copying. Writes through either are seen by both. The
+     * caller owns the view and closes it; closing it frees nothing, and this tensor
+     * cannot be closed while a view of it is open.
+     */
+    public Tensor view(long offset, long... shape) {
+        ensureOpen();
+        long n = checkShape(shape, -1);
+        if (offset < 0 || offset > numel || n > numel - offset) {
+            throw new IllegalArgumentException("view: elements [" + offset + ", " + offset + " + " + n
+                    + ") must lie inside this tensor's " + numel + " elements");
+        }
+        long bytes = dtype.byteSize();
+        return new Tensor(buffer.slice(offset * bytes, n * bytes), dtype, shape.clone(), n);
+    }
+
     // ---- accessors -----------------------------------------------------------------
 
     public DType dtype() {

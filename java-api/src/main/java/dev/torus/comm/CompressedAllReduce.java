@@ -185,7 +185,11 @@ public final class CompressedAllReduce implements AutoCloseable {
                 gathered = quantized(spec, padded);
                 h = hRecv = h2 = hGathered = null;
             } else {
-                DType half = compression.kind() == Compression.Kind.FP16 ? DType.FLOAT16 : DType.BFLOAT16;
+                DType half = switch (compression.kind()) {
+                    case FP16 -> DType.FLOAT16;
+                    case BF16 -> DType.BFLOAT16;
+                    default -> DType.FLOAT32;
+                };
                 h = zeros(half, padded);
                 hRecv = zeros(half, padded);
                 h2 = zeros(half, chunk);
@@ -221,9 +225,9 @@ public final class CompressedAllReduce implements AutoCloseable {
                         timeoutMs, tag + 1);
                 Quantizer.dequantizeInto(recv, decoded);
             } else {
-                Quantizer.castInto(input, h);
+                cast(input, h);
                 base.rawAllToAll(h.dataAddress(), hRecv.dataAddress(), chunk, h.dtype(), timeoutMs, tag);
-                Quantizer.castInto(hRecv, decoded);
+                cast(hRecv, decoded);
             }
             FloatLoops.sumChunks(shard.dataAddress(), decoded.dataAddress(), world, chunk, average ? world : 1);
             if (q2 != null) {
@@ -241,11 +245,20 @@ public final class CompressedAllReduce implements AutoCloseable {
                         timeoutMs, tag + 3);
                 Quantizer.dequantizeInto(gathered, decoded);
             } else {
-                Quantizer.castInto(shard, h2);
+                cast(shard, h2);
                 base.rawAllGather(h2.dataAddress(), hGathered.dataAddress(), chunk, h2.dtype(), timeoutMs, tag + 2);
-                Quantizer.castInto(hGathered, decoded);
+                cast(hGathered, decoded);
             }
             FloatLoops.copy(grad.dataAddress(), decoded.dataAddress(), n);
+        }
+
+        /** Round-to-nearest-even cast, or a plain copy for the fp32 "encoding". */
+        void cast(Tensor from, Tensor to) {
+            if (from.dtype() == to.dtype()) {
+                FloatLoops.copy(to.dataAddress(), from.dataAddress(), to.numel());
+            } else {
+                Quantizer.castInto(from, to);
+            }
         }
 
         void zeroResiduals() {

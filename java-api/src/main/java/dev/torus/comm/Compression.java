@@ -6,6 +6,9 @@ import dev.torus.quant.QuantSpec;
  * How {@link CompressedAllReduce} encodes gradients on the wire.
  *
  * <ul>
+ *   <li>{@link #fp32()}: no encoding, 4 bytes per element: the same exchange with exact
+ *       values, which makes it a deterministic all-reduce (chunks are summed in rank
+ *       order, so the result does not depend on the transport's algorithm);</li>
  *   <li>{@link #fp16()} / {@link #bf16()}: round-to-nearest-even casts, 2 bytes per element;</li>
  *   <li>{@link #int8Blockwise(int)}: symmetric int8 with one fp32 scale per block
  *       (1 + 4/block bytes per element), with error feedback: what quantization drops
@@ -13,7 +16,7 @@ import dev.torus.quant.QuantSpec;
  * </ul>
  */
 public final class Compression {
-    public enum Kind { FP16, BF16, INT8_BLOCKWISE }
+    public enum Kind { FP32, FP16, BF16, INT8_BLOCKWISE }
 
     private final Kind kind;
     private final int blockSize;
@@ -23,6 +26,10 @@ public final class Compression {
         this.kind = kind;
         this.blockSize = blockSize;
         this.errorFeedback = errorFeedback;
+    }
+
+    public static Compression fp32() {
+        return new Compression(Kind.FP32, 1, false);
     }
 
     public static Compression fp16() {
@@ -61,12 +68,17 @@ public final class Compression {
 
     /** Encoded bytes for {@code elements} elements (values plus scales). */
     public long encodedBytes(long elements) {
-        return kind == Kind.INT8_BLOCKWISE ? elements + 4 * (elements / blockSize) : 2 * elements;
+        return switch (kind) {
+            case INT8_BLOCKWISE -> elements + 4 * (elements / blockSize);
+            case FP32 -> 4 * elements;
+            default -> 2 * elements;
+        };
     }
 
     @Override
     public String toString() {
         return switch (kind) {
+            case FP32 -> "fp32";
             case FP16 -> "fp16";
             case BF16 -> "bf16";
             case INT8_BLOCKWISE -> "int8-block" + blockSize + (errorFeedback ? "+ef" : "");

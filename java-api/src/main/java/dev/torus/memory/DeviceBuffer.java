@@ -20,6 +20,17 @@ public final class DeviceBuffer extends MemoryBuffer {
         this.stream = stream;
     }
 
+    private DeviceBuffer(DeviceBuffer parent, long offset, long bytes) {
+        super(parent, offset, bytes);
+        this.device = parent.device;
+        this.stream = parent.stream;
+    }
+
+    @Override
+    DeviceBuffer newSlice(long offset, long bytes) {
+        return new DeviceBuffer(this, offset, bytes);
+    }
+
     @Override
     public Device device() {
         return device;

@@ -20,6 +20,16 @@ public final class HostBuffer extends MemoryBuffer {
         this.pinned = pinned;
     }
 
+    private HostBuffer(HostBuffer parent, long offset, long bytes) {
+        super(parent, offset, bytes);
+        this.pinned = parent.pinned;
+    }
+
+    @Override
+    HostBuffer newSlice(long offset, long bytes) {
+        return new HostBuffer(this, offset, bytes);
+    }
+
     @Override
     public Device device() {
         return Device.cpu();

@@ -17,6 +17,8 @@ public abstract sealed class MemoryBuffer implements AutoCloseable permits HostB
     private int pins;
     private String pinnedBy;
     final Throwable allocationSite;
+    /** The buffer this one is a slice of, or null when this buffer owns its memory. */
+    private final MemoryBuffer parent;
 
     MemoryBuffer(Allocator allocator, long address, long byteSize, String label, Throwable allocationSite) {
         this.allocator = allocator;
@@ -24,6 +26,41 @@ public abstract sealed class MemoryBuffer implements AutoCloseable permits HostB
         this.byteSize = byteSize;
         this.label = label;
         this.allocationSite = allocationSite;
+        this.parent = null;
+    }
+
+    /** A slice of {@code parent}: [offset, offset + bytes), already range-checked and pinned. */
+    MemoryBuffer(MemoryBuffer parent, long offset, long bytes) {
+        this.allocator = parent.allocator;
+        this.address = parent.address + offset;
+        this.byteSize = bytes;
+        this.label = parent.label + "[" + offset + "+" + bytes + "]";
+        this.allocationSite = null;
+        this.parent = parent;
+    }
+
+    /**
+     * A buffer that aliases [offset, offset + bytes) of this one without copying
+     * (for example a parameter's gradient inside a communication bucket). The caller
+     * owns the slice and closes it; closing it frees nothing. This buffer cannot be
+     * closed while the slice is open: the slice holds a {@link #pin} on it.
+     */
+    public MemoryBuffer slice(long offset, long bytes) {
+        checkRange("slice", offset, bytes);
+        pin("slice [" + offset + ", " + offset + " + " + bytes + ")");
+        try {
+            return newSlice(offset, bytes);
+        } catch (RuntimeException e) {
+            unpin();
+            throw e;
+        }
+    }
+
+    abstract MemoryBuffer newSlice(long offset, long bytes);
+
+    /** True when this buffer aliases part of another and frees nothing itself. */
+    public boolean isSlice() {
+        return parent != null;
     }
 
     /** The device the memory lives on. */
@@ -100,6 +137,10 @@ public abstract sealed class MemoryBuffer implements AutoCloseable permits HostB
                         + "; wait for that operation to complete first");
             }
             closed = true;
+        }
+        if (parent != null) {
+            parent.unpin();
+            return;
         }
         try {
             free(address);

@@ -54,6 +54,7 @@ public final class CheckpointedSequential implements AutoCloseable {
     private boolean closed;
     private long checkpointBytes;
     private long[] outputShape;
+    private final List<BackwardListener> listeners = new ArrayList<>();
 
     /** FLOAT32 checkpoints. */
     public CheckpointedSequential(List<? extends Segment> segments, CheckpointPolicy policy, Allocator allocator, long seed) {
@@ -98,6 +99,22 @@ public final class CheckpointedSequential implements AutoCloseable {
             this.keep = policy.plan(this.segments, null);
             this.keep[0] = true;
         }
+    }
+
+    /**
+     * Registers {@code listener} for every later {@link #backward}: it hears each
+     * segment finish, in backward order, then the end of the pass.
+     */
+    public void addBackwardListener(BackwardListener listener) {
+        if (listener == null) {
+            throw new IllegalArgumentException("listener must not be null");
+        }
+        listeners.add(listener);
+    }
+
+    /** Removes a listener added by {@link #addBackwardListener}; no effect if it is absent. */
+    public void removeBackwardListener(BackwardListener listener) {
+        listeners.remove(listener);
     }
 
     public CheckpointPolicy policy() {
@@ -303,6 +320,9 @@ public final class CheckpointedSequential implements AutoCloseable {
                         }
                         g = dx;
                         gOwned = true;
+                        for (BackwardListener l : listeners) {
+                            l.segmentDone(j);
+                        }
                     }
                 } finally {
                     for (int k = startOwned ? 0 : 1; k < inputs.size(); k++) {
@@ -322,6 +342,9 @@ public final class CheckpointedSequential implements AutoCloseable {
             }
             releaseCheckpoints();
             forwardDone = false;
+            for (BackwardListener l : listeners) {
+                l.backwardDone();
+            }
         }
     }
 
