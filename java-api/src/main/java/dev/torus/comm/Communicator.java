@@ -29,7 +29,9 @@ public interface Communicator extends AutoCloseable {
     /**
      * Joins the world described by the environment: {@code RANK}, {@code WORLD_SIZE},
      * {@code TORUS_RDZV_ENDPOINT} (ZooKeeper connect string), {@code TORUS_RUN_ID}
-     * and {@code TORUS_BACKEND} ({@code gloo} or {@code nccl}; default gloo). Optional:
+     * and {@code TORUS_BACKEND} ({@code gloo} or {@code nccl}; default gloo). A positive
+     * {@code TORUS_RESTART_COUNT} (set by torusrun after a restart) moves the rendezvous to
+     * a fresh namespace, {@code <run id>-restart<k>}. Optional:
      * {@code TORUS_COMM_TIMEOUT_MS}, {@code TORUS_COMM_DEBUG=1} (fingerprint checks).
      */
     static Communicator fromEnv() {

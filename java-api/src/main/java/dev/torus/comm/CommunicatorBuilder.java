@@ -42,7 +42,12 @@ public final class CommunicatorBuilder {
         b.endpoint(ep);
         String run = env.get("TORUS_RUN_ID");
         if (run != null && !run.isBlank()) {
-            b.runId(run);
+            // a restarted job meets in a fresh namespace, so nothing of the failed attempt can interfere
+            int restart = parseInt(env, "TORUS_RESTART_COUNT", 0);
+            if (restart < 0) {
+                throw new IllegalArgumentException("environment variable TORUS_RESTART_COUNT must be >= 0, got " + restart);
+            }
+            b.runId(restart == 0 ? run : run + "-restart" + restart);
         }
         String be = env.get("TORUS_BACKEND");
         if (be != null && !be.isBlank()) {

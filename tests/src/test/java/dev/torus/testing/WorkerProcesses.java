@@ -64,7 +64,7 @@ public final class WorkerProcesses implements AutoCloseable {
      * The test classpath. A launcher that loads tests through its own class loader (the JUnit
      * console in the GPU-host bundle) passes it as {@code -Dtorus.worker.classpath}.
      */
-    static String classpath() {
+    public static String classpath() {
         return System.getProperty("torus.worker.classpath", System.getProperty("java.class.path"));
     }
 

@@ -25,42 +25,6 @@ public final class BenchRow {
 
     /** This row as a single-line JSON object. Strings are escaped; non-finite numbers become null. */
     public String toJson() {
-        StringBuilder sb = new StringBuilder("{");
-        boolean first = true;
-        for (Map.Entry<String, Object> e : fields.entrySet()) {
-            if (!first) {
-                sb.append(',');
-            }
-            first = false;
-            sb.append(quote(e.getKey())).append(':');
-            Object v = e.getValue();
-            if (v instanceof Number) {
-                double d = ((Number) v).doubleValue();
-                if (v instanceof Double || v instanceof Float) {
-                    sb.append(Double.isFinite(d) ? String.format(java.util.Locale.ROOT, "%.6g", d) : "null");
-                } else {
-                    sb.append(v);
-                }
-            } else if (v instanceof Boolean) {
-                sb.append(v);
-            } else {
-                sb.append(v == null ? "null" : quote(v.toString()));
-            }
-        }
-        return sb.append('}').toString();
-    }
-
-    static String quote(String s) {
-        StringBuilder sb = new StringBuilder("\"");
-        for (char c : s.toCharArray()) {
-            if (c == '"' || c == '\\') {
-                sb.append('\\').append(c);
-            } else if (c < 0x20) {
-                sb.append(String.format("\\u%04x", (int) c));
-            } else {
-                sb.append(c);
-            }
-        }
-        return sb.append('"').toString();
+        return dev.torus.cli.Json.write(fields);
     }
 }

@@ -1,0 +1,133 @@
+package dev.torus.cli;
+
+import dev.torus.cli.launch.LaunchSpec;
+import dev.torus.cli.launch.Launcher;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+/**
+ * {@code torusrun}: starts the workers of a distributed job on this node, modelled
+ * on torchrun. See {@link Launcher} for what it does; docs/PARALLEL.md for the
+ * environment each worker gets.
+ */
+@Command(name = "torusrun", mixinStandardHelpOptions = true, version = "torusrun 0.1.0",
+        description = {"Starts N worker processes per node with RANK, LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE, "
+                + "TORUS_RDZV_ENDPOINT and TORUS_RUN_ID set, prefixes their output with the rank, and watches them.",
+                "TARGET is a Java main class (run on this launcher's JVM and classpath), a .jar, or with --exec any program."})
+public final class TorusRun implements Callable<Integer> {
+    @Option(names = "--nproc-per-node", defaultValue = "1", description = "Workers on this node (default ${DEFAULT-VALUE}).")
+    int nproc;
+
+    @Option(names = "--nnodes", defaultValue = "1", description = "N or MIN:MAX nodes (default ${DEFAULT-VALUE}); more than "
+            + "one needs --rdzv-endpoint and --run-id.")
+    String nnodes;
+
+    @Option(names = "--rdzv-endpoint", description = "ZooKeeper connect string, e.g. zk1:2181,zk2:2181. Default: an embedded "
+            + "server on loopback, started and stopped by this launcher.")
+    String endpoint;
+
+    @Option(names = "--run-id", description = "Job name shared by every node (default: a fresh one).")
+    String runId;
+
+    @Option(names = "--max-restarts", defaultValue = "0", description = "Restart the whole job up to this many times after "
+            + "a worker fails (default ${DEFAULT-VALUE}).")
+    int maxRestarts;
+
+    @Option(names = "--rdzv-timeout", defaultValue = "60", description = "Seconds to wait for the minimum number of nodes "
+            + "(default ${DEFAULT-VALUE}).")
+    double rdzvTimeout;
+
+    @Option(names = "--rdzv-last-call", defaultValue = "2", description = "Seconds to wait for more nodes once the minimum "
+            + "has joined (default ${DEFAULT-VALUE}).")
+    double lastCall;
+
+    @Option(names = "--error-dir", description = "Where per-failure error files go (default: <tmp>/torusrun-errors).")
+    Path errorDir;
+
+    @Option(names = "--jvm-arg", description = "Extra JVM argument for Java workers (repeatable).")
+    List<String> jvmArgs = new ArrayList<>();
+
+    @Option(names = "--exec", description = "TARGET is a program to execute, not a Java main class or jar.")
+    boolean exec;
+
+    @Parameters(index = "0", paramLabel = "TARGET", description = "Main class, .jar, or program (with --exec).")
+    String target;
+
+    @Parameters(index = "1..*", paramLabel = "ARGS", description = "Arguments passed to every worker.")
+    List<String> args = new ArrayList<>();
+
+    public static void main(String[] args) {
+        System.exit(run(args));
+    }
+
+    public static int run(String... args) {
+        CommandLine cl = new CommandLine(new TorusRun());
+        cl.setStopAtPositional(true);
+        cl.setExecutionExceptionHandler((e, cmd, parsed) -> {
+            if (e instanceof IllegalArgumentException) {
+                cmd.getErr().println("torusrun: " + e.getMessage());
+                return 2;
+            }
+            throw e;
+        });
+        return cl.execute(args);
+    }
+
+    /** The worker command for {@code target}: java on this JVM's classpath, java -jar, or the program itself. */
+    static List<String> workerCommand(String target, List<String> args, boolean exec, List<String> jvmArgs) {
+        List<String> cmd = new ArrayList<>();
+        if (exec) {
+            cmd.add(target);
+        } else {
+            cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+            cmd.addAll(jvmArgs);
+            if (target.endsWith(".jar")) {
+                cmd.add("-jar");
+                cmd.add(target);
+            } else {
+                if (!target.matches("[A-Za-z_$][\\w$]*(\\.[A-Za-z_$][\\w$]*)*")) {
+                    throw new IllegalArgumentException("TARGET must be a Java main class like com.example.Train, a .jar, "
+                            + "or a program with --exec; got '" + target + "'");
+                }
+                cmd.add("-cp");
+                cmd.add(System.getProperty("java.class.path"));
+                cmd.add(target);
+            }
+        }
+        cmd.addAll(args);
+        return cmd;
+    }
+
+    @Override
+    public Integer call() throws Exception {
+        int[] nodes = LaunchSpec.parseNodes("--nnodes", nnodes);
+        if (!(rdzvTimeout > 0)) {
+            throw new IllegalArgumentException("--rdzv-timeout must be positive, got " + rdzvTimeout);
+        }
+        if (!(lastCall >= 0)) {
+            throw new IllegalArgumentException("--rdzv-last-call must be >= 0, got " + lastCall);
+        }
+        LaunchSpec spec = new LaunchSpec(nproc, nodes[0], nodes[1], endpoint, runId, maxRestarts,
+                workerCommand(target, args, exec, jvmArgs), Map.of(),
+                errorDir != null ? errorDir : Path.of(System.getProperty("java.io.tmpdir"), "torusrun-errors"),
+                Duration.ofMillis((long) (rdzvTimeout * 1000)), Duration.ofMillis((long) (lastCall * 1000)));
+        Launcher launcher = new Launcher(spec, Launcher.prefixing(System.out, System.err), System.err);
+        Thread hook = new Thread(launcher::shutdown, "torusrun-shutdown");
+        Runtime.getRuntime().addShutdownHook(hook);
+        int code = launcher.run();
+        try {
+            Runtime.getRuntime().removeShutdownHook(hook);
+        } catch (IllegalStateException e) {
+            // already shutting down
+        }
+        return code;
+    }
+}

@@ -1,0 +1,262 @@
+package dev.torus.cli.launch;
+
+import dev.torus.cli.Json;
+import dev.torus.rendezvous.EmbeddedZooKeeper;
+import dev.torus.rendezvous.Store;
+import dev.torus.rendezvous.ZooKeeperStore;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The agent behind {@code torusrun}: one per node. It meets the other nodes'
+ * agents (when more than one node is allowed), starts this node's workers with
+ * {@code RANK}, {@code LOCAL_RANK}, {@code WORLD_SIZE}, {@code LOCAL_WORLD_SIZE},
+ * {@code GROUP_RANK}, {@code TORUS_RDZV_ENDPOINT}, {@code TORUS_RUN_ID} and
+ * {@code TORUS_RESTART_COUNT} set, forwards their output, and watches them.
+ *
+ * <p>When a worker fails, the agent writes one JSON error file per failed worker
+ * (rank, exit code, time, pid, command, last stderr lines), stops the other workers
+ * and, while restarts remain, starts the whole job again under a new attempt
+ * number (other nodes learn of it through the store). Otherwise {@link #run()}
+ * returns the failed worker's exit code.
+ *
+ * <p>{@link #shutdown()} (called from a shutdown hook on Ctrl-C) stops every worker
+ * and its child processes. The launcher owns the embedded ZooKeeper server it
+ * starts and the workers; it borrows nothing.
+ */
+public final class Launcher {
+    /** Receives every line a worker writes, tagged with its global rank. Called from pump threads. */
+    public interface OutputSink {
+        void line(int rank, boolean stderr, String line);
+    }
+
+    /** Prefixes each line with {@code [rank]} and writes it to {@code out} (stdout lines) or {@code err}. */
+    public static OutputSink prefixing(PrintStream out, PrintStream err) {
+        return (rank, stderr, line) -> {
+            PrintStream p = stderr ? err : out;
+            synchronized (p) {
+                p.println("[" + rank + "] " + line);
+            }
+        };
+    }
+
+    private static final long POLL_MILLIS = 50;
+    private static final long GRACE_MILLIS = 5000;
+
+    private final LaunchSpec spec;
+    private final OutputSink sink;
+    private final PrintStream log;
+    private final List<WorkerProcess> workers = new ArrayList<>();
+    private EmbeddedZooKeeper embedded;
+    private Store store;
+    private String runId;
+    private volatile boolean stopping;
+    private final List<Path> errorFiles = new ArrayList<>();
+
+    public Launcher(LaunchSpec spec, OutputSink sink, PrintStream log) {
+        if (spec == null || sink == null || log == null) {
+            throw new IllegalArgumentException("spec, sink and log must not be null");
+        }
+        this.spec = spec;
+        this.sink = sink;
+        this.log = log;
+    }
+
+    /** The run id in use (generated when the spec has none); null before {@link #run()}. */
+    public synchronized String runId() {
+        return runId;
+    }
+
+    /** Error files written so far. */
+    public synchronized List<Path> errorFiles() {
+        return List.copyOf(errorFiles);
+    }
+
+    /** Runs the job to the end; returns 0, or the exit code of the worker whose failure ended it. */
+    public int run() throws IOException, InterruptedException {
+        String endpoint;
+        synchronized (this) {
+            runId = spec.runId() != null ? spec.runId()
+                    : "run-" + ProcessHandle.current().pid() + "-" + Long.toString(System.currentTimeMillis(), 36);
+            if (spec.endpoint() == null) {
+                embedded = EmbeddedZooKeeper.start();
+                endpoint = embedded.connectString();
+                log.println("torusrun: started an embedded ZooKeeper at " + endpoint);
+            } else {
+                endpoint = spec.endpoint();
+            }
+            if (spec.maxNodes() > 1) {
+                store = ZooKeeperStore.connect(endpoint, "torusrun", spec.rdzvTimeout());
+            }
+        }
+        try {
+            for (int attempt = 0; ; attempt++) {
+                int[] node = spec.maxNodes() == 1 ? new int[] {0, 1} : NodeRendezvous.join(store, runId, attempt,
+                        spec.minNodes(), spec.maxNodes(), spec.rdzvTimeout(), spec.lastCall(), log);
+                int code = runAttempt(endpoint, attempt, node[0], node[1]);
+                if (code == 0 || stopping) {
+                    return code;
+                }
+                if (attempt >= spec.maxRestarts()) {
+                    log.println("torusrun: giving up after " + (attempt + 1) + " attempt(s); exit code " + code);
+                    return code;
+                }
+                log.println("torusrun: restarting the job (restart " + (attempt + 1) + " of " + spec.maxRestarts() + ")");
+            }
+        } finally {
+            shutdown();
+        }
+    }
+
+    private int runAttempt(String endpoint, int attempt, int nodeRank, int nodes) throws IOException, InterruptedException {
+        int n = spec.nprocPerNode();
+        int world = n * nodes;
+        synchronized (this) {
+            if (stopping) {
+                return 130;
+            }
+            workers.clear();
+            for (int local = 0; local < n; local++) {
+                int rank = nodeRank * n + local;
+                Map<String, String> env = new HashMap<>(spec.extraEnv());
+                env.put("RANK", Integer.toString(rank));
+                env.put("LOCAL_RANK", Integer.toString(local));
+                env.put("WORLD_SIZE", Integer.toString(world));
+                env.put("LOCAL_WORLD_SIZE", Integer.toString(n));
+                env.put("GROUP_RANK", Integer.toString(nodeRank));
+                env.put("TORUS_RDZV_ENDPOINT", endpoint);
+                env.put("TORUS_RUN_ID", runId);
+                env.put("TORUS_RESTART_COUNT", Integer.toString(attempt));
+                env.put("TORUS_MAX_RESTARTS", Integer.toString(spec.maxRestarts()));
+                WorkerProcess w = new WorkerProcess(rank, local, spec.command(), env, sink);
+                workers.add(w);
+                log.println("torusrun: started rank " + rank + " (local " + local + ") pid " + w.pid() + ", world size "
+                        + world + ", run " + runId + ", attempt " + attempt);
+            }
+        }
+        String failedKey = "runs/" + runId + "/attempt-" + attempt + "/failed";
+        long lastStoreCheck = 0;
+        while (true) {
+            List<WorkerProcess> failed = new ArrayList<>();
+            boolean allDone = true;
+            for (WorkerProcess w : workers) {
+                Integer code = w.exitCode();
+                if (code == null) {
+                    allDone = false;
+                } else if (code != 0) {
+                    failed.add(w);
+                }
+            }
+            if (!failed.isEmpty()) {
+                for (WorkerProcess w : failed) {
+                    w.drainOutput(1000);
+                    writeErrorFile(w, attempt);
+                }
+                if (store != null) {
+                    store.compareSet(failedKey, null, Integer.toString(failed.get(0).rank).getBytes(StandardCharsets.UTF_8));
+                }
+                stopWorkers();
+                return failed.get(0).exitCode();
+            }
+            if (allDone) {
+                for (WorkerProcess w : workers) {
+                    w.drainOutput(1000);
+                }
+                return 0;
+            }
+            if (store != null && System.nanoTime() - lastStoreCheck > 500_000_000L) {
+                lastStoreCheck = System.nanoTime();
+                byte[] other = store.tryGet(failedKey);
+                if (other != null) {
+                    log.println("torusrun: rank " + new String(other, StandardCharsets.UTF_8)
+                            + " failed on another node; stopping this node's workers");
+                    stopWorkers();
+                    return 1;
+                }
+            }
+            if (stopping) {
+                return 130;
+            }
+            Thread.sleep(POLL_MILLIS);
+        }
+    }
+
+    private void writeErrorFile(WorkerProcess w, int attempt) throws IOException {
+        int code = w.exitCode();
+        Map<String, Object> o = new LinkedHashMap<>();
+        o.put("rank", w.rank);
+        o.put("local_rank", w.localRank);
+        o.put("run_id", runId);
+        o.put("attempt", attempt);
+        o.put("exit_code", code);
+        if (code > 128) {
+            o.put("signal", code - 128);
+        }
+        o.put("pid", w.pid());
+        o.put("time", Instant.now().toString());
+        o.put("command", spec.command());
+        o.put("stderr_tail", w.stderrTail());
+        Path dir = spec.errorDir();
+        Files.createDirectories(dir);
+        Path f = dir.resolve("error-" + runId + "-attempt" + attempt + "-rank" + w.rank + ".json");
+        Files.writeString(f, Json.write(o) + "\n");
+        synchronized (this) {
+            errorFiles.add(f);
+        }
+        log.println("torusrun: rank " + w.rank + " (pid " + w.pid() + ") exited with code " + code + "; error file " + f);
+        List<String> tail = w.stderrTail();
+        for (String line : tail.subList(Math.max(0, tail.size() - 5), tail.size())) {
+            log.println("torusrun:   [" + w.rank + "] " + line);
+        }
+    }
+
+    private void stopWorkers() {
+        List<WorkerProcess> ws;
+        synchronized (this) {
+            ws = List.copyOf(workers);
+        }
+        List<Thread> stoppers = new ArrayList<>();
+        for (WorkerProcess w : ws) {
+            if (w.isAlive()) {
+                Thread t = new Thread(() -> w.stop(GRACE_MILLIS), "torusrun-stop-" + w.rank);
+                t.start();
+                stoppers.add(t);
+            }
+        }
+        for (Thread t : stoppers) {
+            try {
+                t.join(GRACE_MILLIS + 10_000);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
+    }
+
+    /**
+     * Stops every worker (and its children) and the embedded server. Idempotent;
+     * safe from a shutdown hook.
+     */
+    public void shutdown() {
+        stopping = true;
+        stopWorkers();
+        synchronized (this) {
+            if (store != null) {
+                store.close();
+                store = null;
+            }
+            if (embedded != null) {
+                embedded.close();
+                embedded = null;
+            }
+        }
+    }
+}

@@ -1,0 +1,129 @@
+package dev.torus.cli.launch;
+
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.InputStreamReader;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * One worker started by {@link Launcher}: the process, two threads that forward its
+ * output line by line to the launcher's sink, and the last lines of its stderr for
+ * the error file. Owned by the launcher, which stops it.
+ */
+final class WorkerProcess {
+    static final int TAIL_LINES = 40;
+
+    final int rank;
+    final int localRank;
+    private final Process process;
+    private final ArrayDeque<String> stderrTail = new ArrayDeque<>();
+    private final List<Thread> pumps = new ArrayList<>();
+
+    WorkerProcess(int rank, int localRank, List<String> command, Map<String, String> env, Launcher.OutputSink sink)
+            throws IOException {
+        this.rank = rank;
+        this.localRank = localRank;
+        ProcessBuilder pb = new ProcessBuilder(command);
+        pb.environment().putAll(env);
+        this.process = pb.start();
+        process.getOutputStream().close();
+        pumps.add(pump(process.getInputStream(), false, sink));
+        pumps.add(pump(process.getErrorStream(), true, sink));
+    }
+
+    private Thread pump(InputStream in, boolean stderr, Launcher.OutputSink sink) {
+        Thread t = new Thread(() -> {
+            try (BufferedReader r = new BufferedReader(new InputStreamReader(in, StandardCharsets.UTF_8))) {
+                String line;
+                while ((line = r.readLine()) != null) {
+                    if (stderr) {
+                        synchronized (stderrTail) {
+                            if (stderrTail.size() == TAIL_LINES) {
+                                stderrTail.removeFirst();
+                            }
+                            stderrTail.addLast(line);
+                        }
+                    }
+                    sink.line(rank, stderr, line);
+                }
+            } catch (IOException e) {
+                // the stream closes when the process dies: nothing more to forward
+            }
+        }, "torusrun-rank" + rank + (stderr ? "-err" : "-out"));
+        t.setDaemon(true);
+        t.start();
+        return t;
+    }
+
+    long pid() {
+        return process.pid();
+    }
+
+    boolean isAlive() {
+        return process.isAlive();
+    }
+
+    /** The exit code, or null while running. */
+    Integer exitCode() {
+        return process.isAlive() ? null : process.exitValue();
+    }
+
+    /** Waits (bounded) for the output threads, so the tail holds the final lines. */
+    void drainOutput(long millis) {
+        long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(millis);
+        for (Thread t : pumps) {
+            try {
+                t.join(Math.max(1, TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime())));
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return;
+            }
+        }
+    }
+
+    List<String> stderrTail() {
+        synchronized (stderrTail) {
+            return List.copyOf(stderrTail);
+        }
+    }
+
+    /**
+     * Stops the worker and everything it started: SIGTERM, then SIGKILL after
+     * {@code graceMillis}. Returns once they are gone (or after the bound).
+     */
+    void stop(long graceMillis) {
+        List<ProcessHandle> family = new ArrayList<>();
+        process.toHandle().descendants().forEach(family::add);
+        family.add(process.toHandle());
+        for (ProcessHandle h : family) {
+            h.destroy();
+        }
+        long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(graceMillis);
+        for (ProcessHandle h : family) {
+            long left = deadline - System.nanoTime();
+            try {
+                if (left > 0) {
+                    h.onExit().get(left, TimeUnit.NANOSECONDS);
+                }
+            } catch (Exception e) {
+                // still alive: killed below
+            }
+            if (h.isAlive()) {
+                h.destroyForcibly();
+            }
+        }
+        for (ProcessHandle h : family) {
+            try {
+                h.onExit().get(5, TimeUnit.SECONDS);
+            } catch (Exception e) {
+                // reported by the caller if it matters
+            }
+        }
+    }
+}
