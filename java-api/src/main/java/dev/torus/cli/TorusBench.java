@@ -18,7 +18,7 @@ import picocli.CommandLine.Option;
         description = "Torus benchmarks. Each reports ratios measured in the same run.",
         subcommands = {TorusBench.Quant.class, TorusBench.AllReduce.class, TorusBench.AllGather.class,
                 TorusBench.ReduceScatter.class, TorusBench.Broadcast.class, TorusBench.SendRecv.class,
-                TorusBench.Recompute.class})
+                TorusBench.Recompute.class, TorusBench.Dp.class})
 public final class TorusBench implements Runnable {
     @Override
     public void run() {
@@ -32,6 +32,65 @@ public final class TorusBench implements Runnable {
     /** Runs the CLI and returns its exit code. */
     public static int run(String... args) {
         return new CommandLine(new TorusBench()).execute(args);
+    }
+
+    /** Data-parallel training throughput, hooks and overlap. */
+    @Command(name = "dp", mixinStandardHelpOptions = true,
+            description = "Data-parallel training of a block MLP on worker processes (launcher, embedded ZooKeeper, "
+                    + "Gloo): samples/s against one process alone, bytes on the wire per hook, and overlap against "
+                    + "reducing after backward, all measured in this run.")
+    static final class Dp implements Callable<Integer> {
+        @Option(names = "--json", description = "Also write one JSON object per row to FILE.")
+        Path json;
+
+        @Option(names = "--nproc", split = ",", defaultValue = "2,4", description = "Rank counts (default ${DEFAULT-VALUE}).")
+        List<Integer> nproc;
+
+        @Option(names = "--hooks", split = ",", defaultValue = "none,allreduce,fp16,bf16,int8",
+                description = "Hooks (default ${DEFAULT-VALUE}); 'none' also runs without overlap.")
+        List<String> hooks;
+
+        @Option(names = "--width", defaultValue = "512", description = "Hidden width (default ${DEFAULT-VALUE}).")
+        int width;
+
+        @Option(names = "--blocks", defaultValue = "8", description = "Blocks (default ${DEFAULT-VALUE}).")
+        int blocks;
+
+        @Option(names = "--batch", defaultValue = "64", description = "Rows per rank per step (default ${DEFAULT-VALUE}).")
+        int batch;
+
+        @Option(names = "--steps", defaultValue = "20", description = "Timed steps (default ${DEFAULT-VALUE}).")
+        int steps;
+
+        @Option(names = "--bucket", defaultValue = "2MiB", description = "Bucket capacity (default ${DEFAULT-VALUE}; "
+                + "small enough that an 8-block model has several buckets to overlap).")
+        String bucket;
+
+        @Override
+        public Integer call() throws Exception {
+            CommandLine cl = new CommandLine(this);
+            for (String[] v : new String[][] {{"--width", "" + width}, {"--blocks", "" + blocks}, {"--batch", "" + batch},
+                    {"--steps", "" + steps}}) {
+                if (Long.parseLong(v[1]) < 1) {
+                    throw new CommandLine.ParameterException(cl, v[0] + ": expected a positive integer, got " + v[1]);
+                }
+            }
+            for (int n : nproc) {
+                if (n < 1 || n > 64) {
+                    throw new CommandLine.ParameterException(cl, "--nproc: expected rank counts in [1, 64], got " + n);
+                }
+            }
+            for (String h : hooks) {
+                try {
+                    dev.torus.parallel.CommHook.parse("--hooks", h);
+                } catch (IllegalArgumentException e) {
+                    throw new CommandLine.ParameterException(cl, e.getMessage());
+                }
+            }
+            long bucketBytes = parseSize("--bucket", bucket);
+            new dev.torus.cli.bench.DpBench(System.out, width, blocks, batch, steps, bucketBytes).run(nproc, hooks, json);
+            return 0;
+        }
     }
 
     /** Quantization kernels against memcpy. */
