@@ -80,6 +80,11 @@ public final class DemoOptions {
         if (!(lr > 0) || !Float.isFinite(lr)) {
             throw new IllegalArgumentException("--lr must be a positive number, got " + lr);
         }
+        CommHook h = CommHook.parse("--hook", hook);
+        if (h.isLossy() && !dev.isCpu()) {
+            throw new IllegalArgumentException("--hook " + hook + " needs --device cpu: compressed reduction of CUDA "
+                    + "buckets is not built yet; use --hook none or --hook allreduce with --device cuda");
+        }
         DemoTrainer.Config cfg = new DemoTrainer.Config(width, blocks, batch, epochs, lr, seed, trainRows, testRows,
                 workers, CommHook.parse("--hook", hook), checkpointPolicy(), dev);
         if (cfg.stepsPerEpoch() < 1) {
