@@ -63,8 +63,9 @@ for lib in libgloo.so.0 libhiredis.so.0.14 libibverbs.so.1 libnl-route-3.so.200 
     cp -L "$path" "$OUT/native/"
 done
 # modules: jdeps --print-module-deps over the jars (less java.security.jgss: Kerberos for
-# ZooKeeper SASL is not needed on the GPU host), plus jdk.zipfs for the JUnit console
-jlink --add-modules java.base,java.logging,java.management,java.naming,java.security.sasl,java.xml,jdk.unsupported,jdk.zipfs \
+# ZooKeeper SASL is not needed on the GPU host), plus jdk.zipfs for the JUnit console and
+# java.desktop for the demo's PNG plot
+jlink --add-modules java.base,java.desktop,java.logging,java.management,java.naming,java.security.sasl,java.xml,jdk.unsupported,jdk.zipfs \
       --strip-debug --strip-native-debug-symbols=exclude-debuginfo-files --no-header-files --no-man-pages \
       --compress=0 --output "$OUT/jre"
 cp tools/gpu-host-run.sh "$OUT/run.sh"

@@ -84,6 +84,13 @@ run_recompute_bench() {
     fi
 }
 
+run_demo() {
+    echo "# ./torus demo on the GPU: NCCL, one worker per GPU, fp32 gradients (compressed hooks are CPU-only)"
+    "$JAVA" -Djava.awt.headless=true -cp "$CP" dev.torus.cli.TorusDemo --device cuda --hook none \
+        --out "$RESULTS/demo" 2>&1 | tee "$RESULTS/demo.txt"
+    return "${PIPESTATUS[0]}"
+}
+
 mode="${1:-all}"
 [ $# -gt 0 ] && shift
 status=0
@@ -93,13 +100,15 @@ case "$mode" in
     bench) run_bench "$@" || status=$? ;;
     commbench) run_comm_bench || status=$? ;;
     recompute) run_recompute_bench || status=$? ;;
+    demo) run_demo || status=$? ;;
     all)
         run_tests --include-tag gpu || status=$?
         run_bench "$@" || status=$?
         run_comm_bench || status=$?
         run_recompute_bench || status=$?
+        run_demo || status=$?
         ;;
-    *) echo "usage: $0 [all|tests|alltests|bench [options]|commbench|recompute]" >&2; exit 2 ;;
+    *) echo "usage: $0 [all|tests|alltests|bench [options]|commbench|recompute|demo]" >&2; exit 2 ;;
 esac
 echo "# exit status: $status"
 exit $status

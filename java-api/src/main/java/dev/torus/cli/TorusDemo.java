@@ -49,7 +49,7 @@ public final class TorusDemo implements Callable<Integer> {
     public static int run(String... args) {
         CommandLine cl = new CommandLine(new TorusDemo());
         cl.setExecutionExceptionHandler((e, cmd, parsed) -> {
-            if (e instanceof IllegalArgumentException) {
+            if (e instanceof IllegalArgumentException || e instanceof dev.torus.TorusException) {
                 cmd.getErr().println("torus demo: " + e.getMessage());
                 return 2;
             }
@@ -61,6 +61,9 @@ public final class TorusDemo implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         boolean cuda = options.isCuda();
+        if (cuda) {
+            Device.ensureCudaAvailable();
+        }
         int n = workers != null ? workers : cuda ? Math.max(1, Device.cudaDeviceCount()) : 4;
         if (n < 1) {
             throw new IllegalArgumentException("--workers must be >= 1, got " + n);
@@ -70,9 +73,6 @@ public final class TorusDemo implements Callable<Integer> {
         }
         if (!(lossTolerance >= 0)) {
             throw new IllegalArgumentException("--loss-tolerance must be >= 0, got " + lossTolerance);
-        }
-        if (cuda) {
-            Device.ensureCudaAvailable();
         }
         return new DemoRun(options, n, out, targetAccuracy, lossTolerance, skipSingle, System.out, System.err).run();
     }
