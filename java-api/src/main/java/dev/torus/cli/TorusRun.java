@@ -83,27 +83,24 @@ public final class TorusRun implements Callable<Integer> {
 
     /** The worker command for {@code target}: java on this JVM's classpath, java -jar, or the program itself. */
     static List<String> workerCommand(String target, List<String> args, boolean exec, List<String> jvmArgs) {
-        List<String> cmd = new ArrayList<>();
-        if (exec) {
-            cmd.add(target);
-        } else {
-            cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
-            cmd.addAll(jvmArgs);
-            if (target.endsWith(".jar")) {
-                cmd.add("-jar");
+        if (exec || target.endsWith(".jar")) {
+            List<String> cmd = new ArrayList<>();
+            if (exec) {
                 cmd.add(target);
             } else {
-                if (!target.matches("[A-Za-z_$][\\w$]*(\\.[A-Za-z_$][\\w$]*)*")) {
-                    throw new IllegalArgumentException("TARGET must be a Java main class like com.example.Train, a .jar, "
-                            + "or a program with --exec; got '" + target + "'");
-                }
-                cmd.add("-cp");
-                cmd.add(System.getProperty("java.class.path"));
+                cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+                cmd.addAll(jvmArgs);
+                cmd.add("-jar");
                 cmd.add(target);
             }
+            cmd.addAll(args);
+            return cmd;
         }
-        cmd.addAll(args);
-        return cmd;
+        if (!target.matches("[A-Za-z_$][\\w$]*(\\.[A-Za-z_$][\\w$]*)*")) {
+            throw new IllegalArgumentException("TARGET must be a Java main class like com.example.Train, a .jar, "
+                    + "or a program with --exec; got '" + target + "'");
+        }
+        return Launcher.javaCommand(jvmArgs, target, args);
     }
 
     @Override

@@ -72,6 +72,7 @@ public final class DataParallel implements AutoCloseable {
 
     private static final class Bucket {
         final int index;
+        final String key;   // names the bucket's error-feedback state in the compressor
         final Tensor flat;
         final List<Parameter> members = new ArrayList<>();
         int pending;
@@ -81,6 +82,7 @@ public final class DataParallel implements AutoCloseable {
 
         Bucket(int index, Tensor flat) {
             this.index = index;
+            this.key = "bucket-" + index;
             this.flat = flat;
         }
     }
@@ -355,7 +357,7 @@ public final class DataParallel implements AutoCloseable {
         b.launchNanos = System.nanoTime();
         b.doneNanos = 0;
         Work w = reducer != null
-                ? reducer.allReduce("bucket-" + b.index, b.flat, ReduceOp.AVG, options)
+                ? reducer.allReduce(b.key, b.flat, ReduceOp.AVG, options)
                 : comm.allReduce(b.flat, b.flat, ReduceOp.AVG, options);
         b.work = w;
         w.toFuture().whenComplete((v, e) -> b.doneNanos = System.nanoTime());

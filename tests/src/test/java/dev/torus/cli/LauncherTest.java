@@ -1,5 +1,6 @@
 package dev.torus.cli;
 
+import static dev.torus.testing.BadArgument.assertMessage;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -210,10 +211,5 @@ class LauncherTest {
     static LaunchSpec spec(int nproc, int min, int max, String endpoint, String runId) {
         return new LaunchSpec(nproc, min, max, endpoint, runId, 0, List.of("x"), Map.of(), Path.of("."),
                 Duration.ofSeconds(1), Duration.ZERO);
-    }
-
-    static void assertMessage(String part, org.junit.jupiter.api.function.Executable e) {
-        IllegalArgumentException ex = assertThrows(IllegalArgumentException.class, e);
-        assertTrue(ex.getMessage().contains(part), "message '" + ex.getMessage() + "' must mention " + part);
     }
 }

@@ -1,5 +1,6 @@
 package dev.torus.nn;
 
+import static dev.torus.testing.BadArgument.assertMessage;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -242,10 +243,5 @@ class RecomputeKernelTest extends TorusTestBase {
             assertMessage("mean must have 2 elements",
                     () -> RecomputeKernels.layerNormForward(x, b3, b3, y, b3, null, 1e-5f));
         }
-    }
-
-    static void assertMessage(String part, org.junit.jupiter.api.function.Executable call) {
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, call);
-        assertTrue(e.getMessage().contains(part), "expected '" + part + "' in: " + e.getMessage());
     }
 }

@@ -1,5 +1,6 @@
 package dev.torus.parallel;
 
+import static dev.torus.testing.BadArgument.assertMessage;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -379,10 +380,5 @@ class DataParallelTest extends TorusTestBase {
             }
             return null;
         });
-    }
-
-    static void assertMessage(String part, org.junit.jupiter.api.function.Executable e) {
-        IllegalArgumentException ex = assertThrows(IllegalArgumentException.class, e);
-        assertTrue(ex.getMessage().contains(part), "message '" + ex.getMessage() + "' must mention " + part);
     }
 }

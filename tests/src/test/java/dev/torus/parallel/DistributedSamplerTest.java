@@ -1,5 +1,6 @@
 package dev.torus.parallel;
 
+import static dev.torus.testing.BadArgument.assertMessage;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -107,10 +108,5 @@ class DistributedSamplerTest {
         assertMessage("datasetSize", () -> new DistributedSampler(3, 0, 4, true, 1, true));
         assertMessage("epoch", () -> new DistributedSampler(10, 0, 1, 1).setEpoch(-1));
         assertMessage("i must be", () -> new DistributedSampler(10, 0, 1, 1).isPadding(10));
-    }
-
-    static void assertMessage(String part, org.junit.jupiter.api.function.Executable e) {
-        IllegalArgumentException ex = assertThrows(IllegalArgumentException.class, e);
-        assertTrue(ex.getMessage().contains(part), "message '" + ex.getMessage() + "' must mention " + part);
     }
 }

@@ -41,9 +41,9 @@ public final class DpBench {
     record Measured(double stepMs, double commMs, double exposedMs, long wire, long payload, int buckets) {}
 
     Measured launch(int ranks, String hook, boolean overlap, boolean noDp) throws IOException, InterruptedException {
-        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "-Xmx1g", "-XX:+UseSerialGC", "-cp", System.getProperty("java.class.path"), DpBenchWorker.class.getName(),
-                "" + width, "" + blocks, "" + batch, "" + steps, "3", hook, "" + overlap, "" + bucketBytes, "" + noDp));
+        List<String> cmd = Launcher.javaCommand(List.of("-Xmx1g", "-XX:+UseSerialGC"), DpBenchWorker.class.getName(),
+                List.of("" + width, "" + blocks, "" + batch, "" + steps, "3", hook, "" + overlap, "" + bucketBytes,
+                        "" + noDp));
         int threads = Math.max(1, Runtime.getRuntime().availableProcessors() / ranks);
         AtomicReference<Measured> result = new AtomicReference<>();
         List<String> errors = new ArrayList<>();

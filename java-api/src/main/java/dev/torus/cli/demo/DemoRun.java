@@ -10,7 +10,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
-import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -56,11 +55,10 @@ public final class DemoRun {
         Path resultFile = outDir.resolve("rank0.properties");
         Files.deleteIfExists(resultFile);
 
-        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "-Xmx512m", "-XX:+UseSerialGC", "-cp", System.getProperty("java.class.path"),
-                DemoWorker.class.getName()));
-        cmd.addAll(options.toArgs());
-        cmd.addAll(List.of("--result", resultFile.toString()));
+        List<String> workerArgs = options.toArgs();
+        workerArgs.addAll(List.of("--result", resultFile.toString()));
+        List<String> cmd = Launcher.javaCommand(List.of("-Xmx512m", "-XX:+UseSerialGC"), DemoWorker.class.getName(),
+                workerArgs);
         int threads = Math.max(1, Runtime.getRuntime().availableProcessors() / workers);
         Map<String, String> env = new LinkedHashMap<>();
         env.put("OPENBLAS_NUM_THREADS", Integer.toString(threads));

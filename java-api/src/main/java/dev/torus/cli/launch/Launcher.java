@@ -49,6 +49,21 @@ public final class Launcher {
         };
     }
 
+    /**
+     * {@code java <jvmArgs> -cp <this JVM's classpath> mainClass args}, with this JVM's
+     * own java binary: how the launcher, the demo and the benchmarks start Java workers.
+     */
+    public static List<String> javaCommand(List<String> jvmArgs, String mainClass, List<String> args) {
+        List<String> cmd = new ArrayList<>();
+        cmd.add(java.nio.file.Path.of(System.getProperty("java.home"), "bin", "java").toString());
+        cmd.addAll(jvmArgs);
+        cmd.add("-cp");
+        cmd.add(System.getProperty("java.class.path"));
+        cmd.add(mainClass);
+        cmd.addAll(args);
+        return cmd;
+    }
+
     private static final long POLL_MILLIS = 50;
     private static final long GRACE_MILLIS = 5000;
 
