@@ -148,7 +148,10 @@ TORUS_UNROLL
 TORUS_HD float philox_uniform(uint64_t seed, uint64_t i) {
     philox_out o = philox4x32_10((uint32_t)(i >> 2), (uint32_t)(i >> 34),
                                  (uint32_t)seed, (uint32_t)(seed >> 32));
-    return (float)(o.v[i & 3u] >> 8) * 5.9604644775390625e-8f;
+    // Select the lane with branches, not o.v[i & 3]: a runtime index would put o in local memory on the GPU.
+    uint32_t lo = (i & 1u) ? o.v[1] : o.v[0];
+    uint32_t hi = (i & 1u) ? o.v[3] : o.v[2];
+    return (float)(((i & 2u) ? hi : lo) >> 8) * 5.9604644775390625e-8f;
 }
 
 // ---- quantize / dequantize one value ---------------------------------------

@@ -31,7 +31,17 @@ public final class TorusBench implements Runnable {
 
     /** Runs the CLI and returns its exit code. */
     public static int run(String... args) {
-        return new CommandLine(new TorusBench()).execute(args);
+        return commandLine().execute(args);
+    }
+
+    /**
+     * The configured command line: expected failures (a bad value, no GPU, a broken communicator) print one
+     * line and exit with 2; anything else is a bug and keeps its stack trace. Callers may redirect its output.
+     */
+    public static CommandLine commandLine() {
+        CommandLine cl = new CommandLine(new TorusBench());
+        cl.setExecutionExceptionHandler(ExpectedFailures.oneLine("torus-bench"));
+        return cl;
     }
 
     /** Data-parallel training throughput, hooks and overlap. */
@@ -68,24 +78,19 @@ public final class TorusBench implements Runnable {
 
         @Override
         public Integer call() throws Exception {
-            CommandLine cl = new CommandLine(this);
             for (String[] v : new String[][] {{"--width", "" + width}, {"--blocks", "" + blocks}, {"--batch", "" + batch},
                     {"--steps", "" + steps}}) {
                 if (Long.parseLong(v[1]) < 1) {
-                    throw new CommandLine.ParameterException(cl, v[0] + ": expected a positive integer, got " + v[1]);
+                    throw new IllegalArgumentException(v[0] + ": expected a positive integer, got " + v[1]);
                 }
             }
             for (int n : nproc) {
                 if (n < 1 || n > 64) {
-                    throw new CommandLine.ParameterException(cl, "--nproc: expected rank counts in [1, 64], got " + n);
+                    throw new IllegalArgumentException("--nproc: expected rank counts in [1, 64], got " + n);
                 }
             }
             for (String h : hooks) {
-                try {
-                    dev.torus.parallel.CommHook.parse("--hooks", h);
-                } catch (IllegalArgumentException e) {
-                    throw new CommandLine.ParameterException(cl, e.getMessage());
-                }
+                dev.torus.parallel.CommHook.parse("--hooks", h);
             }
             long bucketBytes = parseSize("--bucket", bucket);
             new dev.torus.cli.bench.DpBench(System.out, width, blocks, batch, steps, bucketBytes).run(nproc, hooks, json);
@@ -127,7 +132,7 @@ public final class TorusBench implements Runnable {
                 NativeLibrary.setCpuThreads(threads);
             }
             if (!(minTime > 0) || minTime > 60) {
-                throw new CommandLine.ParameterException(new CommandLine(this), "--min-time: expected seconds in (0, 60], got " + minTime);
+                throw new IllegalArgumentException("--min-time: expected seconds in (0, 60], got " + minTime);
             }
             List<Device> list = devicesOrDefault(devices);
             long lo = parseSize("--min-size", minSize);
@@ -193,15 +198,14 @@ public final class TorusBench implements Runnable {
 
         @Override
         public Integer call() throws Exception {
-            CommandLine cl = new CommandLine(this);
             for (String[] v : new String[][] {{"--blocks", "" + blocks}, {"--width", "" + width}, {"--batch", "" + batch},
                     {"--steps", "" + steps}, {"--rounds", "" + rounds}}) {
                 if (Long.parseLong(v[1]) < 1) {
-                    throw new CommandLine.ParameterException(cl, v[0] + ": expected a positive integer, got " + v[1]);
+                    throw new IllegalArgumentException(v[0] + ": expected a positive integer, got " + v[1]);
                 }
             }
             if (!(dropout >= 0f && dropout < 1f)) {
-                throw new CommandLine.ParameterException(cl, "--dropout: expected a probability in [0, 1), got " + dropout);
+                throw new IllegalArgumentException("--dropout: expected a probability in [0, 1), got " + dropout);
             }
             List<dev.torus.cli.bench.RecomputeBench.Config> configs;
             if (policies == null || policies.isEmpty()) {
@@ -214,7 +218,7 @@ public final class TorusBench implements Runnable {
                     try {
                         dev.torus.cli.bench.RecomputeBench.policy(p.trim(), 1);   // validates the name
                     } catch (IllegalArgumentException e) {
-                        throw new CommandLine.ParameterException(cl, e.getMessage());
+                        throw new IllegalArgumentException(e.getMessage());
                     }
                     if (!p.trim().equals("none")) {
                         configs.add(new dev.torus.cli.bench.RecomputeBench.Config(p.trim(),
@@ -358,24 +362,21 @@ public final class TorusBench implements Runnable {
             long lo = parseSize("--min-bytes", minBytes);
             long hi = parseSize("--max-bytes", maxBytes);
             if (lo < 4 || hi < lo) {
-                throw new CommandLine.ParameterException(new CommandLine(this),
-                        "--min-bytes must be >= 4 and <= --max-bytes, got " + lo + " and " + hi);
+                throw new IllegalArgumentException("--min-bytes must be >= 4 and <= --max-bytes, got " + lo + " and " + hi);
             }
             if (!List.of("auto", "ring", "bcube", "hd").contains(algo)) {
-                throw new CommandLine.ParameterException(new CommandLine(this),
-                        "--algo must be auto, ring, bcube or hd, got '" + algo + "'");
+                throw new IllegalArgumentException("--algo must be auto, ring, bcube or hd, got '" + algo + "'");
             }
             boolean wrong = false;
             if (!List.of("gloo", "nccl").contains(backend)) {
-                throw new CommandLine.ParameterException(new CommandLine(this),
-                        "--backend must be gloo or nccl, got '" + backend + "'");
+                throw new IllegalArgumentException("--backend must be gloo or nccl, got '" + backend + "'");
             }
             if (backend.equals("nccl") && !compression().equals("none")) {
-                throw new CommandLine.ParameterException(new CommandLine(this),
-                        "--compression is CPU-only for now; use it with --backend gloo");
+                throw new IllegalArgumentException("--compression is CPU-only for now; use it with --backend gloo");
             }
             Path base = null;
             if (backend.equals("nccl")) {
+                dev.torus.Device.ensureCudaAvailable(); // fail here, not in every worker process
                 base = null; // the native Gloo loop is a CPU baseline; NCCL is compared with PyTorch by tools/baselines
             } else if (baseline == null) {
                 Path d = Path.of("tools", "baselines", "build", "gloo_bench");
@@ -383,8 +384,7 @@ public final class TorusBench implements Runnable {
             } else if (!baseline.equals("none")) {
                 base = Path.of(baseline);
                 if (!java.nio.file.Files.isExecutable(base)) {
-                    throw new CommandLine.ParameterException(new CommandLine(this),
-                            "--baseline must name an executable, got '" + baseline + "'");
+                    throw new IllegalArgumentException("--baseline must name an executable, got '" + baseline + "'");
                 }
             }
             boolean compressed = !compression().equals("none");
@@ -399,13 +399,14 @@ public final class TorusBench implements Runnable {
                     widths)) {
                 for (int n : nproc) {
                     if (n < 1 || n > 64) {
-                        throw new CommandLine.ParameterException(new CommandLine(this),
-                                "--nproc values must be in 1..64, got " + n);
+                        throw new IllegalArgumentException("--nproc values must be in 1..64, got " + n);
                     }
                     report.header("# torus-bench " + op() + " (" + backend + ", " + n + " processes on this host, compression "
                             + compression() + ", algo " + algo + "); GB/s; " + (compressed
                             ? "plain = uncompressed Torus all-reduce in the same run; wire_ratio = bytes sent / plain's"
-                            : "native = C++ Gloo loop" + (base == null ? " (not run: build tools/baselines first)" : "")));
+                            : backend.equals("nccl")
+                                    ? "PyTorch's peer: tools/baselines/torch_allreduce.py"
+                                    : "native = C++ Gloo loop" + (base == null ? " (not run: build tools/baselines first)" : "")));
                     List<BenchRow> rows = new dev.torus.cli.bench.CollectiveBench(op(), n, lo, hi, minTime, compression(),
                             base, algo, backend, System.out).run(report);
                     for (BenchRow r : rows) {
@@ -436,8 +437,7 @@ public final class TorusBench implements Runnable {
         @Override
         String compression() {
             if (!List.of("none", "fp16", "bf16", "int8").contains(compression)) {
-                throw new CommandLine.ParameterException(new CommandLine(this),
-                        "--compression must be none, fp16, bf16 or int8, got '" + compression + "'");
+                throw new IllegalArgumentException("--compression must be none, fp16, bf16 or int8, got '" + compression + "'");
             }
             return compression;
         }

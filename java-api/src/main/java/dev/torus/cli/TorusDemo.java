@@ -47,15 +47,17 @@ public final class TorusDemo implements Callable<Integer> {
     }
 
     public static int run(String... args) {
+        return commandLine().execute(args);
+    }
+
+    /**
+     * The configured command line: expected failures (a bad value, no GPU, a broken communicator) print one
+     * line and exit with 2; anything else is a bug and keeps its stack trace. Callers may redirect its output.
+     */
+    public static CommandLine commandLine() {
         CommandLine cl = new CommandLine(new TorusDemo());
-        cl.setExecutionExceptionHandler((e, cmd, parsed) -> {
-            if (e instanceof IllegalArgumentException || e instanceof dev.torus.TorusException) {
-                cmd.getErr().println("torus demo: " + e.getMessage());
-                return 2;
-            }
-            throw e;
-        });
-        return cl.execute(args);
+        cl.setExecutionExceptionHandler(ExpectedFailures.oneLine("torus demo"));
+        return cl;
     }
 
     @Override

@@ -71,13 +71,7 @@ public final class TorusRun implements Callable<Integer> {
     public static int run(String... args) {
         CommandLine cl = new CommandLine(new TorusRun());
         cl.setStopAtPositional(true);
-        cl.setExecutionExceptionHandler((e, cmd, parsed) -> {
-            if (e instanceof IllegalArgumentException) {
-                cmd.getErr().println("torusrun: " + e.getMessage());
-                return 2;
-            }
-            throw e;
-        });
+        cl.setExecutionExceptionHandler(ExpectedFailures.oneLine("torusrun"));
         return cl.execute(args);
     }
 

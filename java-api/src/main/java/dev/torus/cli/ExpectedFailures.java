@@ -1,0 +1,23 @@
+package dev.torus.cli;
+
+import picocli.CommandLine;
+
+/**
+ * How the Torus command-line tools report a failure the user can act on: a bad value
+ * ({@link IllegalArgumentException}) or a runtime condition ({@link dev.torus.TorusException}: no GPU, a broken
+ * communicator) prints one line, prefixed with the program's name, and exits with 2. Anything else is a bug in
+ * Torus and keeps its stack trace.
+ */
+final class ExpectedFailures {
+    private ExpectedFailures() {}
+
+    static CommandLine.IExecutionExceptionHandler oneLine(String program) {
+        return (e, cmd, parsed) -> {
+            if (e instanceof IllegalArgumentException || e instanceof dev.torus.TorusException) {
+                cmd.getErr().println(program + ": " + e.getMessage());
+                return 2;
+            }
+            throw e;
+        };
+    }
+}

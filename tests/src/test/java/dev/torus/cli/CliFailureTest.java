@@ -1,0 +1,57 @@
+package dev.torus.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeFalse;
+
+import dev.torus.Device;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import org.junit.jupiter.api.Test;
+import picocli.CommandLine;
+
+/**
+ * The command-line tools answer a bad value or a missing GPU with one line that names the cause and exit code 2,
+ * before they start any worker process, and never with a stack trace.
+ */
+class CliFailureTest {
+    private record Result(int code, String err) {}
+
+    private static Result run(CommandLine cl, String... args) {
+        StringWriter err = new StringWriter();
+        cl.setErr(new PrintWriter(err, true));
+        cl.setOut(new PrintWriter(new StringWriter(), true));
+        int code = cl.execute(args);
+        return new Result(code, err.toString());
+    }
+
+    private static void assertOneLine(Result r, String program, String mentions) {
+        assertEquals(2, r.code(), r.err());
+        assertTrue(r.err().contains(mentions), "'" + r.err() + "' must mention " + mentions);
+        assertTrue(r.err().contains(program), "'" + r.err() + "' must name " + program);
+        assertFalse(r.err().contains("\tat "), "no stack trace expected, got:\n" + r.err());
+    }
+
+    @Test
+    void badValuesNameTheOption() {
+        assertOneLine(run(TorusBench.commandLine(), "allreduce", "--backend", "mpi"), "torus-bench", "--backend");
+        assertOneLine(run(TorusBench.commandLine(), "allreduce", "--backend", "nccl", "--compression", "int8"),
+                "torus-bench", "--compression");
+        assertOneLine(run(TorusBench.commandLine(), "dp", "--hooks", "zstd"), "torus-bench", "--hooks");
+        assertOneLine(run(TorusBench.commandLine(), "recompute", "--dropout", "1.5"), "torus-bench", "--dropout");
+        assertOneLine(run(TorusBench.commandLine(), "quant", "--min-time", "0"), "torus-bench", "--min-time");
+        assertOneLine(run(TorusDemo.commandLine(), "--workers", "0"), "torus demo", "--workers");
+        assertOneLine(run(TorusDemo.commandLine(), "--target-accuracy", "1.5"), "torus demo", "--target-accuracy");
+    }
+
+    @Test
+    void aMissingGpuIsOneLineNotAStackTrace() {
+        assumeFalse(Device.isCudaAvailable(), "this host has a GPU");
+        assertOneLine(run(TorusBench.commandLine(), "allreduce", "--backend", "nccl", "--nproc", "1"), "torus-bench",
+                "CUDA");
+        assertOneLine(run(TorusBench.commandLine(), "quant", "--device", "cuda"), "torus-bench", "CUDA");
+        assertOneLine(run(TorusBench.commandLine(), "recompute", "--device", "cuda"), "torus-bench", "CUDA");
+        assertOneLine(run(TorusDemo.commandLine(), "--device", "cuda"), "torus demo", "CUDA");
+    }
+}
