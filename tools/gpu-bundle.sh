@@ -70,7 +70,7 @@ jlink --add-modules java.base,java.desktop,java.logging,java.management,java.nam
       --compress=0 --output "$OUT/jre"
 cp tools/gpu-host-run.sh "$OUT/run.sh"
 mkdir -p "$OUT/baselines"
-cp tools/baselines/torch_allreduce.py tools/baselines/torch_checkpoint.py "$OUT/baselines/"
+cp tools/baselines/torch_*.py "$OUT/baselines/"
 chmod +x "$OUT/run.sh"
 git rev-parse --short HEAD > "$OUT/VERSION" 2>/dev/null || echo unknown > "$OUT/VERSION"
 

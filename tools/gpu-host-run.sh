@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Runs Torus from a bundle made by tools/gpu-bundle.sh, on a host without a JDK.
-#   ./run.sh            gpu-tagged tests, then the quant benchmark on cuda:0
+#   ./run.sh [all]      tests, bench, commbench, recompute and demo below, in turn (several minutes:
+#                       on a time-limited host, run the modes one per call)
 #   ./run.sh tests      gpu-tagged tests only
 #   ./run.sh alltests   every test
-#   ./run.sh bench [torus-bench quant options]   (default: --device cuda)
+#   ./run.sh bench [torus-bench quant options]   (default: --device cuda), then PyTorch's peers
 #   ./run.sh commbench  NCCL sweep next to torch.distributed
 #   ./run.sh recompute  checkpoint policies on cuda:0 next to torch.utils.checkpoint
+#   ./run.sh demo       ./torus demo --device cuda, next to PyTorch training the same MLP on one GPU
 # Results (JUnit reports, benchmark JSON) go to ./results next to this script.
 set -uo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -53,10 +55,21 @@ run_tests() {
         --reports-dir "$RESULTS/junit" --details=tree --disable-banner --fail-if-no-tests
 }
 
+# Quantize/cast kernels against a device copy, then PyTorch's peers on the same device: first bit for bit on a
+# dumped input, then the same sweep and timing rule, joined with the Torus rows of this run.
 run_bench() {
-    local args=("$@")
+    local args=("$@") st=0 pydev=cuda
     [ ${#args[@]} -eq 0 ] && args=(--device cuda)
-    "$JAVA" "${JOPTS[@]}" -cp "$CP" dev.torus.cli.TorusBench quant --json "$RESULTS/quant.jsonl" "${args[@]}"
+    case " ${args[*]} " in *" --device cpu "*|*" --device=cpu "*) pydev=cpu ;; esac
+    "$JAVA" "${JOPTS[@]}" -cp "$CP" dev.torus.cli.TorusBench quant --json "$RESULTS/quant.jsonl" \
+        --dump "$RESULTS/quant-dump" "${args[@]}" || st=$?
+    if python3 -c 'import torch' 2>/dev/null; then
+        python3 "$HERE/baselines/torch_quant.py" --device "$pydev" --check "$RESULTS/quant-dump" \
+            --torus-json "$RESULTS/quant.jsonl" --json "$RESULTS/quant-torch.jsonl" || st=$?
+    else
+        echo "# PyTorch not importable: torch comparison skipped"
+    fi
+    return $st
 }
 
 # NCCL all-reduce sweep at world size 1 (per-call overhead), then PyTorch's peer on the same GPU.
@@ -84,11 +97,21 @@ run_recompute_bench() {
     fi
 }
 
+# The demo on the GPU, then PyTorch training the same MLP on one GPU with the same batch, steps and timing rule.
 run_demo() {
+    local st
     echo "# ./torus demo on the GPU: NCCL, one worker per GPU, fp32 gradients (compressed hooks are CPU-only)"
     "$JAVA" -Djava.awt.headless=true -cp "$CP" dev.torus.cli.TorusDemo --device cuda --hook none \
         --out "$RESULTS/demo" 2>&1 | tee "$RESULTS/demo.txt"
-    return "${PIPESTATUS[0]}"
+    st="${PIPESTATUS[0]}"
+    if python3 -c 'import torch' 2>/dev/null; then
+        local summary=()
+        [ -f "$RESULTS/demo/summary.json" ] && summary=(--torus-summary "$RESULTS/demo/summary.json")
+        python3 "$HERE/baselines/torch_demo_train.py" --device cuda "${summary[@]}" | tee "$RESULTS/demo-torch.txt"
+    else
+        echo "# PyTorch not importable: torch comparison skipped"
+    fi
+    return "$st"
 }
 
 mode="${1:-all}"

@@ -4,13 +4,14 @@
 Linear head), the same step (forward, cross-entropy, backward, SGD with momentum)
 and the same timing rule (interleaved rounds, best round's mean step time).
 
-Policies: none; sqrt(n) through torch.utils.checkpoint.checkpoint_sequential with
-ceil(sqrt(layers)) segments; selective, which checkpoints each block's
+Policies: none; sqrt(n): non-reentrant torch.utils.checkpoint over
+ceil(sqrt(layers)) segments (torch_common.py); selective, which checkpoints each block's
 LayerNorm -> GELU -> Dropout so that the Linear outputs are kept.
 Peak activation bytes = torch.cuda.max_memory_allocated during the step minus
 the memory held before it (parameters, gradients, optimizer state, batch).
 
-Usage: torch_checkpoint.py [blocks width batch dropout steps rounds]
+Usage: torch_checkpoint.py [blocks width batch dropout steps rounds [device]]   (device: cuda or cpu;
+on cpu the peak memory fields are null)
 Prints one JSON object per policy, in the fields of torus-bench recompute --json.
 """
 import json
@@ -21,14 +22,18 @@ import time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.utils.checkpoint import checkpoint, checkpoint_sequential
+from torch.utils.checkpoint import checkpoint
+
+from torch_common import sqrt_n_checkpointed, sync
 
 blocks, width, batch, dropout, steps, rounds = 32, 512, 256, 0.1, 5, 3
 if len(sys.argv) > 1:
     blocks, width, batch = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
     dropout, steps, rounds = float(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
 classes = 16
-dev = torch.device("cuda")
+dev = torch.device(sys.argv[7] if len(sys.argv) > 7 else "cuda")
+if dev.type == "cpu":
+    torch.set_num_threads(__import__("os").cpu_count())
 
 
 class BiasGelu(nn.Module):
@@ -76,22 +81,23 @@ def run_policy(name):
     g = torch.Generator(device="cpu").manual_seed(7)
     x = torch.randn(batch, width, generator=g).to(dev)
     y = torch.randint(0, classes, (batch,), generator=g).to(dev)
-    segs = math.ceil(math.sqrt(len(net)))
 
     def step():
         opt.zero_grad(set_to_none=False)
-        out = checkpoint_sequential(net, segs, x, use_reentrant=False) if name == "sqrt(n)" else net(x)
+        out = sqrt_n_checkpointed(net, x) if name == "sqrt(n)" else net(x)
         loss = F.cross_entropy(out, y)
         loss.backward()
         opt.step()
         return loss.item()
 
     step()
-    torch.cuda.synchronize()
+    sync(dev)
+    if dev.type != "cuda":
+        return step, None
     base = torch.cuda.memory_allocated()
     torch.cuda.reset_peak_memory_stats()
     step()
-    torch.cuda.synchronize()
+    sync(dev)
     peak = torch.cuda.max_memory_allocated() - base
     return step, peak
 
@@ -103,16 +109,17 @@ for _ in range(rounds):
     for p in policies:
         step, _ = runs[p]
         step()
-        torch.cuda.synchronize()
+        sync(dev)
         t0 = time.perf_counter()
         for _ in range(steps):
             step()
-        torch.cuda.synchronize()
+        sync(dev)
         best[p] = min(best[p], (time.perf_counter() - t0) * 1e3 / steps)
 for p in policies:
-    print(json.dumps({"impl": "torch", "device": "cuda:0", "policy": p, "storage": "fp32",
+    print(json.dumps({"impl": "torch", "device": str(dev), "policy": p, "storage": "fp32",
                       "step_ms": best[p], "time_ratio": best[p] / best["none"],
                       "peak_activation_bytes": runs[p][1],
-                      "memory_ratio": runs[p][1] / runs["none"][1],
+                      "memory_ratio": runs[p][1] / runs["none"][1] if runs[p][1] is not None else None,
                       "blocks": blocks, "width": width, "batch": batch,
-                      "torch": torch.__version__, "gpu": torch.cuda.get_device_name(0)}))
+                      "torch": torch.__version__,
+                      "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None}))

@@ -126,6 +126,10 @@ public final class TorusBench implements Runnable {
         @Option(names = "--threads", description = "CPU kernel threads (default: all cores).")
         Integer threads;
 
+        @Option(names = "--dump", description = "Also write a seeded input and the outputs of the kernels that have "
+                + "a PyTorch peer to DIR/<device>/, for tools/baselines/torch_quant.py --check.")
+        Path dump;
+
         @Override
         public Integer call() throws Exception {
             if (threads != null) {
@@ -137,6 +141,13 @@ public final class TorusBench implements Runnable {
             List<Device> list = devicesOrDefault(devices);
             long lo = parseSize("--min-size", minSize);
             long hi = parseSize("--max-size", maxSize);
+            if (dump != null) {
+                for (Device d : list) {
+                    Path dir = dump.resolve(d.toString().replace(':', '_'));
+                    dev.torus.cli.bench.QuantPeerDump.write(d, dir, 20261123L);
+                    System.out.println("# peer-check input and outputs for " + d + " written to " + dir);
+                }
+            }
             List<BenchRow> rows = new QuantBench(System.out, lo, hi, filter, minTime).run(list, json);
             printGoals(rows);
             return 0;
