@@ -32,6 +32,9 @@ if len(sys.argv) > 1:
     dropout, steps, rounds = float(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
 classes = 16
 dev = torch.device(sys.argv[7] if len(sys.argv) > 7 else "cuda")
+if dev.type == "cuda" and not torch.cuda.is_available():
+    print("torch_checkpoint.py: device cuda but torch.cuda.is_available() is False", file=sys.stderr)
+    sys.exit(2)
 if dev.type == "cpu":
     torch.set_num_threads(__import__("os").cpu_count())
 
