@@ -64,8 +64,10 @@ run_bench() {
     "$JAVA" "${JOPTS[@]}" -cp "$CP" dev.torus.cli.TorusBench quant --json "$RESULTS/quant.jsonl" \
         --dump "$RESULTS/quant-dump" "${args[@]}" || st=$?
     if python3 -c 'import torch' 2>/dev/null; then
-        python3 "$HERE/baselines/torch_quant.py" --device "$pydev" --check "$RESULTS/quant-dump" \
-            --torus-json "$RESULTS/quant.jsonl" --json "$RESULTS/quant-torch.jsonl" || st=$?
+        local peer=(--device "$pydev" --json "$RESULTS/quant-torch.jsonl")
+        [ -d "$RESULTS/quant-dump" ] && peer+=(--check "$RESULTS/quant-dump")
+        [ -s "$RESULTS/quant.jsonl" ] && peer+=(--torus-json "$RESULTS/quant.jsonl")
+        python3 "$HERE/baselines/torch_quant.py" "${peer[@]}" || st=$?
     else
         echo "# PyTorch not importable: torch comparison skipped"
     fi

@@ -278,6 +278,10 @@ def main():
     bad = 0
     if a.check:
         d = os.path.join(a.check, "cuda_0" if dev.type == "cuda" else "cpu")
+        if not os.path.isfile(os.path.join(d, "manifest.json")):
+            print("torch_quant.py: --check: no %s (run torus-bench quant --dump %s on %s first)"
+                  % (os.path.join(d, "manifest.json"), a.check, dev), file=sys.stderr)
+            return 2
         where, rows = check(d, dev)
         print("# bit-for-bit: Torus on %s against PyTorch on %s, finite input of %d elements"
               % (where, dev, rows[0]["elements"]))
