@@ -24,28 +24,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-from torch_common import sqrt_n_checkpointed, sync
+from torch_common import BiasGelu, open_device, sqrt_n_checkpointed, sync
 
 blocks, width, batch, dropout, steps, rounds = 32, 512, 256, 0.1, 5, 3
 if len(sys.argv) > 1:
     blocks, width, batch = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
     dropout, steps, rounds = float(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
 classes = 16
-dev = torch.device(sys.argv[7] if len(sys.argv) > 7 else "cuda")
-if dev.type == "cuda" and not torch.cuda.is_available():
-    print("torch_checkpoint.py: device cuda but torch.cuda.is_available() is False", file=sys.stderr)
-    sys.exit(2)
-if dev.type == "cpu":
-    torch.set_num_threads(__import__("os").cpu_count())
-
-
-class BiasGelu(nn.Module):
-    def __init__(self, n):
-        super().__init__()
-        self.bias = nn.Parameter(torch.zeros(n))
-
-    def forward(self, x):
-        return F.gelu(x + self.bias, approximate="tanh")
+dev = open_device(sys.argv[7] if len(sys.argv) > 7 else "cuda", "torch_checkpoint.py")
 
 
 class Elementwise(nn.Module):

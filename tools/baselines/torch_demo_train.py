@@ -29,18 +29,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from torch_common import sqrt_n_checkpointed
+from torch_common import BiasGelu, open_device, sqrt_n_checkpointed
 
 FEATURES, CLASSES = 32, 8
-
-
-class BiasGelu(nn.Module):
-    def __init__(self, n):
-        super().__init__()
-        self.bias = nn.Parameter(torch.zeros(n))
-
-    def forward(self, x):
-        return F.gelu(x + self.bias, approximate="tanh")
 
 
 def model(blocks, width, dev):
@@ -66,13 +57,7 @@ def main():
     p.add_argument("--policy", choices=["sqrt", "none"], default="sqrt")
     p.add_argument("--torus-summary")
     a = p.parse_args()
-    dev = torch.device(a.device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        print("torch_demo_train.py: --device cuda but torch.cuda.is_available() is False", file=sys.stderr)
-        return 2
-    if dev.type == "cpu":
-        import os
-        torch.set_num_threads(os.cpu_count())
+    dev = open_device(a.device, "torch_demo_train.py")
 
     g = torch.Generator().manual_seed(7)
     centers = torch.randn(CLASSES, FEATURES, generator=g) * 0.4

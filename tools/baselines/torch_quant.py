@@ -35,6 +35,8 @@ import time
 
 import torch
 
+from torch_common import open_device, sync
+
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -47,11 +49,6 @@ def parse_args():
     p.add_argument("--json", help="also write the sweep rows here")
     p.add_argument("--no-sweep", action="store_true", help="only the bit-for-bit check")
     return p.parse_args()
-
-
-def sync(dev):
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
 
 
 def seconds_per_call(fn, dev, min_time):
@@ -265,12 +262,7 @@ def join(torus, rows, dev_name):
 
 def main():
     a = parse_args()
-    dev = torch.device(a.device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        print("torch_quant.py: --device cuda but torch.cuda.is_available() is False", file=sys.stderr)
-        return 2
-    if dev.type == "cpu":
-        torch.set_num_threads(os.cpu_count())  # Torus's CPU kernels use every core by default
+    dev = open_device(a.device, "torch_quant.py")
     print("# PyTorch %s on %s%s" % (torch.__version__, dev,
                                    (" [" + torch.cuda.get_device_name(dev) + "]") if dev.type == "cuda"
                                    else " [%d threads, quantized engines %s]"

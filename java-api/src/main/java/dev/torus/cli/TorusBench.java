@@ -226,11 +226,7 @@ public final class TorusBench implements Runnable {
                 configs.add(new dev.torus.cli.bench.RecomputeBench.Config("none",
                         dev.torus.recompute.CheckpointStorage.fp32()));
                 for (String p : policies) {
-                    try {
-                        dev.torus.cli.bench.RecomputeBench.policy(p.trim(), 1);   // validates the name
-                    } catch (IllegalArgumentException e) {
-                        throw new IllegalArgumentException(e.getMessage());
-                    }
+                    dev.torus.cli.bench.RecomputeBench.policy(p.trim(), 1);   // validates the name
                     if (!p.trim().equals("none")) {
                         configs.add(new dev.torus.cli.bench.RecomputeBench.Config(p.trim(),
                                 dev.torus.recompute.CheckpointStorage.fp32()));
