@@ -2,6 +2,8 @@
 #include "torus/torus_gloo.h"
 
 #include <dlfcn.h>
+#include <netdb.h>
+#include <sys/socket.h>
 
 #include <atomic>
 #include <chrono>
@@ -180,6 +182,7 @@ struct Comm {
     int rank = 0;
     int size = 0;
     size_t addr_bytes = 0;
+    int64_t init_timeout_ms = 0;
     bool connected = false;
     std::shared_ptr<gloo::transport::Device> dev;
     std::shared_ptr<gloo::transport::Context> tctx;
@@ -200,31 +203,36 @@ struct Comm {
     }
 };
 
-int classify(Comm* c, const std::string& what) {
+// A failed call is classified by what happened, never by the wording of Gloo's message:
+// an abort we requested is ABORTED; a call that ran for its whole time bound is TIMEOUT;
+// anything earlier is a transport failure (a peer closed or reset its connection).
+int classify(Comm* c, const std::string& what, std::chrono::steady_clock::time_point start, int64_t timeout_ms) {
     if (c != nullptr && c->aborted.load()) {
         std::lock_guard<std::mutex> lock(c->abort_mu);
         return fail(TORUS_GLOO_ERR_ABORTED, "aborted: " + c->abort_reason + " (" + what + ")");
     }
-    std::string lower(what);
-    for (auto& ch : lower) ch = (char)std::tolower((unsigned char)ch);
-    if (lower.find("timed out") != std::string::npos || lower.find("timeout") != std::string::npos) {
-        return fail(TORUS_GLOO_ERR_TIMEOUT, what);
+    auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+    if (timeout_ms > 0 && elapsed.count() + 5 >= timeout_ms) {
+        return fail(TORUS_GLOO_ERR_TIMEOUT, "no progress within " + std::to_string(timeout_ms) + " ms: " + what);
     }
     return fail(TORUS_GLOO_ERR_IO, what);
 }
 
+// Runs body, turning every C++ exception into a status; timeout_ms is the call's own
+// bound (0 when it has none), used only to classify a failure.
 template <class F>
-int guarded(Comm* c, F&& body) {
+int guarded(Comm* c, int64_t timeout_ms, F&& body) {
+    auto start = std::chrono::steady_clock::now();
     try {
         return body();
     } catch (const gloo::IoException& e) {
-        return classify(c, e.what());
+        return classify(c, e.what(), start, timeout_ms);
     } catch (const gloo::EnforceNotMet& e) {
-        return classify(c, e.what());
+        return classify(c, e.what(), start, timeout_ms);
     } catch (const std::bad_alloc&) {
         return fail(TORUS_GLOO_ERR_OUT_OF_MEMORY, "out of host memory in the Gloo shim");
     } catch (const std::exception& e) {
-        return classify(c, e.what());
+        return classify(c, e.what(), start, timeout_ms);
     } catch (...) {
         return fail(TORUS_GLOO_ERR_INTERNAL, "unknown C++ exception in the Gloo shim");
     }
@@ -294,10 +302,25 @@ int torus_gloo_create(int rank, int size, const char* hostname, int64_t timeout_
         return fail(TORUS_GLOO_ERR_INVALID_ARGUMENT, "create: rank must be in [0, " + std::to_string(size) + "), got " + std::to_string(rank));
     if (timeout_ms <= 0) return fail(TORUS_GLOO_ERR_INVALID_ARGUMENT, "create: timeout_ms must be > 0");
     if (hostname == nullptr || hostname[0] == 0) return fail(TORUS_GLOO_ERR_INVALID_ARGUMENT, "create: hostname is empty");
-    return guarded(nullptr, [&]() {
+    {
+        // Gloo resolves the name itself and cannot survive one that does not resolve: check first.
+        struct addrinfo hints;
+        std::memset(&hints, 0, sizeof(hints));
+        hints.ai_family = AF_UNSPEC;
+        hints.ai_socktype = SOCK_STREAM;
+        struct addrinfo* res = nullptr;
+        int rv = getaddrinfo(hostname, nullptr, &hints, &res);
+        if (rv != 0 || res == nullptr) {
+            return fail(TORUS_GLOO_ERR_INVALID_ARGUMENT, std::string("create: hostname '") + hostname +
+                        "' does not resolve (" + gai_strerror(rv) + ")");
+        }
+        freeaddrinfo(res);
+    }
+    return guarded(nullptr, timeout_ms, [&]() {
         auto c = std::make_unique<Comm>();
         c->rank = rank;
         c->size = size;
+        c->init_timeout_ms = timeout_ms;
         gloo::transport::tcp::attr attr;
         attr.hostname = hostname;
         c->dev = gloo::transport::tcp::CreateDevice(attr);
@@ -331,7 +354,7 @@ int torus_gloo_local_addresses(void* comm, char* buf, int64_t capacity) {
     int64_t need = (int64_t)(c->addr_bytes * c->size);
     if (capacity < need)
         return fail(TORUS_GLOO_ERR_INVALID_ARGUMENT, "local_addresses: capacity " + std::to_string(capacity) + " < " + std::to_string(need));
-    return guarded(c, [&]() {
+    return guarded(c, 0, [&]() {
         std::memset(buf, 0, (size_t)need);
         for (int i = 0; i < c->size; i++) {
             if (i == c->rank) continue;
@@ -349,7 +372,7 @@ int torus_gloo_connect(void* comm, const char* remote, int64_t bytes) {
     int64_t need = (int64_t)(c->addr_bytes * c->size);
     if (bytes != need)
         return fail(TORUS_GLOO_ERR_INVALID_ARGUMENT, "connect: expected " + std::to_string(need) + " address bytes, got " + std::to_string(bytes));
-    return guarded(c, [&]() {
+    return guarded(c, c->init_timeout_ms, [&]() {
         for (int i = 0; i < c->size; i++) {
             if (i == c->rank) continue;
             std::vector<char> addr(remote + (size_t)i * c->addr_bytes, remote + (size_t)(i + 1) * c->addr_bytes);
@@ -364,7 +387,7 @@ int torus_gloo_connect(void* comm, const char* remote, int64_t bytes) {
 int torus_gloo_abort(void* comm, const char* reason) {
     Comm* c = as_comm(comm);
     if (c == nullptr) return fail(TORUS_GLOO_ERR_INVALID_ARGUMENT, "abort: comm is null");
-    return guarded(nullptr, [&]() {
+    return guarded(nullptr, 0, [&]() {
         {
             std::lock_guard<std::mutex> lock(c->abort_mu);
             if (c->aborted.load()) return TORUS_GLOO_OK;
@@ -386,7 +409,7 @@ int torus_gloo_abort(void* comm, const char* reason) {
 int torus_gloo_destroy(void* comm) {
     Comm* c = as_comm(comm);
     if (c == nullptr) return TORUS_GLOO_OK;
-    return guarded(nullptr, [&]() {
+    return guarded(nullptr, 0, [&]() {
         delete c;
         return TORUS_GLOO_OK;
     });
@@ -399,7 +422,7 @@ int torus_gloo_allreduce(void* comm, void* in, void* out, int64_t count, int dty
     if (op < TORUS_GLOO_SUM || op > TORUS_GLOO_AVG) return fail(TORUS_GLOO_ERR_INVALID_ARGUMENT, "allreduce: unknown op");
     if (count == 0) return TORUS_GLOO_OK;
     if (in == nullptr || out == nullptr) return fail(TORUS_GLOO_ERR_INVALID_ARGUMENT, "allreduce: null buffer");
-    return guarded(c, [&]() {
+    return guarded(c, timeout_ms, [&]() {
         size_t es = elem_size(dtype);
         if (c->size > 1) {
             if (algorithm == TORUS_GLOO_ALGO_HALVING_DOUBLING) {
@@ -444,7 +467,7 @@ int torus_gloo_reduce(void* comm, void* in, void* out, int64_t count, int dtype,
     if (op < TORUS_GLOO_SUM || op > TORUS_GLOO_AVG) return fail(TORUS_GLOO_ERR_INVALID_ARGUMENT, "reduce: unknown op");
     if (root < 0 || root >= c->size) return fail(TORUS_GLOO_ERR_INVALID_ARGUMENT, "reduce: root out of range");
     if (count == 0) return TORUS_GLOO_OK;
-    return guarded(c, [&]() {
+    return guarded(c, timeout_ms, [&]() {
         size_t es = elem_size(dtype);
         if (c->size > 1) {
             gloo::ReduceOptions opts(c->ctx);
@@ -472,7 +495,7 @@ int torus_gloo_broadcast(void* comm, void* in, void* out, int64_t count, int dty
     if (int s = check_common(c, "broadcast", count, dtype, timeout_ms)) return s;
     if (root < 0 || root >= c->size) return fail(TORUS_GLOO_ERR_INVALID_ARGUMENT, "broadcast: root out of range");
     if (count == 0) return TORUS_GLOO_OK;
-    return guarded(c, [&]() {
+    return guarded(c, timeout_ms, [&]() {
         size_t es = elem_size(dtype);
         if (c->size > 1) {
             gloo::BroadcastOptions opts(c->ctx);
@@ -496,7 +519,7 @@ int torus_gloo_allgather(void* comm, void* in, void* out, int64_t count, int dty
     Comm* c = as_comm(comm);
     if (int s = check_common(c, "allgather", count, dtype, timeout_ms)) return s;
     if (count == 0) return TORUS_GLOO_OK;
-    return guarded(c, [&]() {
+    return guarded(c, timeout_ms, [&]() {
         size_t es = elem_size(dtype);
         char* mine = static_cast<char*>(out) + (size_t)c->rank * (size_t)count * es;
         if (c->size > 1) {
@@ -521,7 +544,7 @@ int torus_gloo_alltoall(void* comm, void* in, void* out, int64_t count, int dtyp
     if (int s = check_common(c, "alltoall", count, dtype, timeout_ms)) return s;
     if (count == 0) return TORUS_GLOO_OK;
     if (in == out) return fail(TORUS_GLOO_ERR_INVALID_ARGUMENT, "alltoall: in and out must not be the same buffer");
-    return guarded(c, [&]() {
+    return guarded(c, timeout_ms, [&]() {
         size_t es = elem_size(dtype);
         if (c->size > 1) {
             gloo::AlltoallOptions opts(c->ctx);
@@ -546,7 +569,7 @@ int torus_gloo_reduce_scatter(void* comm, void* in, void* out, int64_t count, in
     if (int s = check_common(c, "reduce_scatter", count, dtype, timeout_ms)) return s;
     if (op < TORUS_GLOO_SUM || op > TORUS_GLOO_AVG) return fail(TORUS_GLOO_ERR_INVALID_ARGUMENT, "reduce_scatter: unknown op");
     if (count == 0) return TORUS_GLOO_OK;
-    return guarded(c, [&]() {
+    return guarded(c, timeout_ms, [&]() {
         size_t es = elem_size(dtype);
         size_t block = (size_t)count * es;
         if (c->size == 1) {
@@ -578,7 +601,7 @@ int torus_gloo_send(void* comm, void* ptr, int64_t bytes, int dst, uint64_t slot
     Comm* c = as_comm(comm);
     if (int s = check_common(c, "send", bytes, U8, timeout_ms)) return s;
     if (dst < 0 || dst >= c->size || dst == c->rank) return fail(TORUS_GLOO_ERR_INVALID_ARGUMENT, "send: bad destination rank");
-    return guarded(c, [&]() {
+    return guarded(c, timeout_ms, [&]() {
         auto buf = c->ctx->createUnboundBuffer(ptr, (size_t)bytes);
         buf->send(dst, slot);
         buf->waitSend(std::chrono::milliseconds(timeout_ms));
@@ -590,7 +613,7 @@ int torus_gloo_recv(void* comm, void* ptr, int64_t bytes, int src, uint64_t slot
     Comm* c = as_comm(comm);
     if (int s = check_common(c, "recv", bytes, U8, timeout_ms)) return s;
     if (src < 0 || src >= c->size || src == c->rank) return fail(TORUS_GLOO_ERR_INVALID_ARGUMENT, "recv: bad source rank");
-    return guarded(c, [&]() {
+    return guarded(c, timeout_ms, [&]() {
         auto buf = c->ctx->createUnboundBuffer(ptr, (size_t)bytes);
         buf->recv(src, slot);
         buf->waitRecv(std::chrono::milliseconds(timeout_ms));
@@ -602,7 +625,7 @@ int torus_gloo_barrier(void* comm, int64_t timeout_ms, uint32_t tag) {
     Comm* c = as_comm(comm);
     if (int s = check_common(c, "barrier", 0, U8, timeout_ms)) return s;
     if (c->size == 1) return TORUS_GLOO_OK;
-    return guarded(c, [&]() {
+    return guarded(c, timeout_ms, [&]() {
         gloo::BarrierOptions opts(c->ctx);
         opts.setTag(tag);
         opts.setTimeout(std::chrono::milliseconds(timeout_ms));

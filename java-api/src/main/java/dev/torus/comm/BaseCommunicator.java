@@ -20,52 +20,17 @@ import org.slf4j.LoggerFactory;
 
 /**
  * What every backend shares: the single collective lane (one thread, issue order),
- * point-to-point lanes per peer and direction, sequence numbers, timeouts enforced
- * by a watchdog, failure diagnosis through the store, debug fingerprints, abort,
- * shrink and split. Backends supply the native calls.
+ * point-to-point lanes per peer and direction, sequence numbers, the fingerprint
+ * folded into every op's transport tag, abort, shrink and split. Timeouts are
+ * enforced by the {@link Watchdog}; failures and stalls are explained through the
+ * store by {@link FailureDiagnosis}. Backends supply the native calls.
  */
 abstract class BaseCommunicator implements Communicator {
     private static final Logger LOG = LoggerFactory.getLogger(BaseCommunicator.class);
-    static final Duration DIAGNOSIS_GRACE = Duration.ofMillis(500);
-    /** Open communicators; the watchdog scans their running operations every {@link #WATCHDOG_PERIOD_MS}. */
-    private static final Set<BaseCommunicator> LIVE = ConcurrentHashMap.newKeySet();
-    static final long WATCHDOG_PERIOD_MS = 100;
+    /** A collective still running after this long (at most half its timeout) probes the store for a mismatch. */
+    static final long MISMATCH_PROBE_AFTER_MS = 1_000;
 
-    static {
-        Thread dog = new Thread(BaseCommunicator::watchdogLoop, "torus-comm-watchdog");
-        dog.setDaemon(true);
-        dog.start();
-    }
-
-    /**
-     * Aborts a communicator whose operation has outlived its timeout by 500 ms (the
-     * native call should have failed by itself). Scanning, rather than scheduling a
-     * timer per operation, keeps the per-operation cost to two map updates.
-     */
-    private static void watchdogLoop() {
-        while (true) {
-            try {
-                Thread.sleep(WATCHDOG_PERIOD_MS);
-                long now = System.nanoTime();
-                for (BaseCommunicator c : LIVE) {
-                    for (Running r : c.running) {
-                        if (now - r.deadlineNanos > 0) {
-                            c.breakWith(r.desc + " exceeded its timeout of " + r.timeoutMs + " ms");
-                        }
-                    }
-                }
-            } catch (InterruptedException e) {
-                return;
-            } catch (RuntimeException e) {
-                LOG.warn("comm watchdog: {}", e.toString());
-            }
-        }
-    }
-
-    /** An operation executing on a lane, with the instant after which the watchdog aborts. */
-    private record Running(String desc, long timeoutMs, long deadlineNanos) {}
-
-    private final Set<Running> running = ConcurrentHashMap.newKeySet();
+    private final Set<Watchdog.Running> running = ConcurrentHashMap.newKeySet();
 
     final CommSpec spec;
     private final Lane collectiveLane;
@@ -74,7 +39,10 @@ abstract class BaseCommunicator implements Communicator {
     private final AtomicLong p2pSeq = new AtomicLong();
     private final Set<WorkImpl> pending = ConcurrentHashMap.newKeySet();
     private final AtomicLong bytesSent = new AtomicLong();
+    private final FailureDiagnosis diagnosis;
     private volatile String brokenReason;
+    /** Set when a probe or a diagnosis found that a peer ran a different collective. */
+    private volatile String mismatchReason;
     private volatile boolean closed;
     private int splitCount;
 
@@ -84,7 +52,9 @@ abstract class BaseCommunicator implements Communicator {
         String name = "torus-" + backend().name().toLowerCase() + "-" + spec.name() + "-g" + spec.generation() + "-r"
                 + spec.rank();
         this.collectiveLane = new Lane(name);
-        LIVE.add(this);
+        this.diagnosis = new FailureDiagnosis(spec);
+        diagnosis.publishIdentity();
+        Watchdog.watch(watched);
     }
 
     // ------------------------------------------------------------------ backend hooks
@@ -95,8 +65,12 @@ abstract class BaseCommunicator implements Communicator {
     /** Wakes every native operation in flight with an error; must be callable from any thread. */
     abstract void nativeAbort(String reason);
 
-    /** Frees native resources; called once, after every lane has stopped. */
-    abstract void nativeDestroy();
+    /**
+     * Frees native resources unless a native call is still inside them; waits at most
+     * {@code waitMs} for such a call to leave. Returns whether they were freed. Called
+     * once, from {@link #close()}.
+     */
+    abstract boolean nativeDestroy(long waitMs);
 
     /** Creates the next generation (shrink) or a child (split) with the same backend. */
     abstract Communicator rebuild(CommSpec next);
@@ -235,22 +209,6 @@ abstract class BaseCommunicator implements Communicator {
 
     // ------------------------------------------------------------------ submission
 
-    /** Fingerprint of a collective: op code, dtype, count, root. */
-    record Fingerprint(OpType type, int reduce, DType dtype, long count, int root) {
-        long[] toLongs(long seq) {
-            long head = ((long) type.ordinal() << 32) | ((long) (reduce + 1) << 24) | ((long) (dtype == null ? 255
-                    : dtype.ordinal()) << 16) | (root + 1);
-            return new long[] {head, count, seq, 0};
-        }
-
-        String describe() {
-            String r = reduce >= 0 ? "(" + ReduceOp.values()[reduce] + ")" : "";
-            String d = dtype == null ? "" : " of " + count + " x " + dtype;
-            String rt = root >= 0 ? " root " + root : "";
-            return type.label() + r + d + rt;
-        }
-    }
-
     Work submitCollective(Fingerprint fp, List<Tensor> tensors, OpOptions options, long wireBytes, NativeOp op) {
         ensureOpen();
         Duration timeout = timeoutOf(options);
@@ -305,8 +263,9 @@ abstract class BaseCommunicator implements Communicator {
     private void runOp(WorkImpl w, long seq, Fingerprint fp, String desc, List<Tensor> pinned, Duration timeout,
                        long wireBytes, NativeOp op, boolean collective) {
         long timeoutMs = Math.max(1, timeout.toMillis());
-        Running dog = null;
+        Watchdog.Running dog = null;
         CommException failure = null;
+        boolean released = false;
         try {
             if (w.isCompleted()) {
                 return; // failed by abort while queued
@@ -316,23 +275,25 @@ abstract class BaseCommunicator implements Communicator {
                 failure = new CommAbortedException(desc + " cannot run: " + broken);
                 return;
             }
-            dog = new Running(desc, timeoutMs, System.nanoTime() + (timeoutMs + 500) * 1_000_000L);
+            dog = new Watchdog.Running(desc, seq, collective ? fp : null, timeoutMs,
+                    Math.min(MISMATCH_PROBE_AFTER_MS, timeoutMs / 2));
             running.add(dog);
-            if (collective && spec.debugChecks()) {
-                checkFingerprints(fp, seq, timeoutMs);
+            try {
+                if (collective && (spec.debugChecks() || needsFingerprintExchange(fp))) {
+                    checkFingerprints(fp, seq, timeoutMs);
+                }
+                op.run(timeoutMs, fp.wireTag(seq));
+            } finally {
+                // the native call has returned: the caller may close the tensors as soon as it learns the outcome
+                pinned.forEach(t -> t.buffer().unpin());
+                released = true;
             }
-            op.run(timeoutMs, seq);
             bytesSent.addAndGet(wireBytes);
         } catch (CollectiveMismatchException e) {
             breakWith("collective mismatch at seq " + seq);
             failure = e;
         } catch (CommException e) {
-            boolean userAbort = brokenReason != null && brokenReason.startsWith("aborted by user");
-            String diag = (collective && !userAbort) ? diagnose(seq, fp) : "";
-            String msg = desc + " failed: " + e.getMessage() + diag;
-            breakWith(msg);
-            failure = e instanceof CommTimeoutException ? new CommTimeoutException(msg)
-                    : e instanceof CommAbortedException ? new CommAbortedException(msg) : new CommException(msg, e);
+            failure = explain(e, seq, fp, desc, collective);
         } catch (RuntimeException e) {
             breakWith(desc + " failed: " + e);
             failure = new CommException(desc + " failed: " + e, e);
@@ -340,8 +301,9 @@ abstract class BaseCommunicator implements Communicator {
             if (dog != null) {
                 running.remove(dog);
             }
-            // release the tensors before anyone waiting on the Work can wake and close them
-            pinned.forEach(t -> t.buffer().unpin());
+            if (!released) {
+                pinned.forEach(t -> t.buffer().unpin());
+            }
             pending.remove(w);
             if (failure != null) {
                 w.fail(failure);
@@ -350,6 +312,67 @@ abstract class BaseCommunicator implements Communicator {
             }
         }
     }
+
+    /**
+     * Turns a native failure into the exception the caller sees: a mismatch found by a
+     * probe or by the failure diagnosis wins; otherwise the transport's classification,
+     * with the diagnosis appended.
+     */
+    private CommException explain(CommException e, long seq, Fingerprint fp, String desc, boolean collective) {
+        boolean userAbort = brokenReason != null && brokenReason.startsWith("aborted by user");
+        String mismatch = mismatchReason;
+        String diag = "";
+        if (collective && !userAbort && mismatch == null) {
+            FailureDiagnosis.Finding f = diagnosis.afterFailure(seq, fp);
+            diag = f.text();
+            mismatch = f.mismatch();
+        }
+        if (mismatch != null) {
+            String msg = desc + " failed: " + mismatch;
+            breakWith(msg);
+            return new CollectiveMismatchException(msg);
+        }
+        String msg = desc + " failed: " + e.getMessage() + diag;
+        breakWith(msg);
+        return e instanceof CommTimeoutException ? new CommTimeoutException(msg)
+                : e instanceof CommAbortedException ? new CommAbortedException(msg) : new CommException(msg, e);
+    }
+
+    /**
+     * Whether the backend must exchange fingerprints before running {@code fp} because its
+     * transport cannot fence a mismatch by tag (see {@link Fingerprint#wireTag}).
+     */
+    boolean needsFingerprintExchange(Fingerprint fp) {
+        return false;
+    }
+
+    /** What the {@link Watchdog} may do to this communicator. */
+    private final Watchdog.Watched watched = new Watchdog.Watched() {
+        @Override
+        public Set<Watchdog.Running> running() {
+            return running;
+        }
+
+        @Override
+        public void overdue(Watchdog.Running r) {
+            breakWith(r.desc + " exceeded its timeout of " + r.timeoutMs + " ms");
+        }
+
+        @Override
+        public void stalled(Watchdog.Running r) {
+            FailureDiagnosis.async(() -> {
+                try {
+                    String m = diagnosis.probe(r.seq, r.fingerprint);
+                    if (m != null && running.contains(r)) {
+                        mismatchReason = m;
+                        breakWith(r.desc + ": " + m);
+                    }
+                } finally {
+                    r.probeDone();
+                }
+            });
+        }
+    };
 
     /** Marks the communicator broken, wakes native waiters and fails every pending Work. */
     private void breakWith(String reason) {
@@ -375,80 +398,11 @@ abstract class BaseCommunicator implements Communicator {
         }
     }
 
-    // ------------------------------------------------------------------ diagnosis and debug checks
-
-    /**
-     * After a failed collective, every surviving rank posts what it was running at this
-     * seq, then reads the others' posts for a short grace period. Ranks that post nothing
-     * are dead or not in a collective; ranks that post a different op skipped or reordered one.
-     */
-    private String diagnose(long seq, Fingerprint fp) {
-        try {
-            Store ns = spec.generationNamespace();
-            String dir = "diag/" + seq;
-            ns.set(dir + "/" + spec.rank(), fp.describe().getBytes(StandardCharsets.UTF_8));
-            long deadline = System.nanoTime() + DIAGNOSIS_GRACE.toNanos();
-            List<String> seen = ns.list(dir);
-            while (seen.size() < spec.size() && System.nanoTime() < deadline) {
-                Thread.sleep(20);
-                seen = ns.list(dir);
-            }
-            List<Integer> silent = new ArrayList<>();
-            Map<Integer, String> different = new TreeMap<>();
-            for (int r = 0; r < spec.size(); r++) {
-                if (!seen.contains(Integer.toString(r))) {
-                    silent.add(r);
-                    continue;
-                }
-                byte[] v = ns.tryGet(dir + "/" + r);
-                String other = v == null ? "?" : new String(v, StandardCharsets.UTF_8);
-                if (!other.equals(fp.describe())) {
-                    different.put(r, other);
-                }
-            }
-            StringBuilder sb = new StringBuilder();
-            if (!silent.isEmpty()) {
-                sb.append(" [missing rank(s) ").append(silent).append(": no failure report within ")
-                        .append(DIAGNOSIS_GRACE.toMillis()).append(" ms (dead, or not in a collective)]");
-            }
-            different.forEach((r, other) -> sb.append(" [rank ").append(r).append(" was in ").append(other)
-                    .append(" at this seq]"));
-            return sb.toString();
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            return "";
-        } catch (RuntimeException e) {
-            return " [diagnosis unavailable: " + e.getMessage() + "]";
-        }
-    }
+    // ------------------------------------------------------------------ explicit fingerprint exchange
 
     private void checkFingerprints(Fingerprint fp, long seq, long timeoutMs) {
-        long[] mine = fp.toLongs(seq);
-        long[][] all = exchangeFingerprints(mine, seq | 0x4000_0000L, timeoutMs);
-        Map<String, List<Integer>> groups = new TreeMap<>();
-        Map<String, String> names = new TreeMap<>();
-        for (int r = 0; r < all.length; r++) {
-            String k = Arrays.toString(all[r]);
-            groups.computeIfAbsent(k, x -> new ArrayList<>()).add(r);
-            names.put(k, describeFingerprint(all[r]));
-        }
-        if (groups.size() == 1) {
-            return;
-        }
-        String majority = null;
-        for (var e : groups.entrySet()) {
-            if (majority == null || e.getValue().size() > groups.get(majority).size()) {
-                majority = e.getKey();
-            }
-        }
-        StringBuilder sb = new StringBuilder("collective mismatch at seq " + seq + " (" + where(seq) + "): "
-                + groups.get(majority) + " called " + names.get(majority));
-        for (var e : groups.entrySet()) {
-            if (!e.getKey().equals(majority)) {
-                sb.append("; culprit rank(s) ").append(e.getValue()).append(" called ").append(names.get(e.getKey()));
-            }
-        }
-        throw new CollectiveMismatchException(sb.toString());
+        long[][] all = exchangeFingerprints(fp.toLongs(seq), seq | 0x4000_0000L, timeoutMs);
+        Fingerprint.requireAgreement(all, seq, where(seq));
     }
 
     /** Writes this rank's fingerprint after the size() slots of a 32-byte-per-rank exchange buffer. */
@@ -467,17 +421,6 @@ abstract class BaseCommunicator implements Communicator {
             }
         }
         return all;
-    }
-
-    private static String describeFingerprint(long[] f) {
-        int type = (int) (f[0] >>> 32);
-        int reduce = (int) ((f[0] >>> 24) & 0xff) - 1;
-        int dt = (int) ((f[0] >>> 16) & 0xff);
-        int root = (int) (f[0] & 0xffff) - 1;
-        String name = type >= 0 && type < OpType.values().length ? OpType.values()[type].label() : "op#" + type;
-        String r = reduce >= 0 && reduce < ReduceOp.values().length ? "(" + ReduceOp.values()[reduce] + ")" : "";
-        String d = dt < DType.values().length ? " of " + f[1] + " x " + DType.values()[dt] : "";
-        return name + r + d + (root >= 0 ? " root " + root : "") + " at seq " + f[2];
     }
 
     // ------------------------------------------------------------------ rebuild
@@ -606,13 +549,11 @@ abstract class BaseCommunicator implements Communicator {
             Thread.currentThread().interrupt();
             stopped = false;
         }
-        if (stopped) {
-            nativeDestroy();
-        } else {
+        if (!nativeDestroy(stopped ? 1_000 : 0)) {
             LOG.warn("rank {}: native operations of {} did not stop; leaking its native state rather than freeing "
                     + "memory still in use", spec.rank(), spec.name());
         }
-        LIVE.remove(this);
+        Watchdog.unwatch(watched);
         spec.lease().release();
     }
 

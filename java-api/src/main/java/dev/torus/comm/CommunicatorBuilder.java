@@ -60,7 +60,7 @@ public final class CommunicatorBuilder {
         b.debugChecks("1".equals(env.get("TORUS_COMM_DEBUG")));
         String host = env.get("TORUS_GLOO_HOSTNAME");
         if (host != null && !host.isBlank()) {
-            b.hostname(host);
+            b.hostname = ListenAddress.resolve("TORUS_GLOO_HOSTNAME", host);
         }
         String algo = env.get("TORUS_GLOO_ALGORITHM");
         if (algo != null && !algo.isBlank()) {
@@ -194,12 +194,12 @@ public final class CommunicatorBuilder {
         return this;
     }
 
-    /** Address Gloo listens on (default loopback); use the host's address for multi-node jobs. */
+    /**
+     * Address Gloo listens on (default loopback); use the host's address for multi-node jobs.
+     * It must resolve to an address of a local interface; it is resolved here, once.
+     */
     public CommunicatorBuilder hostname(String hostname) {
-        if (hostname == null || hostname.isBlank()) {
-            throw new IllegalArgumentException("hostname must be a host name or IP address, got '" + hostname + "'");
-        }
-        this.hostname = hostname;
+        this.hostname = ListenAddress.resolve("hostname", hostname);
         return this;
     }
 

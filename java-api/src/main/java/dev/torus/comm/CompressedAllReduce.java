@@ -99,7 +99,7 @@ public final class CompressedAllReduce implements AutoCloseable {
         long wire = world <= 1 ? 0 : 2L * (world - 1) * compression.encodedBytes(st.chunk);
         wireBytes.addAndGet(wire);
         uncompressedBytes.addAndGet(world <= 1 ? 0 : 2L * (world - 1) * grad.byteSize() / world);
-        var fp = new BaseCommunicator.Fingerprint(OpType.COMPRESSED_ALL_REDUCE, op.ordinal(), DType.FLOAT32, n, -1);
+        var fp = new Fingerprint(OpType.COMPRESSED_ALL_REDUCE, op.ordinal(), DType.FLOAT32, n, -1);
         return base.submitCollective(fp, List.of(grad), options, wire, (timeoutMs, tag) -> {
             synchronized (st) {
                 st.run(grad, op == ReduceOp.AVG, timeoutMs, tag);

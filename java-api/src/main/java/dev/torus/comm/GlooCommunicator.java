@@ -9,6 +9,10 @@ import dev.torus.memory.HostBuffer;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.List;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.TimeUnit;
 
 /**
  * Gloo backend: CPU tensors over Gloo's TCP transport. Owns its native context and
@@ -22,15 +26,16 @@ final class GlooCommunicator extends BaseCommunicator {
      */
     static final long AUTO_RING_THRESHOLD = 2L * 1024 * 1024;
 
-    private final long handle;
+    private final NativeHandle handle;
     private final Allocator scratchAllocator;
     private final HostBuffer fingerprintScratch;
 
-    private GlooCommunicator(CommSpec spec, long handle) {
+    private GlooCommunicator(CommSpec spec, NativeHandle handle) {
         super(spec);
         this.handle = handle;
         this.scratchAllocator = Allocator.defaultAllocator();
-        this.fingerprintScratch = spec.debugChecks() ? scratchAllocator.allocateHost(32L * (spec.size() + 1)) : null;
+        this.fingerprintScratch = spec.debugChecks() || spec.algorithm() == GlooAlgorithm.HALVING_DOUBLING
+                ? scratchAllocator.allocateHost(32L * (spec.size() + 1)) : null;
     }
 
     static void loadNative() {
@@ -43,21 +48,37 @@ final class GlooCommunicator extends BaseCommunicator {
         }
     }
 
+    /** Aborts connections that outlive their communicator's initTimeout. */
+    private static final ScheduledExecutorService INIT_TIMER = Executors.newSingleThreadScheduledExecutor(r -> {
+        Thread t = new Thread(r, "torus-gloo-init-timer");
+        t.setDaemon(true);
+        return t;
+    });
+
+    /**
+     * Forms one generation: rendezvous through the store, then Gloo's pairwise connect.
+     * The whole of it runs against one deadline, {@code spec.initTimeout()} from the call:
+     * every store wait gets what is left of it, and a connect still running at the
+     * deadline is aborted.
+     */
     static GlooCommunicator create(CommSpec spec) {
         loadNative();
+        long deadline = System.nanoTime() + spec.initTimeout().toNanos();
         Rendezvous.claimGeneration(spec);
         Rendezvous.agreeOnMembers(spec);
         long[] out = new long[1];
         check(GlooNative.torus_gloo_create(spec.rank(), spec.size(), spec.hostname(), spec.initTimeout().toMillis(), out),
                 "create the Gloo context for " + spec);
-        long h = out[0];
+        NativeHandle handle = new NativeHandle(out[0], spec.toString());
+        ScheduledFuture<?> timer = null;
         try {
+            long h = out[0];
             long[] ab = new long[1];
             check(GlooNative.torus_gloo_address_bytes(h, ab), "address size");
             int per = (int) ab[0];
             byte[] mine = new byte[per * spec.size()];
             check(GlooNative.torus_gloo_local_addresses(h, mine, mine.length), "local addresses");
-            byte[][] all = Rendezvous.exchange(spec, "gloo-addr", mine);
+            byte[][] all = Rendezvous.exchange(spec, "gloo-addr", mine, deadline);
             byte[] remote = new byte[per * spec.size()];
             for (int r = 0; r < spec.size(); r++) {
                 if (r == spec.rank()) {
@@ -69,12 +90,33 @@ final class GlooCommunicator extends BaseCommunicator {
                 }
                 System.arraycopy(all[r], spec.rank() * per, remote, r * per, per);
             }
-            check(GlooNative.torus_gloo_connect(h, remote, remote.length), "connect rank " + spec.rank() + " of " + spec);
+            String late = "connecting did not finish within initTimeout (" + spec.initTimeout().toMillis() + " ms)";
+            timer = INIT_TIMER.schedule(() -> handle.abort(a -> GlooNative.torus_gloo_abort(a, late)),
+                    Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
+            int status = handle.use("connect", a -> GlooNative.torus_gloo_connect(a, remote, remote.length));
+            timer.cancel(false);
+            if (handle.isAborted()) {
+                throw new CommTimeoutException("rank " + spec.rank() + " of " + spec + ": " + late);
+            }
+            check(status, "connect rank " + spec.rank() + " of " + spec);
             Rendezvous.checkCurrent(spec);
-            return new GlooCommunicator(spec, h);
+            return new GlooCommunicator(spec, handle);
         } catch (RuntimeException e) {
-            GlooNative.torus_gloo_destroy(h);
+            if (timer != null) {
+                timer.cancel(false);
+            }
+            handle.destroy(GlooNative::torus_gloo_destroy, spec.initTimeout().toMillis() + 1_000);
             throw e;
+        }
+    }
+
+    /** Runs a native call with the handle held and maps its status. */
+    private void call(java.util.function.LongToIntFunction nativeCall, String what) {
+        long h = handle.acquire(what);
+        try {
+            check(nativeCall.applyAsInt(h), what);
+        } finally {
+            handle.release();
         }
     }
 
@@ -135,7 +177,7 @@ final class GlooCommunicator extends BaseCommunicator {
         long count = in.numel();
         int algo = algorithmFor(in.byteSize());
         return submitCollective(new Fingerprint(OpType.ALL_REDUCE, op.ordinal(), dt, count, -1), List.of(in, out),
-                options, ringBytes(in.byteSize()), (t, tag) -> check(GlooNative.torus_gloo_allreduce(handle,
+                options, ringBytes(in.byteSize()), (t, tag) -> call(h -> GlooNative.torus_gloo_allreduce(h,
                         in.dataAddress(), out.dataAddress(), count, dt.code(), op.code, algo, t, (int) tag), "allReduce"));
     }
 
@@ -148,7 +190,7 @@ final class GlooCommunicator extends BaseCommunicator {
         long count = in.numel();
         long wire = rank() == root ? in.byteSize() : 0;
         return submitCollective(new Fingerprint(OpType.BROADCAST, -1, dt, count, root), List.of(in, out), options, wire,
-                (t, tag) -> check(GlooNative.torus_gloo_broadcast(handle, in.dataAddress(), out.dataAddress(), count,
+                (t, tag) -> call(h -> GlooNative.torus_gloo_broadcast(h, in.dataAddress(), out.dataAddress(), count,
                         dt.code(), root, t, (int) tag), "broadcast"));
     }
 
@@ -161,7 +203,7 @@ final class GlooCommunicator extends BaseCommunicator {
         DType dt = in.dtype();
         long count = in.numel();
         return submitCollective(new Fingerprint(OpType.REDUCE, op.ordinal(), dt, count, root), List.of(in, out), options,
-                in.byteSize(), (t, tag) -> check(GlooNative.torus_gloo_reduce(handle, in.dataAddress(),
+                in.byteSize(), (t, tag) -> call(h -> GlooNative.torus_gloo_reduce(h, in.dataAddress(),
                         out.dataAddress(), count, dt.code(), op.code, root, t, (int) tag), "reduce"));
     }
 
@@ -173,7 +215,7 @@ final class GlooCommunicator extends BaseCommunicator {
         DType dt = in.dtype();
         long count = in.numel();
         return submitCollective(new Fingerprint(OpType.ALL_GATHER, -1, dt, count, -1), List.of(in, out), options,
-                in.byteSize() * (size() - 1), (t, tag) -> check(GlooNative.torus_gloo_allgather(handle,
+                in.byteSize() * (size() - 1), (t, tag) -> call(h -> GlooNative.torus_gloo_allgather(h,
                         in.dataAddress(), out.dataAddress(), count, dt.code(), t, (int) tag), "allGather"));
     }
 
@@ -185,7 +227,7 @@ final class GlooCommunicator extends BaseCommunicator {
         DType dt = buffer.dtype();
         long block = count * dt.byteSize();
         return submitCollective(new Fingerprint(OpType.ALL_GATHER, -1, dt, count, -1), List.of(buffer), options,
-                block * (size() - 1), (t, tag) -> check(GlooNative.torus_gloo_allgather(handle,
+                block * (size() - 1), (t, tag) -> call(h -> GlooNative.torus_gloo_allgather(h,
                         buffer.dataAddress() + rank() * block, buffer.dataAddress(), count, dt.code(), t, (int) tag),
                         "allGather"));
     }
@@ -200,7 +242,7 @@ final class GlooCommunicator extends BaseCommunicator {
         DType dt = in.dtype();
         long count = out.numel();
         return submitCollective(new Fingerprint(OpType.REDUCE_SCATTER, op.ordinal(), dt, count, -1), List.of(in, out),
-                options, out.byteSize() * (size() - 1), (t, tag) -> check(GlooNative.torus_gloo_reduce_scatter(handle,
+                options, out.byteSize() * (size() - 1), (t, tag) -> call(h -> GlooNative.torus_gloo_reduce_scatter(h,
                         in.dataAddress(), out.dataAddress(), count, dt.code(), op.code, t, (int) tag), "reduceScatter"));
     }
 
@@ -213,7 +255,7 @@ final class GlooCommunicator extends BaseCommunicator {
         DType dt = buffer.dtype();
         long block = count * dt.byteSize();
         return submitCollective(new Fingerprint(OpType.REDUCE_SCATTER, op.ordinal(), dt, count, -1), List.of(buffer),
-                options, block * (size() - 1), (t, tag) -> check(GlooNative.torus_gloo_reduce_scatter(handle,
+                options, block * (size() - 1), (t, tag) -> call(h -> GlooNative.torus_gloo_reduce_scatter(h,
                         buffer.dataAddress(), buffer.dataAddress() + rank() * block, count, dt.code(), op.code, t,
                         (int) tag), "reduceScatter"));
     }
@@ -228,7 +270,7 @@ final class GlooCommunicator extends BaseCommunicator {
         noStream(options);
         DType dt = in.dtype();
         return submitCollective(new Fingerprint(OpType.ALL_TO_ALL, -1, dt, count, -1), List.of(in, out), options,
-                count * dt.byteSize() * (size() - 1), (t, tag) -> check(GlooNative.torus_gloo_alltoall(handle,
+                count * dt.byteSize() * (size() - 1), (t, tag) -> call(h -> GlooNative.torus_gloo_alltoall(h,
                         in.dataAddress(), out.dataAddress(), count, dt.code(), t, (int) tag), "allToAll"));
     }
 
@@ -244,7 +286,7 @@ final class GlooCommunicator extends BaseCommunicator {
                         ByteBuffer src = dev.torus.jni.MemoryView.of(buffer.dataAddress(), buffer.byteSize());
                         ByteBuffer dst = copy.view(0, buffer.byteSize());
                         dst.put(src);
-                        check(GlooNative.torus_gloo_alltoall(handle, copy.address(), buffer.dataAddress(), count,
+                        call(h -> GlooNative.torus_gloo_alltoall(h, copy.address(), buffer.dataAddress(), count,
                                 dt.code(), t, (int) tag), "allToAll");
                     }
                 });
@@ -252,11 +294,17 @@ final class GlooCommunicator extends BaseCommunicator {
 
     private static final long P2P_SLOT = 0x70L << 56;
 
-    private long slot(int tag) {
+    /**
+     * The Gloo slot of a point-to-point message: prefix, 24 bits of a hash of (dtype,
+     * count), and the user's tag. A send and a recv that disagree on size or dtype never
+     * match, so a longer message cannot overrun the receiver: the recv times out instead.
+     */
+    private static long slot(int tag, DType dtype, long count) {
         if (tag < 0) {
             throw new IllegalArgumentException("tag must be >= 0, got " + tag);
         }
-        return P2P_SLOT | tag;
+        long shape = new Fingerprint(OpType.SEND, -1, dtype, count, -1).hash32() & 0xff_ffffL;
+        return P2P_SLOT | (shape << 32) | tag;
     }
 
     @Override
@@ -267,12 +315,12 @@ final class GlooCommunicator extends BaseCommunicator {
             throw new IllegalArgumentException("dst must differ from this rank (" + rank() + ")");
         }
         noStream(options);
-        long slot = slot(tag);
+        long slot = slot(tag, tensor.dtype(), tensor.numel());
         long bytes = tensor.byteSize();
         return submitP2P(OpType.SEND, dst, tensor.dtype(), tensor.numel(), List.of(tensor), options, bytes,
                 (t, seq) -> {
                     if (bytes > 0) {
-                        check(GlooNative.torus_gloo_send(handle, tensor.dataAddress(), bytes, dst, slot, t), "send");
+                        call(h -> GlooNative.torus_gloo_send(h, tensor.dataAddress(), bytes, dst, slot, t), "send");
                     }
                 });
     }
@@ -285,12 +333,18 @@ final class GlooCommunicator extends BaseCommunicator {
             throw new IllegalArgumentException("src must differ from this rank (" + rank() + ")");
         }
         noStream(options);
-        long slot = slot(tag);
+        long slot = slot(tag, tensor.dtype(), tensor.numel());
         long bytes = tensor.byteSize();
         return submitP2P(OpType.RECV, src, tensor.dtype(), tensor.numel(), List.of(tensor), options, 0,
                 (t, seq) -> {
                     if (bytes > 0) {
-                        check(GlooNative.torus_gloo_recv(handle, tensor.dataAddress(), bytes, src, slot, t), "recv");
+                        try {
+                            call(h -> GlooNative.torus_gloo_recv(h, tensor.dataAddress(), bytes, src, slot, t), "recv");
+                        } catch (CommTimeoutException e) {
+                            throw new CommTimeoutException(e.getMessage() + " (no send of " + tensor.numel() + " x "
+                                    + tensor.dtype() + " with tag " + tag + " arrived from rank " + src
+                                    + "; a send of another size or dtype does not match)");
+                        }
                     }
                 });
     }
@@ -299,17 +353,17 @@ final class GlooCommunicator extends BaseCommunicator {
     public Work barrier(OpOptions options) {
         noStream(options);
         return submitCollective(new Fingerprint(OpType.BARRIER, -1, null, 0, -1), List.of(), options, 0,
-                (t, tag) -> check(GlooNative.torus_gloo_barrier(handle, t, (int) tag), "barrier"));
+                (t, tag) -> call(h -> GlooNative.torus_gloo_barrier(h, t, (int) tag), "barrier"));
     }
 
     @Override
     void rawAllToAll(long in, long out, long countPerRank, DType dt, long timeoutMs, long tag) {
-        check(GlooNative.torus_gloo_alltoall(handle, in, out, countPerRank, dt.code(), timeoutMs, (int) tag), "allToAll");
+        call(h -> GlooNative.torus_gloo_alltoall(h, in, out, countPerRank, dt.code(), timeoutMs, (int) tag), "allToAll");
     }
 
     @Override
     void rawAllGather(long in, long out, long countPerRank, DType dt, long timeoutMs, long tag) {
-        check(GlooNative.torus_gloo_allgather(handle, in, out, countPerRank, dt.code(), timeoutMs, (int) tag),
+        call(h -> GlooNative.torus_gloo_allgather(h, in, out, countPerRank, dt.code(), timeoutMs, (int) tag),
                 "allGather");
     }
 
@@ -318,22 +372,32 @@ final class GlooCommunicator extends BaseCommunicator {
         int n = size();
         ByteBuffer view = fingerprintScratch.view(0, 32L * (n + 1)).order(ByteOrder.nativeOrder());
         packFingerprint(view, n, mine);
-        check(GlooNative.torus_gloo_allgather(handle, fingerprintScratch.address() + 32L * n,
+        call(h -> GlooNative.torus_gloo_allgather(h, fingerprintScratch.address() + 32L * n,
                 fingerprintScratch.address(), 4, DType.INT64.code(), timeoutMs, (int) tag), "fingerprint check");
         return unpackFingerprints(view, n);
     }
 
+    /**
+     * Halving-doubling runs Gloo's older algorithm on bound buffers, whose slots do not
+     * carry the tag: a mismatch cannot be fenced there, so it is checked before the op.
+     */
     @Override
-    void nativeAbort(String reason) {
-        GlooNative.torus_gloo_abort(handle, reason);
+    boolean needsFingerprintExchange(Fingerprint fp) {
+        return spec.algorithm() == GlooAlgorithm.HALVING_DOUBLING && fp.type() == OpType.ALL_REDUCE;
     }
 
     @Override
-    void nativeDestroy() {
-        GlooNative.torus_gloo_destroy(handle);
-        if (fingerprintScratch != null) {
+    void nativeAbort(String reason) {
+        handle.abort(h -> GlooNative.torus_gloo_abort(h, reason));
+    }
+
+    @Override
+    boolean nativeDestroy(long waitMs) {
+        boolean freed = handle.destroy(GlooNative::torus_gloo_destroy, waitMs);
+        if (freed && fingerprintScratch != null) {
             fingerprintScratch.close();
         }
+        return freed;
     }
 
     @Override

@@ -454,7 +454,7 @@ final class NcclCommunicator extends BaseCommunicator {
     }
 
     @Override
-    void nativeDestroy() {
+    boolean nativeDestroy(long waitMs) {
         if (!isAborted()) {
             nccl.ncclCommFinalize(comm);
             awaitReadyQuietly();
@@ -462,6 +462,7 @@ final class NcclCommunicator extends BaseCommunicator {
         }
         scratch.close();
         hostScratch.close();
+        return true;
     }
 
     private void awaitReadyQuietly() {

@@ -4,6 +4,7 @@ import dev.torus.rendezvous.Store;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -79,19 +80,29 @@ final class Rendezvous {
 
     /** Publishes this rank's payload and returns every rank's payload, after validating each frame. */
     static byte[][] exchange(CommSpec spec, String what, byte[] payload) {
+        return exchange(spec, what, payload, System.nanoTime() + spec.initTimeout().toNanos());
+    }
+
+    /** {@link #exchange(CommSpec, String, byte[])} with every wait bounded by {@code deadlineNanos}. */
+    static byte[][] exchange(CommSpec spec, String what, byte[] payload, long deadlineNanos) {
         Store ns = spec.generationNamespace().withPrefix(what);
         ns.set(Integer.toString(spec.rank()), frame(spec, spec.rank(), payload));
         List<String> keys = new ArrayList<>();
         for (int r = 0; r < spec.size(); r++) {
             keys.add(Integer.toString(r));
         }
-        ns.wait(keys, spec.initTimeout());
+        ns.wait(keys, remaining(deadlineNanos));
         byte[][] out = new byte[spec.size()][];
         for (int r = 0; r < spec.size(); r++) {
             String key = "runs/" + spec.runId() + "/" + spec.name() + "/gen-" + spec.generation() + "/" + what + "/" + r;
-            out[r] = unframe(spec, r, ns.get(Integer.toString(r), spec.initTimeout()), key);
+            out[r] = unframe(spec, r, ns.get(Integer.toString(r), remaining(deadlineNanos)), key);
         }
         return out;
+    }
+
+    /** What is left until {@code deadlineNanos}, at least 1 ms (a store wait needs a positive bound). */
+    static Duration remaining(long deadlineNanos) {
+        return Duration.ofNanos(Math.max(1_000_000L, deadlineNanos - System.nanoTime()));
     }
 
     static byte[] frame(CommSpec spec, int rank, byte[] payload) {

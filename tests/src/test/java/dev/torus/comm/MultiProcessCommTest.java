@@ -13,6 +13,8 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /** Separate worker JVMs joined with Communicator.fromEnv() against an embedded ZooKeeper. */
 @Tag("multiprocess")
@@ -78,6 +80,47 @@ class MultiProcessCommTest {
                         shrunk);
                 assertEquals(0, w.awaitExit(r, 30_000), w.lines(r).toString());
             }
+        }
+    }
+
+    /**
+     * Two worker JVMs call different collectives at the same seq. Before the fingerprint was
+     * folded into the transport tag, a longer message from a peer killed the receiver with
+     * SIGABRT (an exception on Gloo's I/O thread), and a dtype or reduce-op mismatch gave
+     * silent garbage. Now both ranks get a CollectiveMismatchException naming both ops,
+     * within the mismatch probe's bound, far below the 60 s op timeout, and exit normally.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"count", "longer", "dtype", "op", "root"})
+    void mismatchedCollectiveIsAnExceptionOnEveryRankNeverACrash(String kind) throws Exception {
+        try (WorkerProcesses w = new WorkerProcesses(2, zk.connectString(), CommHarness.uniqueRunId("mm-" + kind),
+                60_000, "mismatch", kind)) {
+            for (int r = 0; r < 2; r++) {
+                String line = w.awaitLine(r, l -> l.startsWith("RESULT mismatch"), 40_000);
+                assertEquals(0, w.awaitExit(r, 20_000), "rank " + r + " exit code; output " + w.lines(r)
+                        + "\nstderr:\n" + w.stderrTail(r));
+                assertTrue(line.contains("type=CollectiveMismatchException"), line);
+                Matcher m = Pattern.compile("after=(\\d+)").matcher(line);
+                assertTrue(m.find(), line);
+                assertTrue(Long.parseLong(m.group(1)) < 10_000, "mismatch found after " + m.group(1) + " ms: " + line);
+                assertTrue(line.contains("collective mismatch at seq 2") && line.contains("rank 0 called")
+                        && line.contains("rank 1 called"), line);
+            }
+        }
+    }
+
+    /** A send longer than the posted recv never matches it: the recv times out with a hint, nothing crashes. */
+    @Test
+    void mismatchedSendRecvSizesTimeOutInsteadOfCrashing() throws Exception {
+        try (WorkerProcesses w = new WorkerProcesses(2, zk.connectString(), CommHarness.uniqueRunId("mm-p2p"),
+                2_000, "mismatch", "p2p")) {
+            String recv = w.awaitLine(0, l -> l.startsWith("RESULT mismatch"), 30_000);
+            assertEquals(0, w.awaitExit(0, 20_000), w.lines(0) + "\n" + w.stderrTail(0));
+            assertTrue(recv.contains("type=CommTimeoutException") && recv.contains("no send of 1000 x FLOAT32 with tag 0"),
+                    recv);
+            String send = w.awaitLine(1, l -> l.startsWith("RESULT mismatch"), 30_000);
+            assertEquals(0, w.awaitExit(1, 20_000), w.lines(1) + "\n" + w.stderrTail(1));
+            assertTrue(send.contains("type=CommTimeoutException") || send.contains("type=CommAbortedException"), send);
         }
     }
 }

@@ -17,7 +17,10 @@ import java.util.Arrays;
  * <ul>
  *   <li>{@code allops SEED}: every op and dtype, checked against references;</li>
  *   <li>{@code survive VICTIM}: all-reduce in a loop until a peer dies, then shrink
- *       without {@code VICTIM} and all-reduce among the survivors.</li>
+ *       without {@code VICTIM} and all-reduce among the survivors;</li>
+ *   <li>{@code mismatch KIND}: one good all-reduce, then rank 1 calls a collective that
+ *       differs from rank 0's by {@code KIND} (count, longer, dtype, op, root, p2p);
+ *       prints the exception each rank got.</li>
  * </ul>
  */
 public final class CommWorker {
@@ -31,6 +34,7 @@ public final class CommWorker {
             code = switch (scenario) {
                 case "allops" -> allOps(comm, alloc, Long.parseLong(args[1]));
                 case "survive" -> survive(comm, alloc, Integer.parseInt(args[1]));
+                case "mismatch" -> mismatch(comm, alloc, args[1]);
                 default -> throw new IllegalArgumentException("unknown scenario " + scenario);
             };
         }
@@ -43,6 +47,57 @@ public final class CommWorker {
         System.out.println("RESULT allops rank=" + comm.rank() + " errors=" + errors.size());
         errors.forEach(e -> System.out.println("RESULT error " + e));
         return errors.isEmpty() ? 0 : 1;
+    }
+
+    static int mismatch(Communicator comm, Allocator alloc, String kind) {
+        boolean odd = comm.rank() == 1;
+        long t0 = System.currentTimeMillis();
+        try (Tensor warm = Tensor.fromArray(alloc, new float[] {1, 2, 3, 4}, 4)) {
+            comm.allReduce(warm, ReduceOp.SUM).await();
+            int n = 1000;
+            switch (kind) {
+                case "count", "longer" -> {
+                    // rank 1 sends more than rank 0 expects ("count": 1001 vs 1000; "longer": 4x)
+                    int mine = odd ? (kind.equals("count") ? n + 1 : 4 * n) : n;
+                    try (Tensor t = Tensor.fromArray(alloc, new float[mine], mine)) {
+                        comm.allReduce(t, ReduceOp.SUM).await();
+                    }
+                }
+                case "dtype" -> {
+                    try (Tensor t = odd ? Tensor.zeros(alloc, dev.torus.DType.INT32, dev.torus.Device.cpu(), n)
+                            : Tensor.fromArray(alloc, new float[n], n)) {
+                        comm.allReduce(t, ReduceOp.SUM).await();
+                    }
+                }
+                case "op" -> {
+                    try (Tensor t = Tensor.fromArray(alloc, new float[n], n)) {
+                        comm.allReduce(t, odd ? ReduceOp.MAX : ReduceOp.SUM).await();
+                    }
+                }
+                case "root" -> {
+                    try (Tensor t = Tensor.fromArray(alloc, new float[n], n)) {
+                        comm.broadcast(t, odd ? 1 : 0).await();
+                    }
+                }
+                case "p2p" -> {
+                    int mine = odd ? n + 1 : n;
+                    try (Tensor t = Tensor.fromArray(alloc, new float[mine], mine)) {
+                        if (odd) {
+                            comm.send(t, 0, 0).await();
+                        } else {
+                            comm.recv(t, 1, 0).await();
+                        }
+                    }
+                }
+                default -> throw new IllegalArgumentException("unknown mismatch kind " + kind);
+            }
+            System.out.println("RESULT mismatch none after=" + (System.currentTimeMillis() - t0));
+            return 1;
+        } catch (CommException e) {
+            System.out.println("RESULT mismatch type=" + e.getClass().getSimpleName() + " after="
+                    + (System.currentTimeMillis() - t0) + " message=" + e.getMessage().replace('\n', ' '));
+            return 0;
+        }
     }
 
     static int survive(Communicator comm, Allocator alloc, int victim) {
