@@ -394,12 +394,13 @@ int torus_gloo_abort(void* comm, const char* reason) {
             c->abort_reason = reason ? reason : "no reason given";
             c->aborted.store(true);
         }
-        if (!c->connected) return TORUS_GLOO_OK;
+        // Signalled before connect too: a pair still waiting for its peer to connect then
+        // gives up at once (this is how an init deadline is enforced).
         // The context was made by a tcp::Device, so its dynamic type is tcp::Context,
         // whose primary base (at offset 0) is transport::Context.
         if (SignalFn fn = tcp_signal_exception()) {
             fn(c->tctx.get(), "communicator aborted: " + c->abort_reason);
-        } else {
+        } else if (c->connected) {
             c->ctx->closeConnections();
         }
         return TORUS_GLOO_OK;

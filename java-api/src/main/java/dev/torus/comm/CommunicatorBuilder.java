@@ -53,6 +53,10 @@ public final class CommunicatorBuilder {
         if (be != null && !be.isBlank()) {
             b.backend(Backend.parse("TORUS_BACKEND", be));
         }
+        String it = env.get("TORUS_COMM_INIT_TIMEOUT_MS");
+        if (it != null && !it.isBlank()) {
+            b.initTimeout(Duration.ofMillis(parseInt(env, "TORUS_COMM_INIT_TIMEOUT_MS", null)));
+        }
         String t = env.get("TORUS_COMM_TIMEOUT_MS");
         if (t != null && !t.isBlank()) {
             b.timeout(Duration.ofMillis(parseInt(env, "TORUS_COMM_TIMEOUT_MS", null)));
@@ -232,6 +236,8 @@ public final class CommunicatorBuilder {
             throw new IllegalArgumentException("a store or an endpoint must be set");
         }
         Duration init = initTimeout != null ? initTimeout : timeout;
+        // one deadline for everything: the store connection, the rendezvous and the transport's connect
+        long deadline = System.nanoTime() + init.toNanos();
         Store s = store;
         boolean ownsStore = false;
         if (s == null) {
@@ -245,7 +251,7 @@ public final class CommunicatorBuilder {
             }
             CommSpec spec = new CommSpec(new StoreLease(s, ownsStore), runId, name, generation, rank, members, timeout, init,
                     debugChecks, hostname, algorithm, cudaDevice);
-            return backend == Backend.GLOO ? GlooCommunicator.create(spec) : NcclCommunicator.create(spec);
+            return backend == Backend.GLOO ? GlooCommunicator.create(spec, deadline) : NcclCommunicator.create(spec);
         } catch (RuntimeException e) {
             if (ownsStore) {
                 s.close();

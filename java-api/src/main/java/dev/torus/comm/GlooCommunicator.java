@@ -62,12 +62,17 @@ final class GlooCommunicator extends BaseCommunicator {
      * deadline is aborted.
      */
     static GlooCommunicator create(CommSpec spec) {
+        return create(spec, System.nanoTime() + spec.initTimeout().toNanos());
+    }
+
+    /** {@link #create(CommSpec)} against a deadline that the caller started earlier (store connection included). */
+    static GlooCommunicator create(CommSpec spec, long deadline) {
         loadNative();
-        long deadline = System.nanoTime() + spec.initTimeout().toNanos();
         Rendezvous.claimGeneration(spec);
         Rendezvous.agreeOnMembers(spec);
         long[] out = new long[1];
-        check(GlooNative.torus_gloo_create(spec.rank(), spec.size(), spec.hostname(), spec.initTimeout().toMillis(), out),
+        check(GlooNative.torus_gloo_create(spec.rank(), spec.size(), spec.hostname(),
+                Rendezvous.remaining(deadline).toMillis(), out),
                 "create the Gloo context for " + spec);
         NativeHandle handle = new NativeHandle(out[0], spec.toString());
         ScheduledFuture<?> timer = null;

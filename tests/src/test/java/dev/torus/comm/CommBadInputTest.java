@@ -55,6 +55,35 @@ class CommBadInputTest extends TorusTestBase {
         rejects("hostname", () -> Communicator.builder().hostname(" "));
     }
 
+    /**
+     * Names that do not resolve used to reach Gloo, which crashed the JVM with SIGSEGV while
+     * creating its device. Now each is refused in Java, naming the argument or variable.
+     */
+    @Test
+    void unresolvableOrForeignHostnamesAreRefusedBeforeGloo() {
+        for (String bad : new String[] {"no.such.host.invalid", "999.1.1.1", "bad host", "1.2.3", "-x", "a..b"}) {
+            rejects("hostname must be a host name or IP address of this machine, got '" + bad + "'",
+                    () -> Communicator.builder().hostname(bad));
+            Map<String, String> env = new HashMap<>(Map.of("RANK", "0", "WORLD_SIZE", "1", "TORUS_RDZV_ENDPOINT",
+                    zk.connectString(), "TORUS_GLOO_HOSTNAME", bad));
+            rejects("TORUS_GLOO_HOSTNAME", () -> CommunicatorBuilder.fromEnvironment(env));
+        }
+        // resolves, but to no interface of this machine: Gloo could not bind to it
+        rejects("no local interface has", () -> Communicator.builder().hostname("192.0.2.1"));
+        // the C ABI checks too, for callers that bypass the Java API
+        GlooCommunicator.loadNative();
+        long[] out = new long[1];
+        assertTrue(dev.torus.jni.GlooNative.torus_gloo_create(0, 1, "no.such.host.invalid", 1000, out)
+                == dev.torus.jni.GlooNative.ERR_INVALID_ARGUMENT);
+        assertTrue(dev.torus.jni.GlooNative.torus_gloo_last_error().contains("does not resolve"),
+                dev.torus.jni.GlooNative.torus_gloo_last_error());
+        // good names still work
+        try (Communicator c = Communicator.builder().rank(0).size(1).store(store).runId(CommHarness.uniqueRunId("host"))
+                .hostname("localhost").build()) {
+            assertTrue(c.size() == 1);
+        }
+    }
+
     @Test
     void environmentVariables() {
         Map<String, String> env = new HashMap<>();

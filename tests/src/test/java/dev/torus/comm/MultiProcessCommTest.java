@@ -123,4 +123,20 @@ class MultiProcessCommTest {
             assertTrue(send.contains("type=CommTimeoutException") || send.contains("type=CommAbortedException"), send);
         }
     }
+
+    /** A rank whose peer never comes fails within its init bound plus 1 s (it took 5x the bound before). */
+    @Test
+    void initWithAMissingPeerEndsWithinItsBoundPlusOneSecond() throws Exception {
+        long initMs = 4_000;
+        try (WorkerProcesses w = new WorkerProcesses(3, 1, java.util.Map.of("TORUS_COMM_INIT_TIMEOUT_MS",
+                Long.toString(initMs)), zk.connectString(), CommHarness.uniqueRunId("init"), 60_000, "init")) {
+            String line = w.awaitLine(0, l -> l.startsWith("RESULT init"), 30_000);
+            System.out.println(line);
+            assertEquals(0, w.awaitExit(0, 20_000), line);
+            Matcher m = Pattern.compile("after=(\\d+) type=(\\w+)").matcher(line);
+            assertTrue(m.find(), line);
+            assertTrue(Long.parseLong(m.group(1)) <= initMs + 1_000, "init failed after " + m.group(1) + " ms: " + line);
+            assertTrue(line.contains("Timeout"), line);
+        }
+    }
 }

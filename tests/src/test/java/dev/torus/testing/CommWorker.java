@@ -28,6 +28,9 @@ public final class CommWorker {
 
     public static void main(String[] args) throws Exception {
         String scenario = args[0];
+        if (scenario.equals("init")) {
+            System.exit(initOnly());
+        }
         int code;
         try (Allocator alloc = Allocator.root("worker");
              Communicator comm = Communicator.fromEnv()) {
@@ -47,6 +50,19 @@ public final class CommWorker {
         System.out.println("RESULT allops rank=" + comm.rank() + " errors=" + errors.size());
         errors.forEach(e -> System.out.println("RESULT error " + e));
         return errors.isEmpty() ? 0 : 1;
+    }
+
+    /** Joins a world whose other ranks may never come; reports how long the failure took. */
+    static int initOnly() {
+        long t0 = System.nanoTime();
+        try (Communicator comm = Communicator.fromEnv()) {
+            System.out.println("RESULT init ok rank=" + comm.rank());
+            return 1;
+        } catch (RuntimeException e) {
+            System.out.println("RESULT init failed after=" + (System.nanoTime() - t0) / 1_000_000 + " type="
+                    + e.getClass().getSimpleName() + " message=" + String.valueOf(e.getMessage()).replace('\n', ' '));
+            return 0;
+        }
     }
 
     static int mismatch(Communicator comm, Allocator alloc, String kind) {

@@ -25,8 +25,17 @@ public final class WorkerProcesses implements AutoCloseable {
 
     public WorkerProcesses(int world, String endpoint, String runId, long timeoutMs, String... args)
             throws IOException {
+        this(world, world, Map.of(), endpoint, runId, timeoutMs, args);
+    }
+
+    /**
+     * Starts only ranks {@code 0 .. started-1} of a world of {@code world} (the others never
+     * come), each with {@code extraEnv} added to its environment.
+     */
+    public WorkerProcesses(int world, int started, Map<String, String> extraEnv, String endpoint, String runId,
+                           long timeoutMs, String... args) throws IOException {
         String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-        for (int r = 0; r < world; r++) {
+        for (int r = 0; r < started; r++) {
             List<String> cmd = new ArrayList<>(List.of(java, "-Xmx384m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
                     "-cp", classpath(), CommWorker.class.getName()));
             cmd.addAll(List.of(args));
@@ -37,6 +46,7 @@ public final class WorkerProcesses implements AutoCloseable {
             env.put("TORUS_RDZV_ENDPOINT", endpoint);
             env.put("TORUS_RUN_ID", runId);
             env.put("TORUS_COMM_TIMEOUT_MS", Long.toString(timeoutMs));
+            env.putAll(extraEnv);
             Path err = Files.createTempFile("torus-worker-" + r + "-", ".err");
             pb.redirectError(err.toFile());
             Process p = pb.start();
