@@ -257,6 +257,15 @@ int check_common(Comm* c, const char* op, int64_t count, int dt, int64_t timeout
     return TORUS_GLOO_OK;
 }
 
+// Some Gloo algorithms (bcube) wait without a timeout of their own and fall back to the
+// transport context's default, which would otherwise still be the init timeout. Collectives
+// run one at a time on the collective lane, so setting it per op is race-free for them;
+// send/recv pass their timeout explicitly and never read it.
+void set_op_timeout(Comm* c, int64_t timeout_ms) {
+    c->tctx->setTimeout(std::chrono::milliseconds(timeout_ms));
+    c->ctx->setTimeout(std::chrono::milliseconds(timeout_ms));
+}
+
 template <class F>
 void with_elem(int dt, F&& f) {
     switch (dt) {
@@ -424,12 +433,12 @@ int torus_gloo_allreduce(void* comm, void* in, void* out, int64_t count, int dty
     if (count == 0) return TORUS_GLOO_OK;
     if (in == nullptr || out == nullptr) return fail(TORUS_GLOO_ERR_INVALID_ARGUMENT, "allreduce: null buffer");
     return guarded(c, timeout_ms, [&]() {
+        set_op_timeout(c, timeout_ms);
         size_t es = elem_size(dtype);
         if (c->size > 1) {
             if (algorithm == TORUS_GLOO_ALGO_HALVING_DOUBLING) {
                 if (count > INT32_MAX) throw gloo::EnforceNotMet(__FILE__, __LINE__, "count", "halving-doubling takes at most 2^31-1 elements");
                 if (in != out) std::memcpy(out, in, (size_t)count * es);
-                c->ctx->setTimeout(std::chrono::milliseconds(timeout_ms));
                 with_elem(dtype, [&](auto e) { run_halving_doubling<decltype(e)>(c, out, count, op); });
                 // The old-style algorithm can still owe its peers flow-control messages
                 // when run() returns; without this barrier a rank that closes right after
@@ -469,6 +478,7 @@ int torus_gloo_reduce(void* comm, void* in, void* out, int64_t count, int dtype,
     if (root < 0 || root >= c->size) return fail(TORUS_GLOO_ERR_INVALID_ARGUMENT, "reduce: root out of range");
     if (count == 0) return TORUS_GLOO_OK;
     return guarded(c, timeout_ms, [&]() {
+        set_op_timeout(c, timeout_ms);
         size_t es = elem_size(dtype);
         if (c->size > 1) {
             gloo::ReduceOptions opts(c->ctx);
@@ -497,6 +507,7 @@ int torus_gloo_broadcast(void* comm, void* in, void* out, int64_t count, int dty
     if (root < 0 || root >= c->size) return fail(TORUS_GLOO_ERR_INVALID_ARGUMENT, "broadcast: root out of range");
     if (count == 0) return TORUS_GLOO_OK;
     return guarded(c, timeout_ms, [&]() {
+        set_op_timeout(c, timeout_ms);
         size_t es = elem_size(dtype);
         if (c->size > 1) {
             gloo::BroadcastOptions opts(c->ctx);
@@ -521,6 +532,7 @@ int torus_gloo_allgather(void* comm, void* in, void* out, int64_t count, int dty
     if (int s = check_common(c, "allgather", count, dtype, timeout_ms)) return s;
     if (count == 0) return TORUS_GLOO_OK;
     return guarded(c, timeout_ms, [&]() {
+        set_op_timeout(c, timeout_ms);
         size_t es = elem_size(dtype);
         char* mine = static_cast<char*>(out) + (size_t)c->rank * (size_t)count * es;
         if (c->size > 1) {
@@ -546,6 +558,7 @@ int torus_gloo_alltoall(void* comm, void* in, void* out, int64_t count, int dtyp
     if (count == 0) return TORUS_GLOO_OK;
     if (in == out) return fail(TORUS_GLOO_ERR_INVALID_ARGUMENT, "alltoall: in and out must not be the same buffer");
     return guarded(c, timeout_ms, [&]() {
+        set_op_timeout(c, timeout_ms);
         size_t es = elem_size(dtype);
         if (c->size > 1) {
             gloo::AlltoallOptions opts(c->ctx);
@@ -571,6 +584,7 @@ int torus_gloo_reduce_scatter(void* comm, void* in, void* out, int64_t count, in
     if (op < TORUS_GLOO_SUM || op > TORUS_GLOO_AVG) return fail(TORUS_GLOO_ERR_INVALID_ARGUMENT, "reduce_scatter: unknown op");
     if (count == 0) return TORUS_GLOO_OK;
     return guarded(c, timeout_ms, [&]() {
+        set_op_timeout(c, timeout_ms);
         size_t es = elem_size(dtype);
         size_t block = (size_t)count * es;
         if (c->size == 1) {
@@ -627,6 +641,7 @@ int torus_gloo_barrier(void* comm, int64_t timeout_ms, uint32_t tag) {
     if (int s = check_common(c, "barrier", 0, U8, timeout_ms)) return s;
     if (c->size == 1) return TORUS_GLOO_OK;
     return guarded(c, timeout_ms, [&]() {
+        set_op_timeout(c, timeout_ms);
         gloo::BarrierOptions opts(c->ctx);
         opts.setTag(tag);
         opts.setTimeout(std::chrono::milliseconds(timeout_ms));

@@ -59,6 +59,8 @@ class FailureSemanticsTest extends TorusTestBase {
                 String m = e.getMessage();
                 assertTrue(m.contains("allReduce(SUM) of 3 x FLOAT32") && m.contains("seq 2")
                         && m.contains("generation 0") && m.contains("missing rank(s) [1]"), m);
+                // rank 1 lives (a thread of this process): the report must not call it dead
+                assertTrue(m.contains("rank 1 is alive (pid " + ProcessHandle.current().pid() + ")"), m);
                 // the communicator is now broken: later ops fail at once
                 CommAbortedException later = assertThrows(CommAbortedException.class, () -> c.barrier().await());
                 assertTrue(later.getMessage().contains("cannot run"), later.getMessage());

@@ -75,6 +75,8 @@ class MultiProcessCommTest {
                 String msg = m.group(4);
                 assertTrue(msg.contains("allReduce(SUM) of 1048576 x FLOAT32") && msg.contains("generation 0")
                         && msg.contains("seq "), "the message names op, dtype, count, seq and generation: " + msg);
+                assertTrue(msg.contains("rank " + victim + " is dead (pid " + w.process(victim).pid() + " has exited)"),
+                        "the report names the killed rank as dead: " + msg);
                 String shrunk = w.awaitLine(r, l -> l.startsWith("RESULT shrunk"), 60_000);
                 assertTrue(shrunk.contains("size=3") && shrunk.contains("generation=1") && shrunk.endsWith("ok=true"),
                         shrunk);
@@ -137,6 +139,39 @@ class MultiProcessCommTest {
             assertTrue(m.find(), line);
             assertTrue(Long.parseLong(m.group(1)) <= initMs + 1_000, "init failed after " + m.group(1) + " ms: " + line);
             assertTrue(line.contains("Timeout"), line);
+        }
+    }
+
+    /**
+     * ZooKeeper stops, then a worker is killed with SIGKILL mid all-reduce. The transport sees
+     * the dead peer at once, and the failure diagnosis (store calls) is bounded, so the
+     * survivors fail within 2 s, not after the 60 s op timeout (122 s before the fix). The
+     * tensor of the failed op can be closed right away.
+     */
+    @Test
+    void killedPeerWhileZooKeeperIsDownFailsSurvivorsWithinTwoSeconds() throws Exception {
+        int victim = 2;
+        EmbeddedZooKeeper own = EmbeddedZooKeeper.start();
+        try (WorkerProcesses w = new WorkerProcesses(3, own.connectString(), CommHarness.uniqueRunId("zkdown"), 60_000,
+                "survive", Integer.toString(victim))) {
+            for (int r = 0; r < 3; r++) {
+                w.awaitLine(r, l -> l.equals("RESULT iter 3"), 120_000);
+            }
+            own.close();
+            long killedAt = System.currentTimeMillis();
+            w.process(victim).destroyForcibly();
+            Pattern failed = Pattern.compile("RESULT failed at=(\\d+) lastOk=(\\d+) type=(\\w+) message=(.*)");
+            for (int r = 0; r < 2; r++) {
+                String line = w.awaitLine(r, l -> l.startsWith("RESULT failed"), 30_000);
+                Matcher m = failed.matcher(line);
+                assertTrue(m.matches(), line);
+                long after = Long.parseLong(m.group(1)) - killedAt;
+                System.out.println("rank " + r + " failed " + after + " ms after the kill with ZooKeeper down: " + line);
+                assertTrue(after <= 2_000, "rank " + r + " failed " + after + " ms after the kill: " + line);
+                assertTrue(m.group(3).equals("CommAbortedException") || m.group(3).equals("CommTimeoutException"), line);
+            }
+        } finally {
+            own.close();
         }
     }
 }
