@@ -47,7 +47,35 @@ done
 command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader \
     | sed 's/^/# gpu: /'
 
-JOPTS=(-Xmx8g "-Dorg.bytedeco.javacpp.cachedir=$HERE/.javacpp-cache")
+# The kernels link the CUDA 13 runtime, which needs an R580 or newer driver. An older (or missing) driver would
+# make every CUDA call fail with "insufficient driver"; say so up front instead of running a GPU suite without a GPU.
+MIN_DRIVER=580
+driver_version() {
+    local v=""
+    if command -v nvidia-smi >/dev/null 2>&1; then
+        v=$(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null | head -n1 | tr -d ' ')
+    fi
+    if [ -z "$v" ] && [ -r /proc/driver/nvidia/version ]; then
+        # "NVRM version: NVIDIA UNIX x86_64 Kernel Module  580.65.06  ..."
+        v=$(grep -o -m1 -E '[0-9]{3,}\.[0-9]+(\.[0-9]+)?' /proc/driver/nvidia/version | head -n1)
+    fi
+    echo "$v"
+}
+DRIVER=$(driver_version)
+if [ -z "$DRIVER" ]; then
+    echo "ERROR: no NVIDIA driver found (nvidia-smi gave no driver version and /proc/driver/nvidia/version is absent);" \
+         "this bundle needs driver R$MIN_DRIVER or newer for the CUDA 13 runtime" >&2
+    exit 3
+fi
+if [ "${DRIVER%%.*}" -lt "$MIN_DRIVER" ] 2>/dev/null || ! [[ "${DRIVER%%.*}" =~ ^[0-9]+$ ]]; then
+    echo "ERROR: NVIDIA driver $DRIVER found; the CUDA 13 runtime in this bundle needs R$MIN_DRIVER or newer." \
+         "Upgrade the driver (or install the CUDA forward-compatibility package) and rerun." >&2
+    exit 3
+fi
+echo "# driver: $DRIVER (R$MIN_DRIVER+ needed)"
+
+# A GPU run must not pass by skipping: gpu-tagged tests fail, naming the cause, when CUDA is unusable.
+JOPTS=(-Xmx8g "-Dorg.bytedeco.javacpp.cachedir=$HERE/.javacpp-cache" -Dtorus.requireGpu=true)
 
 run_tests() {
     local filter=("$@")

@@ -28,8 +28,8 @@ class GpuLayerTest extends GpuTest {
     List<float[]> run(Function<Device, Layer> make, Device d, float[] x, float[] dy, long... shape) {
         List<float[]> out = new ArrayList<>();
         SegmentContext ctx = SegmentContext.of(root, 5, 99);
-        try (Layer l = make.apply(d); Tensor tx = Tensor.fromArray(root, x, shape).to(d);
-             Tensor y = l.forward(tx, ctx); Tensor tdy = Tensor.fromArray(root, dy, y.shape()).to(d);
+        try (Layer l = make.apply(d); Tensor tx = moved(Tensor.fromArray(root, x, shape), d);
+             Tensor y = l.forward(tx, ctx); Tensor tdy = moved(Tensor.fromArray(root, dy, y.shape()), d);
              Tensor dx = l.backward(tx, tdy, ctx)) {
             out.add(y.toFloatArray());
             out.add(dx.toFloatArray());
@@ -53,8 +53,12 @@ class GpuLayerTest extends GpuTest {
         for (Function<Device, Layer> make : layers) {
             List<float[]> cpu = run(make, Device.cpu(), x, dy, rows, cols);
             List<float[]> gpu = run(make, GPU, x, dy, rows, cols);
+            String name;
+            try (Layer l = make.apply(Device.cpu())) {
+                name = l.toString();
+            }
             for (int i = 0; i < cpu.size(); i++) {
-                assertArrayEquals(cpu.get(i), gpu.get(i), make.apply(Device.cpu()) + " output " + i + " (seed " + seed + ")");
+                assertArrayEquals(cpu.get(i), gpu.get(i), name + " output " + i + " (seed " + seed + ")");
             }
         }
     }
@@ -98,8 +102,8 @@ class GpuLayerTest extends GpuTest {
             lossCpu = res.loss();
             gradCpu = res.gradLogits().toFloatArray();
         }
-        try (Tensor tx = Tensor.fromArray(root, x, rows, classes).to(GPU);
-             Tensor tl = Tensor.fromArray(root, labels, rows).to(GPU);
+        try (Tensor tx = moved(Tensor.fromArray(root, x, rows, classes), GPU);
+             Tensor tl = moved(Tensor.fromArray(root, labels, rows), GPU);
              SoftmaxCrossEntropy.Result res = SoftmaxCrossEntropy.lossAndGrad(tx, tl, root)) {
             assertEquals(lossCpu, res.loss(), 0f, "loss (seed " + seed + ")");
             assertArrayEquals(gradCpu, res.gradLogits().toFloatArray(), "dlogits (seed " + seed + ")");
@@ -110,7 +114,7 @@ class GpuLayerTest extends GpuTest {
 
     float[] optimize(Device d, float[] g) {
         try (Linear a = new Linear(g.length, 1, false, d, root, 3); Linear b = new Linear(g.length, 1, false, d, root, 4);
-             Tensor tg = Tensor.fromArray(root, g, 1, g.length).to(d);
+             Tensor tg = moved(Tensor.fromArray(root, g, 1, g.length), d);
              Sgd sgd = new Sgd(a.parameters(), 0.1f, 0.9f, 1e-4f, true, root);
              AdamW adam = new AdamW(b.parameters(), 1e-2f, root)) {
             for (int step = 0; step < 3; step++) {
@@ -155,7 +159,8 @@ class GpuLayerTest extends GpuTest {
         }
         try (Mlp mlp = new Mlp(128, 128, 32, 10, 0.1f, GPU, root, 5);
              CheckpointedSequential net = new CheckpointedSequential(mlp.layers(), policy, root, 42);
-             Tensor tx = Tensor.fromArray(root, x, 64, 128).to(GPU); Tensor tl = Tensor.fromArray(root, labels, 64).to(GPU);
+             Tensor tx = moved(Tensor.fromArray(root, x, 64, 128), GPU);
+             Tensor tl = moved(Tensor.fromArray(root, labels, 64), GPU);
              Tensor out = net.forward(tx); SoftmaxCrossEntropy.Result l = SoftmaxCrossEntropy.lossAndGrad(out, tl, root);
              Tensor dx = net.backward(l.gradLogits())) {
             List<Float> all = new ArrayList<>();

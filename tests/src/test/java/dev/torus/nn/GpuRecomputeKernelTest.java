@@ -30,8 +30,9 @@ class GpuRecomputeKernelTest extends GpuTest {
     }
 
     float[][] run(Device d, float[] x, float[] v, float[] dy, int rows, int cols, long seed) {
-        try (Tensor tx = Tensor.fromArray(root, x, rows, cols).to(d); Tensor tv = Tensor.fromArray(root, v, cols).to(d);
-             Tensor tdy = Tensor.fromArray(root, dy, rows, cols).to(d);
+        try (Tensor tx = moved(Tensor.fromArray(root, x, rows, cols), d);
+             Tensor tv = moved(Tensor.fromArray(root, v, cols), d);
+             Tensor tdy = moved(Tensor.fromArray(root, dy, rows, cols), d);
              Tensor a = Tensor.zeros(root, DType.FLOAT32, d, rows, cols);
              Tensor b = Tensor.zeros(root, DType.FLOAT32, d, rows, cols);
              Tensor c = Tensor.zeros(root, DType.FLOAT32, d, cols);

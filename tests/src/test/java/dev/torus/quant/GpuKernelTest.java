@@ -1,11 +1,10 @@
 package dev.torus.quant;
 
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
-
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Tag;
 
 import dev.torus.Device;
+import dev.torus.testing.GpuTest;
 
 /**
  * The kernel contract on CUDA device 0. Both devices are checked against the same
@@ -15,7 +14,7 @@ import dev.torus.Device;
 class GpuKernelTest extends KernelSuite {
     @BeforeEach
     void requireCuda() {
-        assumeTrue(Device.isCudaAvailable(), () -> "CUDA unavailable: " + Device.cudaUnavailableCause());
+        GpuTest.requireCuda();
     }
 
     @Override

@@ -4,6 +4,8 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.TestInfo;
 
+import dev.torus.Device;
+import dev.torus.Tensor;
 import dev.torus.memory.Allocator;
 
 /**
@@ -21,5 +23,15 @@ public abstract class TorusTestBase {
     @AfterEach
     void closeRootChecksLeaks() {
         root.close();
+    }
+
+    /**
+     * A copy of {@code host} on {@code device}; {@code host} is closed either way, so
+     * {@code moved(Tensor.fromArray(...), d)} leaks nothing. The caller owns the copy.
+     */
+    protected static Tensor moved(Tensor host, Device device) {
+        try (host) {
+            return host.to(device);
+        }
     }
 }
