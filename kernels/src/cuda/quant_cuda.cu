@@ -226,6 +226,17 @@ __global__ void stats_finish_kernel(int64_t groups, float* amax, float* mn, floa
 
 // Blockwise: one warp per block. The second pass re-reads the block, which
 // the first pass has just brought into L1/L2.
+//
+// The 16-byte path loads V = 16 / sizeof(In) elements at x + b * block + j, so it
+// is only taken when a full block is a whole number of packs: block % V == 0 keeps
+// every pack inside its block and 16-byte aligned (x itself is). The C ABI accepts
+// any power-of-two block, so blocks of 1..V-1 elements take the scalar path.
+template <typename In>
+bool block_vec_ok(int64_t block, const void* x, const void* q) {
+    constexpr int V = 16 / sizeof(In);
+    return block % V == 0 && aligned(x, 16) && (q == nullptr || aligned(q, 16));
+}
+
 template <typename In>
 __device__ __forceinline__ void block_fold(const In* __restrict__ x, int64_t len, bool full_vec, Acc& a) {
     constexpr int V = 16 / sizeof(In);
@@ -318,7 +329,8 @@ int stats_typed(int device, void* s, const In* x, const Grouping& g, float* amax
     if (g.block > 0) {
         int64_t nblocks = groups;
         int grid = grid_for(device, nblocks * 32);
-        block_stats_kernel<In><<<grid, THREADS, 0, st>>>(x, g.n, g.block, nblocks, aligned(x, 16), amax, mn, mx);
+        block_stats_kernel<In><<<grid, THREADS, 0, st>>>(x, g.n, g.block, nblocks,
+                                                         block_vec_ok<In>(g.block, x, nullptr), amax, mn, mx);
         TORUS_CUDA_CHECK(check_launch("block_stats"));
         if (to_scale) {
             stats_finish_kernel<<<grid_for(device, groups), THREADS, 0, st>>>(groups, amax, nullptr, nullptr, true);
@@ -359,7 +371,7 @@ int quantize_symmetric(int device, void* s, int in_dtype, const void* x, const G
             int64_t nblocks = g.groups();
             int grid = grid_for(device, nblocks * 32);
             block_quantize_kernel<In><<<grid, THREADS, 0, (cudaStream_t)s>>>(xi, q, scales, g.n, g.block, nblocks,
-                                                                             aligned(x, 16) && aligned(q, 16), sr, seed);
+                                                                             block_vec_ok<In>(g.block, x, q), sr, seed);
             return check_launch("block_quantize");
         }
         TORUS_CUDA_CHECK(stats_typed(device, s, xi, g, scales, nullptr, nullptr, true));
