@@ -208,6 +208,41 @@ __global__ void stats_kernel(const In* __restrict__ x, int64_t n, GroupOf group,
     }
 }
 
+// Channel mode with short runs (inner < kShortRun, e.g. per-channel on the last
+// axis): the tensor is a [outer, channels * inner] matrix whose column c belongs
+// to group c / inner. A block of 32 x 8 threads takes 32 adjacent columns (so a
+// warp reads adjacent elements of one row) and a slice of the rows; the 8 row
+// lanes meet in shared memory and one thread per column flushes. That is one
+// atomic per column per block instead of one per element. Max and min are exact
+// and order-free, so the result is the CPU's bit for bit.
+constexpr int64_t kShortRun = 32;
+constexpr int kColTile = 32, kRowLanes = 8;
+
+template <typename In>
+__global__ void stats_columns_kernel(const In* __restrict__ x, int64_t rows, int64_t cols, int64_t inner,
+                                     int64_t rows_per_block, uint32_t* amax, int32_t* kmin, int32_t* kmax) {
+    __shared__ Acc part[kRowLanes][kColTile];
+    const int tx = threadIdx.x, ty = threadIdx.y;
+    const int64_t c = (int64_t)blockIdx.x * kColTile + tx;
+    const int64_t r0 = (int64_t)blockIdx.y * rows_per_block;
+    const int64_t r1 = min(rows, r0 + rows_per_block);
+    Acc a;
+    a.reset();
+    if (c < cols)
+        for (int64_t r = r0 + ty; r < r1; r += kRowLanes) a.add(io<In>::load(x[r * cols + c]));
+    part[ty][tx] = a;
+    __syncthreads();
+    if (ty == 0 && c < cols) {
+        for (int k = 1; k < kRowLanes; k++) {
+            const Acc& o = part[k][tx];
+            a.amax = max(a.amax, o.amax);
+            a.kmin = min(a.kmin, o.kmin);
+            a.kmax = max(a.kmax, o.kmax);
+        }
+        flush(a, c / inner, amax, kmin, kmax);
+    }
+}
+
 // Converts accumulated keys into floats (empty group -> 0), and for the
 // symmetric path turns absmax into the scale in place.
 __global__ void stats_finish_kernel(int64_t groups, float* amax, float* mn, float* mx, bool to_scale) {
@@ -340,7 +375,19 @@ int stats_typed(int device, void* s, const In* x, const Grouping& g, float* amax
     }
     stats_init_kernel<<<grid_for(device, groups), THREADS, 0, st>>>(groups, (uint32_t*)amax, (int32_t*)mn, (int32_t*)mx);
     TORUS_CUDA_CHECK(check_launch("stats_init"));
-    if (g.n > 0) {
+    if (g.n > 0 && g.channels > 1 && g.inner < kShortRun) {
+        const int64_t cols = g.channels * g.inner, rows = g.outer;
+        const int64_t gx = (cols + kColTile - 1) / kColTile;
+        // enough blocks to fill the device, each with at least a few rows per lane
+        int64_t gy = std::max<int64_t>(1, (int64_t)sm_count(device) * 8 / gx);
+        gy = std::min<int64_t>({gy, (rows + 4 * kRowLanes - 1) / (4 * kRowLanes), 65535});
+        gy = std::max<int64_t>(gy, 1);
+        const int64_t per = (rows + gy - 1) / gy;
+        gy = (rows + per - 1) / per;
+        stats_columns_kernel<In><<<dim3((unsigned)gx, (unsigned)gy), dim3(kColTile, kRowLanes), 0, st>>>(
+            x, rows, cols, g.inner, per, (uint32_t*)amax, (int32_t*)mn, (int32_t*)mx);
+        TORUS_CUDA_CHECK(check_launch("stats (short channel runs)"));
+    } else if (g.n > 0) {
         bool vec = aligned(x, 16);
         int grid = grid_for(device, vec ? (g.n + V - 1) / V : g.n);
         stats_kernel<In><<<grid, THREADS, 0, st>>>(x, g.n, group_of(g), vec, (uint32_t*)amax, (int32_t*)mn, (int32_t*)mx);
