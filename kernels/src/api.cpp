@@ -173,6 +173,13 @@ int torus_stream_synchronize(int device, void* s) {
 int torus_stream_wait_event(int device, void* s, void* e) {
     return guarded("stream_wait_event", [&] { return cuda::stream_wait_event(device, s, e); });
 }
+
+int torus_stream_wait_stream(int device, void* waiter, void* waitee) {
+    return guarded("stream_wait_stream", [&] {
+        if (waiter == waitee) return (int)TORUS_OK;
+        return cuda::stream_wait_stream(device, waiter, waitee);
+    });
+}
 int torus_event_create(int device, int timing, void** out) {
     return guarded("event_create", [&] {
         TORUS_CHECK(check_pointer("event_create", "out", out, 1));

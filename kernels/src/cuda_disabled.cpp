@@ -18,6 +18,7 @@ int stream_create(int, void**) { return no_cuda(); }
 int stream_destroy(int, void*) { return no_cuda(); }
 int stream_synchronize(int, void*) { return no_cuda(); }
 int stream_wait_event(int, void*, void*) { return no_cuda(); }
+int stream_wait_stream(int, void*, void*) { return no_cuda(); }
 int event_create(int, int, void**) { return no_cuda(); }
 int event_destroy(int, void*) { return no_cuda(); }
 int event_record(int, void*, void*) { return no_cuda(); }

@@ -17,6 +17,7 @@ int stream_create(int device, void** out);
 int stream_destroy(int device, void* s);
 int stream_synchronize(int device, void* s);
 int stream_wait_event(int device, void* s, void* e);
+int stream_wait_stream(int device, void* waiter, void* waitee);
 int event_create(int device, int timing, void** out);
 int event_destroy(int device, void* e);
 int event_record(int device, void* e, void* s);

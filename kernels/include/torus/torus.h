@@ -73,6 +73,10 @@ int torus_stream_create(int device, void** out);
 int torus_stream_destroy(int device, void* stream);
 int torus_stream_synchronize(int device, void* stream);
 int torus_stream_wait_event(int device, void* stream, void* event);
+/* Makes later work on `waiter` wait for the work queued so far on `waitee` (an
+ * event recorded on waitee, waited on by waiter, then released). No-op when they
+ * are the same stream. Used to free a buffer only after every stream that read it. */
+int torus_stream_wait_stream(int device, void* waiter, void* waitee);
 int torus_event_create(int device, int timing, void** out);
 int torus_event_destroy(int device, void* event);
 int torus_event_record(int device, void* event, void* stream);

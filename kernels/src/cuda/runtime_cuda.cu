@@ -86,6 +86,17 @@ int stream_wait_event(int device, void* s, void* e) {
     return check("cudaStreamWaitEvent", cudaStreamWaitEvent((cudaStream_t)s, (cudaEvent_t)e, 0));
 }
 
+int stream_wait_stream(int device, void* waiter, void* waitee) {
+    TORUS_CUDA_CHECK(use_device(device));
+    cudaEvent_t e;
+    TORUS_CUDA_CHECK(check("cudaEventCreateWithFlags", cudaEventCreateWithFlags(&e, cudaEventDisableTiming)));
+    int st = check("cudaEventRecord", cudaEventRecord(e, (cudaStream_t)waitee));
+    if (st == TORUS_OK) st = check("cudaStreamWaitEvent", cudaStreamWaitEvent((cudaStream_t)waiter, e, 0));
+    // destroying a pending event is allowed: CUDA releases it once it completes, and the wait stays in place
+    int destroyed = check("cudaEventDestroy", cudaEventDestroy(e));
+    return st != TORUS_OK ? st : destroyed;
+}
+
 int event_create(int device, int timing, void** out) {
     TORUS_CUDA_CHECK(use_device(device));
     cudaEvent_t e;

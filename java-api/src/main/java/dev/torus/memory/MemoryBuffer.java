@@ -125,6 +125,9 @@ public abstract sealed class MemoryBuffer implements AutoCloseable permits HostB
     /**
      * Frees the memory. Throws {@link IllegalStateException} if an asynchronous
      * operation still uses the buffer (see {@link #pin}); wait for it, then close.
+     * If the native free fails, the exception propagates and the allocator keeps
+     * counting the bytes (and reports the buffer when closed): memory that was not
+     * returned is never shown as released.
      */
     @Override
     public void close() {
@@ -142,11 +145,8 @@ public abstract sealed class MemoryBuffer implements AutoCloseable permits HostB
             parent.unpin();
             return;
         }
-        try {
-            free(address);
-        } finally {
-            allocator.release(this);
-        }
+        free(address);
+        allocator.release(this);
     }
 
     abstract void free(long address);

@@ -1,5 +1,10 @@
 package dev.torus.memory;
 
+import java.util.ArrayList;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Set;
+
 import dev.torus.Device;
 import dev.torus.NativeLibrary;
 import dev.torus.jni.TorusNative;
@@ -10,14 +15,25 @@ import dev.torus.jni.TorusNative;
  * makes a non-blocking stream that the caller owns and closes. On the CPU every
  * operation is synchronous and the CPU stream is a no-op marker.
  * A stream may be used from several threads; closing it while in use is an error.
+ *
+ * <p>An owned stream knows the device buffers allocated on it and the ones that
+ * {@linkplain DeviceBuffer#recordStream recorded} it. {@link #close()} refuses, with
+ * {@link IllegalStateException} naming them, while buffers allocated on it are open:
+ * their stream-ordered free needs the stream, and destroying it first would leave the
+ * memory allocated while the allocator reported it released. Buffers that only
+ * recorded it get the dependency handed to their own allocation stream.
  */
 public final class Stream implements AutoCloseable {
     private static final Stream CPU = new Stream(Device.cpu(), 0, false);
+    /** Guards the buffer/stream bookkeeping on both sides (short sections, no blocking calls). */
+    static final Object TRACKING = new Object();
 
     private final Device device;
     private final long handle;
     private final boolean owned;
     private volatile boolean closed;
+    /** Buffers allocated on or recorded on this stream; owned streams only; guarded by {@link #TRACKING}. */
+    private final Set<DeviceBuffer> buffers = new LinkedHashSet<>();
 
     private Stream(Device device, long handle, boolean owned) {
         this.device = device;
@@ -96,6 +112,33 @@ public final class Stream implements AutoCloseable {
         }
         NativeLibrary.check(TorusNative.torus_memcpy_async(device.ordinal(), dst.address() + dstOffset,
                 src.address() + srcOffset, bytes, handle), "copy " + src + " -> " + dst);
+        // the copy reads or writes device memory from this stream: its free must wait for it
+        for (MemoryBuffer b : new MemoryBuffer[] {src, dst}) {
+            if (b instanceof DeviceBuffer d && d.device().equals(device) && !d.stream().sameAs(this)) {
+                d.recordStream(this);
+            }
+        }
+    }
+
+    /** True when both name the same CUDA stream (default streams are equal by device). */
+    boolean sameAs(Stream other) {
+        return other == this || (other.device.equals(device) && other.handle == handle);
+    }
+
+    void track(DeviceBuffer b) {
+        if (owned) {
+            synchronized (TRACKING) {
+                buffers.add(b);
+            }
+        }
+    }
+
+    void untrack(DeviceBuffer b) {
+        if (owned) {
+            synchronized (TRACKING) {
+                buffers.remove(b);
+            }
+        }
     }
 
     private void checkSameDevice(Device other) {
@@ -110,12 +153,42 @@ public final class Stream implements AutoCloseable {
         }
     }
 
+    /**
+     * Destroys an owned stream (a no-op for default streams and when closed). Throws
+     * {@link IllegalStateException}, leaving the stream open, while device buffers
+     * allocated on it are open; close them first. Buffers that only recorded this
+     * stream keep their ordering: their allocation stream waits for this one's work.
+     */
     @Override
     public void close() {
-        if (!owned || closed) {
+        if (!owned) {
             return;
         }
-        closed = true;
+        synchronized (TRACKING) {
+            if (closed) {
+                return;
+            }
+            List<DeviceBuffer> allocatedHere = new ArrayList<>();
+            for (DeviceBuffer b : buffers) {
+                if (b.stream() == this) {
+                    allocatedHere.add(b);
+                }
+            }
+            if (!allocatedHere.isEmpty()) {
+                StringBuilder sb = new StringBuilder("cannot close ").append(this).append(": ")
+                        .append(allocatedHere.size()).append(" device buffer(s) allocated on it are still open "
+                                + "and must be freed on it first:");
+                for (DeviceBuffer b : allocatedHere) {
+                    sb.append("\n  ").append(b);
+                }
+                throw new IllegalStateException(sb.toString());
+            }
+            for (DeviceBuffer b : buffers) {
+                b.handOver(this);
+            }
+            buffers.clear();
+            closed = true;
+        }
         NativeLibrary.check(TorusNative.torus_stream_destroy(device.ordinal(), handle), "close(" + this + ")");
     }
 

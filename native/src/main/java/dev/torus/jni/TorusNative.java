@@ -67,6 +67,9 @@ public final class TorusNative {
 
     public static native int torus_stream_wait_event(int device, @Cast("void*") long stream, @Cast("void*") long event);
 
+    public static native int torus_stream_wait_stream(int device, @Cast("void*") long waiter,
+                                                      @Cast("void*") long waitee);
+
     public static native int torus_event_create(int device, int timing, @Cast("void**") long[] out);
 
     public static native int torus_event_destroy(int device, @Cast("void*") long event);

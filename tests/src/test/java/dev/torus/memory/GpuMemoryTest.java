@@ -51,18 +51,104 @@ class GpuMemoryTest extends GpuTest {
         }
     }
 
+    /** Fills a pinned host buffer with a pattern keyed by {@code salt} and returns it. */
+    HostBuffer pattern(int n, int salt) {
+        HostBuffer h = root.allocateHost(n, true);
+        java.nio.ByteBuffer v = h.view(0, n);
+        for (int i = 0; i < n; i++) {
+            v.put(i, (byte) (i * 31 + salt));
+        }
+        return h;
+    }
+
+    static void assertPattern(HostBuffer h, int n, int salt, String what) {
+        byte[] got = new byte[n];
+        h.view(0, n).get(got);
+        for (int i = 0; i < n; i++) {
+            if (got[i] != (byte) (i * 31 + salt)) {
+                throw new AssertionError(what + ": byte " + i + " is " + got[i] + ", expected "
+                        + (byte) (i * 31 + salt));
+            }
+        }
+    }
+
+    /** Stream b reads what stream a wrote only because it waits on a's event: the bytes prove the order. */
     @Test
-    void eventsTimeWorkAndStreamsWaitOnThem() {
+    void eventsOrderWorkAcrossStreamsAndTimeIt() {
+        int n = 1 << 24;
         try (Stream a = Stream.create(gpu); Stream b = Stream.create(gpu); Event start = Event.create(gpu, true);
-             Event end = Event.create(gpu, true); DeviceBuffer buf = root.allocateDevice(gpu, 1 << 24, a);
-             DeviceBuffer buf2 = root.allocateDevice(gpu, 1 << 24, a)) {
+             Event end = Event.create(gpu, true); HostBuffer src = pattern(n, 7);
+             HostBuffer dst = root.allocateHost(n, true);
+             DeviceBuffer buf = root.allocateDevice(gpu, n, a); DeviceBuffer buf2 = root.allocateDevice(gpu, n, a)) {
             start.record(a);
-            a.copy(buf, 0, buf2, 0, 1 << 24);
+            a.copy(src, 0, buf, 0, n);
+            a.copy(buf, 0, buf2, 0, n);
             end.record(a);
             b.waitFor(end);
+            b.copy(buf2, 0, dst, 0, n);
             b.synchronize();
             assertTrue(end.isCompleted());
-            assertTrue(start.elapsedMillis(end) >= 0);
+            assertPattern(dst, n, 7, "host <- b <- a");
+            float ms = start.elapsedMillis(end);
+            assertTrue(ms > 0 && Float.isFinite(ms), "elapsed " + ms + " ms for two 16 MiB copies");
+            assertEquals(java.util.List.of(b), buf2.recordedStreams(), "b's copy recorded b on buf2");
+        }
+    }
+
+    /**
+     * A buffer allocated on a and read by a long copy on b is closed, and a new buffer of the
+     * same size is allocated on a and overwritten at once. Without record-stream semantics the
+     * pool may hand the same memory back while b still reads it.
+     */
+    @Test
+    void memoryReadOnAnotherStreamIsNotReusedBeforeTheReadEnds() {
+        int n = 1 << 26;
+        try (Stream a = Stream.create(gpu); Stream b = Stream.create(gpu); HostBuffer src = pattern(n, 3);
+             HostBuffer other = pattern(n, 101); HostBuffer dst = root.allocateHost(n, true)) {
+            for (int round = 0; round < 3; round++) {
+                DeviceBuffer read = root.allocateDevice(gpu, n, a);
+                a.copy(src, 0, read, 0, n);
+                a.synchronize();
+                b.copy(read, 0, dst, 0, n);
+                read.close();
+                try (DeviceBuffer next = root.allocateDevice(gpu, n, a)) {
+                    a.copy(other, 0, next, 0, n);
+                    b.synchronize();
+                    a.synchronize();
+                }
+                assertPattern(dst, n, 3, "round " + round);
+            }
+        }
+    }
+
+    @Test
+    void aStreamWithOpenBuffersRefusesToCloseAndKeepsTheAccounting() {
+        Stream s = Stream.create(gpu);
+        DeviceBuffer b = root.allocateDevice(gpu, 4096, s);
+        IllegalStateException e = assertThrows(IllegalStateException.class, s::close);
+        assertTrue(e.getMessage().contains(b.toString()), e.getMessage());
+        assertEquals(4096, root.allocatedBytes());
+        s.synchronize();   // still open
+        b.close();
+        s.close();
+        assertEquals(0, root.allocatedBytes());
+    }
+
+    @Test
+    void closingARecordedStreamHandsItsWorkToTheAllocationStream() {
+        int n = 1 << 20;
+        try (Stream a = Stream.create(gpu); HostBuffer src = pattern(n, 5);
+             HostBuffer dst = root.allocateHost(n, true);
+             DeviceBuffer buf = root.allocateDevice(gpu, n, a)) {
+            a.copy(src, 0, buf, 0, n);
+            a.synchronize();
+            try (Stream b = Stream.create(gpu)) {
+                b.copy(buf, 0, dst, 0, n);
+                assertEquals(1, buf.recordedStreams().size());
+            }
+            assertTrue(buf.recordedStreams().isEmpty(), "b's close handed over its dependency");
+            a.synchronize();
+            assertPattern(dst, n, 5, "copy on the closed stream");
         }
     }
 
