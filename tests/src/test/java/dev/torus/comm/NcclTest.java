@@ -62,16 +62,38 @@ class NcclTest extends GpuTest {
                     }
                 }
                 try (Tensor t = onGpu(dt, v); Tensor o = Tensor.zeros(root, dt, Device.cuda(0), v.length)) {
+                    // every op writes into a zeroed output, so each result is its own
                     c.broadcast(t, o, 0, OpOptions.defaults()).await();
+                    assertValues(v, o, dt + " broadcast");
+                    o.zero();
+                    c.reduce(t, o, ReduceOp.SUM, 0, OpOptions.defaults()).await();
+                    assertValues(v, o, dt + " reduce to out");
                     c.reduce(t, ReduceOp.SUM, 0).await();
+                    assertValues(v, t, dt + " reduce in place");
+                    o.zero();
                     c.allGather(t, o).await();
+                    assertValues(v, o, dt + " allGather");
+                    o.zero();
                     c.reduceScatter(t, o, ReduceOp.SUM).await();
+                    assertValues(v, o, dt + " reduceScatter");
+                    o.zero();
                     c.allToAll(t, o).await();
+                    assertValues(v, o, dt + " allToAll");
+                    c.allGatherInPlace(t, OpOptions.defaults()).await();
+                    assertValues(v, t, dt + " allGatherInPlace");
+                    c.reduceScatterInPlace(t, ReduceOp.SUM, OpOptions.defaults()).await();
+                    assertValues(v, t, dt + " reduceScatterInPlace");
+                    c.allToAllInPlace(t, OpOptions.defaults()).await();
+                    assertValues(v, t, dt + " allToAllInPlace");
                     c.barrier().await();
-                    assertArrayEquals(v, TypedData.fromBytes(dt, o.toByteArray()), 0.0, dt.toString());
+                    assertValues(v, t, dt + " input after every op");
                 }
             }
         }
+    }
+
+    static void assertValues(double[] want, Tensor t, String what) {
+        assertArrayEquals(want, TypedData.fromBytes(t.dtype(), t.toByteArray()), 0.0, what);
     }
 
     @Test
