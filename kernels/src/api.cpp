@@ -413,7 +413,7 @@ int torus_layernorm_forward(int device, void* stream, const float* x, const floa
 }
 
 int torus_layernorm_backward(int device, void* stream, const float* x, const float* gamma, const float* dy, float* dx,
-                             float* dgamma, float* dbeta, int64_t rows, int64_t cols, float eps) {
+                             float* dgamma, float* dbeta, float* scratch, int64_t rows, int64_t cols, float eps) {
     return guarded("layernorm_backward", [&] {
         TORUS_CHECK(check_shape("layernorm_backward", rows, cols));
         TORUS_CHECK(check_eps("layernorm_backward", eps));
@@ -422,11 +422,14 @@ int torus_layernorm_backward(int device, void* stream, const float* x, const flo
         TORUS_CHECK(check_pointer("layernorm_backward", "gamma", gamma, rows > 0 ? cols : 0));
         TORUS_CHECK(check_pointer("layernorm_backward", "dy", dy, rows * cols));
         TORUS_CHECK(check_pointer("layernorm_backward", "dx", dx, rows * cols));
+        if (dgamma != nullptr || dbeta != nullptr)
+            TORUS_CHECK(check_pointer("layernorm_backward", "scratch", scratch, 2 * rows));
         if (device < 0) {
-            TORUS_CPU_CALL(cpu_recompute::layernorm_backward, x, gamma, dy, dx, dgamma, dbeta, rows, cols, eps);
+            TORUS_CPU_CALL(cpu_recompute::layernorm_backward, x, gamma, dy, dx, dgamma, dbeta, scratch, rows, cols,
+                           eps);
             return (int)TORUS_OK;
         }
-        return cuda::layernorm_backward(device, stream, x, gamma, dy, dx, dgamma, dbeta, rows, cols, eps);
+        return cuda::layernorm_backward(device, stream, x, gamma, dy, dx, dgamma, dbeta, scratch, rows, cols, eps);
     });
 }
 

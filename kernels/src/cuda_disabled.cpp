@@ -44,7 +44,7 @@ int layernorm_forward(int, void*, const float*, const float*, const float*, floa
                       float) {
     return no_cuda();
 }
-int layernorm_backward(int, void*, const float*, const float*, const float*, float*, float*, float*, int64_t, int64_t,
+int layernorm_backward(int, void*, const float*, const float*, const float*, float*, float*, float*, float*, int64_t, int64_t,
                        float) {
     return no_cuda();
 }

@@ -45,7 +45,7 @@ int dropout(int device, void* s, const float* x, float* y, int64_t n, float p, u
 int layernorm_forward(int device, void* s, const float* x, const float* gamma, const float* beta, float* y,
                       float* mean, float* rstd, int64_t rows, int64_t cols, float eps);
 int layernorm_backward(int device, void* s, const float* x, const float* gamma, const float* dy, float* dx,
-                       float* dgamma, float* dbeta, int64_t rows, int64_t cols, float eps);
+                       float* dgamma, float* dbeta, float* scratch, int64_t rows, int64_t cols, float eps);
 
 int relu_forward(int device, void* s, const float* x, float* y, int64_t n);
 int relu_backward(int device, void* s, const float* x, const float* dy, float* dx, int64_t n);

@@ -142,7 +142,12 @@ int torus_cast(int device, void* stream, int in_dtype, const void* x, int out_dt
  * layernorm_forward:  y = (x - mean) * rstd * gamma + beta, rstd = 1/sqrt(var + eps)
  *                     (biased variance); mean and rstd (optional) per row.
  * layernorm_backward: dx, and optionally dgamma and dbeta, recomputing the row
- *                     statistics from x. */
+ *                     statistics from x. With dgamma or dbeta, scratch is 2 * rows
+ *                     floats of the caller's memory on x's device (row mean and
+ *                     rstd); the kernels allocate nothing. Otherwise it may be NULL.
+ * Column sums (dbias, dgamma, dbeta) use the canonical column order: per column,
+ * 32 interleaved partials over rows (partial j adds rows r = j mod 32 in
+ * increasing r), then the butterfly 16, 8, 4, 2, 1 (the row sum turned on its side). */
 int torus_bias_gelu_forward(int device, void* stream, const float* x, const float* bias, float* y, int64_t rows,
                             int64_t cols);
 int torus_bias_gelu_backward(int device, void* stream, const float* x, const float* bias, const float* dy, float* dx,
@@ -152,7 +157,7 @@ int torus_dropout(int device, void* stream, const float* x, float* y, int64_t n,
 int torus_layernorm_forward(int device, void* stream, const float* x, const float* gamma, const float* beta, float* y,
                             float* mean, float* rstd, int64_t rows, int64_t cols, float eps);
 int torus_layernorm_backward(int device, void* stream, const float* x, const float* gamma, const float* dy, float* dx,
-                             float* dgamma, float* dbeta, int64_t rows, int64_t cols, float eps);
+                             float* dgamma, float* dbeta, float* scratch, int64_t rows, int64_t cols, float eps);
 
 /* Training kernels (fp32) for the dev.torus.nn layers and optimizers. CPU and
  * CUDA use the same arithmetic (see docs/RECOMPUTE.md); element-wise ones are
@@ -161,7 +166,7 @@ int torus_layernorm_backward(int device, void* stream, const float* x, const flo
  * relu_forward:     y = x > 0 ? x : 0 (NaN propagates).
  * relu_backward:    dx = x > 0 ? dy : 0.
  * bias_add:         y[r, c] += bias[c], in place.
- * column_sum:       out[c] (+)= sum over r of v[r, c], rows in increasing order;
+ * column_sum:       out[c] (+)= sum over r of v[r, c], in the canonical column order;
  *                   accumulate = 0 overwrites, 1 adds.
  * axpy:             y += alpha * x.
  * softmax_xent:     per row r, loss[r] = logsumexp(x[r]) - x[r, label[r]]; when dx

@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <vector>
 
 #include "rows.hpp"
 
@@ -32,17 +31,8 @@ void bias_gelu_backward(const float* x, const float* bias, const float* dy, floa
         for (int64_t c = 0; c < cols; c++) dxr[c] = gelu_grad(xr[c] + bias[c]) * dyr[c];
     });
     if (dbias != nullptr) {
-        // column sums over rows, rows in increasing order (as the CUDA kernel)
-        ThreadPool::instance().run(ThreadPool::instance().split(cols, 256), [&](int64_t t) {
-            int64_t tasks = ThreadPool::instance().split(cols, 256);
-            int64_t per = (cols + tasks - 1) / tasks;
-            int64_t lo = t * per, hi = std::min(cols, lo + per);
-            for (int64_t c = lo; c < hi; c++) {
-                float s = 0.0f;
-                for (int64_t r = 0; r < rows; r++) s += dx[r * cols + c];
-                dbias[c] = s;
-            }
-        });
+        column_sums<1>(rows, cols, [&](int64_t r, int64_t c, float* t) { t[0] = dx[r * cols + c]; },
+                       [&](int64_t c, const float* s) { dbias[c] = s[0]; });
     }
 }
 
@@ -81,7 +71,7 @@ void layernorm_forward(const float* x, const float* gamma, const float* beta, fl
 }
 
 void layernorm_backward(const float* x, const float* gamma, const float* dy, float* dx, float* dgamma, float* dbeta,
-                        int64_t rows, int64_t cols, float eps) {
+                        float* scratch, int64_t rows, int64_t cols, float eps) {
     float n = (float)cols;
     parallel_rows(rows, cols, [&](int64_t r) {
         const float* xr = x + r * cols;
@@ -99,31 +89,26 @@ void layernorm_backward(const float* x, const float* gamma, const float* dy, flo
         }
     });
     if (dgamma != nullptr || dbeta != nullptr) {
-        // per-row statistics once more, then column sums over rows in increasing order
-        std::vector<float> mus((size_t)rows), rss((size_t)rows);
+        // per-row statistics once more (into the caller's scratch), then the canonical column sums
+        float* mus = scratch;
+        float* rss = scratch + rows;
         parallel_rows(rows, cols, [&](int64_t r) {
             const float* xr = x + r * cols;
             float mu = row_sum(cols, [&](int64_t i) { return xr[i]; }) / n;
             float var = row_sum(cols, [&](int64_t i) { float d = xr[i] - mu; return d * d; }) / n;
-            mus[(size_t)r] = mu;
-            rss[(size_t)r] = 1.0f / sqrtf(var + eps);
+            mus[r] = mu;
+            rss[r] = 1.0f / sqrtf(var + eps);
         });
-        ThreadPool& pool = ThreadPool::instance();
-        int64_t tasks = pool.split(cols, 256);
-        int64_t per = (cols + tasks - 1) / std::max<int64_t>(tasks, 1);
-        pool.run(tasks, [&](int64_t t) {
-            int64_t lo = t * per, hi = std::min(cols, lo + per);
-            for (int64_t c = lo; c < hi; c++) {
-                float sg = 0.0f, sb = 0.0f;
-                for (int64_t r = 0; r < rows; r++) {
-                    float d = dy[r * cols + c];
-                    sg += d * ((x[r * cols + c] - mus[(size_t)r]) * rss[(size_t)r]);
-                    sb += d;
-                }
-                if (dgamma) dgamma[c] = sg;
-                if (dbeta) dbeta[c] = sb;
-            }
-        });
+        column_sums<2>(rows, cols,
+                       [&](int64_t r, int64_t c, float* t) {
+                           float d = dy[r * cols + c];
+                           t[0] = d * ((x[r * cols + c] - mus[r]) * rss[r]);
+                           t[1] = d;
+                       },
+                       [&](int64_t c, const float* s) {
+                           if (dgamma) dgamma[c] = s[0];
+                           if (dbeta) dbeta[c] = s[1];
+                       });
     }
 }
 

@@ -1,5 +1,6 @@
 // CPU training kernels (fp32). Same arithmetic, in the same order, as
-// cuda/train_cuda.cu; see train_math.hpp and recompute_math.hpp.
+// cuda/train_cuda.cu; see train_math.hpp and recompute_math.hpp. Column sums use
+// the canonical column order of rows.hpp.
 #include "train_cpu.hpp"
 
 #include <math.h>
@@ -13,6 +14,7 @@
 
 namespace torus { namespace TORUS_CPU_NS { namespace cpu_train {
 
+using TORUS_CPU_NS::cpu_recompute::column_sums;
 using TORUS_CPU_NS::cpu_recompute::parallel_for;
 using TORUS_CPU_NS::cpu_recompute::parallel_rows;
 using TORUS_CPU_NS::cpu_recompute::row_sum;
@@ -33,11 +35,8 @@ void bias_add(float* y, const float* bias, int64_t rows, int64_t cols) {
 }
 
 void column_sum(const float* v, float* out, int64_t rows, int64_t cols, bool accumulate) {
-    parallel_for(cols, 64, [&](int64_t c) {
-        float s = 0.0f;
-        for (int64_t r = 0; r < rows; r++) s += v[r * cols + c];
-        out[c] = accumulate ? out[c] + s : s;
-    });
+    column_sums<1>(rows, cols, [&](int64_t r, int64_t c, float* t) { t[0] = v[r * cols + c]; },
+                   [&](int64_t c, const float* s) { out[c] = accumulate ? out[c] + s[0] : s[0]; });
 }
 
 void axpy(float alpha, const float* x, float* y, int64_t n) {

@@ -1,13 +1,14 @@
 // CUDA recompute kernels (fp32). The arithmetic and its order match
 // cpu/recompute_cpu.cpp exactly (see recompute_math.hpp): row reductions use one
 // warp per row with 32 interleaved partials and an xor-shuffle butterfly; column
-// reductions use one thread per column, rows in increasing order. Compiled with
+// reductions use the same order along the rows (column_sums.cuh). Compiled with
 // --fmad=false, so CPU and GPU results are bit-identical.
 #include <cuda_runtime.h>
 
 #include "../common.hpp"
 #include "../cuda_kernels.hpp"
 #include "../recompute_math.hpp"
+#include "column_sums.cuh"
 #include "cuda_util.hpp"
 
 namespace torus { namespace cuda {
@@ -36,14 +37,6 @@ __global__ void bias_gelu_bwd_kernel(const float* x, const float* bias, const fl
                                      int64_t cols) {
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
         dx[i] = gelu_grad(x[i] + bias[i % cols]) * dy[i];
-}
-
-__global__ void column_sum_kernel(const float* v, float* out, int64_t rows, int64_t cols) {
-    int64_t c = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
-    if (c >= cols) return;
-    float s = 0.0f;
-    for (int64_t r = 0; r < rows; r++) s += v[r * cols + c];
-    out[c] = s;
 }
 
 __global__ void dropout_kernel(const float* x, float* y, int64_t n, float p, float scale, uint64_t seed,
@@ -102,19 +95,24 @@ __global__ void layernorm_bwd_kernel(const float* x, const float* gamma, const f
     }
 }
 
-__global__ void layernorm_param_grad_kernel(const float* x, const float* dy, const float* mus, const float* rss,
-                                            float* dgamma, float* dbeta, int64_t rows, int64_t cols) {
-    int64_t c = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
-    if (c >= cols) return;
-    float sg = 0.0f, sb = 0.0f;
-    for (int64_t r = 0; r < rows; r++) {
+// dgamma and dbeta terms of (r, c), from the row statistics the backward kernel saved.
+struct LayerNormParamTerms {
+    const float *x, *dy, *mus, *rss;
+    int64_t cols;
+    __device__ void operator()(int64_t r, int64_t c, float* t) const {
         float d = dy[r * cols + c];
-        sg += d * ((x[r * cols + c] - mus[r]) * rss[r]);
-        sb += d;
+        t[0] = d * ((x[r * cols + c] - mus[r]) * rss[r]);
+        t[1] = d;
     }
-    if (dgamma) dgamma[c] = sg;
-    if (dbeta) dbeta[c] = sb;
-}
+};
+
+struct StoreParamGrads {
+    float *dgamma, *dbeta;
+    __device__ void operator()(int64_t c, const float* s) const {
+        if (dgamma) dgamma[c] = s[0];
+        if (dbeta) dbeta[c] = s[1];
+    }
+};
 
 }  // namespace
 
@@ -133,10 +131,7 @@ int bias_gelu_backward(int device, void* s, const float* x, const float* bias, c
     if (n == 0) return TORUS_OK;
     bias_gelu_bwd_kernel<<<blocks_for(n, kThreads), kThreads, 0, (cudaStream_t)s>>>(x, bias, dy, dx, n, cols);
     TORUS_CUDA_CHECK(check_launch("bias_gelu_backward"));
-    if (dbias != nullptr) {
-        column_sum_kernel<<<blocks_for(cols, kThreads), kThreads, 0, (cudaStream_t)s>>>(dx, dbias, rows, cols);
-        return check_launch("bias_gelu_backward (dbias)");
-    }
+    if (dbias != nullptr) return column_sum(device, s, dx, dbias, rows, cols, false);
     return TORUS_OK;
 }
 
@@ -158,23 +153,19 @@ int layernorm_forward(int device, void* s, const float* x, const float* gamma, c
 }
 
 int layernorm_backward(int device, void* s, const float* x, const float* gamma, const float* dy, float* dx,
-                       float* dgamma, float* dbeta, int64_t rows, int64_t cols, float eps) {
+                       float* dgamma, float* dbeta, float* scratch, int64_t rows, int64_t cols, float eps) {
     TORUS_CUDA_CHECK(use_device(device));
     if (rows == 0) return TORUS_OK;
-    float* stats = nullptr;
+    // scratch (2 * rows floats, the caller's allocation) receives each row's mean and rstd for dgamma/dbeta
     bool params = dgamma != nullptr || dbeta != nullptr;
-    if (params) TORUS_CUDA_CHECK(check("cudaMallocAsync", cudaMallocAsync((void**)&stats, 2 * rows * sizeof(float),
-                                                                        (cudaStream_t)s)));
-    layernorm_bwd_kernel<<<blocks_for_rows(rows), kThreads, 0, (cudaStream_t)s>>>(
-        x, gamma, dy, dx, stats, stats ? stats + rows : nullptr, rows, cols, eps);
-    int st = check_launch("layernorm_backward");
-    if (st == TORUS_OK && params) {
-        layernorm_param_grad_kernel<<<blocks_for(cols, kThreads), kThreads, 0, (cudaStream_t)s>>>(
-            x, dy, stats, stats + rows, dgamma, dbeta, rows, cols);
-        st = check_launch("layernorm_backward (dgamma, dbeta)");
-    }
-    if (stats) cudaFreeAsync(stats, (cudaStream_t)s);
-    return st;
+    float* mus = params ? scratch : nullptr;
+    float* rss = params ? scratch + rows : nullptr;
+    layernorm_bwd_kernel<<<blocks_for_rows(rows), kThreads, 0, (cudaStream_t)s>>>(x, gamma, dy, dx, mus, rss, rows,
+                                                                                 cols, eps);
+    TORUS_CUDA_CHECK(check_launch("layernorm_backward"));
+    if (!params) return TORUS_OK;
+    return launch_column_sums<2>(s, "layernorm_backward (dgamma, dbeta)", rows, cols,
+                                 LayerNormParamTerms{x, dy, mus, rss, cols}, StoreParamGrads{dgamma, dbeta});
 }
 
 } }

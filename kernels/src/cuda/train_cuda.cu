@@ -1,13 +1,14 @@
 // CUDA training kernels (fp32). Same arithmetic and order as cpu/train_cpu.cpp
 // (train_math.hpp): element-wise kernels use grid-stride loops, softmax
 // cross-entropy uses one warp per row with the canonical 32-partial sum, column
-// sums use one thread per column with rows in increasing order.
+// sums use the canonical column order (column_sums.cuh).
 #include <cuda_runtime.h>
 #include <math.h>
 
 #include "../common.hpp"
 #include "../cuda_kernels.hpp"
 #include "../train_math.hpp"
+#include "column_sums.cuh"
 #include "cuda_util.hpp"
 
 namespace torus { namespace cuda {
@@ -36,13 +37,17 @@ __global__ void bias_add_kernel(float* y, const float* bias, int64_t n, int64_t 
     TORUS_GRID_STRIDE(i, n) y[i] = y[i] + bias[i % cols];
 }
 
-__global__ void column_sum_kernel(const float* v, float* out, int64_t rows, int64_t cols, bool accumulate) {
-    int64_t c = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
-    if (c >= cols) return;
-    float s = 0.0f;
-    for (int64_t r = 0; r < rows; r++) s += v[r * cols + c];
-    out[c] = accumulate ? out[c] + s : s;
-}
+struct ColumnOf {
+    const float* v;
+    int64_t cols;
+    __device__ void operator()(int64_t r, int64_t c, float* t) const { t[0] = v[r * cols + c]; }
+};
+
+struct StoreSum {
+    float* out;
+    bool accumulate;
+    __device__ void operator()(int64_t c, const float* s) const { out[c] = accumulate ? out[c] + s[0] : s[0]; }
+};
 
 __global__ void axpy_kernel(float alpha, const float* x, float* y, int64_t n) {
     TORUS_GRID_STRIDE(i, n) y[i] = y[i] + alpha * x[i];
@@ -112,7 +117,8 @@ int bias_add(int device, void* s, float* y, const float* bias, int64_t rows, int
 }
 
 int column_sum(int device, void* s, const float* v, float* out, int64_t rows, int64_t cols, bool accumulate) {
-    TORUS_LAUNCH("column_sum", cols, column_sum_kernel, v, out, rows, cols, accumulate);
+    TORUS_CUDA_CHECK(use_device(device));
+    return launch_column_sums<1>(s, "column_sum", rows, cols, ColumnOf{v, cols}, StoreSum{out, accumulate});
 }
 
 int axpy(int device, void* s, float alpha, const float* x, float* y, int64_t n) {

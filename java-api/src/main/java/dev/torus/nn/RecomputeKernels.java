@@ -4,6 +4,7 @@ import dev.torus.DType;
 import dev.torus.NativeLibrary;
 import dev.torus.Tensor;
 import dev.torus.jni.TorusNative;
+import dev.torus.memory.MemoryBuffer;
 
 /**
  * The kernels that make recomputation cheap and exact: fused bias+GELU (backward
@@ -14,7 +15,7 @@ import dev.torus.jni.TorusNative;
  *
  * <p>The same call runs on the tensors' device; CPU and CUDA results are
  * bit-identical (docs/RECOMPUTE.md). Outputs are written in place into tensors the
- * caller owns; nothing is allocated here.
+ * caller owns; the only allocation is LayerNorm backward's scratch, from dx's allocator.
  */
 public final class RecomputeKernels {
     private RecomputeKernels() {}
@@ -82,7 +83,14 @@ public final class RecomputeKernels {
                 rstd == null ? 0L : rstd.dataAddress(), s.rows, s.cols, eps), "layerNormForward");
     }
 
-    /** LayerNorm backward from the saved input; {@code dgamma} and {@code dbeta} are nullable. */
+    /**
+     * LayerNorm backward from the saved input; {@code dgamma} and {@code dbeta} are nullable.
+     * When either is given, the kernels need {@code 8 * rows} bytes of scratch on x's
+     * device for the row statistics. It is drawn for the call from dx's allocator (where
+     * the backward pass keeps its outputs), so it is accounted and over a limit it is an
+     * {@link dev.torus.OutOfMemoryException}; it is freed, with the status checked,
+     * before this returns (on CUDA, stream-ordered after the kernels).
+     */
     public static void layerNormBackward(Tensor x, Tensor gamma, Tensor dy, Tensor dx, Tensor dgamma, Tensor dbeta,
                                          float eps) {
         Shape s = Shape.of("x", x);
@@ -96,9 +104,14 @@ public final class RecomputeKernels {
             checkVector("dbeta", dbeta, s.cols, x);
         }
         checkEps(eps);
-        NativeLibrary.check(TorusNative.torus_layernorm_backward(code(x), 0L, x.dataAddress(), gamma.dataAddress(),
-                dy.dataAddress(), dx.dataAddress(), dgamma == null ? 0L : dgamma.dataAddress(),
-                dbeta == null ? 0L : dbeta.dataAddress(), s.rows, s.cols, eps), "layerNormBackward");
+        int device = code(x);
+        boolean params = dgamma != null || dbeta != null;
+        try (MemoryBuffer scratch = params && s.rows > 0 ? dx.allocator().allocate(x.device(), 8L * s.rows) : null) {
+            NativeLibrary.check(TorusNative.torus_layernorm_backward(device, 0L, x.dataAddress(), gamma.dataAddress(),
+                    dy.dataAddress(), dx.dataAddress(), dgamma == null ? 0L : dgamma.dataAddress(),
+                    dbeta == null ? 0L : dbeta.dataAddress(), scratch == null ? 0L : scratch.address(), s.rows,
+                    s.cols, eps), "layerNormBackward");
+        }
     }
 
     private static int code(Tensor x) {

@@ -72,6 +72,23 @@ public final class RecomputeReference {
         return p[0];
     }
 
+    /**
+     * The canonical column sums of a row-major {@code [rows, cols]} matrix (dbias, dgamma,
+     * dbeta, {@code column_sum}): each column summed in the row sum's order, that is 32
+     * interleaved partials over the rows, then the butterfly 16, 8, 4, 2, 1.
+     */
+    public static float[] columnSums(float[] v, int rows, int cols) {
+        float[] out = new float[cols];
+        float[] col = new float[rows];
+        for (int c = 0; c < cols; c++) {
+            for (int r = 0; r < rows; r++) {
+                col[r] = v[r * cols + c];
+            }
+            out[c] = rowSum(col);
+        }
+        return out;
+    }
+
     /** LayerNorm of one row: returns {mean, rstd} and writes y. */
     public static float[] layerNormRow(float[] x, float[] gamma, float[] beta, float[] y, float eps) {
         float n = x.length;

@@ -142,8 +142,8 @@ public final class TorusNative {
     public static native int torus_layernorm_backward(int device, @Cast("void*") long stream,
                                                       @Cast("const float*") long x, @Cast("const float*") long gamma,
                                                       @Cast("const float*") long dy, @Cast("float*") long dx,
-                                                      @Cast("float*") long dgamma, @Cast("float*") long dbeta, long rows,
-                                                      long cols, float eps);
+                                                      @Cast("float*") long dgamma, @Cast("float*") long dbeta,
+                                                      @Cast("float*") long scratch, long rows, long cols, float eps);
 
     public static native int torus_relu_forward(int device, @Cast("void*") long stream, @Cast("const float*") long x,
                                                 @Cast("float*") long y, long n);

@@ -1,8 +1,13 @@
 package dev.torus.nn;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+
 import dev.torus.DType;
 import dev.torus.Device;
+import dev.torus.OutOfMemoryException;
 import dev.torus.Tensor;
+import dev.torus.memory.Allocator;
 import dev.torus.testing.Data;
 import dev.torus.testing.GpuTest;
 import java.util.Random;
@@ -26,6 +31,34 @@ class GpuRecomputeKernelTest extends GpuTest {
                 "dbeta"};
         for (int k = 0; k < names.length; k++) {
             RecomputeKernelTest.assertBits(cpu[k], cuda[k], names[k] + " (seed " + seed + ")");
+        }
+    }
+
+    /** The CUDA scratch for dgamma/dbeta is an Allocator buffer: over the limit it is OutOfMemoryException. */
+    @Test
+    void layerNormBackwardScratchOnTheGpuIsAccountedAndLimited() {
+        Device gpu = Device.cuda(0);
+        int rows = 40;
+        int cols = 9;
+        long tensors = 4L * (3 * rows * cols + 3 * cols);
+        for (long limit : new long[] {tensors + 8L * rows - 1, tensors + 8L * rows}) {
+            try (Allocator a = root.newChildAllocator("ln", limit);
+                 Tensor x = Tensor.zeros(a, DType.FLOAT32, gpu, rows, cols);
+                 Tensor g = Tensor.zeros(a, DType.FLOAT32, gpu, cols);
+                 Tensor dy = Tensor.zeros(a, DType.FLOAT32, gpu, rows, cols);
+                 Tensor dx = Tensor.zeros(a, DType.FLOAT32, gpu, rows, cols);
+                 Tensor dg = Tensor.zeros(a, DType.FLOAT32, gpu, cols);
+                 Tensor db = Tensor.zeros(a, DType.FLOAT32, gpu, cols)) {
+                a.resetPeak();
+                if (limit < tensors + 8L * rows) {
+                    assertThrows(OutOfMemoryException.class,
+                            () -> RecomputeKernels.layerNormBackward(x, g, dy, dx, dg, db, 1e-5f));
+                } else {
+                    RecomputeKernels.layerNormBackward(x, g, dy, dx, dg, db, 1e-5f);
+                    assertEquals(tensors + 8L * rows, a.peakBytes());
+                }
+                assertEquals(tensors, a.allocatedBytes());
+            }
         }
     }
 

@@ -34,7 +34,7 @@ class RecomputeKernelTest extends TorusTestBase {
     }
 
     @ParameterizedTest(name = "{0} x {1}")
-    @CsvSource({"0, 7", "1, 1", "3, 33", "17, 1000", "64, 257"})
+    @CsvSource({"0, 7", "1, 1", "3, 33", "17, 1000", "64, 257", "1000, 3", "97, 130"})
     void biasGeluMatchesReference(int rows, int cols) {
         long seed = Data.freshSeed();
         Random r = new Random(seed);
@@ -47,19 +47,13 @@ class RecomputeKernelTest extends TorusTestBase {
         float[] dy = data(r, rows * cols, 1f);
         float[] y = new float[x.length];
         float[] dx = new float[x.length];
-        float[] db = new float[cols];
+        float[] db;
         for (int i = 0; i < x.length; i++) {
             float z = x[i] + b[i % cols];
             y[i] = RecomputeReference.gelu(z);
             dx[i] = RecomputeReference.geluGrad(z) * dy[i];
         }
-        for (int c = 0; c < cols; c++) {
-            float s = 0f;
-            for (int rr = 0; rr < rows; rr++) {
-                s += dx[rr * cols + c];
-            }
-            db[c] = s;
-        }
+        db = RecomputeReference.columnSums(dx, rows, cols);
         try (Tensor tx = Tensor.fromArray(root, x, rows, cols); Tensor tb = Tensor.fromArray(root, b, cols);
              Tensor tdy = Tensor.fromArray(root, dy, rows, cols);
              Tensor ty = Tensor.zeros(root, DType.FLOAT32, Device.cpu(), rows, cols);
@@ -118,7 +112,7 @@ class RecomputeKernelTest extends TorusTestBase {
     }
 
     @ParameterizedTest(name = "{0} x {1}")
-    @CsvSource({"1, 1", "5, 31", "7, 32", "3, 1000", "33, 513"})
+    @CsvSource({"1, 1", "5, 31", "7, 32", "3, 1000", "33, 513", "300, 70"})
     void layerNormMatchesReferenceAndFiniteDifferences(int rows, int cols) {
         long seed = Data.freshSeed();
         Random r = new Random(seed);
@@ -160,6 +154,14 @@ class RecomputeKernelTest extends TorusTestBase {
             assertBits(mean, tm.toFloatArray(), "mean");
             assertBits(rstd, ts.toFloatArray(), "rstd");
             assertBits(dx, tdx.toFloatArray(), "layernorm backward (seed " + seed + ")");
+            float[] gTerms = new float[x.length];
+            for (int i = 0; i < x.length; i++) {
+                int rr = i / cols;
+                gTerms[i] = dy[i] * ((x[i] - mean[rr]) * rstd[rr]);
+            }
+            assertBits(RecomputeReference.columnSums(gTerms, rows, cols), tdg.toFloatArray(),
+                    "dgamma (seed " + seed + ")");
+            assertBits(RecomputeReference.columnSums(dy, rows, cols), tdb.toFloatArray(), "dbeta (seed " + seed + ")");
             // dgamma, dbeta and dx against finite differences of a double-precision loss sum(dy * y)
             float[] dg = tdg.toFloatArray();
             float[] db = tdb.toFloatArray();
@@ -221,6 +223,39 @@ class RecomputeKernelTest extends TorusTestBase {
             }
         }
         return total;
+    }
+
+    /** The scratch for dgamma/dbeta comes from dx's allocator: accounted, limited, and returned. */
+    @Test
+    void layerNormBackwardScratchIsAccountedAndLimited() {
+        int rows = 40;
+        int cols = 9;
+        long tensors = 4L * (3 * rows * cols + 3 * cols);
+        long scratch = 8L * rows;
+        Random r = new Random(Data.freshSeed());
+        float[] x = data(r, rows * cols, 2f);
+        float[] g = data(r, cols, 1f);
+        for (long limit : new long[] {tensors + scratch - 1, tensors + scratch}) {
+            try (dev.torus.memory.Allocator a = root.newChildAllocator("ln", limit);
+                 Tensor tx = Tensor.fromArray(a, x, rows, cols); Tensor tg = Tensor.fromArray(a, g, cols);
+                 Tensor tdy = Tensor.fromArray(a, x, rows, cols);
+                 Tensor tdx = Tensor.zeros(a, DType.FLOAT32, Device.cpu(), rows, cols);
+                 Tensor tdg = Tensor.zeros(a, DType.FLOAT32, Device.cpu(), cols);
+                 Tensor tdb = Tensor.zeros(a, DType.FLOAT32, Device.cpu(), cols)) {
+                assertEquals(tensors, a.allocatedBytes(), "tensor bytes");
+                a.resetPeak();
+                if (limit < tensors + scratch) {
+                    assertThrows(dev.torus.OutOfMemoryException.class,
+                            () -> RecomputeKernels.layerNormBackward(tx, tg, tdy, tdx, tdg, tdb, 1e-5f));
+                } else {
+                    RecomputeKernels.layerNormBackward(tx, tg, tdy, tdx, tdg, tdb, 1e-5f);
+                    assertEquals(tensors + scratch, a.peakBytes(), "peak with the scratch");
+                    // without parameter gradients no scratch is needed, even at the limit
+                    RecomputeKernels.layerNormBackward(tx, tg, tdy, tdx, null, null, 1e-5f);
+                }
+                assertEquals(tensors, a.allocatedBytes(), "scratch returned");
+            }
+        }
     }
 
     @Test
