@@ -18,6 +18,11 @@ import dev.torus.jni.TorusNative;
  * buffers or children throws {@link IllegalStateException} naming them, so
  * closing a root allocator at the end of a test is a leak check.
  *
+ * <p>A {@code close()} that fails leaves the allocator <em>closing</em>: it refuses new
+ * buffers and children from then on, while the listed buffers can still be closed and
+ * {@code close()} called again. Memory reserved by an allocation still in progress counts
+ * as open, so a close racing an allocation can never let that buffer escape the check.
+ *
  * <p>Thread-safe. With {@code -Dtorus.memory.debug=true} each buffer records the
  * stack of its allocation, and leak reports include it.
  */
@@ -37,6 +42,8 @@ public final class Allocator implements AutoCloseable {
     private long allocated;
     private long peak;
     private boolean closed;
+    /** Set by a close() that failed: no new buffers or children until a close() succeeds. */
+    private boolean closing;
 
     private Allocator(Allocator parent, String name, long limit) {
         this.parent = parent;
@@ -190,7 +197,8 @@ public final class Allocator implements AutoCloseable {
             if (closed) {
                 return;
             }
-            if (!open.isEmpty() || !children.isEmpty()) {
+            if (!open.isEmpty() || !children.isEmpty() || allocated != 0) {
+                closing = true;
                 throw new IllegalStateException(leakReport());
             }
             closed = true;
@@ -216,6 +224,17 @@ public final class Allocator implements AutoCloseable {
         for (Allocator c : children) {
             sb.append("\n  open child '").append(c.name).append("' holding ").append(c.allocated).append(" bytes");
         }
+        long inFlight = allocated;
+        for (MemoryBuffer b : buffers) {
+            inFlight -= b.byteSize();
+        }
+        for (Allocator c : children) {
+            inFlight -= c.allocated;
+        }
+        if (inFlight != 0) {
+            sb.append("\n  ").append(inFlight).append(" bytes reserved by an allocation still in progress");
+        }
+        sb.append("\n  The allocator now refuses new buffers; close the ones above, then close() it again.");
         if (!DEBUG && !buffers.isEmpty()) {
             sb.append("\n  (run with -D").append(PROP_DEBUG).append("=true to record allocation stacks)");
         }
@@ -263,8 +282,14 @@ public final class Allocator implements AutoCloseable {
     }
 
     private void ensureOpen() {
-        if (closed) {
-            throw new IllegalStateException("Allocator '" + name + "' is closed");
+        for (Allocator a = this; a != null; a = a.parent) {
+            if (a.closed) {
+                throw new IllegalStateException("Allocator '" + a.name + "' is closed");
+            }
+            if (a.closing) {
+                throw new IllegalStateException("Allocator '" + a.name + "' is closing: its close() failed with "
+                        + "buffers still open, so it allocates nothing more; close them, then close() it again");
+            }
         }
     }
 

@@ -65,7 +65,25 @@ public final class QuantizedTensor implements AutoCloseable {
                         + values.device() + ", got " + zeroPoints);
             }
         }
+        checkScales(scales, affine);
         return new QuantizedTensor(values, scales, zeroPoints, spec);
+    }
+
+    /**
+     * The rule {@link QuantSpec} applies to the scales it is given, applied to received ones:
+     * finite and positive; a symmetric spec also allows 0, which is what quantizing an
+     * all-zero group produces. A CUDA tensor's scales are copied to the host to be checked.
+     */
+    private static void checkScales(Tensor scales, boolean affine) {
+        float[] s = scales.toFloatArray();
+        for (int i = 0; i < s.length; i++) {
+            float v = s[i];
+            boolean ok = Float.isFinite(v) && (affine ? v > 0 : v >= 0) && !(v == 0 && 1 / v < 0);
+            if (!ok) {
+                throw new IllegalArgumentException("scales[" + i + "]: expected a finite number " + (affine
+                        ? "> 0 for an affine spec" : ">= 0 (0 only for an all-zero group)") + ", got " + v);
+            }
+        }
     }
 
     /** The quantized values, shaped like the input. Owned by this object. */

@@ -118,4 +118,66 @@ class AllocatorTest extends TorusTestBase {
         }
         assertEquals(0, root.allocatedBytes());
     }
+
+    /** A failed close() leaves the allocator closing: nothing new is allocated until a close() succeeds. */
+    @Test
+    void anAllocatorWhoseCloseFailedRefusesNewBuffersUntilItCloses() {
+        Allocator a = root.newChildAllocator("failing", Long.MAX_VALUE);
+        HostBuffer held = a.allocateHost(128);
+        IllegalStateException leak = assertThrows(IllegalStateException.class, a::close);
+        assertTrue(leak.getMessage().contains("128 bytes outstanding") && leak.getMessage().contains("refuses new buffers"),
+                leak.getMessage());
+        IllegalStateException refused = assertThrows(IllegalStateException.class, () -> a.allocateHost(8));
+        assertTrue(refused.getMessage().contains("is closing"), refused.getMessage());
+        assertThrows(IllegalStateException.class, () -> a.newChildAllocator("late", 10));
+        assertEquals(128, a.allocatedBytes());
+        held.close();
+        a.close();
+        assertTrue(a.isClosed());
+        assertTrue(assertThrows(IllegalStateException.class, () -> a.allocateHost(8)).getMessage().contains("is closed"));
+    }
+
+    /**
+     * close() racing an allocation: the bytes reserved before the buffer is registered count
+     * as open, so no buffer can be handed out by an allocator that has passed its leak check.
+     */
+    @Test
+    void closeRacingAnAllocationNeverLetsABufferEscapeTheLeakCheck() throws Exception {
+        java.util.concurrent.atomic.AtomicInteger escaped = new java.util.concurrent.atomic.AtomicInteger();
+        for (int round = 0; round < 200; round++) {
+            Allocator a = root.newChildAllocator("race-" + round, Long.MAX_VALUE);
+            Thread user = new Thread(() -> {
+                while (true) {
+                    HostBuffer b;
+                    try {
+                        b = a.allocateHost(64);
+                    } catch (IllegalStateException closedOrClosing) {
+                        return;
+                    }
+                    if (a.isClosed()) {
+                        escaped.incrementAndGet(); // open buffer in an allocator that passed its leak check
+                    }
+                    b.close();
+                }
+            });
+            user.start();
+            long deadline = System.nanoTime() + 2_000_000_000L;
+            boolean closed = false;
+            while (!closed && System.nanoTime() < deadline) {
+                try {
+                    a.close();
+                    closed = true;
+                } catch (IllegalStateException busy) {
+                    // a buffer was open: the allocator is now closing and refuses new ones
+                    Thread.onSpinWait();
+                }
+            }
+            user.join(10_000);
+            if (!closed) {
+                a.close(); // the user thread has stopped, so this must succeed
+            }
+        }
+        assertEquals(0, escaped.get());
+        assertEquals(0, root.allocatedBytes());
+    }
 }

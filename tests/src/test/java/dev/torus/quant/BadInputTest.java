@@ -150,6 +150,20 @@ class BadInputTest extends TorusTestBase {
                 rejects(IllegalArgumentException.class, () -> QuantizedTensor.of(v, s3, zp, block), "zeroPoints",
                         "null for a symmetric spec");
             }
+            // scales must follow QuantSpec's rule: finite, positive (0 allowed for a symmetric all-zero group)
+            for (float bad : new float[] {Float.NaN, -1f, Float.POSITIVE_INFINITY, -0f}) {
+                try (Tensor sb = Tensor.fromArray(root, new float[] {0.5f, bad, 1f}, 3)) {
+                    rejects(IllegalArgumentException.class, () -> QuantizedTensor.of(v, sb, null, block), "scales[1]",
+                            "expected a finite number >= 0", String.valueOf(bad));
+                }
+            }
+            QuantSpec affine = QuantSpec.affine(DType.UINT8).perTensor(0.5f, 3);
+            try (Tensor one = Tensor.zeros(root, DType.UINT8, Device.cpu(), 130);
+                 Tensor zero = Tensor.zeros(root, DType.FLOAT32, Device.cpu(), 1);
+                 Tensor zp1 = Tensor.zeros(root, DType.INT32, Device.cpu(), 1)) {
+                rejects(IllegalArgumentException.class, () -> QuantizedTensor.of(one, zero, zp1, affine), "scales[0]",
+                        "> 0 for an affine spec", "got 0.0");
+            }
         }
     }
 
