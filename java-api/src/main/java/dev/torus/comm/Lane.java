@@ -29,6 +29,8 @@ final class Lane {
         }
     }
 
+    private static final ThreadLocal<Boolean> LANE_THREAD = ThreadLocal.withInitial(() -> false);
+
     private final ReentrantLock lock = new ReentrantLock();
     private final Condition changed = lock.newCondition();
     private final ArrayDeque<Task> queue = new ArrayDeque<>();
@@ -79,7 +81,13 @@ final class Lane {
         return true;
     }
 
+    /** True on a lane's own worker thread (not on a caller that helps run a task). */
+    static boolean onLaneThread() {
+        return LANE_THREAD.get();
+    }
+
     private void loop() {
+        LANE_THREAD.set(true);
         while (true) {
             Task t;
             lock.lock();
