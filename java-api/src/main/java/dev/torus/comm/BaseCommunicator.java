@@ -33,7 +33,8 @@ abstract class BaseCommunicator implements Communicator {
     private final Set<Watchdog.Running> running = ConcurrentHashMap.newKeySet();
 
     final CommSpec spec;
-    private final Lane collectiveLane;
+    /** Package-private so that a backend can run its control calls (e.g. NCCL split) in issue order. */
+    final Lane collectiveLane;
     private final Map<String, Lane> p2pLanes = new ConcurrentHashMap<>();
     private final AtomicLong collectiveSeq = new AtomicLong();
     private final AtomicLong p2pSeq = new AtomicLong();
@@ -223,11 +224,20 @@ abstract class BaseCommunicator implements Communicator {
         Duration timeout = timeoutOf(options);
         long seq = p2pSeq.incrementAndGet();
         String lane = type.label() + "-" + peer;
-        Lane ex = p2pLanes.computeIfAbsent(lane, l -> new Lane("torus-" + spec.name() + "-r" + spec.rank() + "-" + l));
+        Lane ex = p2pLane(lane);
         Fingerprint fp = new Fingerprint(type, -1, dtype, count, -1);
         String desc = type.label() + (type == OpType.SEND ? " to rank " : " from rank ") + peer + " of " + count + " x "
                 + dtype + " (p2p " + where(seq) + ")";
         return launch(ex, seq, fp, desc, tensors, timeout, wireBytes, op, false);
+    }
+
+    /**
+     * The lane that runs point-to-point operations named {@code lane} ("send-3"): one per
+     * peer and direction by default; a backend whose library forbids concurrent calls
+     * (NCCL) returns its collective lane.
+     */
+    Lane p2pLane(String lane) {
+        return p2pLanes.computeIfAbsent(lane, l -> new Lane("torus-" + spec.name() + "-r" + spec.rank() + "-" + l));
     }
 
     private Work launch(Lane lane, long seq, Fingerprint fp, String desc, List<Tensor> tensors,

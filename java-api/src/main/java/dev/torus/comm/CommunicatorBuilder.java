@@ -216,7 +216,7 @@ public final class CommunicatorBuilder {
         return this;
     }
 
-    /** CUDA device for the NCCL backend (default: rank modulo the device count). */
+    /** CUDA device for the NCCL backend (default: {@code LOCAL_RANK}, else the rank when the world fits on this node). */
     public CommunicatorBuilder cudaDevice(int ordinal) {
         if (ordinal < 0) {
             throw new IllegalArgumentException("cudaDevice must be >= 0, got " + ordinal);

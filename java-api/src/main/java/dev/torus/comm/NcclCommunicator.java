@@ -4,49 +4,73 @@ import dev.torus.CudaUnavailableException;
 import dev.torus.DType;
 import dev.torus.Device;
 import dev.torus.Tensor;
-import dev.torus.TorusException;
 import dev.torus.memory.Allocator;
 import dev.torus.memory.DeviceBuffer;
-import dev.torus.memory.Event;
 import dev.torus.memory.HostBuffer;
 import dev.torus.memory.Stream;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.time.Duration;
+import java.util.ArrayList;
 import java.util.List;
-import org.bytedeco.cuda.cudart.CUstream_st;
-import org.bytedeco.cuda.global.cudart;
-import org.bytedeco.cuda.global.nccl;
-import org.bytedeco.cuda.nccl.ncclComm;
-import org.bytedeco.cuda.nccl.ncclConfig_t;
-import org.bytedeco.cuda.nccl.ncclUniqueId;
-import org.bytedeco.javacpp.Pointer;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.function.Supplier;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
- * NCCL backend: CUDA tensors, through the bytedeco CUDA presets. This class is
- * loaded only after {@link Device#isCudaAvailable()} says a GPU is present, so the
- * presets' native libraries are never touched on a CPU-only machine.
+ * NCCL backend: CUDA tensors, through the bytedeco CUDA presets ({@link NcclLibrary}).
+ * This class is loaded only after {@link Device#isCudaAvailable()} says a GPU is present,
+ * so the presets' native libraries are never touched on a CPU-only machine.
  *
- * <p>Initialization is non-blocking ({@code blocking = 0}) and polled with a
- * deadline; on expiry the half-built communicator is aborted. Each operation is
- * enqueued on the caller's stream (or the device's default stream) and the lane
- * then polls an event and {@code ncclCommGetAsyncError} until completion or the
- * timeout, which aborts the communicator. Owns the {@code ncclComm_t} (destroyed
- * or aborted on close) and a small device scratch buffer.
+ * <p>The communicator is non-blocking ({@code blocking = 0}, see docs/DECISIONS.md) and
+ * wrapped in an {@link NcclHandle}, which serializes every NCCL call on it and makes
+ * abort and destroy safe against a pending poll. Every NCCL call runs on the collective
+ * lane, in issue order: collectives, send/recv, split and the finalize at close; only
+ * {@code ncclCommAbort} comes from other threads, through the handle's lock. Operations
+ * run on the communicator's own stream, ordered after the caller's stream by events
+ * ({@link NcclOpRunner}).
  *
- * <p>Status: written against NCCL 2.29 but not yet run on a GPU (see docs/COLLECTIVES.md).
+ * <p>Send and recv are deferred, like PyTorch's {@code batch_isend_irecv}: every send and
+ * recv submitted since the last flush goes to NCCL in one {@code ncclGroupStart/End}
+ * when any of their {@link Work}s is first queried or awaited, or when another operation
+ * is submitted, so an exchange where both sides send first cannot deadlock. NCCL has no
+ * tags; a non-zero tag is refused.
+ *
+ * <p>Owns the {@code ncclComm_t}, its stream and events, and a small device scratch
+ * buffer; all are released by {@link #close()}. Thread-safe like every
+ * {@link Communicator}.
+ *
+ * <p>Status: written against NCCL 2.29; its state logic is tested on CPU with a scripted
+ * driver, but it has not yet run on a GPU (see docs/COLLECTIVES.md).
  */
 final class NcclCommunicator extends BaseCommunicator {
-    private final ncclComm comm;
+    private static final Logger LOG = LoggerFactory.getLogger(NcclCommunicator.class);
+    /** Split parameters handed from {@link #split} to {@link #rebuild} on the calling thread. */
+    private static final ThreadLocal<int[]> SPLIT = new ThreadLocal<>();
+
+    private final NcclDriver driver;
+    private final NcclHandle handle;
+    private final NcclOpRunner runner;
+    private final int ordinal;
     private final Device device;
     private final Allocator allocator;
     private final DeviceBuffer scratch;
     private final HostBuffer hostScratch;
-    private int splits;
+    private final Object p2pLock = new Object();
+    private List<DeferredP2p> openBatch = new ArrayList<>();
 
-    private NcclCommunicator(CommSpec spec, ncclComm comm, Device device) {
+    private NcclCommunicator(CommSpec spec, NcclDriver driver, NcclHandle handle, int ordinal) {
         super(spec);
-        this.comm = comm;
-        this.device = device;
+        this.driver = driver;
+        this.handle = handle;
+        this.ordinal = ordinal;
+        this.device = Device.cuda(ordinal);
+        this.runner = new NcclOpRunner(driver, handle, ordinal);
         this.allocator = Allocator.defaultAllocator();
         this.scratch = allocator.allocateDevice(device, 32L * (spec.size() + 1));
         this.hostScratch = allocator.allocateHost(32L * (spec.size() + 1));
@@ -56,172 +80,124 @@ final class NcclCommunicator extends BaseCommunicator {
         if (!Device.isCudaAvailable()) {
             throw new CudaUnavailableException("the nccl backend needs a CUDA GPU: " + Device.cudaUnavailableCause());
         }
-        loadPresets();
-        int ordinal = spec.cudaDevice() >= 0 ? spec.cudaDevice() : spec.rank() % Device.cudaDeviceCount();
-        Device dev = Device.cuda(ordinal);
+        int ordinal = resolveOrdinal(spec.cudaDevice(), System.getenv("LOCAL_RANK"), spec.rank(), spec.size(),
+                Device.cudaDeviceCount());
+        return init(spec, NcclLibrary.get(), ordinal);
+    }
+
+    /**
+     * The CUDA device of this process: {@code cudaDevice(...)} if set, else
+     * {@code LOCAL_RANK} (what torusrun and torchrun set), else the rank when the whole
+     * world fits on this node's GPUs. Anything else is refused, naming the source.
+     */
+    static int resolveOrdinal(int configured, String localRank, int rank, int size, int deviceCount) {
+        int ordinal;
+        String source;
+        if (configured >= 0) {
+            ordinal = configured;
+            source = "cudaDevice";
+        } else if (localRank != null && !localRank.isBlank()) {
+            try {
+                ordinal = Integer.parseInt(localRank.trim());
+            } catch (NumberFormatException e) {
+                throw new IllegalArgumentException("environment variable LOCAL_RANK must be an integer, got '"
+                        + localRank + "'");
+            }
+            if (ordinal < 0) {
+                throw new IllegalArgumentException("environment variable LOCAL_RANK must be >= 0, got " + ordinal);
+            }
+            source = "LOCAL_RANK";
+        } else if (size <= deviceCount) {
+            ordinal = rank;
+            source = "rank (no LOCAL_RANK set, so one node is assumed)";
+        } else {
+            throw new IllegalArgumentException("LOCAL_RANK must be set (or cudaDevice(...) chosen) for the nccl backend: "
+                    + "world size " + size + " exceeds the " + deviceCount + " CUDA device(s) this process sees, so rank "
+                    + rank + " does not name a device");
+        }
+        if (ordinal >= deviceCount) {
+            throw new IllegalArgumentException(source + " = " + ordinal + " must name a CUDA device in [0, " + deviceCount
+                    + ") (this process sees " + deviceCount + "; check CUDA_VISIBLE_DEVICES)");
+        }
+        return ordinal;
+    }
+
+    /** NCCL matches sends and receives by order, so only tag 0 has a meaning. */
+    static int requireTag(int tag) {
+        if (tag != 0) {
+            throw new IllegalArgumentException("tag must be 0 on the nccl backend (NCCL matches send and recv by their "
+                    + "order per peer and has no tags), got " + tag);
+        }
+        return tag;
+    }
+
+    /** Rendezvous, unique-id exchange through the store, then a polled non-blocking init. */
+    static NcclCommunicator init(CommSpec spec, NcclDriver driver, int ordinal) {
         Rendezvous.claimGeneration(spec);
         Rendezvous.agreeOnMembers(spec);
-        byte[] id = new byte[128];
+        byte[] id = new byte[NcclDriver.UNIQUE_ID_BYTES];
         if (spec.rank() == 0) {
-            ncclUniqueId uid = new ncclUniqueId();
-            check(nccl.ncclGetUniqueId(uid), "ncclGetUniqueId");
-            for (int i = 0; i < 128; i++) {
-                id[i] = uid.internal(i);
+            int st = driver.getUniqueId(id);
+            if (st != NcclDriver.SUCCESS) {
+                throw NcclHandle.failure(driver, st, "ncclGetUniqueId");
             }
             spec.generationNamespace().set("nccl-id", Rendezvous.frame(spec, 0, id));
         }
         String key = "runs/" + spec.runId() + "/" + spec.name() + "/gen-" + spec.generation() + "/nccl-id";
         byte[] rec = spec.generationNamespace().get("nccl-id", spec.initTimeout());
         id = Rendezvous.unframe(spec, 0, rec, key);
-        if (id.length != 128) {
-            throw new CommException("malformed NCCL unique id at key '" + key + "': " + id.length + " bytes, expected 128");
+        if (id.length != NcclDriver.UNIQUE_ID_BYTES) {
+            throw new CommException("malformed NCCL unique id at key '" + key + "': " + id.length + " bytes, expected "
+                    + NcclDriver.UNIQUE_ID_BYTES);
         }
-        ncclUniqueId uid = new ncclUniqueId();
-        for (int i = 0; i < 128; i++) {
-            uid.internal(i, id[i]);
-        }
-        checkCuda(cudart.cudaSetDevice(ordinal), "cudaSetDevice(" + ordinal + ")");
-        ncclComm c = new ncclComm();
-        int st = nccl.ncclCommInitRankConfig(c, spec.size(), uid, spec.rank(), nonBlockingConfig());
-        if (st != nccl.ncclSuccess && st != nccl.ncclInProgress) {
-            check(st, "ncclCommInitRankConfig");
-        }
-        awaitReady(c, spec.initTimeout().toMillis(), "ncclCommInitRankConfig for " + spec);
-        Rendezvous.checkCurrent(spec);
-        return new NcclCommunicator(spec, c, dev);
-    }
-
-    /** Loads the presets, turning a missing NCCL or cudart into an explanation of what to install. */
-    static void loadPresets() {
+        byte[] uid = id;
+        long deadline = System.nanoTime() + spec.initTimeout().toNanos();
+        NcclHandle h = withDevice(driver, ordinal, () -> {
+            long[] c = new long[1];
+            int st = driver.commInitRank(c, spec.size(), uid, spec.rank());
+            return NcclHandle.open(driver, handleName(spec), "ncclCommInitRankConfig for " + spec, st, c[0], deadline);
+        });
         try {
-            org.bytedeco.javacpp.Loader.load(cudart.class);
-            org.bytedeco.javacpp.Loader.load(nccl.class);
-        } catch (UnsatisfiedLinkError | NoClassDefFoundError e) {
-            String msg = String.valueOf(e.getMessage());
-            String missing = msg.contains("nccl") ? "libnccl.so.2" : msg.contains("cudart") ? "libcudart.so.13" : msg;
-            throw new TorusException("the nccl backend cannot load " + missing + " (" + msg + "). Provide NCCL 2.2x and "
-                    + "the CUDA 13 runtime on the library path: e.g. 'pip install nvidia-nccl-cu13 nvidia-cuda-runtime' and "
-                    + "add their lib/ folders to LD_LIBRARY_PATH, or install the libnccl2 and cuda-cudart-13 packages.", e);
+            Rendezvous.checkCurrent(spec);
+            return new NcclCommunicator(spec, driver, h, ordinal);
+        } catch (RuntimeException e) {
+            h.abort();
+            throw e;
         }
     }
 
-    static ncclConfig_t nonBlockingConfig() {
-        ncclConfig_t cfg = new ncclConfig_t();
-        // NCCL_CONFIG_INITIALIZER: every field undefined, then our choice
-        int undef = Integer.MIN_VALUE;
-        cfg.size(cfg.sizeof()).magic(0xcafebeef).version(nccl.NCCL_VERSION_CODE);
-        cfg.blocking(0).cgaClusterSize(undef).minCTAs(undef).maxCTAs(undef).netName(null).splitShare(undef)
-                .trafficClass(undef).commName(null).collnetEnable(undef).CTAPolicy(undef).shrinkShare(undef)
-                .nvlsCTAs(undef).nChannelsPerNetPeer(undef).nvlinkCentricSched(undef).graphUsageMode(undef)
-                .numRmaCtx(undef);
-        return cfg;
+    private static String handleName(CommSpec spec) {
+        return "'" + spec.name() + "' gen " + spec.generation() + " rank " + spec.rank() + "/" + spec.size();
     }
 
-    static void awaitReady(ncclComm c, long timeoutMs, String what) {
-        long deadline = System.nanoTime() + timeoutMs * 1_000_000L;
-        int[] state = new int[1];
-        while (true) {
-            check(nccl.ncclCommGetAsyncError(c, state), "ncclCommGetAsyncError");
-            if (state[0] == nccl.ncclSuccess) {
-                return;
+    /** Runs {@code body} with {@code ordinal} current on this thread, then restores the caller's device. */
+    private static <T> T withDevice(NcclDriver driver, int ordinal, Supplier<T> body) {
+        int[] prev = new int[1];
+        boolean restore = driver.getDevice(prev) == NcclDriver.CUDA_SUCCESS && prev[0] != ordinal;
+        int st = driver.setDevice(ordinal);
+        if (st != NcclDriver.CUDA_SUCCESS) {
+            throw new dev.torus.CudaException("cudaSetDevice(" + ordinal + ") failed: " + driver.cudaErrorString(st));
+        }
+        try {
+            return body.get();
+        } finally {
+            if (restore) {
+                driver.setDevice(prev[0]);
             }
-            if (state[0] != nccl.ncclInProgress) {
-                nccl.ncclCommAbort(c);
-                check(state[0], what);
-            }
-            if (System.nanoTime() > deadline) {
-                nccl.ncclCommAbort(c);
-                throw new CommTimeoutException(what + " did not finish within " + timeoutMs + " ms; aborted");
-            }
-            Thread.onSpinWait();
         }
     }
 
-    static void check(int status, String what) {
-        if (status == nccl.ncclSuccess) {
-            return;
-        }
-        String detail = nccl.ncclGetErrorString(status).getString();
-        if (status == nccl.ncclInProgress) {
-            throw new CommException(what + " is still in progress: " + detail);
-        }
-        if (status == nccl.ncclRemoteError || status == nccl.ncclSystemError) {
-            throw new CommAbortedException("peer failure in " + what + ": " + detail);
-        }
-        throw new CommException(what + " failed: " + detail + " (ncclResult " + status + ")");
-    }
-
-    static void checkCuda(int status, String what) {
-        if (status != 0) {
-            throw new dev.torus.CudaException(what + " failed: " + cudart.cudaGetErrorString(status).getString());
-        }
-    }
-
-    private static final class Raw extends Pointer {
-        Raw(long address) {
-            this.address = address;
-        }
-    }
-
-    private static Pointer ptr(long address) {
-        return new Raw(address);
-    }
-
-    private CUstream_st streamOf(OpOptions o) {
+    private Stream producer(OpOptions o) {
         Stream s = o != null && o.stream() != null ? o.stream() : Stream.defaultStream(device);
         if (!s.device().equals(device)) {
             throw new IllegalArgumentException("options.stream must be on " + device + ", got one on " + s.device());
         }
-        return s.handle() == 0 ? null : new CUstream_st(ptr(s.handle()));
+        return s;
     }
 
-    private Stream javaStream(OpOptions o) {
-        return o != null && o.stream() != null ? o.stream() : Stream.defaultStream(device);
-    }
-
-    static int ncclType(DType dt) {
-        return switch (dt) {
-            case FLOAT32 -> nccl.ncclFloat32;
-            case FLOAT16 -> nccl.ncclFloat16;
-            case BFLOAT16 -> nccl.ncclBfloat16;
-            case FLOAT64 -> nccl.ncclFloat64;
-            case INT8 -> nccl.ncclInt8;
-            case UINT8 -> nccl.ncclUint8;
-            case INT32 -> nccl.ncclInt32;
-            case INT64 -> nccl.ncclInt64;
-        };
-    }
-
-    static int ncclOp(ReduceOp op) {
-        return switch (op) {
-            case SUM -> nccl.ncclSum;
-            case PROD -> nccl.ncclProd;
-            case MIN -> nccl.ncclMin;
-            case MAX -> nccl.ncclMax;
-            case AVG -> nccl.ncclAvg;
-        };
-    }
-
-    /** Runs {@code enqueue} on the stream, then waits for the stream work with the op's deadline. */
-    private void runOnStream(OpOptions o, long timeoutMs, String what, Runnable enqueue) {
-        checkCuda(cudart.cudaSetDevice(device.ordinal()), "cudaSetDevice");
-        Stream s = javaStream(o);
-        enqueue.run();
-        try (Event done = Event.create(device, false)) {
-            done.record(s);
-            long deadline = System.nanoTime() + timeoutMs * 1_000_000L;
-            int[] state = new int[1];
-            while (!done.isCompleted()) {
-                check(nccl.ncclCommGetAsyncError(comm, state), "ncclCommGetAsyncError");
-                if (state[0] != nccl.ncclSuccess && state[0] != nccl.ncclInProgress) {
-                    check(state[0], what);
-                }
-                if (System.nanoTime() > deadline) {
-                    throw new CommTimeoutException(what + " did not complete within " + timeoutMs + " ms");
-                }
-                Thread.onSpinWait();
-            }
-        }
+    /** Runs {@code calls} after the producer stream's queued work; see {@link NcclOpRunner#run}. */
+    private void run(String what, long timeoutMs, Stream producer, NcclOpRunner.Call... calls) {
+        runner.run(what, timeoutMs, new long[] {producer.handle()}, calls);
     }
 
     @Override
@@ -237,29 +213,40 @@ final class NcclCommunicator extends BaseCommunicator {
         }
     }
 
+    /** Deferred sends and receives go first, so NCCL sees operations in the order they were submitted. */
+    @Override
+    Work submitCollective(Fingerprint fp, List<Tensor> tensors, OpOptions options, long wireBytes, NativeOp op) {
+        flushP2p();
+        return super.submitCollective(fp, tensors, options, wireBytes, op);
+    }
+
+    /** NCCL forbids concurrent calls on one communicator: send/recv share the collective lane. */
+    @Override
+    Lane p2pLane(String lane) {
+        return collectiveLane;
+    }
+
     @Override
     public Work allReduce(Tensor in, Tensor out, ReduceOp op, OpOptions options) {
         requireSameLayout(in, out);
         requireOp(op);
-        CUstream_st s = streamOf(options);
+        Stream s = producer(options);
         long count = in.numel();
         int n = size();
         return submitCollective(new Fingerprint(OpType.ALL_REDUCE, op.ordinal(), in.dtype(), count, -1), List.of(in, out),
-                options, n <= 1 ? 0 : 2 * in.byteSize() * (n - 1) / n, (t, tag) -> runOnStream(options, t, "allReduce",
-                        () -> check(nccl.ncclAllReduce(ptr(in.dataAddress()), ptr(out.dataAddress()), count,
-                                ncclType(in.dtype()), ncclOp(op), comm, s), "ncclAllReduce")));
+                options, n <= 1 ? 0 : 2 * in.byteSize() * (n - 1) / n, (t, tag) -> run("ncclAllReduce", t, s,
+                        (c, st) -> driver.allReduce(in.dataAddress(), out.dataAddress(), count, in.dtype(), op, c, st)));
     }
 
     @Override
     public Work broadcast(Tensor in, Tensor out, int root, OpOptions options) {
         requireSameLayout(in, out);
         requireRank("root", root);
-        CUstream_st s = streamOf(options);
+        Stream s = producer(options);
         long count = in.numel();
         return submitCollective(new Fingerprint(OpType.BROADCAST, -1, in.dtype(), count, root), List.of(in, out), options,
-                rank() == root ? in.byteSize() : 0, (t, tag) -> runOnStream(options, t, "broadcast",
-                        () -> check(nccl.ncclBroadcast(ptr(in.dataAddress()), ptr(out.dataAddress()), count,
-                                ncclType(in.dtype()), root, comm, s), "ncclBroadcast")));
+                rank() == root ? in.byteSize() : 0, (t, tag) -> run("ncclBroadcast", t, s,
+                        (c, st) -> driver.broadcast(in.dataAddress(), out.dataAddress(), count, in.dtype(), root, c, st)));
     }
 
     @Override
@@ -267,37 +254,34 @@ final class NcclCommunicator extends BaseCommunicator {
         requireSameLayout(in, out);
         requireRank("root", root);
         requireOp(op);
-        CUstream_st s = streamOf(options);
+        Stream s = producer(options);
         long count = in.numel();
         return submitCollective(new Fingerprint(OpType.REDUCE, op.ordinal(), in.dtype(), count, root), List.of(in, out),
-                options, in.byteSize(), (t, tag) -> runOnStream(options, t, "reduce",
-                        () -> check(nccl.ncclReduce(ptr(in.dataAddress()), ptr(out.dataAddress()), count,
-                                ncclType(in.dtype()), ncclOp(op), root, comm, s), "ncclReduce")));
+                options, in.byteSize(), (t, tag) -> run("ncclReduce", t, s,
+                        (c, st) -> driver.reduce(in.dataAddress(), out.dataAddress(), count, in.dtype(), op, root, c, st)));
     }
 
     @Override
     public Work allGather(Tensor in, Tensor out, OpOptions options) {
         requirePair(in, out);
         requireNumel("out", out, in.numel() * size(), "size() x in.numel()");
-        CUstream_st s = streamOf(options);
+        Stream s = producer(options);
         long count = in.numel();
         return submitCollective(new Fingerprint(OpType.ALL_GATHER, -1, in.dtype(), count, -1), List.of(in, out), options,
-                in.byteSize() * (size() - 1), (t, tag) -> runOnStream(options, t, "allGather",
-                        () -> check(nccl.ncclAllGather(ptr(in.dataAddress()), ptr(out.dataAddress()), count,
-                                ncclType(in.dtype()), comm, s), "ncclAllGather")));
+                in.byteSize() * (size() - 1), (t, tag) -> run("ncclAllGather", t, s,
+                        (c, st) -> driver.allGather(in.dataAddress(), out.dataAddress(), count, in.dtype(), c, st)));
     }
-
 
     @Override
     public Work allGatherInPlace(Tensor buffer, OpOptions options) {
         requireTensor("buffer", buffer);
         long count = blockCount("buffer", buffer);
-        CUstream_st s = streamOf(options);
+        Stream s = producer(options);
         long block = count * buffer.dtype().byteSize();
         return submitCollective(new Fingerprint(OpType.ALL_GATHER, -1, buffer.dtype(), count, -1), List.of(buffer),
-                options, block * (size() - 1), (t, tag) -> runOnStream(options, t, "allGather",
-                        () -> check(nccl.ncclAllGather(ptr(buffer.dataAddress() + rank() * block),
-                                ptr(buffer.dataAddress()), count, ncclType(buffer.dtype()), comm, s), "ncclAllGather")));
+                options, block * (size() - 1), (t, tag) -> run("ncclAllGather", t, s,
+                        (c, st) -> driver.allGather(buffer.dataAddress() + rank() * block, buffer.dataAddress(), count,
+                                buffer.dtype(), c, st)));
     }
 
     @Override
@@ -305,13 +289,12 @@ final class NcclCommunicator extends BaseCommunicator {
         requirePair(in, out);
         requireNumel("in", in, out.numel() * size(), "size() x out.numel()");
         requireOp(op);
-        CUstream_st s = streamOf(options);
+        Stream s = producer(options);
         long count = out.numel();
         return submitCollective(new Fingerprint(OpType.REDUCE_SCATTER, op.ordinal(), in.dtype(), count, -1),
-                List.of(in, out), options, out.byteSize() * (size() - 1), (t, tag) -> runOnStream(options, t,
-                        "reduceScatter", () -> check(nccl.ncclReduceScatter(ptr(in.dataAddress()),
-                                ptr(out.dataAddress()), count, ncclType(in.dtype()), ncclOp(op), comm, s),
-                                "ncclReduceScatter")));
+                List.of(in, out), options, out.byteSize() * (size() - 1), (t, tag) -> run("ncclReduceScatter", t, s,
+                        (c, st) -> driver.reduceScatter(in.dataAddress(), out.dataAddress(), count, in.dtype(), op, c,
+                                st)));
     }
 
     @Override
@@ -319,26 +302,24 @@ final class NcclCommunicator extends BaseCommunicator {
         requireTensor("buffer", buffer);
         long count = blockCount("buffer", buffer);
         requireOp(op);
-        CUstream_st s = streamOf(options);
+        Stream s = producer(options);
         long block = count * buffer.dtype().byteSize();
         return submitCollective(new Fingerprint(OpType.REDUCE_SCATTER, op.ordinal(), buffer.dtype(), count, -1),
-                List.of(buffer), options, block * (size() - 1), (t, tag) -> runOnStream(options, t, "reduceScatter",
-                        () -> check(nccl.ncclReduceScatter(ptr(buffer.dataAddress()),
-                                ptr(buffer.dataAddress() + rank() * block), count, ncclType(buffer.dtype()), ncclOp(op),
-                                comm, s), "ncclReduceScatter")));
+                List.of(buffer), options, block * (size() - 1), (t, tag) -> run("ncclReduceScatter", t, s,
+                        (c, st) -> driver.reduceScatter(buffer.dataAddress(), buffer.dataAddress() + rank() * block,
+                                count, buffer.dtype(), op, c, st)));
     }
 
-    private void groupedAllToAll(long in, long out, long count, DType dt, CUstream_st s) {
+    /** One send and one recv per peer, issued as one NCCL group. */
+    private NcclOpRunner.Call[] allToAllCalls(long in, long out, long count, DType dt) {
         long block = count * dt.byteSize();
-        check(nccl.ncclGroupStart(), "ncclGroupStart");
-        try {
-            for (int peer = 0; peer < size(); peer++) {
-                check(nccl.ncclSend(ptr(in + peer * block), count, ncclType(dt), peer, comm, s), "ncclSend");
-                check(nccl.ncclRecv(ptr(out + peer * block), count, ncclType(dt), peer, comm, s), "ncclRecv");
-            }
-        } finally {
-            check(nccl.ncclGroupEnd(), "ncclGroupEnd");
+        NcclOpRunner.Call[] calls = new NcclOpRunner.Call[2 * size()];
+        for (int peer = 0; peer < size(); peer++) {
+            int p = peer;
+            calls[2 * p] = (c, st) -> driver.send(in + p * block, count, dt, p, c, st);
+            calls[2 * p + 1] = (c, st) -> driver.recv(out + p * block, count, dt, p, c, st);
         }
+        return calls;
     }
 
     @Override
@@ -348,91 +329,223 @@ final class NcclCommunicator extends BaseCommunicator {
             throw new IllegalArgumentException("out must not be in; use allToAllInPlace");
         }
         long count = blockCount("in", in);
-        CUstream_st s = streamOf(options);
+        Stream s = producer(options);
         return submitCollective(new Fingerprint(OpType.ALL_TO_ALL, -1, in.dtype(), count, -1), List.of(in, out), options,
-                count * in.dtype().byteSize() * (size() - 1), (t, tag) -> runOnStream(options, t, "allToAll",
-                        () -> groupedAllToAll(in.dataAddress(), out.dataAddress(), count, in.dtype(), s)));
+                count * in.dtype().byteSize() * (size() - 1), (t, tag) -> run("allToAll", t, s,
+                        allToAllCalls(in.dataAddress(), out.dataAddress(), count, in.dtype())));
     }
 
     @Override
     public Work allToAllInPlace(Tensor buffer, OpOptions options) {
         requireTensor("buffer", buffer);
         long count = blockCount("buffer", buffer);
-        Stream js = javaStream(options);
-        CUstream_st s = streamOf(options);
+        Stream s = producer(options);
         return submitCollective(new Fingerprint(OpType.ALL_TO_ALL, -1, buffer.dtype(), count, -1), List.of(buffer),
                 options, count * buffer.dtype().byteSize() * (size() - 1), (t, tag) -> {
-                    try (DeviceBuffer copy = allocator.allocateDevice(device, Math.max(1, buffer.byteSize()), js)) {
-                        js.copy(buffer.buffer(), 0, copy, 0, buffer.byteSize());
-                        runOnStream(options, t, "allToAll",
-                                () -> groupedAllToAll(copy.address(), buffer.dataAddress(), count, buffer.dtype(), s));
+                    // allocated and freed on s; s waits for the collective before the free (NcclOpRunner)
+                    try (DeviceBuffer copy = allocator.allocateDevice(device, Math.max(1, buffer.byteSize()), s)) {
+                        s.copy(buffer.buffer(), 0, copy, 0, buffer.byteSize());
+                        run("allToAll", t, s, allToAllCalls(copy.address(), buffer.dataAddress(), count, buffer.dtype()));
                     }
                 });
     }
 
+    // ------------------------------------------------------------------ send / recv
+
     @Override
     public Work send(Tensor tensor, int dst, int tag, OpOptions options) {
-        requireTensor("tensor", tensor);
-        requireRank("dst", dst);
-        if (dst == rank()) {
-            throw new IllegalArgumentException("dst must differ from this rank (" + rank() + ")");
-        }
-        if (tag < 0) {
-            throw new IllegalArgumentException("tag must be >= 0, got " + tag);
-        }
-        CUstream_st s = streamOf(options);
-        return submitP2P(OpType.SEND, dst, tensor.dtype(), tensor.numel(), List.of(tensor), options, tensor.byteSize(),
-                (t, seq) -> runOnStream(options, t, "send", () -> {
-                    check(nccl.ncclGroupStart(), "ncclGroupStart");
-                    try {
-                        check(nccl.ncclSend(ptr(tensor.dataAddress()), tensor.numel(), ncclType(tensor.dtype()), dst,
-                                comm, s), "ncclSend");
-                    } finally {
-                        check(nccl.ncclGroupEnd(), "ncclGroupEnd");
-                    }
-                }));
+        return deferP2p(OpType.SEND, "dst", tensor, dst, tag, options);
     }
 
     @Override
     public Work recv(Tensor tensor, int src, int tag, OpOptions options) {
+        return deferP2p(OpType.RECV, "src", tensor, src, tag, options);
+    }
+
+    private Work deferP2p(OpType type, String peerArg, Tensor tensor, int peer, int tag, OpOptions options) {
         requireTensor("tensor", tensor);
-        requireRank("src", src);
-        if (src == rank()) {
-            throw new IllegalArgumentException("src must differ from this rank (" + rank() + ")");
+        requireRank(peerArg, peer);
+        if (peer == rank()) {
+            throw new IllegalArgumentException(peerArg + " must differ from this rank (" + rank() + ")");
         }
-        if (tag < 0) {
-            throw new IllegalArgumentException("tag must be >= 0, got " + tag);
+        requireTag(tag);
+        timeoutOf(options);
+        Stream s = producer(options);
+        ensureOpen();
+        DeferredP2p d = new DeferredP2p(type, peer, tensor, options, s);
+        tensor.buffer().pin(d.toString());
+        synchronized (p2pLock) {
+            openBatch.add(d);
         }
-        CUstream_st s = streamOf(options);
-        return submitP2P(OpType.RECV, src, tensor.dtype(), tensor.numel(), List.of(tensor), options, 0,
-                (t, seq) -> runOnStream(options, t, "recv", () -> {
-                    check(nccl.ncclGroupStart(), "ncclGroupStart");
+        return d;
+    }
+
+    /** Submits every deferred send and recv to the lane, as one NCCL group. */
+    void flushP2p() {
+        synchronized (p2pLock) {
+            if (openBatch.isEmpty()) {
+                return;
+            }
+            P2pGroup group = new P2pGroup(openBatch);
+            openBatch = new ArrayList<>();
+            try {
+                for (DeferredP2p d : group.members) {
+                    Tensor t = d.tensor;
                     try {
-                        check(nccl.ncclRecv(ptr(tensor.dataAddress()), tensor.numel(), ncclType(tensor.dtype()), src,
-                                comm, s), "ncclRecv");
+                        d.submitted = submitP2P(d.type, d.peer, t.dtype(), t.numel(), List.of(t), d.options,
+                                d.type == OpType.SEND ? t.byteSize() : 0, (timeoutMs, seq) -> group.runFor(timeoutMs));
+                        // a Work already done never reached the lane (aborted): its tensor is not the group's to use
+                        d.accepted = !d.submitted.isCompleted();
+                    } catch (RuntimeException e) {
+                        WorkImpl w = new WorkImpl(0, d.type, d.toString(), timeoutOf(d.options));
+                        w.fail(new CommAbortedException(d + " cannot run: " + e.getMessage()));
+                        d.submitted = w;
                     } finally {
-                        check(nccl.ncclGroupEnd(), "ncclGroupEnd");
+                        t.buffer().unpin(); // the deferral's pin; the lane holds its own until the op ends
                     }
-                }));
+                }
+            } finally {
+                group.seal();
+            }
+        }
+    }
+
+    /** Sends and receives flushed together: the first of them to reach the lane issues them all in one group. */
+    private final class P2pGroup {
+        final List<DeferredP2p> members;
+        private boolean sealed;
+        private boolean issued;
+        private RuntimeException failure;
+
+        P2pGroup(List<DeferredP2p> members) {
+            this.members = members;
+        }
+
+        /** Every member has been handed to the lane (or refused); the group may be issued. */
+        synchronized void seal() {
+            sealed = true;
+            notifyAll();
+        }
+
+        /** Runs on the collective lane, once per member that reached it, in submission order. */
+        synchronized void runFor(long timeoutMs) {
+            while (!sealed) {
+                try {
+                    wait(); // the flushing thread is still handing members to the lane: microseconds
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    throw new CommException("interrupted while a send/recv group was being flushed");
+                }
+            }
+            if (!issued) {
+                issued = true;
+                List<DeferredP2p> live = members.stream().filter(d -> d.accepted).toList();
+                long[] producers = live.stream().mapToLong(d -> d.producer.handle()).distinct().toArray();
+                NcclOpRunner.Call[] calls = new NcclOpRunner.Call[live.size()];
+                for (int i = 0; i < calls.length; i++) {
+                    DeferredP2p d = live.get(i);
+                    long addr = d.tensor.dataAddress();
+                    long count = d.tensor.numel();
+                    DType dt = d.tensor.dtype();
+                    calls[i] = d.type == OpType.SEND ? (c, st) -> driver.send(addr, count, dt, d.peer, c, st)
+                            : (c, st) -> driver.recv(addr, count, dt, d.peer, c, st);
+                }
+                try {
+                    runner.run("send/recv group of " + calls.length, timeoutMs, producers, calls);
+                } catch (RuntimeException e) {
+                    failure = e;
+                }
+            }
+            if (failure != null) {
+                throw failure;
+            }
+        }
+    }
+
+    /**
+     * A send or recv waiting for its group to be flushed. Any query or wait flushes the
+     * group first, then delegates to the lane's {@link Work}.
+     */
+    private final class DeferredP2p implements Work {
+        final OpType type;
+        final int peer;
+        final Tensor tensor;
+        final OpOptions options;
+        final Stream producer;
+        volatile Work submitted;
+        volatile boolean accepted;
+
+        DeferredP2p(OpType type, int peer, Tensor tensor, OpOptions options, Stream producer) {
+            this.type = type;
+            this.peer = peer;
+            this.tensor = tensor;
+            this.options = options;
+            this.producer = producer;
+        }
+
+        private Work flushed() {
+            Work w = submitted;
+            if (w == null) {
+                flushP2p();
+                w = submitted;
+            }
+            return w;
+        }
+
+        @Override
+        public boolean isCompleted() {
+            return flushed().isCompleted();
+        }
+
+        @Override
+        public void await(Duration timeout) {
+            flushed().await(timeout);
+        }
+
+        @Override
+        public void await() {
+            flushed().await();
+        }
+
+        @Override
+        public CompletableFuture<Void> toFuture() {
+            return flushed().toFuture();
+        }
+
+        @Override
+        public long seq() {
+            return flushed().seq();
+        }
+
+        @Override
+        public OpType opType() {
+            return type;
+        }
+
+        @Override
+        public String toString() {
+            return type.label() + (type == OpType.SEND ? " to rank " : " from rank ") + peer + " of " + tensor.numel()
+                    + " x " + tensor.dtype() + " (nccl, comm '" + name() + "', rank " + rank() + ")";
+        }
     }
 
     @Override
     public Work barrier(OpOptions options) {
-        CUstream_st s = streamOf(options);
+        Stream s = producer(options);
         return submitCollective(new Fingerprint(OpType.BARRIER, -1, null, 0, -1), List.of(), options, 0,
-                (t, tag) -> runOnStream(options, t, "barrier", () -> check(nccl.ncclAllReduce(ptr(scratch.address()),
-                        ptr(scratch.address()), 1, nccl.ncclInt32, nccl.ncclSum, comm, s), "ncclAllReduce(barrier)")));
+                (t, tag) -> run("ncclAllReduce(barrier)", t, s, (c, st) -> driver.allReduce(scratch.address(),
+                        scratch.address(), 1, DType.INT32, ReduceOp.SUM, c, st)));
     }
 
     @Override
     void rawAllToAll(long in, long out, long countPerRank, DType dt, long timeoutMs, long tag) {
-        runOnStream(null, timeoutMs, "allToAll", () -> groupedAllToAll(in, out, countPerRank, dt, streamOf(null)));
+        run("allToAll", timeoutMs, Stream.defaultStream(device), allToAllCalls(in, out, countPerRank, dt));
     }
 
     @Override
     void rawAllGather(long in, long out, long countPerRank, DType dt, long timeoutMs, long tag) {
-        runOnStream(null, timeoutMs, "allGather", () -> check(nccl.ncclAllGather(ptr(in), ptr(out), countPerRank,
-                ncclType(dt), comm, streamOf(null)), "ncclAllGather"));
+        run("ncclAllGather", timeoutMs, Stream.defaultStream(device),
+                (c, st) -> driver.allGather(in, out, countPerRank, dt, c, st));
     }
 
     @Override
@@ -448,82 +561,157 @@ final class NcclCommunicator extends BaseCommunicator {
         return unpackFingerprints(h, n);
     }
 
+    // ------------------------------------------------------------------ abort and close
+
     @Override
     void nativeAbort(String reason) {
-        nccl.ncclCommAbort(comm);
+        handle.abort();
+    }
+
+    /** A no-op once the communicator has been closed. */
+    @Override
+    public void abort(String reason) {
+        if (handle.state() == NcclHandle.State.DESTROYED || scratch.isClosed()) {
+            return;
+        }
+        super.abort(reason);
+        flushP2p(); // deferred sends and receives fail at once, as aborted
     }
 
     @Override
-    boolean nativeDestroy(long waitMs) {
-        if (!isAborted()) {
-            nccl.ncclCommFinalize(comm);
-            awaitReadyQuietly();
-            nccl.ncclCommDestroy(comm);
+    public void close() {
+        try {
+            flushP2p(); // pending deferred operations are then aborted by close like any other
+        } catch (RuntimeException e) {
+            LOG.debug("rank {}: flushing deferred send/recv at close: {}", rank(), e.toString());
         }
-        scratch.close();
-        hostScratch.close();
+        super.close();
+    }
+
+    /** Runs after every lane has stopped, so no poll can be in flight. */
+    @Override
+    boolean nativeDestroy(long waitMs) {
+        try {
+            NcclHandle.State s = runner.onDevice(() -> handle.release(spec.timeout().toMillis()));
+            if (s == NcclHandle.State.ABORTED && !isAborted()) {
+                LOG.warn("rank {}: ncclCommFinalize of {} did not finish within {} ms; aborted instead", rank(),
+                        spec.name(), spec.timeout().toMillis());
+            }
+            runner.close();
+        } finally {
+            scratch.close();
+            hostScratch.close();
+        }
         return true;
     }
 
-    private void awaitReadyQuietly() {
-        try {
-            awaitReady(comm, spec.timeout().toMillis(), "ncclCommFinalize");
-        } catch (CommException e) {
-            // already aborted by awaitReady
-        }
-    }
+    // ------------------------------------------------------------------ shrink and split
 
-    /** ncclCommShrink with NCCL_SHRINK_ABORT: in-flight work on the parent is revoked, not waited for. */
-    @Override
-    public Communicator shrink(int... excluded) {
-        CommSpec next = survivorSpec(excluded);
-        Rendezvous.claimGeneration(next);
-        Rendezvous.agreeOnMembers(next);
-        checkCuda(cudart.cudaSetDevice(device.ordinal()), "cudaSetDevice");
-        ncclComm child = new ncclComm();
-        int st = nccl.ncclCommShrink(comm, excluded, excluded.length, child, nonBlockingConfig(), nccl.NCCL_SHRINK_ABORT);
-        if (st != nccl.ncclSuccess && st != nccl.ncclInProgress) {
-            check(st, "ncclCommShrink");
-        }
-        awaitReady(child, spec.initTimeout().toMillis(), "ncclCommShrink");
-        abortForRebuild("shrunk to exclude ranks " + java.util.Arrays.toString(excluded));
-        return new NcclCommunicator(next, child, device);
-    }
-
+    /**
+     * Shrink (from {@link BaseCommunicator#shrink}, after the parent is aborted) and
+     * split both land here. A shrink initializes the survivors afresh through the store
+     * in the next generation: after a failure, some survivors' parents are aborted and
+     * some not, and {@code ncclCommShrink} needs a live parent on every one of them.
+     * A split calls {@code ncclCommSplit} on the collective lane and checks that NCCL
+     * placed this rank where the store's exchange says (members ordered by key, then by
+     * parent rank).
+     */
     @Override
     Communicator rebuild(CommSpec next) {
-        // never called: NCCL overrides shrink() and split() with ncclCommShrink and ncclCommSplit
-        throw new UnsupportedOperationException("internal: NCCL rebuilds go through shrink() and split()");
+        int[] split = SPLIT.get();
+        if (split == null) {
+            return init(next, driver, ordinal);
+        }
+        NcclHandle child = onCollectiveLane("ncclCommSplit", spec.initTimeout(),
+                () -> runner.onDevice(() -> splitHandle(split[0], split[1], next)));
+        try {
+            return new NcclCommunicator(next, driver, child, ordinal);
+        } catch (RuntimeException e) {
+            child.abort();
+            throw e;
+        }
     }
 
     @Override
     public Communicator split(int color, int key) {
         ensureOpen();
-        checkCuda(cudart.cudaSetDevice(device.ordinal()), "cudaSetDevice");
-        ncclComm child = new ncclComm();
-        int c = color < 0 ? nccl.NCCL_SPLIT_NOCOLOR : color;
-        int st = nccl.ncclCommSplit(comm, c, key, child, nonBlockingConfig());
-        if (st != nccl.ncclSuccess && st != nccl.ncclInProgress) {
-            check(st, "ncclCommSplit");
-        }
         if (color < 0) {
-            awaitReady(comm, spec.initTimeout().toMillis(), "ncclCommSplit (no color)");
+            super.split(color, key); // the store exchange every member takes part in
+            onCollectiveLane("ncclCommSplit", spec.initTimeout(),
+                    () -> runner.onDevice(() -> splitHandle(color, key, null)));
             return null;
         }
-        awaitReady(child, spec.initTimeout().toMillis(), "ncclCommSplit");
-        int[] n = new int[1];
-        int[] r = new int[1];
-        check(nccl.ncclCommCount(child, n), "ncclCommCount");
-        check(nccl.ncclCommUserRank(child, r), "ncclCommUserRank");
-        int[] ids = new int[n[0]];
-        for (int i = 0; i < ids.length; i++) {
-            ids[i] = i; // NCCL does not report the parent ranks; members are numbered within the split
+        SPLIT.set(new int[] {color, key});
+        try {
+            return super.split(color, key);
+        } finally {
+            SPLIT.remove();
         }
-        int k;
-        synchronized (this) {
-            k = ++splits;
+    }
+
+    /** {@code ncclCommSplit} on the parent, settled; {@code null} for a rank without a color. */
+    private NcclHandle splitHandle(int color, int key, CommSpec next) {
+        long deadline = System.nanoTime() + spec.initTimeout().toNanos();
+        long[] out = new long[1];
+        int st = handle.call("ncclCommSplit", c -> driver.commSplit(c, color, key, out));
+        if (next == null) {
+            handle.settle(st, "ncclCommSplit (no color)", deadline);
+            return null;
         }
-        CommSpec childSpec = spec.child(spec.name() + "/split-" + k + "/color-" + color, r[0], ids);
-        return new NcclCommunicator(childSpec, child, device);
+        NcclHandle child = NcclHandle.open(driver, handleName(next), "ncclCommSplit(color " + color + ")", st, out[0],
+                deadline);
+        try {
+            handle.awaitSettled("ncclCommSplit", deadline);
+            int[] n = new int[1];
+            int[] r = new int[1];
+            child.issue("ncclCommCount", deadline, c -> driver.commCount(c, n));
+            child.issue("ncclCommUserRank", deadline, c -> driver.commUserRank(c, r));
+            checkSplitPlacement(n[0], r[0], next.size(), next.rank(), next.toString());
+            return child;
+        } catch (RuntimeException e) {
+            child.abort();
+            throw e;
+        }
+    }
+
+    /** NCCL's child must match the members the store exchange computed, or ranks would be mislabelled. */
+    static void checkSplitPlacement(int ncclCount, int ncclRank, int size, int rank, String child) {
+        if (ncclCount != size || ncclRank != rank) {
+            throw new CommException("ncclCommSplit placed this rank at " + ncclRank + " of " + ncclCount
+                    + ", but the members agreed through the store put it at " + rank + " of " + size + " (" + child + ")");
+        }
+    }
+
+    /** Runs {@code body} on the collective lane after every operation submitted before it. */
+    private <T> T onCollectiveLane(String what, Duration timeout, Supplier<T> body) {
+        flushP2p();
+        CompletableFuture<T> f = new CompletableFuture<>();
+        Lane.Task task;
+        try {
+            task = collectiveLane.submit(() -> {
+                try {
+                    f.complete(body.get());
+                } catch (RuntimeException | Error e) {
+                    f.completeExceptionally(e);
+                }
+            });
+        } catch (RejectedExecutionException e) {
+            throw new IllegalStateException("communicator " + spec.name() + " is closed", e);
+        }
+        collectiveLane.helpRun(task);
+        try {
+            // the lane may first finish the operations queued before this one, each within its own timeout
+            return f.get(timeout.toMillis() + spec.timeout().toMillis() + 2000, TimeUnit.MILLISECONDS);
+        } catch (ExecutionException e) {
+            if (e.getCause() instanceof RuntimeException r) {
+                throw r;
+            }
+            throw new CommException(what + " failed: " + e.getCause(), e.getCause());
+        } catch (TimeoutException e) {
+            throw new CommTimeoutException(what + " did not get to run on the collective lane of " + this);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new CommException("interrupted while waiting for " + what + " on " + this);
+        }
     }
 }

@@ -66,8 +66,8 @@ public final class CollectiveBenchWorker {
                         case "reducescatter" -> () -> comm.reduceScatter(in, out, ReduceOp.SUM).await();
                         case "broadcast" -> () -> comm.broadcast(in, out, 0, OpOptions.defaults()).await();
                         case "sendrecv" -> () -> {
-                            var s = comm.send(in, (comm.rank() + 1) % n, 1);
-                            var r = comm.recv(out, (comm.rank() + n - 1) % n, 1);
+                            var s = comm.send(in, (comm.rank() + 1) % n, 0);
+                            var r = comm.recv(out, (comm.rank() + n - 1) % n, 0);
                             s.await();
                             r.await();
                         };
