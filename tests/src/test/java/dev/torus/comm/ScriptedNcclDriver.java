@@ -296,6 +296,13 @@ final class ScriptedNcclDriver implements NcclDriver {
         return -1;
     }
 
+    /** The last 40 log lines, for assertion messages. */
+    String tail() {
+        synchronized (log) {
+            return (log.size() > 40 ? "... " : "") + log.subList(Math.max(0, log.size() - 40), log.size());
+        }
+    }
+
     long count(String prefix) {
         synchronized (log) {
             return log.stream().filter(l -> l.startsWith(prefix)).count();
