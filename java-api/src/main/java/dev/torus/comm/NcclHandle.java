@@ -87,6 +87,44 @@ final class NcclHandle {
         }
     }
 
+    /**
+     * Runs a whole NCCL group, {@code ncclGroupStart}, {@code calls} in order, then
+     * {@code ncclGroupEnd}, under the lock, so no abort can free the communicator between
+     * a queued call and the {@code ncclGroupEnd} that launches it. Returns
+     * {@code ncclGroupEnd}'s status for {@link #settle}; a failed call still ends the
+     * group and is then thrown.
+     */
+    int group(String what, LongToIntFunction... calls) {
+        lock.lock();
+        try {
+            ensureLive(what);
+            int st = driver.groupStart();
+            if (st != NcclDriver.SUCCESS) {
+                throw failure(driver, st, "ncclGroupStart for " + what + " on " + name);
+            }
+            CommException first = null;
+            int end;
+            try {
+                for (LongToIntFunction c : calls) {
+                    int s = c.applyAsInt(comm);
+                    // inside a group NCCL only queues; ncclInProgress is settled after ncclGroupEnd
+                    if (s != NcclDriver.SUCCESS && s != NcclDriver.IN_PROGRESS) {
+                        first = failure(driver, s, what + " on " + name);
+                        break;
+                    }
+                }
+            } finally {
+                end = driver.groupEnd();
+            }
+            if (first != null) {
+                throw first;
+            }
+            return end;
+        } finally {
+            lock.unlock();
+        }
+    }
+
     /** {@link #call} then {@link #settle}: a call that returned {@code ncclInProgress} is polled to its end. */
     void issue(String what, long deadlineNanos, LongToIntFunction nativeCall) {
         settle(call(what, nativeCall), what, deadlineNanos);

@@ -65,28 +65,12 @@ final class NcclOpRunner implements AutoCloseable {
             handle.issue(what, deadline, c -> calls[0].enqueue(c, stream));
             return;
         }
-        int groupEnd;
-        CommException first = null;
-        int st = driver.groupStart();
-        if (st != NcclDriver.SUCCESS) {
-            throw NcclHandle.failure(driver, st, "ncclGroupStart for " + what);
+        java.util.function.LongToIntFunction[] queued = new java.util.function.LongToIntFunction[calls.length];
+        for (int i = 0; i < calls.length; i++) {
+            Call call = calls[i];
+            queued[i] = c -> call.enqueue(c, stream);
         }
-        try {
-            for (Call call : calls) {
-                int s = handle.call(what, c -> call.enqueue(c, stream));
-                // inside a group NCCL only queues; ncclInProgress is settled after ncclGroupEnd
-                if (s != NcclDriver.SUCCESS && s != NcclDriver.IN_PROGRESS) {
-                    first = NcclHandle.failure(driver, s, what);
-                    break;
-                }
-            }
-        } finally {
-            groupEnd = driver.groupEnd();
-        }
-        if (first != null) {
-            throw first;
-        }
-        handle.settle(groupEnd, "ncclGroupEnd for " + what, deadline);
+        handle.settle(handle.group(what, queued), "ncclGroupEnd for " + what, deadline);
     }
 
     private void awaitDone(String what, long deadline) {

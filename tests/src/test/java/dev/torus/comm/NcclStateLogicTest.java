@@ -220,6 +220,33 @@ class NcclStateLogicTest {
     }
 
     @Test
+    void abortNeverLandsBetweenAGroupsCallsAndItsGroupEnd() throws Exception {
+        nccl.enqueueNanos = 2_000_000;
+        for (int i = 0; i < 20; i++) {
+            NcclHandle h = liveHandle();
+            NcclOpRunner runner = new NcclOpRunner(nccl, h, 0);
+            int before = (int) nccl.count("ncclSend");
+            CompletableFuture<Throwable> failure = CompletableFuture.supplyAsync(() -> {
+                try {
+                    runner.run("send/recv", 30_000, new long[] {PRODUCER},
+                            (c, s) -> nccl.send(1, 1, dev.torus.DType.FLOAT32, 1, c, s),
+                            (c, s) -> nccl.recv(2, 1, dev.torus.DType.FLOAT32, 1, c, s));
+                    return null;
+                } catch (RuntimeException e) {
+                    return e;
+                }
+            });
+            while (nccl.count("ncclSend") == before) {
+                Thread.onSpinWait();
+            }
+            h.abort(); // the send is inside NCCL: the abort must wait for ncclGroupEnd
+            Throwable t = failure.get(10, TimeUnit.SECONDS);
+            assertTrue(t == null || t instanceof CommAbortedException, "run #" + i + " ended with " + t);
+        }
+        assertTrue(nccl.violations.isEmpty(), nccl.violations.stream().limit(5).toList().toString());
+    }
+
+    @Test
     void abortAfterReleaseIsANoOp() {
         NcclHandle h = liveHandle();
         assertEquals(NcclHandle.State.DESTROYED, h.release(1_000));

@@ -41,6 +41,10 @@ final class ScriptedNcclDriver implements NcclDriver {
     volatile int eventDefault = CUDA_SUCCESS;
     /** Time each ncclCommGetAsyncError spends inside NCCL, to widen race windows. */
     volatile long pollNanos;
+    /** Time each enqueue call spends inside NCCL, to widen race windows. */
+    volatile long enqueueNanos;
+    /** Communicators with calls queued in the open group of each thread. */
+    private final ThreadLocal<List<Long>> openGroup = new ThreadLocal<>();
 
     final AtomicInteger asyncPolls = new AtomicInteger();
     final AtomicInteger eventQueries = new AtomicInteger();
@@ -81,6 +85,13 @@ final class ScriptedNcclDriver implements NcclDriver {
     private int enqueue(String call, long comm, long stream) {
         enter(call + "(stream " + stream + ")", comm);
         try {
+            List<Long> group = openGroup.get();
+            if (group != null) {
+                group.add(comm);
+            }
+            if (enqueueNanos > 0) {
+                LockSupport.parkNanos(enqueueNanos);
+            }
             return next(enqueueStatuses, SUCCESS);
         } finally {
             leave(comm);
@@ -174,12 +185,23 @@ final class ScriptedNcclDriver implements NcclDriver {
     @Override
     public int groupStart() {
         log.add("ncclGroupStart");
+        openGroup.set(new ArrayList<>());
         return SUCCESS;
     }
 
     @Override
     public int groupEnd() {
         log.add("ncclGroupEnd");
+        List<Long> group = openGroup.get();
+        openGroup.remove();
+        if (group != null) {
+            for (long c : group) {
+                if (comms.get(c) != CommState.LIVE) {
+                    violations.add("ncclGroupEnd launched calls queued on " + comms.get(c).name().toLowerCase()
+                            + " communicator " + c);
+                }
+            }
+        }
         return groupEndStatus;
     }
 
