@@ -92,15 +92,14 @@ final class Lane {
             Task t;
             lock.lock();
             try {
-                while (!shutdown && (queue.isEmpty() || busy)) {
+                // a helper's task counts as running: the lane has not stopped until it returns, so the
+                // owner never frees native state a helping thread is still using
+                while ((!shutdown && queue.isEmpty()) || busy) {
                     changed.awaitUninterruptibly();
                 }
                 if (queue.isEmpty()) {
                     changed.signalAll();
                     return; // shut down and drained
-                }
-                if (busy) {
-                    continue;
                 }
                 t = queue.pollFirst();
                 busy = true;
