@@ -11,7 +11,6 @@ import dev.torus.memory.Stream;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
@@ -61,8 +60,7 @@ final class NcclCommunicator extends BaseCommunicator {
     private final Allocator allocator;
     private final DeviceBuffer scratch;
     private final HostBuffer hostScratch;
-    private final Object p2pLock = new Object();
-    private List<DeferredP2p> openBatch = new ArrayList<>();
+    private final NcclP2pQueue p2p = new NcclP2pQueue(new P2pTarget());
 
     private NcclCommunicator(CommSpec spec, NcclDriver driver, NcclHandle handle, int ordinal) {
         super(spec);
@@ -216,7 +214,7 @@ final class NcclCommunicator extends BaseCommunicator {
     /** Deferred sends and receives go first, so NCCL sees operations in the order they were submitted. */
     @Override
     Work submitCollective(Fingerprint fp, List<Tensor> tensors, OpOptions options, long wireBytes, NativeOp op) {
-        flushP2p();
+        p2p.flush();
         return super.submitCollective(fp, tensors, options, wireBytes, op);
     }
 
@@ -369,163 +367,44 @@ final class NcclCommunicator extends BaseCommunicator {
             throw new IllegalArgumentException(peerArg + " must differ from this rank (" + rank() + ")");
         }
         requireTag(tag);
-        timeoutOf(options);
+        Duration timeout = timeoutOf(options);
         Stream s = producer(options);
         ensureOpen();
-        DeferredP2p d = new DeferredP2p(type, peer, tensor, options, s);
-        tensor.buffer().pin(d.toString());
-        synchronized (p2pLock) {
-            openBatch.add(d);
-        }
-        return d;
+        String desc = type.label() + (type == OpType.SEND ? " to rank " : " from rank ") + peer + " of "
+                + tensor.numel() + " x " + tensor.dtype() + " (nccl, comm '" + name() + "', rank " + rank() + ")";
+        tensor.buffer().pin(desc);
+        return p2p.defer(type, peer, new P2pArgs(tensor, options, s), tensor.buffer()::unpin, desc, timeout);
     }
 
-    /** Submits every deferred send and recv to the lane, as one NCCL group. */
-    void flushP2p() {
-        synchronized (p2pLock) {
-            if (openBatch.isEmpty()) {
-                return;
+    /** A deferred send's or recv's tensor, options and producer stream. */
+    private record P2pArgs(Tensor tensor, OpOptions options, Stream producer) {}
+
+    /** Hands deferred send/recv to the lane; issues a flushed group as one NCCL group. */
+    private final class P2pTarget implements NcclP2pQueue.Target {
+        @Override
+        public Work submit(NcclP2pQueue.Deferred d, NcclP2pQueue.Group group) {
+            P2pArgs a = (P2pArgs) d.payload;
+            Tensor t = a.tensor();
+            return submitP2P(d.type, d.peer, t.dtype(), t.numel(), List.of(t), a.options(),
+                    d.type == OpType.SEND ? t.byteSize() : 0, (timeoutMs, seq) -> group.runFor(timeoutMs));
+        }
+
+        @Override
+        public void issue(List<NcclP2pQueue.Deferred> live, long timeoutMs) {
+            long[] producers = live.stream().mapToLong(d -> ((P2pArgs) d.payload).producer().handle()).distinct()
+                    .toArray();
+            NcclOpRunner.Call[] calls = new NcclOpRunner.Call[live.size()];
+            for (int i = 0; i < calls.length; i++) {
+                NcclP2pQueue.Deferred d = live.get(i);
+                Tensor t = ((P2pArgs) d.payload).tensor();
+                long addr = t.dataAddress();
+                long count = t.numel();
+                DType dt = t.dtype();
+                int peer = d.peer;
+                calls[i] = d.type == OpType.SEND ? (c, st) -> driver.send(addr, count, dt, peer, c, st)
+                        : (c, st) -> driver.recv(addr, count, dt, peer, c, st);
             }
-            P2pGroup group = new P2pGroup(openBatch);
-            openBatch = new ArrayList<>();
-            try {
-                for (DeferredP2p d : group.members) {
-                    Tensor t = d.tensor;
-                    try {
-                        d.submitted = submitP2P(d.type, d.peer, t.dtype(), t.numel(), List.of(t), d.options,
-                                d.type == OpType.SEND ? t.byteSize() : 0, (timeoutMs, seq) -> group.runFor(timeoutMs));
-                        // a Work already done never reached the lane (aborted): its tensor is not the group's to use
-                        d.accepted = !d.submitted.isCompleted();
-                    } catch (RuntimeException e) {
-                        WorkImpl w = new WorkImpl(0, d.type, d.toString(), timeoutOf(d.options));
-                        w.fail(new CommAbortedException(d + " cannot run: " + e.getMessage()));
-                        d.submitted = w;
-                    } finally {
-                        t.buffer().unpin(); // the deferral's pin; the lane holds its own until the op ends
-                    }
-                }
-            } finally {
-                group.seal();
-            }
-        }
-    }
-
-    /** Sends and receives flushed together: the first of them to reach the lane issues them all in one group. */
-    private final class P2pGroup {
-        final List<DeferredP2p> members;
-        private boolean sealed;
-        private boolean issued;
-        private RuntimeException failure;
-
-        P2pGroup(List<DeferredP2p> members) {
-            this.members = members;
-        }
-
-        /** Every member has been handed to the lane (or refused); the group may be issued. */
-        synchronized void seal() {
-            sealed = true;
-            notifyAll();
-        }
-
-        /** Runs on the collective lane, once per member that reached it, in submission order. */
-        synchronized void runFor(long timeoutMs) {
-            while (!sealed) {
-                try {
-                    wait(); // the flushing thread is still handing members to the lane: microseconds
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                    throw new CommException("interrupted while a send/recv group was being flushed");
-                }
-            }
-            if (!issued) {
-                issued = true;
-                List<DeferredP2p> live = members.stream().filter(d -> d.accepted).toList();
-                long[] producers = live.stream().mapToLong(d -> d.producer.handle()).distinct().toArray();
-                NcclOpRunner.Call[] calls = new NcclOpRunner.Call[live.size()];
-                for (int i = 0; i < calls.length; i++) {
-                    DeferredP2p d = live.get(i);
-                    long addr = d.tensor.dataAddress();
-                    long count = d.tensor.numel();
-                    DType dt = d.tensor.dtype();
-                    calls[i] = d.type == OpType.SEND ? (c, st) -> driver.send(addr, count, dt, d.peer, c, st)
-                            : (c, st) -> driver.recv(addr, count, dt, d.peer, c, st);
-                }
-                try {
-                    runner.run("send/recv group of " + calls.length, timeoutMs, producers, calls);
-                } catch (RuntimeException e) {
-                    failure = e;
-                }
-            }
-            if (failure != null) {
-                throw failure;
-            }
-        }
-    }
-
-    /**
-     * A send or recv waiting for its group to be flushed. Any query or wait flushes the
-     * group first, then delegates to the lane's {@link Work}.
-     */
-    private final class DeferredP2p implements Work {
-        final OpType type;
-        final int peer;
-        final Tensor tensor;
-        final OpOptions options;
-        final Stream producer;
-        volatile Work submitted;
-        volatile boolean accepted;
-
-        DeferredP2p(OpType type, int peer, Tensor tensor, OpOptions options, Stream producer) {
-            this.type = type;
-            this.peer = peer;
-            this.tensor = tensor;
-            this.options = options;
-            this.producer = producer;
-        }
-
-        private Work flushed() {
-            Work w = submitted;
-            if (w == null) {
-                flushP2p();
-                w = submitted;
-            }
-            return w;
-        }
-
-        @Override
-        public boolean isCompleted() {
-            return flushed().isCompleted();
-        }
-
-        @Override
-        public void await(Duration timeout) {
-            flushed().await(timeout);
-        }
-
-        @Override
-        public void await() {
-            flushed().await();
-        }
-
-        @Override
-        public CompletableFuture<Void> toFuture() {
-            return flushed().toFuture();
-        }
-
-        @Override
-        public long seq() {
-            return flushed().seq();
-        }
-
-        @Override
-        public OpType opType() {
-            return type;
-        }
-
-        @Override
-        public String toString() {
-            return type.label() + (type == OpType.SEND ? " to rank " : " from rank ") + peer + " of " + tensor.numel()
-                    + " x " + tensor.dtype() + " (nccl, comm '" + name() + "', rank " + rank() + ")";
+            runner.run("send/recv group of " + calls.length, timeoutMs, producers, calls);
         }
     }
 
@@ -575,13 +454,13 @@ final class NcclCommunicator extends BaseCommunicator {
             return;
         }
         super.abort(reason);
-        flushP2p(); // deferred sends and receives fail at once, as aborted
+        p2p.flush(); // deferred sends and receives fail at once, as aborted
     }
 
     @Override
     public void close() {
         try {
-            flushP2p(); // pending deferred operations are then aborted by close like any other
+            p2p.flush(); // pending deferred operations are then aborted by close like any other
         } catch (RuntimeException e) {
             LOG.debug("rank {}: flushing deferred send/recv at close: {}", rank(), e.toString());
         }
@@ -684,7 +563,7 @@ final class NcclCommunicator extends BaseCommunicator {
 
     /** Runs {@code body} on the collective lane after every operation submitted before it. */
     private <T> T onCollectiveLane(String what, Duration timeout, Supplier<T> body) {
-        flushP2p();
+        p2p.flush();
         CompletableFuture<T> f = new CompletableFuture<>();
         Lane.Task task;
         try {
