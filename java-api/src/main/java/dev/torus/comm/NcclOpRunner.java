@@ -42,6 +42,9 @@ final class NcclOpRunner implements AutoCloseable {
      * Throws {@link CommTimeoutException} at the deadline; the caller then aborts.
      */
     void run(String what, long timeoutMs, long[] producers, Call... calls) {
+        if (calls.length == 0) {
+            return; // e.g. a send/recv group whose members were all aborted before it was issued
+        }
         long deadline = System.nanoTime() + Math.max(1, timeoutMs) * 1_000_000L;
         onDevice(() -> {
             ensureResources();
