@@ -1,8 +1,13 @@
 #include "thread_pool.hpp"
 
+#include <sched.h>
+
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <deque>
 #include <exception>
 #include <mutex>
 #include <thread>
@@ -12,61 +17,115 @@ namespace torus {
 
 static thread_local bool inside_region = false;
 
-struct ThreadPool::State {
-    std::mutex region;                  // serialises parallel regions
-    std::mutex m;
-    std::condition_variable wake, done;
-    std::vector<std::thread> workers;
-    int wanted = 1;
-    uint64_t generation = 0;
+namespace {
+
+// One parallel region. Lives on its caller's stack; the caller does not return before
+// every worker that joined it has left (helpers == 0, under the pool's mutex).
+struct Job {
     const std::function<void(int64_t)>* task = nullptr;
     int64_t tasks = 0;
     std::atomic<int64_t> next{0};
-    int active = 0;
-    std::exception_ptr error;
+    std::atomic<int64_t> finished{0};
+    int helpers = 0;              // guarded by State::m
+    std::exception_ptr error;     // guarded by State::m
+
+    bool fully_claimed() const { return next.load(std::memory_order_relaxed) >= tasks; }
+};
+
+}  // namespace
+
+struct ThreadPool::State {
+    std::mutex m;
+    std::condition_variable wake, done;
+    std::mutex resize_m;                // one resize at a time
+    std::vector<std::thread> workers;
+    std::atomic<int> wanted{1};
+    std::deque<Job*> jobs;              // open jobs with tasks left to claim; guarded by m
     bool stop = false;
 
-    void drain() {
+    void drain(Job& j) {
         for (;;) {
-            int64_t t = next.fetch_add(1);
-            if (t >= tasks) return;
+            int64_t t = j.next.fetch_add(1);
+            if (t >= j.tasks) return;
             try {
-                (*task)(t);
+                (*j.task)(t);
             } catch (...) {
                 std::lock_guard<std::mutex> g(m);
-                if (!error) error = std::current_exception();
+                if (!j.error) j.error = std::current_exception();
             }
+            j.finished.fetch_add(1);
         }
+    }
+
+    void retire(Job* j) {  // m held
+        auto it = std::find(jobs.begin(), jobs.end(), j);
+        if (it != jobs.end()) jobs.erase(it);
     }
 
     void worker_loop() {
         inside_region = true;
-        uint64_t seen = 0;
         std::unique_lock<std::mutex> lk(m);
         for (;;) {
-            wake.wait(lk, [&] { return stop || generation != seen; });
+            wake.wait(lk, [&] { return stop || !jobs.empty(); });
             if (stop) return;
-            seen = generation;
+            Job* j = jobs.front();
+            jobs.pop_front();
+            if (j->fully_claimed()) continue;
+            jobs.push_back(j);  // round robin: the next free worker starts on another job
+            j->helpers++;
             lk.unlock();
-            drain();
+            drain(*j);
             lk.lock();
-            if (--active == 0) done.notify_all();
+            j->helpers--;
+            retire(j);
+            done.notify_all();
         }
     }
 
     void resize(int n) {
+        std::lock_guard<std::mutex> r(resize_m);
         {
             std::lock_guard<std::mutex> g(m);
             stop = true;
         }
         wake.notify_all();
-        for (auto& w : workers) w.join();
+        for (auto& w : workers) w.join();  // a worker finishes its current drain first
         workers.clear();
-        stop = false;
-        wanted = std::max(1, n);
-        for (int i = 1; i < wanted; ++i) workers.emplace_back([this] { worker_loop(); });
+        {
+            std::lock_guard<std::mutex> g(m);
+            stop = false;
+        }
+        int k = std::max(1, n);
+        wanted.store(k);
+        for (int i = 1; i < k; ++i) workers.emplace_back([this] { worker_loop(); });
+        wake.notify_all();
     }
 };
+
+int ThreadPool::available_cpus() {
+    int n = 0;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof(set), &set) == 0) n = CPU_COUNT(&set);
+    if (n <= 0) {
+        unsigned hw = std::thread::hardware_concurrency();
+        n = hw == 0 ? 1 : (int)hw;
+    }
+    // cgroup v2: "max 100000" (no limit) or "<quota> <period>" in microseconds
+    if (FILE* f = std::fopen("/sys/fs/cgroup/cpu.max", "r")) {
+        char quota[32] = {0};
+        long long period = 0;
+        if (std::fscanf(f, "%31s %lld", quota, &period) == 2 && period > 0) {
+            char* end = nullptr;
+            long long q = std::strtoll(quota, &end, 10);
+            if (end != quota && *end == 0 && q > 0) {
+                n = std::min<long long>(n, std::max<long long>(1, (q + period - 1) / period));
+            }
+        }
+        std::fclose(f);
+    }
+    return std::max(1, n);
+}
 
 ThreadPool& ThreadPool::instance() {
     static ThreadPool pool;
@@ -74,50 +133,43 @@ ThreadPool& ThreadPool::instance() {
 }
 
 ThreadPool::ThreadPool() : state_(new State()) {
-    unsigned hw = std::thread::hardware_concurrency();
-    state_->resize(hw == 0 ? 1 : (int)hw);
+    state_->resize(available_cpus());
 }
 
-int ThreadPool::threads() const { return state_->wanted; }
+int ThreadPool::threads() const { return state_->wanted.load(); }
 
-void ThreadPool::set_threads(int threads) {
-    std::lock_guard<std::mutex> g(state_->region);
-    state_->resize(threads);
-}
+void ThreadPool::set_threads(int threads) { state_->resize(threads); }
 
 int64_t ThreadPool::split(int64_t n, int64_t grain) const {
     if (n <= 0) return 0;
     int64_t by_grain = (n + grain - 1) / grain;
-    return std::min<int64_t>(by_grain, (int64_t)state_->wanted * 4);
+    return std::min<int64_t>(by_grain, (int64_t)state_->wanted.load() * 4);
 }
 
 void ThreadPool::run(int64_t tasks, const std::function<void(int64_t)>& task) {
     if (tasks <= 0) return;
-    if (tasks == 1 || inside_region || state_->wanted == 1) {
+    if (tasks == 1 || inside_region || state_->wanted.load() == 1) {
         for (int64_t t = 0; t < tasks; ++t) task(t);
         return;
     }
     State& s = *state_;
-    std::lock_guard<std::mutex> region(s.region);
+    Job j;
+    j.task = &task;
+    j.tasks = tasks;
     {
         std::lock_guard<std::mutex> g(s.m);
-        s.task = &task;
-        s.tasks = tasks;
-        s.next.store(0);
-        s.error = nullptr;
-        s.active = (int)s.workers.size();
-        ++s.generation;
+        s.jobs.push_back(&j);
     }
     s.wake.notify_all();
     inside_region = true;
-    s.drain();
+    s.drain(j);
     inside_region = false;
     std::exception_ptr err;
     {
         std::unique_lock<std::mutex> lk(s.m);
-        s.done.wait(lk, [&] { return s.active == 0; });
-        err = s.error;
-        s.task = nullptr;
+        s.retire(&j);  // no worker can join from here on
+        s.done.wait(lk, [&] { return j.helpers == 0 && j.finished.load() == j.tasks; });
+        err = j.error;
     }
     if (err) std::rethrow_exception(err);
 }

@@ -70,6 +70,31 @@ public final class QuantizedTensor implements AutoCloseable {
     }
 
     /**
+     * An uninitialised result for {@link Quantizer#quantizeInto} with a symmetric spec, which
+     * writes both the values and the scales (for hot loops that quantize into the same
+     * buffers). Both tensors come from {@code allocator}; the caller owns the result.
+     */
+    public static QuantizedTensor allocate(dev.torus.memory.Allocator allocator, QuantSpec spec, Device device,
+                                           long... shape) {
+        if (spec == null) {
+            throw new IllegalArgumentException("spec must not be null");
+        }
+        if (spec.scheme() != QuantSpec.Scheme.SYMMETRIC) {
+            throw new IllegalArgumentException("spec: expected a symmetric spec (an affine result holds the spec's own "
+                    + "scales and zero points; assemble it with QuantizedTensor.of), got " + spec);
+        }
+        Tensor values = Tensor.empty(allocator, spec.dtype(), device, shape);
+        try {
+            long groups = Quantizer.Groups.of(values, spec.granularity(), spec.axis(), spec.blockSize()).count;
+            Tensor scales = Tensor.empty(allocator, dev.torus.DType.FLOAT32, device, groups);
+            return new QuantizedTensor(values, scales, null, spec);
+        } catch (RuntimeException e) {
+            values.close();
+            throw e;
+        }
+    }
+
+    /**
      * The rule {@link QuantSpec} applies to the scales it is given, applied to received ones:
      * finite and positive; a symmetric spec also allows 0, which is what quantizing an
      * all-zero group produces. A CUDA tensor's scales are copied to the host to be checked.

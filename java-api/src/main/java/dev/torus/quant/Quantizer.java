@@ -61,7 +61,7 @@ public final class Quantizer {
     /**
      * Quantizes {@code x} into an existing result (no allocation; for hot loops).
      * {@code out} must have been made for the same shape, device and spec, by
-     * {@link #quantize} or {@link QuantizedTensor#of}. Symmetric specs overwrite
+     * {@link #quantize}, {@link QuantizedTensor#allocate} or {@link QuantizedTensor#of}. Symmetric specs overwrite
      * its scales; affine specs use the scales and zero points it holds.
      */
     public static void quantizeInto(Tensor x, QuantizedTensor out) {

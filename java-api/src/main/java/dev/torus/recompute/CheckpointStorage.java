@@ -110,19 +110,12 @@ public final class CheckpointStorage {
             }
             default -> {
                 QuantSpec spec = QuantSpec.int8Symmetric().blockwise(blockSize);
-                long blocks = (x.numel() + blockSize - 1) / blockSize;
-                Tensor values = Tensor.empty(a, DType.INT8, x.device(), x.shape());
-                Tensor scales = null;
+                QuantizedTensor q = QuantizedTensor.allocate(a, spec, x.device(), x.shape());
                 try {
-                    scales = Tensor.empty(a, DType.FLOAT32, x.device(), blocks);
-                    QuantizedTensor q = QuantizedTensor.of(values, scales, null, spec);
                     Quantizer.quantizeInto(x, q);
                     return new Stored(null, q, x.shape());
                 } catch (RuntimeException e) {
-                    values.close();
-                    if (scales != null) {
-                        scales.close();
-                    }
+                    q.close();
                     throw e;
                 }
             }

@@ -19,12 +19,21 @@ import org.bytedeco.javacpp.Pointer;
 public final class Blas {
     private Blas() {}
 
+    /** A FloatPointer whose address is set per call: no allocation on the GEMM path. */
     private static final class Raw extends FloatPointer {
-        Raw(long address) {
+        Raw() {
             super((Pointer) null);
+        }
+
+        Raw at(long address) {
             this.address = address;
+            return this;
         }
     }
+
+    /** Three reusable operand pointers per calling thread. */
+    private static final ThreadLocal<Raw[]> OPERANDS = ThreadLocal.withInitial(() -> new Raw[] {new Raw(), new Raw(),
+            new Raw()});
 
     private static final class Cpu {
         static final Throwable LOAD_ERROR;
@@ -55,13 +64,14 @@ public final class Blas {
         if (m == 0 || n == 0) {
             return;
         }
+        Raw[] ops = OPERANDS.get();
         org.bytedeco.openblas.global.openblas_nolapack.cblas_sgemm(
                 org.bytedeco.openblas.global.openblas_nolapack.CblasRowMajor,
                 transA ? org.bytedeco.openblas.global.openblas_nolapack.CblasTrans
                        : org.bytedeco.openblas.global.openblas_nolapack.CblasNoTrans,
                 transB ? org.bytedeco.openblas.global.openblas_nolapack.CblasTrans
                        : org.bytedeco.openblas.global.openblas_nolapack.CblasNoTrans,
-                m, n, k, alpha, new Raw(a), lda, new Raw(b), ldb, beta, new Raw(c), ldc);
+                m, n, k, alpha, ops[0].at(a), lda, ops[1].at(b), ldb, beta, ops[2].at(c), ldc);
     }
 
     /** Threads OpenBLAS uses (it starts with one per core). */
@@ -80,13 +90,23 @@ public final class Blas {
         return Gpu.sgemm(device, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     }
 
-    /** cuBLAS, loaded only when a device GEMM runs. */
+    /**
+     * cuBLAS, loaded only when a device GEMM runs. Each calling thread has its own handle per
+     * device and its own alpha/beta scalars, so device GEMMs from different threads neither
+     * share a lock nor allocate per call. Handles live until the JVM exits.
+     */
     private static final class Gpu {
-        private static final java.util.Map<Integer, org.bytedeco.cuda.cublas.cublasContext> HANDLES =
-                new java.util.HashMap<>();
+        private static final class PerThread {
+            final java.util.Map<Integer, org.bytedeco.cuda.cublas.cublasContext> handles = new java.util.HashMap<>();
+            final FloatPointer alpha = new FloatPointer(1);
+            final FloatPointer beta = new FloatPointer(1);
+            final Raw[] operands = {new Raw(), new Raw(), new Raw()};
+        }
 
-        static synchronized int sgemm(int device, boolean transA, boolean transB, int m, int n, int k, float alpha,
-                                      long a, int lda, long b, int ldb, float beta, long c, int ldc) {
+        private static final ThreadLocal<PerThread> STATE = ThreadLocal.withInitial(PerThread::new);
+
+        static int sgemm(int device, boolean transA, boolean transB, int m, int n, int k, float alpha,
+                         long a, int lda, long b, int ldb, float beta, long c, int ldc) {
             if (m == 0 || n == 0) {
                 return 0;
             }
@@ -94,22 +114,23 @@ public final class Blas {
             if (st != 0) {
                 throw new IllegalStateException("cudaSetDevice(" + device + ") failed with error " + st);
             }
-            org.bytedeco.cuda.cublas.cublasContext h = HANDLES.get(device);
+            PerThread t = STATE.get();
+            org.bytedeco.cuda.cublas.cublasContext h = t.handles.get(device);
             if (h == null) {
                 h = new org.bytedeco.cuda.cublas.cublasContext();
                 st = org.bytedeco.cuda.global.cublas.cublasCreate_v2(h);
                 if (st != 0) {
                     throw new IllegalStateException("cublasCreate failed with status " + st);
                 }
-                HANDLES.put(device, h);
+                t.handles.put(device, h);
             }
             // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands.
             int opA = transA ? org.bytedeco.cuda.global.cublas.CUBLAS_OP_T : org.bytedeco.cuda.global.cublas.CUBLAS_OP_N;
             int opB = transB ? org.bytedeco.cuda.global.cublas.CUBLAS_OP_T : org.bytedeco.cuda.global.cublas.CUBLAS_OP_N;
-            try (FloatPointer al = new FloatPointer(1).put(alpha); FloatPointer be = new FloatPointer(1).put(beta)) {
-                return org.bytedeco.cuda.global.cublas.cublasSgemm_v2(h, opB, opA, n, m, k, al, new Raw(b), ldb,
-                        new Raw(a), lda, be, new Raw(c), ldc);
-            }
+            t.alpha.put(alpha);
+            t.beta.put(beta);
+            return org.bytedeco.cuda.global.cublas.cublasSgemm_v2(h, opB, opA, n, m, k, t.alpha, t.operands[0].at(b), ldb,
+                    t.operands[1].at(a), lda, t.beta, t.operands[2].at(c), ldc);
         }
     }
 }

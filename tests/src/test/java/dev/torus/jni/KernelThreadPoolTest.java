@@ -1,0 +1,82 @@
+package dev.torus.jni;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.torus.DType;
+import dev.torus.Device;
+import dev.torus.NativeLibrary;
+import dev.torus.Tensor;
+import dev.torus.quant.QuantSpec;
+import dev.torus.quant.QuantizedTensor;
+import dev.torus.quant.Quantizer;
+import dev.torus.testing.TorusTestBase;
+import dev.torus.testing.WorkerProcesses;
+import java.io.BufferedReader;
+import java.io.InputStreamReader;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.Test;
+
+/** The CPU kernels' thread pool: concurrent regions, and a size that respects the CPU affinity mask. */
+class KernelThreadPoolTest extends TorusTestBase {
+
+    /**
+     * A small kernel issued while a large one runs on another thread (the comm lane's quantize
+     * during backward) completes without waiting for the large one: regions no longer queue
+     * on one mutex. Checked by order, not by time: the small kernel must finish while the
+     * large one is still inside its single parallel region.
+     */
+    @Test
+    void aSmallKernelDoesNotQueueBehindALargeOneOnAnotherThread() throws Exception {
+        Assumptions.assumeTrue(NativeLibrary.cpuThreads() > 1, "needs a pool of more than one thread");
+        long n = 128L << 20; // 512 MiB of fp32: one region of several hundred milliseconds
+        QuantSpec spec = QuantSpec.int8Symmetric().blockwise(256);
+        try (Tensor big = Tensor.zeros(root, DType.FLOAT32, Device.cpu(), n);
+             // large enough to be split into several tasks (a single task runs inline, without a region)
+             Tensor small = Tensor.zeros(root, DType.FLOAT32, Device.cpu(), 1 << 20)) {
+            AtomicBoolean bigDone = new AtomicBoolean();
+            CountDownLatch started = new CountDownLatch(1);
+            Thread large = new Thread(() -> {
+                started.countDown();
+                try (QuantizedTensor q = Quantizer.quantize(big, spec)) {
+                    bigDone.set(true);
+                }
+            });
+            large.start();
+            started.await();
+            Thread.sleep(30); // the large region is now running
+            boolean overlapped = false;
+            for (int i = 0; i < 20 && !bigDone.get(); i++) {
+                try (QuantizedTensor q = Quantizer.quantize(small, spec)) {
+                    overlapped |= !bigDone.get();
+                }
+            }
+            large.join(60_000);
+            assertTrue(bigDone.get());
+            assertTrue(overlapped, "the small quantize only ran after the large one finished");
+        }
+    }
+
+    /** Under taskset -c 0 the pool has one thread, not one per core of the machine. */
+    @Test
+    void poolSizeFollowsTheAffinityMask() throws Exception {
+        Assumptions.assumeTrue(Files.isExecutable(Path.of("/usr/bin/taskset")), "needs taskset (util-linux)");
+        String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+        Process p = new ProcessBuilder(List.of("/usr/bin/taskset", "-c", "0", java, "-cp", WorkerProcesses.classpath(),
+                dev.torus.testing.PrintCpuThreads.class.getName())).redirectErrorStream(true).start();
+        String out;
+        try (BufferedReader r = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8))) {
+            out = String.join("\n", r.lines().toList());
+        }
+        assertTrue(p.waitFor(60, TimeUnit.SECONDS));
+        assertEquals(0, p.exitValue(), out);
+        assertTrue(out.contains("threads=1"), out);
+    }
+}
