@@ -21,6 +21,8 @@ public final class CommunicatorBuilder {
     String name = "world";
     long generation = 0;
     Backend backend = Backend.GLOO;
+    /** The smallest default init timeout (see {@link #initTimeout}). */
+    public static final Duration DEFAULT_MIN_INIT_TIMEOUT = Duration.ofSeconds(60);
     Duration timeout = DEFAULT_TIMEOUT;
     Duration initTimeout;
     boolean debugChecks;
@@ -183,7 +185,12 @@ public final class CommunicatorBuilder {
         return this;
     }
 
-    /** Bound on rendezvous and connection setup (default: the operation timeout). */
+    /**
+     * Bound on the whole of initialization: store connection, rendezvous (which waits for
+     * the slowest peer to start) and the transport's connect. Default: the operation
+     * timeout, but at least {@link #DEFAULT_MIN_INIT_TIMEOUT}, so that a short op timeout
+     * does not also cut short the wait for peers that are still starting.
+     */
     public CommunicatorBuilder initTimeout(Duration timeout) {
         if (timeout == null || timeout.isNegative() || timeout.isZero()) {
             throw new IllegalArgumentException("initTimeout must be a positive duration, got " + timeout);
@@ -235,7 +242,8 @@ public final class CommunicatorBuilder {
         if (store == null && endpoint == null) {
             throw new IllegalArgumentException("a store or an endpoint must be set");
         }
-        Duration init = initTimeout != null ? initTimeout : timeout;
+        Duration init = initTimeout != null ? initTimeout
+                : timeout.compareTo(DEFAULT_MIN_INIT_TIMEOUT) > 0 ? timeout : DEFAULT_MIN_INIT_TIMEOUT;
         // one deadline for everything: the store connection, the rendezvous and the transport's connect
         long deadline = System.nanoTime() + init.toNanos();
         Store s = store;
