@@ -1,7 +1,12 @@
 // Torus Gloo shim: see include/torus/torus_gloo.h for the contract.
 #include "torus/torus_gloo.h"
 
+#include <dirent.h>
 #include <dlfcn.h>
+#include <linux/tcp.h>
+#include <netinet/in.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <netdb.h>
 #include <sys/socket.h>
 
@@ -25,6 +30,7 @@
 #include <gloo/common/error.h>
 #include <gloo/context.h>
 #include <gloo/reduce.h>
+#include <gloo/transport/tcp/address.h>
 #include <gloo/transport/tcp/device.h>
 
 #include "numerics.hpp"
@@ -190,6 +196,17 @@ struct Comm {
     std::atomic<bool> aborted{false};
     std::mutex abort_mu;
     std::string abort_reason;
+    // The connected sockets of this communicator's pairs, found after connect, whose
+    // kernel byte counters (TCP_INFO) give the bytes actually sent.
+    struct CountedSocket {
+        int fd;
+        sockaddr_storage self;
+        sockaddr_storage peer;
+        uint64_t base;  // bytes sent when connect finished (the handshake)
+        uint64_t last;  // last value read, kept once the socket is gone
+    };
+    std::mutex count_mu;
+    std::vector<CountedSocket> sockets;
     // reduce-scatter staging, reused across calls (the collective lane runs one op at a time)
     std::unique_ptr<char[]> scratch;
     size_t scratch_bytes = 0;
@@ -236,6 +253,75 @@ int guarded(Comm* c, int64_t timeout_ms, F&& body) {
     } catch (...) {
         return fail(TORUS_GLOO_ERR_INTERNAL, "unknown C++ exception in the Gloo shim");
     }
+}
+
+// ---------------------------------------------------------------- measured bytes
+
+bool same_endpoint(const sockaddr_storage& a, const sockaddr_storage& b) {
+    if (a.ss_family != b.ss_family) return false;
+    if (a.ss_family == AF_INET) {
+        auto* x = reinterpret_cast<const sockaddr_in*>(&a);
+        auto* y = reinterpret_cast<const sockaddr_in*>(&b);
+        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    if (a.ss_family == AF_INET6) {
+        auto* x = reinterpret_cast<const sockaddr_in6*>(&a);
+        auto* y = reinterpret_cast<const sockaddr_in6*>(&b);
+        return x->sin6_port == y->sin6_port && std::memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(in6_addr)) == 0;
+    }
+    return false;
+}
+
+bool endpoints(int fd, sockaddr_storage* self, sockaddr_storage* peer) {
+    socklen_t ls = sizeof(*self), lp = sizeof(*peer);
+    std::memset(self, 0, sizeof(*self));
+    std::memset(peer, 0, sizeof(*peer));
+    return getsockname(fd, reinterpret_cast<sockaddr*>(self), &ls) == 0 &&
+           getpeername(fd, reinterpret_cast<sockaddr*>(peer), &lp) == 0;
+}
+
+bool bytes_sent(int fd, uint64_t* out) {
+    struct tcp_info info;
+    std::memset(&info, 0, sizeof(info));
+    socklen_t len = sizeof(info);
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0) return false;
+    if (len < offsetof(struct tcp_info, tcpi_bytes_sent) + sizeof(info.tcpi_bytes_sent)) return false;  // old kernel
+    *out = info.tcpi_bytes_sent;
+    return true;
+}
+
+// Finds the connected sockets of the pairs: a pair on the connecting side has the peer's
+// listening address as its peer; one on the listening side has its own listening
+// address as its local end. Scans /proc/self/fd once, right after connect.
+void find_sockets(Comm* c, const char* remote) {
+    std::vector<sockaddr_storage> own, peers;
+    for (int i = 0; i < c->size; i++) {
+        if (i == c->rank) continue;
+        auto* mine = dynamic_cast<const gloo::transport::tcp::Address*>(&c->tctx->getPair(i)->address());
+        if (mine != nullptr) own.push_back(mine->getSockaddr());
+        std::vector<char> bytes(remote + (size_t)i * c->addr_bytes, remote + (size_t)(i + 1) * c->addr_bytes);
+        peers.push_back(gloo::transport::tcp::Address(bytes).getSockaddr());
+    }
+    DIR* d = opendir("/proc/self/fd");
+    if (d == nullptr) return;
+    std::vector<Comm::CountedSocket> found;
+    while (struct dirent* e = readdir(d)) {
+        char* end = nullptr;
+        long fd = std::strtol(e->d_name, &end, 10);
+        if (end == e->d_name || *end != 0) continue;
+        struct stat st;
+        if (fstat((int)fd, &st) != 0 || !S_ISSOCK(st.st_mode)) continue;
+        sockaddr_storage self, peer;
+        if (!endpoints((int)fd, &self, &peer)) continue;
+        bool ours = false;
+        for (auto& p : peers) ours |= same_endpoint(peer, p);
+        for (auto& o : own) ours |= same_endpoint(self, o);
+        uint64_t b = 0;
+        if (ours && bytes_sent((int)fd, &b)) found.push_back({(int)fd, self, peer, b, b});
+    }
+    closedir(d);
+    std::lock_guard<std::mutex> g(c->count_mu);
+    c->sockets = std::move(found);
 }
 
 int ready(Comm* c, const char* op) {
@@ -389,6 +475,7 @@ int torus_gloo_connect(void* comm, const char* remote, int64_t bytes) {
         }
         c->ctx->adopt(c->dev, c->tctx);
         c->connected = true;
+        find_sockets(c, remote);
         return TORUS_GLOO_OK;
     });
 }
@@ -648,6 +735,26 @@ int torus_gloo_barrier(void* comm, int64_t timeout_ms, uint32_t tag) {
         gloo::barrier(opts);
         return TORUS_GLOO_OK;
     });
+}
+
+int torus_gloo_bytes_sent(void* comm, int64_t* out, int64_t* sockets) {
+    Comm* c = as_comm(comm);
+    if (c == nullptr || out == nullptr || sockets == nullptr) return fail(TORUS_GLOO_ERR_INVALID_ARGUMENT, "bytes_sent: null argument");
+    std::lock_guard<std::mutex> g(c->count_mu);
+    uint64_t total = 0;
+    for (auto& s : c->sockets) {
+        sockaddr_storage self, peer;
+        uint64_t b = 0;
+        // an fd number can be reused once Gloo closes the pair: read it only while it is still that socket
+        if (endpoints(s.fd, &self, &peer) && same_endpoint(self, s.self) && same_endpoint(peer, s.peer) &&
+            bytes_sent(s.fd, &b) && b >= s.last) {
+            s.last = b;
+        }
+        total += s.last - s.base;
+    }
+    *out = (int64_t)total;
+    *sockets = (int64_t)c->sockets.size();
+    return TORUS_GLOO_OK;
 }
 
 int torus_gloo_reduce_local(void* c, const void* a, const void* b, int64_t count, int dtype, int op) {

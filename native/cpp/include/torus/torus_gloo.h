@@ -73,6 +73,12 @@ int torus_gloo_recv(void* comm, void* ptr, int64_t bytes, int src, uint64_t slot
 int torus_gloo_barrier(void* comm, int64_t timeout_ms, uint32_t tag);
 
 /* Elementwise c = a (op) b over count elements of dtype; AVG is not accepted here. */
+/* Payload bytes this communicator has sent on its TCP connections since connect, read from
+ * the kernel's per-socket counters (TCP_INFO tcpi_bytes_sent: data and Gloo's control
+ * messages, retransmissions included); *sockets is how many connections were found
+ * (size - 1 when every one was). Counts of closed connections are kept at their last value. */
+int torus_gloo_bytes_sent(void* comm, int64_t* out, int64_t* sockets);
+
 int torus_gloo_reduce_local(void* c, const void* a, const void* b, int64_t count, int dtype, int op);
 
 #ifdef __cplusplus

@@ -154,7 +154,11 @@ public interface Communicator extends AutoCloseable {
      */
     Communicator split(int color, int key);
 
-    /** Bytes this rank has handed to the transport for sending, over the communicator's life. */
+    /**
+     * Bytes this rank has sent over the communicator's life. Gloo: measured, the kernel's
+     * per-connection byte counters (payload plus Gloo's control messages). NCCL: the
+     * payload handed to NCCL (it exposes no counters).
+     */
     long bytesSent();
 
     @Override

@@ -382,6 +382,43 @@ final class GlooCommunicator extends BaseCommunicator {
         return unpackFingerprints(view, n);
     }
 
+    private long lastMeasuredBytes;
+
+    /**
+     * Bytes this rank has sent on its Gloo connections since they were set up, as the
+     * kernel counts them per socket (TCP_INFO): the data plus Gloo's own control
+     * messages, not a formula. After close, the last value read.
+     */
+    @Override
+    public synchronized long bytesSent() {
+        long h;
+        try {
+            h = handle.acquire("bytesSent");
+        } catch (CommAbortedException destroyed) {
+            return lastMeasuredBytes;
+        }
+        try {
+            long[] bytes = new long[1];
+            long[] sockets = new long[1];
+            check(GlooNative.torus_gloo_bytes_sent(h, bytes, sockets), "bytesSent");
+            lastMeasuredBytes = bytes[0];
+            return lastMeasuredBytes;
+        } finally {
+            handle.release();
+        }
+    }
+
+    /** Connections whose byte counters {@link #bytesSent()} reads; size() - 1 when all were found. */
+    int countedConnections() {
+        long[] bytes = new long[1];
+        long[] sockets = new long[1];
+        handle.use("bytesSent", h -> {
+            check(GlooNative.torus_gloo_bytes_sent(h, bytes, sockets), "bytesSent");
+            return null;
+        });
+        return (int) sockets[0];
+    }
+
     /**
      * Halving-doubling runs Gloo's older algorithm on bound buffers, whose slots do not
      * carry the tag: a mismatch cannot be fenced there, so it is checked before the op.

@@ -68,6 +68,8 @@ public final class DataParallel implements AutoCloseable {
     private long commNanos;
     private long exposedNanos;
     private long payloadBytes;
+    /** The communicator's measured bytes when construction finished (after the initial broadcast). */
+    private long bytesAtStart;
     private boolean closed;
 
     private static final class Bucket {
@@ -118,6 +120,7 @@ public final class DataParallel implements AutoCloseable {
             close();
             throw e;
         }
+        this.bytesAtStart = comm.bytesSent();
     }
 
     /** Starts a builder for {@code parameters} (the model's, in forward order) over {@code comm}. */
@@ -510,8 +513,10 @@ public final class DataParallel implements AutoCloseable {
 
     /**
      * Counters since construction: synchronized steps, bucket bytes reduced, bytes
-     * this rank sent for them, reduction time, and how much of it the training thread
-     * waited for in {@link #awaitGradients()}.
+     * this rank sent (measured by the communicator, see {@link Communicator#bytesSent()}:
+     * the gradient reductions and the consistency checks, plus anything else the caller
+     * ran on the same communicator meanwhile), reduction time, and how much of it the
+     * training thread waited for in {@link #awaitGradients()}.
      */
     public record Stats(long steps, long payloadBytes, long wireBytes, double commSeconds, double exposedSeconds) {
         /** The fraction of reduction time hidden behind backward, in [0, 1]. */
@@ -521,8 +526,7 @@ public final class DataParallel implements AutoCloseable {
     }
 
     public Stats stats() {
-        long wire = reducer != null ? reducer.bytesSent()
-                : comm.size() == 1 ? 0 : payloadBytes * 2 * (comm.size() - 1) / comm.size();
+        long wire = comm.bytesSent() - bytesAtStart;
         return new Stats(steps, payloadBytes, wire, commNanos / 1e9, exposedNanos / 1e9);
     }
 

@@ -82,6 +82,9 @@ public final class GlooNative {
 
     public static native int torus_gloo_barrier(@Cast("void*") long comm, long timeoutMs, @Cast("uint32_t") int tag);
 
+    public static native int torus_gloo_bytes_sent(@Cast("void*") long comm, @Cast("int64_t*") long[] out,
+            @Cast("int64_t*") long[] sockets);
+
     public static native int torus_gloo_reduce_local(@Cast("void*") long c, @Cast("const void*") long a,
                                                      @Cast("const void*") long b, long count, int dtype, int op);
 }

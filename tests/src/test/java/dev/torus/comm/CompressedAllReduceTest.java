@@ -122,7 +122,9 @@ class CompressedAllReduceTest extends TorusTestBase {
         long padded = (N + (long) WORLD * block - 1) / ((long) WORLD * block) * WORLD * block;
         double expected = (1 + 4.0 / block) / 4 * padded / N;
         assertEquals(expected, ratio, 1e-4, "int8 block 256 sends (1 + 4/256)/4 of fp32 (plus padding to size x block)");
-        assertEquals(sent, (long) got.get(0)[3], "the communicator counts the same wire bytes");
+        long measured = (long) got.get(0)[3];
+        assertTrue(measured >= sent && measured <= sent + sent / 50 + 16 * 1024,
+                "the sockets carried the encoded payload plus only Gloo's control messages: " + measured + " vs " + sent);
     }
 
     /** With error feedback the running mean of repeated reductions converges on the exact sum. */

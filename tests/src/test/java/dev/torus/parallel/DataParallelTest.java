@@ -267,7 +267,7 @@ class DataParallelTest extends TorusTestBase {
                         "every rank must hold the same parameters");
             }
         }
-        // bytes on the wire: the encoding of each bucket, padded to whole blocks per rank, sent 2(W-1) times
+        // payload: the encoding of each bucket, padded to whole blocks per rank, sent 2(W-1) times
         long want8 = 0;
         for (long n : got.get(0).bucketElements()) {
             long align = world * (name.equals("int8") ? 256L : 64L);
@@ -279,7 +279,10 @@ class DataParallelTest extends TorusTestBase {
             };
             want8 += 2L * (world - 1) * encoded * STEPS;
         }
-        assertEquals(want8, got.get(0).stats().wireBytes(), name + ": bytes on the wire");
+        // measured on the sockets: the encoded payload, plus Gloo's control messages and the consistency checks
+        long measured = got.get(0).stats().wireBytes();
+        assertTrue(measured >= want8 && measured <= want8 + want8 / 50 + 64 * 1024,
+                name + ": " + measured + " bytes measured on the wire, " + want8 + " of payload");
     }
 
     @Test
