@@ -2,8 +2,6 @@ package dev.torus.comm;
 
 import dev.torus.DType;
 import dev.torus.Tensor;
-import dev.torus.rendezvous.Store;
-import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -73,7 +71,10 @@ abstract class BaseCommunicator implements Communicator {
      */
     abstract boolean nativeDestroy(long waitMs);
 
-    /** Creates the next generation (shrink) or a child (split) with the same backend. */
+    /**
+     * Creates a communicator with the same backend from scratch: the next generation
+     * after a shrink, or (by default, see {@link #joinSplit}) a split's child.
+     */
     abstract Communicator rebuild(CommSpec next);
 
     /** All-to-all on raw host or device addresses, run inside a lane task (composite operations). */
@@ -415,24 +416,6 @@ abstract class BaseCommunicator implements Communicator {
         Fingerprint.requireAgreement(all, seq, where(seq));
     }
 
-    /** Writes this rank's fingerprint after the size() slots of a 32-byte-per-rank exchange buffer. */
-    static void packFingerprint(java.nio.ByteBuffer buf, int n, long[] mine) {
-        for (int i = 0; i < 4; i++) {
-            buf.putLong(32 * n + 8 * i, mine[i]);
-        }
-    }
-
-    /** Reads every rank's fingerprint from the first size() slots of the exchange buffer. */
-    static long[][] unpackFingerprints(java.nio.ByteBuffer buf, int n) {
-        long[][] all = new long[n][4];
-        for (int r = 0; r < n; r++) {
-            for (int i = 0; i < 4; i++) {
-                all[r][i] = buf.getLong(32 * r + 8 * i);
-            }
-        }
-        return all;
-    }
-
     // ------------------------------------------------------------------ rebuild
 
     @Override
@@ -491,45 +474,17 @@ abstract class BaseCommunicator implements Communicator {
         synchronized (this) {
             k = ++splitCount;
         }
-        Store ns = spec.generationNamespace().withPrefix("split-" + k);
-        ns.set(Integer.toString(spec.rank()), (color + "," + key).getBytes(StandardCharsets.US_ASCII));
-        List<String> keys = new ArrayList<>();
-        for (int r = 0; r < spec.size(); r++) {
-            keys.add(Integer.toString(r));
-        }
-        ns.wait(keys, spec.initTimeout());
-        if (color < 0) {
-            return null;
-        }
-        List<int[]> same = new ArrayList<>(); // {key, oldRank}
-        for (int r = 0; r < spec.size(); r++) {
-            byte[] v = ns.get(Integer.toString(r), spec.initTimeout());
-            String[] parts = new String(v, StandardCharsets.US_ASCII).split(",");
-            if (parts.length != 2) {
-                throw new CommException("malformed split record of rank " + r + " at split " + k + " of " + spec.name());
-            }
-            int c;
-            int kk;
-            try {
-                c = Integer.parseInt(parts[0]);
-                kk = Integer.parseInt(parts[1]);
-            } catch (NumberFormatException e) {
-                throw new CommException("malformed split record of rank " + r + " at split " + k + " of " + spec.name());
-            }
-            if (c == color) {
-                same.add(new int[] {kk, r});
-            }
-        }
-        same.sort((a, b) -> a[0] != b[0] ? Integer.compare(a[0], b[0]) : Integer.compare(a[1], b[1]));
-        int[] ids = new int[same.size()];
-        int newRank = -1;
-        for (int i = 0; i < ids.length; i++) {
-            ids[i] = spec.members()[same.get(i)[1]];
-            if (same.get(i)[1] == spec.rank()) {
-                newRank = i;
-            }
-        }
-        return rebuild(spec.child(spec.name() + "/split-" + k + "/color-" + color, newRank, ids));
+        return joinSplit(SplitExchange.childSpec(spec, k, color, key), color, key);
+    }
+
+    /**
+     * Builds this rank's child of a split from the spec the store exchange computed, or,
+     * when {@code child} is {@code null} (negative color), does what the backend needs
+     * of a member that joins no child and returns {@code null}. By default a child is a
+     * fresh communicator ({@link #rebuild}).
+     */
+    Communicator joinSplit(CommSpec child, int color, int key) {
+        return child == null ? null : rebuild(child);
     }
 
     // ------------------------------------------------------------------ close

@@ -105,4 +105,22 @@ record Fingerprint(OpType type, int reduce, DType dtype, long count, int root) {
         }
         throw new CollectiveMismatchException(sb.toString());
     }
+
+    /** Writes this rank's fingerprint after the size() slots of a 32-byte-per-rank exchange buffer. */
+    static void pack(java.nio.ByteBuffer buf, int n, long[] mine) {
+        for (int i = 0; i < 4; i++) {
+            buf.putLong(32 * n + 8 * i, mine[i]);
+        }
+    }
+
+    /** Reads every rank's fingerprint from the first size() slots of the exchange buffer. */
+    static long[][] unpack(java.nio.ByteBuffer buf, int n) {
+        long[][] all = new long[n][4];
+        for (int r = 0; r < n; r++) {
+            for (int i = 0; i < 4; i++) {
+                all[r][i] = buf.getLong(32 * r + 8 * i);
+            }
+        }
+        return all;
+    }
 }

@@ -376,10 +376,10 @@ final class GlooCommunicator extends BaseCommunicator {
     long[][] exchangeFingerprints(long[] mine, long tag, long timeoutMs) {
         int n = size();
         ByteBuffer view = fingerprintScratch.view(0, 32L * (n + 1)).order(ByteOrder.nativeOrder());
-        packFingerprint(view, n, mine);
+        Fingerprint.pack(view, n, mine);
         call(h -> GlooNative.torus_gloo_allgather(h, fingerprintScratch.address() + 32L * n,
                 fingerprintScratch.address(), 4, DType.INT64.code(), timeoutMs, (int) tag), "fingerprint check");
-        return unpackFingerprints(view, n);
+        return Fingerprint.unpack(view, n);
     }
 
     private long lastMeasuredBytes;

@@ -49,8 +49,6 @@ import org.slf4j.LoggerFactory;
  */
 final class NcclCommunicator extends BaseCommunicator {
     private static final Logger LOG = LoggerFactory.getLogger(NcclCommunicator.class);
-    /** Split parameters handed from {@link #split} to {@link #rebuild} on the calling thread. */
-    private static final ThreadLocal<int[]> SPLIT = new ThreadLocal<>();
 
     private final NcclDriver driver;
     private final NcclHandle handle;
@@ -431,13 +429,13 @@ final class NcclCommunicator extends BaseCommunicator {
     long[][] exchangeFingerprints(long[] mine, long tag, long timeoutMs) {
         int n = size();
         ByteBuffer h = hostScratch.view(0, 32L * (n + 1)).order(ByteOrder.nativeOrder());
-        packFingerprint(h, n, mine);
+        Fingerprint.pack(h, n, mine);
         Stream s = Stream.defaultStream(device);
         s.copy(hostScratch, 32L * n, scratch, 32L * n, 32);
         rawAllGather(scratch.address() + 32L * n, scratch.address(), 4, DType.INT64, timeoutMs, tag);
         s.copy(scratch, 0, hostScratch, 0, 32L * n);
         s.synchronize();
-        return unpackFingerprints(h, n);
+        return Fingerprint.unpack(h, n);
     }
 
     // ------------------------------------------------------------------ abort and close
@@ -487,44 +485,35 @@ final class NcclCommunicator extends BaseCommunicator {
     // ------------------------------------------------------------------ shrink and split
 
     /**
-     * Shrink (from {@link BaseCommunicator#shrink}, after the parent is aborted) and
-     * split both land here. A shrink initializes the survivors afresh through the store
-     * in the next generation: after a failure, some survivors' parents are aborted and
-     * some not, and {@code ncclCommShrink} needs a live parent on every one of them.
-     * A split calls {@code ncclCommSplit} on the collective lane and checks that NCCL
-     * placed this rank where the store's exchange says (members ordered by key, then by
-     * parent rank).
+     * A shrink (from {@link BaseCommunicator#shrink}, after the parent is aborted)
+     * initializes the survivors afresh through the store in the next generation: after a
+     * failure, some survivors' parents are aborted and some not, and
+     * {@code ncclCommShrink} needs a live parent on every one of them.
      */
     @Override
     Communicator rebuild(CommSpec next) {
-        int[] split = SPLIT.get();
-        if (split == null) {
-            return init(next, driver, ordinal);
-        }
-        NcclHandle child = onCollectiveLane("ncclCommSplit", spec.initTimeout(),
-                () -> runner.onDevice(() -> splitHandle(split[0], split[1], next)));
-        try {
-            return new NcclCommunicator(next, driver, child, ordinal);
-        } catch (RuntimeException e) {
-            child.abort();
-            throw e;
-        }
+        return init(next, driver, ordinal);
     }
 
+    /**
+     * A split calls {@code ncclCommSplit} on the collective lane, every member, a member
+     * without a color included, and checks that NCCL placed this rank where the store's
+     * exchange says (members ordered by key, then by parent rank).
+     */
     @Override
-    public Communicator split(int color, int key) {
-        ensureOpen();
-        if (color < 0) {
-            super.split(color, key); // the store exchange every member takes part in
+    Communicator joinSplit(CommSpec child, int color, int key) {
+        if (child == null) {
             onCollectiveLane("ncclCommSplit", spec.initTimeout(),
                     () -> runner.onDevice(() -> splitHandle(color, key, null)));
             return null;
         }
-        SPLIT.set(new int[] {color, key});
+        NcclHandle h = onCollectiveLane("ncclCommSplit", spec.initTimeout(),
+                () -> runner.onDevice(() -> splitHandle(color, key, child)));
         try {
-            return super.split(color, key);
-        } finally {
-            SPLIT.remove();
+            return new NcclCommunicator(child, driver, h, ordinal);
+        } catch (RuntimeException e) {
+            h.abort();
+            throw e;
         }
     }
 
