@@ -2,6 +2,7 @@ package dev.torus.comm;
 
 import dev.torus.DType;
 import dev.torus.Tensor;
+import dev.torus.memory.Stream;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -21,7 +22,13 @@ import org.slf4j.LoggerFactory;
  * point-to-point lanes per peer and direction, sequence numbers, the fingerprint
  * folded into every op's transport tag, abort, shrink and split. Timeouts are
  * enforced by the {@link Watchdog}; failures and stalls are explained through the
- * store by {@link FailureDiagnosis}. Backends supply the native calls.
+ * store by {@link FailureDiagnosis}; a split's members come from {@link SplitExchange}.
+ *
+ * <p>Every public operation is implemented here once, like c10d's {@code collective()}:
+ * argument checks, {@link Fingerprint}, wire-byte figure and submission. A backend
+ * supplies only its native calls ({@code native*} hooks, run on a lane), its checks of
+ * a tensor ({@link #checkTensor}) and of the options ({@link #producerStream}), and
+ * how a send or recv is submitted ({@link #submitPointToPoint}).
  */
 abstract class BaseCommunicator implements Communicator {
     private static final Logger LOG = LoggerFactory.getLogger(BaseCommunicator.class);
@@ -77,11 +84,49 @@ abstract class BaseCommunicator implements Communicator {
      */
     abstract Communicator rebuild(CommSpec next);
 
-    /** All-to-all on raw host or device addresses, run inside a lane task (composite operations). */
-    abstract void rawAllToAll(long in, long out, long countPerRank, DType dt, long timeoutMs, long tag);
+    /**
+     * Checks the backend-specific options (a stream where the backend has none, or one on
+     * another device) after the common argument checks, and returns the stream the
+     * operation is ordered after: the caller's or the device default on NCCL, always
+     * {@code null} on Gloo. Runs on the submitting thread.
+     */
+    abstract Stream producerStream(OpOptions options);
 
-    /** All-gather on raw addresses, run inside a lane task (composite operations). */
-    abstract void rawAllGather(long in, long out, long countPerRank, DType dt, long timeoutMs, long tag);
+    // The native calls of the collectives. Each runs inside a lane task, after the
+    // arguments were checked and the fingerprint agreed, on raw host or device addresses
+    // (counts in elements per rank, as the op defines them), and throws CommException
+    // subclasses on failure. producer is what producerStream returned, or null for a
+    // composite operation's internal call (the backend's default stream).
+
+    abstract void nativeAllReduce(long in, long out, long count, DType dt, ReduceOp op, Stream producer,
+                                  long timeoutMs, long tag);
+
+    abstract void nativeBroadcast(long in, long out, long count, DType dt, int root, Stream producer, long timeoutMs,
+                                  long tag);
+
+    abstract void nativeReduce(long in, long out, long count, DType dt, ReduceOp op, int root, Stream producer,
+                               long timeoutMs, long tag);
+
+    abstract void nativeAllGather(long in, long out, long count, DType dt, Stream producer, long timeoutMs, long tag);
+
+    abstract void nativeReduceScatter(long in, long out, long count, DType dt, ReduceOp op, Stream producer,
+                                      long timeoutMs, long tag);
+
+    abstract void nativeAllToAll(long in, long out, long count, DType dt, Stream producer, long timeoutMs, long tag);
+
+    /** All-to-all of {@code buffer} onto itself: the backend supplies the temporary copy of the input. */
+    abstract void nativeAllToAllInPlace(Tensor buffer, long count, DType dt, Stream producer, long timeoutMs, long tag);
+
+    abstract void nativeBarrier(Stream producer, long timeoutMs, long tag);
+
+    /**
+     * Submits a checked send or recv ({@code tensor} usable here, {@code peer} a valid
+     * other rank, {@code producer} from {@link #producerStream}); the backend checks
+     * {@code tag}, then runs it through {@link #submitP2P} (Gloo) or defers it into a
+     * group (NCCL).
+     */
+    abstract Work submitPointToPoint(OpType type, Tensor tensor, int peer, int tag, Stream producer,
+                                     OpOptions options);
 
     /** All-gathers {@code mine} (4 longs) for the debug fingerprint check. */
     abstract long[][] exchangeFingerprints(long[] mine, long tag, long timeoutMs);
@@ -207,6 +252,168 @@ abstract class BaseCommunicator implements Communicator {
             throw new IllegalArgumentException("options must not be null (use OpOptions.defaults())");
         }
         return options.timeout() != null ? options.timeout() : spec.timeout();
+    }
+
+    // ------------------------------------------------------------------ the operations (c10d's collective())
+
+    // Each public operation is implemented once: argument checks, the backend's option
+    // check, the fingerprint and the wire-byte figure, then submission with the
+    // backend's native call. The argument checks run in this order on every backend, so
+    // a bad call gets the same message from each.
+
+    @Override
+    public Work allReduce(Tensor in, Tensor out, ReduceOp op, OpOptions options) {
+        requireSameLayout(in, out);
+        requireOp(op);
+        Stream s = producerStream(options);
+        DType dt = in.dtype();
+        long count = in.numel();
+        int n = size();
+        return submitCollective(new Fingerprint(OpType.ALL_REDUCE, op.ordinal(), dt, count, -1), List.of(in, out),
+                options, n <= 1 ? 0 : 2 * in.byteSize() * (n - 1) / n,
+                (t, tag) -> nativeAllReduce(in.dataAddress(), out.dataAddress(), count, dt, op, s, t, tag));
+    }
+
+    @Override
+    public Work broadcast(Tensor in, Tensor out, int root, OpOptions options) {
+        requireSameLayout(in, out);
+        requireRank("root", root);
+        Stream s = producerStream(options);
+        DType dt = in.dtype();
+        long count = in.numel();
+        return submitCollective(new Fingerprint(OpType.BROADCAST, -1, dt, count, root), List.of(in, out), options,
+                rank() == root ? in.byteSize() : 0,
+                (t, tag) -> nativeBroadcast(in.dataAddress(), out.dataAddress(), count, dt, root, s, t, tag));
+    }
+
+    @Override
+    public Work reduce(Tensor in, Tensor out, ReduceOp op, int root, OpOptions options) {
+        requireSameLayout(in, out);
+        requireRank("root", root);
+        requireOp(op);
+        Stream s = producerStream(options);
+        DType dt = in.dtype();
+        long count = in.numel();
+        return submitCollective(new Fingerprint(OpType.REDUCE, op.ordinal(), dt, count, root), List.of(in, out),
+                options, in.byteSize(),
+                (t, tag) -> nativeReduce(in.dataAddress(), out.dataAddress(), count, dt, op, root, s, t, tag));
+    }
+
+    @Override
+    public Work allGather(Tensor in, Tensor out, OpOptions options) {
+        requirePair(in, out);
+        requireNumel("out", out, in.numel() * size(), "size() x in.numel()");
+        Stream s = producerStream(options);
+        DType dt = in.dtype();
+        long count = in.numel();
+        return submitCollective(new Fingerprint(OpType.ALL_GATHER, -1, dt, count, -1), List.of(in, out), options,
+                in.byteSize() * (size() - 1),
+                (t, tag) -> nativeAllGather(in.dataAddress(), out.dataAddress(), count, dt, s, t, tag));
+    }
+
+    @Override
+    public Work allGatherInPlace(Tensor buffer, OpOptions options) {
+        requireTensor("buffer", buffer);
+        long count = blockCount("buffer", buffer);
+        Stream s = producerStream(options);
+        DType dt = buffer.dtype();
+        long block = count * dt.byteSize();
+        return submitCollective(new Fingerprint(OpType.ALL_GATHER, -1, dt, count, -1), List.of(buffer), options,
+                block * (size() - 1), (t, tag) -> nativeAllGather(buffer.dataAddress() + rank() * block,
+                        buffer.dataAddress(), count, dt, s, t, tag));
+    }
+
+    @Override
+    public Work reduceScatter(Tensor in, Tensor out, ReduceOp op, OpOptions options) {
+        requirePair(in, out);
+        requireNumel("in", in, out.numel() * size(), "size() x out.numel()");
+        requireOp(op);
+        Stream s = producerStream(options);
+        DType dt = in.dtype();
+        long count = out.numel();
+        return submitCollective(new Fingerprint(OpType.REDUCE_SCATTER, op.ordinal(), dt, count, -1), List.of(in, out),
+                options, out.byteSize() * (size() - 1),
+                (t, tag) -> nativeReduceScatter(in.dataAddress(), out.dataAddress(), count, dt, op, s, t, tag));
+    }
+
+    @Override
+    public Work reduceScatterInPlace(Tensor buffer, ReduceOp op, OpOptions options) {
+        requireTensor("buffer", buffer);
+        long count = blockCount("buffer", buffer);
+        requireOp(op);
+        Stream s = producerStream(options);
+        DType dt = buffer.dtype();
+        long block = count * dt.byteSize();
+        return submitCollective(new Fingerprint(OpType.REDUCE_SCATTER, op.ordinal(), dt, count, -1), List.of(buffer),
+                options, block * (size() - 1), (t, tag) -> nativeReduceScatter(buffer.dataAddress(),
+                        buffer.dataAddress() + rank() * block, count, dt, op, s, t, tag));
+    }
+
+    @Override
+    public Work allToAll(Tensor in, Tensor out, OpOptions options) {
+        requireSameLayout(in, out);
+        if (in.buffer() == out.buffer()) {
+            throw new IllegalArgumentException("out must not be in; use allToAllInPlace");
+        }
+        long count = blockCount("in", in);
+        Stream s = producerStream(options);
+        DType dt = in.dtype();
+        return submitCollective(new Fingerprint(OpType.ALL_TO_ALL, -1, dt, count, -1), List.of(in, out), options,
+                count * dt.byteSize() * (size() - 1),
+                (t, tag) -> nativeAllToAll(in.dataAddress(), out.dataAddress(), count, dt, s, t, tag));
+    }
+
+    @Override
+    public Work allToAllInPlace(Tensor buffer, OpOptions options) {
+        requireTensor("buffer", buffer);
+        long count = blockCount("buffer", buffer);
+        Stream s = producerStream(options);
+        DType dt = buffer.dtype();
+        return submitCollective(new Fingerprint(OpType.ALL_TO_ALL, -1, dt, count, -1), List.of(buffer), options,
+                count * dt.byteSize() * (size() - 1),
+                (t, tag) -> nativeAllToAllInPlace(buffer, count, dt, s, t, tag));
+    }
+
+    @Override
+    public Work send(Tensor tensor, int dst, int tag, OpOptions options) {
+        return pointToPoint(OpType.SEND, "dst", tensor, dst, tag, options);
+    }
+
+    @Override
+    public Work recv(Tensor tensor, int src, int tag, OpOptions options) {
+        return pointToPoint(OpType.RECV, "src", tensor, src, tag, options);
+    }
+
+    private Work pointToPoint(OpType type, String peerArg, Tensor tensor, int peer, int tag, OpOptions options) {
+        requireTensor("tensor", tensor);
+        requireRank(peerArg, peer);
+        if (peer == rank()) {
+            throw new IllegalArgumentException(peerArg + " must differ from this rank (" + rank() + ")");
+        }
+        Stream s = producerStream(options);
+        return submitPointToPoint(type, tensor, peer, tag, s, options);
+    }
+
+    /** The bytes a send or recv puts on the wire: a send its tensor, a recv nothing. */
+    static long p2pWireBytes(OpType type, Tensor tensor) {
+        return type == OpType.SEND ? tensor.byteSize() : 0;
+    }
+
+    @Override
+    public Work barrier(OpOptions options) {
+        Stream s = producerStream(options);
+        return submitCollective(new Fingerprint(OpType.BARRIER, -1, null, 0, -1), List.of(), options, 0,
+                (t, tag) -> nativeBarrier(s, t, tag));
+    }
+
+    /** All-to-all on raw host or device addresses, run inside a lane task (composite operations). */
+    final void rawAllToAll(long in, long out, long countPerRank, DType dt, long timeoutMs, long tag) {
+        nativeAllToAll(in, out, countPerRank, dt, null, timeoutMs, tag);
+    }
+
+    /** All-gather on raw addresses, run inside a lane task (composite operations). */
+    final void rawAllGather(long in, long out, long countPerRank, DType dt, long timeoutMs, long tag) {
+        nativeAllGather(in, out, countPerRank, dt, null, timeoutMs, tag);
     }
 
     // ------------------------------------------------------------------ submission

@@ -6,6 +6,7 @@ import dev.torus.TorusException;
 import dev.torus.jni.GlooNative;
 import dev.torus.memory.Allocator;
 import dev.torus.memory.HostBuffer;
+import dev.torus.memory.Stream;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.List;
@@ -152,11 +153,14 @@ final class GlooCommunicator extends BaseCommunicator {
         }
     }
 
-    private static void noStream(OpOptions o) {
+    /** Gloo runs on the CPU: a stream in the options is refused. */
+    @Override
+    Stream producerStream(OpOptions o) {
         if (o != null && o.stream() != null) {
             throw new IllegalArgumentException("options.stream must not be set for the gloo backend (CPU collectives "
                     + "do not run on a CUDA stream)");
         }
+        return null;
     }
 
     private int algorithmFor(long bytes) {
@@ -168,133 +172,59 @@ final class GlooCommunicator extends BaseCommunicator {
         };
     }
 
-    private long ringBytes(long bytes) {
-        int n = spec.size();
-        return n <= 1 ? 0 : 2 * bytes * (n - 1) / n;
+    @Override
+    void nativeAllReduce(long in, long out, long count, DType dt, ReduceOp op, Stream producer, long timeoutMs,
+                         long tag) {
+        int algo = algorithmFor(count * dt.byteSize());
+        call(h -> GlooNative.torus_gloo_allreduce(h, in, out, count, dt.code(), op.code, algo, timeoutMs, (int) tag),
+                "allReduce");
     }
 
     @Override
-    public Work allReduce(Tensor in, Tensor out, ReduceOp op, OpOptions options) {
-        requireSameLayout(in, out);
-        requireOp(op);
-        noStream(options);
-        DType dt = in.dtype();
-        long count = in.numel();
-        int algo = algorithmFor(in.byteSize());
-        return submitCollective(new Fingerprint(OpType.ALL_REDUCE, op.ordinal(), dt, count, -1), List.of(in, out),
-                options, ringBytes(in.byteSize()), (t, tag) -> call(h -> GlooNative.torus_gloo_allreduce(h,
-                        in.dataAddress(), out.dataAddress(), count, dt.code(), op.code, algo, t, (int) tag), "allReduce"));
+    void nativeBroadcast(long in, long out, long count, DType dt, int root, Stream producer, long timeoutMs,
+                         long tag) {
+        call(h -> GlooNative.torus_gloo_broadcast(h, in, out, count, dt.code(), root, timeoutMs, (int) tag),
+                "broadcast");
     }
 
     @Override
-    public Work broadcast(Tensor in, Tensor out, int root, OpOptions options) {
-        requireSameLayout(in, out);
-        requireRank("root", root);
-        noStream(options);
-        DType dt = in.dtype();
-        long count = in.numel();
-        long wire = rank() == root ? in.byteSize() : 0;
-        return submitCollective(new Fingerprint(OpType.BROADCAST, -1, dt, count, root), List.of(in, out), options, wire,
-                (t, tag) -> call(h -> GlooNative.torus_gloo_broadcast(h, in.dataAddress(), out.dataAddress(), count,
-                        dt.code(), root, t, (int) tag), "broadcast"));
+    void nativeReduce(long in, long out, long count, DType dt, ReduceOp op, int root, Stream producer,
+                      long timeoutMs, long tag) {
+        call(h -> GlooNative.torus_gloo_reduce(h, in, out, count, dt.code(), op.code, root, timeoutMs, (int) tag),
+                "reduce");
     }
 
     @Override
-    public Work reduce(Tensor in, Tensor out, ReduceOp op, int root, OpOptions options) {
-        requireSameLayout(in, out);
-        requireRank("root", root);
-        requireOp(op);
-        noStream(options);
-        DType dt = in.dtype();
-        long count = in.numel();
-        return submitCollective(new Fingerprint(OpType.REDUCE, op.ordinal(), dt, count, root), List.of(in, out), options,
-                in.byteSize(), (t, tag) -> call(h -> GlooNative.torus_gloo_reduce(h, in.dataAddress(),
-                        out.dataAddress(), count, dt.code(), op.code, root, t, (int) tag), "reduce"));
+    void nativeAllGather(long in, long out, long count, DType dt, Stream producer, long timeoutMs, long tag) {
+        call(h -> GlooNative.torus_gloo_allgather(h, in, out, count, dt.code(), timeoutMs, (int) tag), "allGather");
     }
 
     @Override
-    public Work allGather(Tensor in, Tensor out, OpOptions options) {
-        requirePair(in, out);
-        requireNumel("out", out, in.numel() * size(), "size() x in.numel()");
-        noStream(options);
-        DType dt = in.dtype();
-        long count = in.numel();
-        return submitCollective(new Fingerprint(OpType.ALL_GATHER, -1, dt, count, -1), List.of(in, out), options,
-                in.byteSize() * (size() - 1), (t, tag) -> call(h -> GlooNative.torus_gloo_allgather(h,
-                        in.dataAddress(), out.dataAddress(), count, dt.code(), t, (int) tag), "allGather"));
+    void nativeReduceScatter(long in, long out, long count, DType dt, ReduceOp op, Stream producer, long timeoutMs,
+                             long tag) {
+        call(h -> GlooNative.torus_gloo_reduce_scatter(h, in, out, count, dt.code(), op.code, timeoutMs, (int) tag),
+                "reduceScatter");
     }
 
     @Override
-    public Work allGatherInPlace(Tensor buffer, OpOptions options) {
-        requireTensor("buffer", buffer);
-        long count = blockCount("buffer", buffer);
-        noStream(options);
-        DType dt = buffer.dtype();
-        long block = count * dt.byteSize();
-        return submitCollective(new Fingerprint(OpType.ALL_GATHER, -1, dt, count, -1), List.of(buffer), options,
-                block * (size() - 1), (t, tag) -> call(h -> GlooNative.torus_gloo_allgather(h,
-                        buffer.dataAddress() + rank() * block, buffer.dataAddress(), count, dt.code(), t, (int) tag),
-                        "allGather"));
+    void nativeAllToAll(long in, long out, long count, DType dt, Stream producer, long timeoutMs, long tag) {
+        call(h -> GlooNative.torus_gloo_alltoall(h, in, out, count, dt.code(), timeoutMs, (int) tag), "allToAll");
     }
 
-
+    /** Gloo's all-to-all reads its input while it writes: the input is a host copy. */
     @Override
-    public Work reduceScatter(Tensor in, Tensor out, ReduceOp op, OpOptions options) {
-        requirePair(in, out);
-        requireNumel("in", in, out.numel() * size(), "size() x out.numel()");
-        requireOp(op);
-        noStream(options);
-        DType dt = in.dtype();
-        long count = out.numel();
-        return submitCollective(new Fingerprint(OpType.REDUCE_SCATTER, op.ordinal(), dt, count, -1), List.of(in, out),
-                options, out.byteSize() * (size() - 1), (t, tag) -> call(h -> GlooNative.torus_gloo_reduce_scatter(h,
-                        in.dataAddress(), out.dataAddress(), count, dt.code(), op.code, t, (int) tag), "reduceScatter"));
-    }
-
-    @Override
-    public Work reduceScatterInPlace(Tensor buffer, ReduceOp op, OpOptions options) {
-        requireTensor("buffer", buffer);
-        long count = blockCount("buffer", buffer);
-        requireOp(op);
-        noStream(options);
-        DType dt = buffer.dtype();
-        long block = count * dt.byteSize();
-        return submitCollective(new Fingerprint(OpType.REDUCE_SCATTER, op.ordinal(), dt, count, -1), List.of(buffer),
-                options, block * (size() - 1), (t, tag) -> call(h -> GlooNative.torus_gloo_reduce_scatter(h,
-                        buffer.dataAddress(), buffer.dataAddress() + rank() * block, count, dt.code(), op.code, t,
-                        (int) tag), "reduceScatter"));
-    }
-
-    @Override
-    public Work allToAll(Tensor in, Tensor out, OpOptions options) {
-        requireSameLayout(in, out);
-        if (in.buffer() == out.buffer()) {
-            throw new IllegalArgumentException("out must not be in; use allToAllInPlace");
+    void nativeAllToAllInPlace(Tensor buffer, long count, DType dt, Stream producer, long timeoutMs, long tag) {
+        try (HostBuffer copy = scratchAllocator.allocateHost(Math.max(1, buffer.byteSize()))) {
+            ByteBuffer src = dev.torus.jni.MemoryView.of(buffer.dataAddress(), buffer.byteSize());
+            ByteBuffer dst = copy.view(0, buffer.byteSize());
+            dst.put(src);
+            nativeAllToAll(copy.address(), buffer.dataAddress(), count, dt, producer, timeoutMs, tag);
         }
-        long count = blockCount("in", in);
-        noStream(options);
-        DType dt = in.dtype();
-        return submitCollective(new Fingerprint(OpType.ALL_TO_ALL, -1, dt, count, -1), List.of(in, out), options,
-                count * dt.byteSize() * (size() - 1), (t, tag) -> call(h -> GlooNative.torus_gloo_alltoall(h,
-                        in.dataAddress(), out.dataAddress(), count, dt.code(), t, (int) tag), "allToAll"));
     }
 
     @Override
-    public Work allToAllInPlace(Tensor buffer, OpOptions options) {
-        requireTensor("buffer", buffer);
-        long count = blockCount("buffer", buffer);
-        noStream(options);
-        DType dt = buffer.dtype();
-        return submitCollective(new Fingerprint(OpType.ALL_TO_ALL, -1, dt, count, -1), List.of(buffer), options,
-                count * dt.byteSize() * (size() - 1), (t, tag) -> {
-                    try (HostBuffer copy = scratchAllocator.allocateHost(Math.max(1, buffer.byteSize()))) {
-                        ByteBuffer src = dev.torus.jni.MemoryView.of(buffer.dataAddress(), buffer.byteSize());
-                        ByteBuffer dst = copy.view(0, buffer.byteSize());
-                        dst.put(src);
-                        call(h -> GlooNative.torus_gloo_alltoall(h, copy.address(), buffer.dataAddress(), count,
-                                dt.code(), t, (int) tag), "allToAll");
-                    }
-                });
+    void nativeBarrier(Stream producer, long timeoutMs, long tag) {
+        call(h -> GlooNative.torus_gloo_barrier(h, timeoutMs, (int) tag), "barrier");
     }
 
     private static final long P2P_SLOT = 0x70L << 56;
@@ -312,64 +242,28 @@ final class GlooCommunicator extends BaseCommunicator {
         return P2P_SLOT | (shape << 32) | tag;
     }
 
+    /** Each peer and direction has its own lane; an empty message is not sent at all. */
     @Override
-    public Work send(Tensor tensor, int dst, int tag, OpOptions options) {
-        requireTensor("tensor", tensor);
-        requireRank("dst", dst);
-        if (dst == rank()) {
-            throw new IllegalArgumentException("dst must differ from this rank (" + rank() + ")");
-        }
-        noStream(options);
+    Work submitPointToPoint(OpType type, Tensor tensor, int peer, int tag, Stream producer, OpOptions options) {
         long slot = slot(tag, tensor.dtype(), tensor.numel());
         long bytes = tensor.byteSize();
-        return submitP2P(OpType.SEND, dst, tensor.dtype(), tensor.numel(), List.of(tensor), options, bytes,
-                (t, seq) -> {
-                    if (bytes > 0) {
-                        call(h -> GlooNative.torus_gloo_send(h, tensor.dataAddress(), bytes, dst, slot, t), "send");
+        return submitP2P(type, peer, tensor.dtype(), tensor.numel(), List.of(tensor), options,
+                p2pWireBytes(type, tensor), (t, seq) -> {
+                    if (bytes == 0) {
+                        return;
+                    }
+                    if (type == OpType.SEND) {
+                        call(h -> GlooNative.torus_gloo_send(h, tensor.dataAddress(), bytes, peer, slot, t), "send");
+                        return;
+                    }
+                    try {
+                        call(h -> GlooNative.torus_gloo_recv(h, tensor.dataAddress(), bytes, peer, slot, t), "recv");
+                    } catch (CommTimeoutException e) {
+                        throw new CommTimeoutException(e.getMessage() + " (no send of " + tensor.numel() + " x "
+                                + tensor.dtype() + " with tag " + tag + " arrived from rank " + peer
+                                + "; a send of another size or dtype does not match)");
                     }
                 });
-    }
-
-    @Override
-    public Work recv(Tensor tensor, int src, int tag, OpOptions options) {
-        requireTensor("tensor", tensor);
-        requireRank("src", src);
-        if (src == rank()) {
-            throw new IllegalArgumentException("src must differ from this rank (" + rank() + ")");
-        }
-        noStream(options);
-        long slot = slot(tag, tensor.dtype(), tensor.numel());
-        long bytes = tensor.byteSize();
-        return submitP2P(OpType.RECV, src, tensor.dtype(), tensor.numel(), List.of(tensor), options, 0,
-                (t, seq) -> {
-                    if (bytes > 0) {
-                        try {
-                            call(h -> GlooNative.torus_gloo_recv(h, tensor.dataAddress(), bytes, src, slot, t), "recv");
-                        } catch (CommTimeoutException e) {
-                            throw new CommTimeoutException(e.getMessage() + " (no send of " + tensor.numel() + " x "
-                                    + tensor.dtype() + " with tag " + tag + " arrived from rank " + src
-                                    + "; a send of another size or dtype does not match)");
-                        }
-                    }
-                });
-    }
-
-    @Override
-    public Work barrier(OpOptions options) {
-        noStream(options);
-        return submitCollective(new Fingerprint(OpType.BARRIER, -1, null, 0, -1), List.of(), options, 0,
-                (t, tag) -> call(h -> GlooNative.torus_gloo_barrier(h, t, (int) tag), "barrier"));
-    }
-
-    @Override
-    void rawAllToAll(long in, long out, long countPerRank, DType dt, long timeoutMs, long tag) {
-        call(h -> GlooNative.torus_gloo_alltoall(h, in, out, countPerRank, dt.code(), timeoutMs, (int) tag), "allToAll");
-    }
-
-    @Override
-    void rawAllGather(long in, long out, long countPerRank, DType dt, long timeoutMs, long tag) {
-        call(h -> GlooNative.torus_gloo_allgather(h, in, out, countPerRank, dt.code(), timeoutMs, (int) tag),
-                "allGather");
     }
 
     @Override

@@ -183,7 +183,9 @@ final class NcclCommunicator extends BaseCommunicator {
         }
     }
 
-    private Stream producer(OpOptions o) {
+    /** The caller's stream, or this device's default stream; it must be on this communicator's device. */
+    @Override
+    Stream producerStream(OpOptions o) {
         Stream s = o != null && o.stream() != null ? o.stream() : Stream.defaultStream(device);
         if (!s.device().equals(device)) {
             throw new IllegalArgumentException("options.stream must be on " + device + ", got one on " + s.device());
@@ -191,9 +193,13 @@ final class NcclCommunicator extends BaseCommunicator {
         return s;
     }
 
-    /** Runs {@code calls} after the producer stream's queued work; see {@link NcclOpRunner#run}. */
+    /**
+     * Runs {@code calls} after the producer stream's queued work (the device's default
+     * stream when {@code null}); see {@link NcclOpRunner#run}.
+     */
     private void run(String what, long timeoutMs, Stream producer, NcclOpRunner.Call... calls) {
-        runner.run(what, timeoutMs, new long[] {producer.handle()}, calls);
+        Stream p = producer != null ? producer : Stream.defaultStream(device);
+        runner.run(what, timeoutMs, new long[] {p.handle()}, calls);
     }
 
     @Override
@@ -223,91 +229,37 @@ final class NcclCommunicator extends BaseCommunicator {
     }
 
     @Override
-    public Work allReduce(Tensor in, Tensor out, ReduceOp op, OpOptions options) {
-        requireSameLayout(in, out);
-        requireOp(op);
-        Stream s = producer(options);
-        long count = in.numel();
-        int n = size();
-        return submitCollective(new Fingerprint(OpType.ALL_REDUCE, op.ordinal(), in.dtype(), count, -1), List.of(in, out),
-                options, n <= 1 ? 0 : 2 * in.byteSize() * (n - 1) / n, (t, tag) -> run("ncclAllReduce", t, s,
-                        (c, st) -> driver.allReduce(in.dataAddress(), out.dataAddress(), count, in.dtype(), op, c, st)));
+    void nativeAllReduce(long in, long out, long count, DType dt, ReduceOp op, Stream producer, long timeoutMs,
+                         long tag) {
+        run("ncclAllReduce", timeoutMs, producer, (c, st) -> driver.allReduce(in, out, count, dt, op, c, st));
     }
 
     @Override
-    public Work broadcast(Tensor in, Tensor out, int root, OpOptions options) {
-        requireSameLayout(in, out);
-        requireRank("root", root);
-        Stream s = producer(options);
-        long count = in.numel();
-        return submitCollective(new Fingerprint(OpType.BROADCAST, -1, in.dtype(), count, root), List.of(in, out), options,
-                rank() == root ? in.byteSize() : 0, (t, tag) -> run("ncclBroadcast", t, s,
-                        (c, st) -> driver.broadcast(in.dataAddress(), out.dataAddress(), count, in.dtype(), root, c, st)));
+    void nativeBroadcast(long in, long out, long count, DType dt, int root, Stream producer, long timeoutMs,
+                         long tag) {
+        run("ncclBroadcast", timeoutMs, producer, (c, st) -> driver.broadcast(in, out, count, dt, root, c, st));
     }
 
     @Override
-    public Work reduce(Tensor in, Tensor out, ReduceOp op, int root, OpOptions options) {
-        requireSameLayout(in, out);
-        requireRank("root", root);
-        requireOp(op);
-        Stream s = producer(options);
-        long count = in.numel();
-        return submitCollective(new Fingerprint(OpType.REDUCE, op.ordinal(), in.dtype(), count, root), List.of(in, out),
-                options, in.byteSize(), (t, tag) -> run("ncclReduce", t, s,
-                        (c, st) -> driver.reduce(in.dataAddress(), out.dataAddress(), count, in.dtype(), op, root, c, st)));
+    void nativeReduce(long in, long out, long count, DType dt, ReduceOp op, int root, Stream producer,
+                      long timeoutMs, long tag) {
+        run("ncclReduce", timeoutMs, producer, (c, st) -> driver.reduce(in, out, count, dt, op, root, c, st));
     }
 
     @Override
-    public Work allGather(Tensor in, Tensor out, OpOptions options) {
-        requirePair(in, out);
-        requireNumel("out", out, in.numel() * size(), "size() x in.numel()");
-        Stream s = producer(options);
-        long count = in.numel();
-        return submitCollective(new Fingerprint(OpType.ALL_GATHER, -1, in.dtype(), count, -1), List.of(in, out), options,
-                in.byteSize() * (size() - 1), (t, tag) -> run("ncclAllGather", t, s,
-                        (c, st) -> driver.allGather(in.dataAddress(), out.dataAddress(), count, in.dtype(), c, st)));
+    void nativeAllGather(long in, long out, long count, DType dt, Stream producer, long timeoutMs, long tag) {
+        run("ncclAllGather", timeoutMs, producer, (c, st) -> driver.allGather(in, out, count, dt, c, st));
     }
 
     @Override
-    public Work allGatherInPlace(Tensor buffer, OpOptions options) {
-        requireTensor("buffer", buffer);
-        long count = blockCount("buffer", buffer);
-        Stream s = producer(options);
-        long block = count * buffer.dtype().byteSize();
-        return submitCollective(new Fingerprint(OpType.ALL_GATHER, -1, buffer.dtype(), count, -1), List.of(buffer),
-                options, block * (size() - 1), (t, tag) -> run("ncclAllGather", t, s,
-                        (c, st) -> driver.allGather(buffer.dataAddress() + rank() * block, buffer.dataAddress(), count,
-                                buffer.dtype(), c, st)));
-    }
-
-    @Override
-    public Work reduceScatter(Tensor in, Tensor out, ReduceOp op, OpOptions options) {
-        requirePair(in, out);
-        requireNumel("in", in, out.numel() * size(), "size() x out.numel()");
-        requireOp(op);
-        Stream s = producer(options);
-        long count = out.numel();
-        return submitCollective(new Fingerprint(OpType.REDUCE_SCATTER, op.ordinal(), in.dtype(), count, -1),
-                List.of(in, out), options, out.byteSize() * (size() - 1), (t, tag) -> run("ncclReduceScatter", t, s,
-                        (c, st) -> driver.reduceScatter(in.dataAddress(), out.dataAddress(), count, in.dtype(), op, c,
-                                st)));
-    }
-
-    @Override
-    public Work reduceScatterInPlace(Tensor buffer, ReduceOp op, OpOptions options) {
-        requireTensor("buffer", buffer);
-        long count = blockCount("buffer", buffer);
-        requireOp(op);
-        Stream s = producer(options);
-        long block = count * buffer.dtype().byteSize();
-        return submitCollective(new Fingerprint(OpType.REDUCE_SCATTER, op.ordinal(), buffer.dtype(), count, -1),
-                List.of(buffer), options, block * (size() - 1), (t, tag) -> run("ncclReduceScatter", t, s,
-                        (c, st) -> driver.reduceScatter(buffer.dataAddress(), buffer.dataAddress() + rank() * block,
-                                count, buffer.dtype(), op, c, st)));
+    void nativeReduceScatter(long in, long out, long count, DType dt, ReduceOp op, Stream producer, long timeoutMs,
+                             long tag) {
+        run("ncclReduceScatter", timeoutMs, producer, (c, st) -> driver.reduceScatter(in, out, count, dt, op, c, st));
     }
 
     /** One send and one recv per peer, issued as one NCCL group. */
-    private NcclOpRunner.Call[] allToAllCalls(long in, long out, long count, DType dt) {
+    @Override
+    void nativeAllToAll(long in, long out, long count, DType dt, Stream producer, long timeoutMs, long tag) {
         long block = count * dt.byteSize();
         NcclOpRunner.Call[] calls = new NcclOpRunner.Call[2 * size()];
         for (int peer = 0; peer < size(); peer++) {
@@ -315,63 +267,36 @@ final class NcclCommunicator extends BaseCommunicator {
             calls[2 * p] = (c, st) -> driver.send(in + p * block, count, dt, p, c, st);
             calls[2 * p + 1] = (c, st) -> driver.recv(out + p * block, count, dt, p, c, st);
         }
-        return calls;
+        run("allToAll", timeoutMs, producer, calls);
     }
 
     @Override
-    public Work allToAll(Tensor in, Tensor out, OpOptions options) {
-        requireSameLayout(in, out);
-        if (in.buffer() == out.buffer()) {
-            throw new IllegalArgumentException("out must not be in; use allToAllInPlace");
+    void nativeAllToAllInPlace(Tensor buffer, long count, DType dt, Stream producer, long timeoutMs, long tag) {
+        // allocated and freed on the producer stream, which waits for the collective before the free (NcclOpRunner)
+        try (DeviceBuffer copy = allocator.allocateDevice(device, Math.max(1, buffer.byteSize()), producer)) {
+            producer.copy(buffer.buffer(), 0, copy, 0, buffer.byteSize());
+            nativeAllToAll(copy.address(), buffer.dataAddress(), count, dt, producer, timeoutMs, tag);
         }
-        long count = blockCount("in", in);
-        Stream s = producer(options);
-        return submitCollective(new Fingerprint(OpType.ALL_TO_ALL, -1, in.dtype(), count, -1), List.of(in, out), options,
-                count * in.dtype().byteSize() * (size() - 1), (t, tag) -> run("allToAll", t, s,
-                        allToAllCalls(in.dataAddress(), out.dataAddress(), count, in.dtype())));
     }
 
     @Override
-    public Work allToAllInPlace(Tensor buffer, OpOptions options) {
-        requireTensor("buffer", buffer);
-        long count = blockCount("buffer", buffer);
-        Stream s = producer(options);
-        return submitCollective(new Fingerprint(OpType.ALL_TO_ALL, -1, buffer.dtype(), count, -1), List.of(buffer),
-                options, count * buffer.dtype().byteSize() * (size() - 1), (t, tag) -> {
-                    // allocated and freed on s; s waits for the collective before the free (NcclOpRunner)
-                    try (DeviceBuffer copy = allocator.allocateDevice(device, Math.max(1, buffer.byteSize()), s)) {
-                        s.copy(buffer.buffer(), 0, copy, 0, buffer.byteSize());
-                        run("allToAll", t, s, allToAllCalls(copy.address(), buffer.dataAddress(), count, buffer.dtype()));
-                    }
-                });
+    void nativeBarrier(Stream producer, long timeoutMs, long tag) {
+        run("ncclAllReduce(barrier)", timeoutMs, producer, (c, st) -> driver.allReduce(scratch.address(),
+                scratch.address(), 1, DType.INT32, ReduceOp.SUM, c, st));
     }
 
     // ------------------------------------------------------------------ send / recv
 
+    /** Deferred into the next NCCL group (see the class comment); NCCL has no tags, so only 0 is accepted. */
     @Override
-    public Work send(Tensor tensor, int dst, int tag, OpOptions options) {
-        return deferP2p(OpType.SEND, "dst", tensor, dst, tag, options);
-    }
-
-    @Override
-    public Work recv(Tensor tensor, int src, int tag, OpOptions options) {
-        return deferP2p(OpType.RECV, "src", tensor, src, tag, options);
-    }
-
-    private Work deferP2p(OpType type, String peerArg, Tensor tensor, int peer, int tag, OpOptions options) {
-        requireTensor("tensor", tensor);
-        requireRank(peerArg, peer);
-        if (peer == rank()) {
-            throw new IllegalArgumentException(peerArg + " must differ from this rank (" + rank() + ")");
-        }
+    Work submitPointToPoint(OpType type, Tensor tensor, int peer, int tag, Stream producer, OpOptions options) {
         requireTag(tag);
         Duration timeout = timeoutOf(options);
-        Stream s = producer(options);
         ensureOpen();
         String desc = type.label() + (type == OpType.SEND ? " to rank " : " from rank ") + peer + " of "
                 + tensor.numel() + " x " + tensor.dtype() + " (nccl, comm '" + name() + "', rank " + rank() + ")";
         tensor.buffer().pin(desc);
-        return p2p.defer(type, peer, new P2pArgs(tensor, options, s), tensor.buffer()::unpin, desc, timeout);
+        return p2p.defer(type, peer, new P2pArgs(tensor, options, producer), tensor.buffer()::unpin, desc, timeout);
     }
 
     /** A deferred send's or recv's tensor, options and producer stream. */
@@ -384,7 +309,7 @@ final class NcclCommunicator extends BaseCommunicator {
             P2pArgs a = (P2pArgs) d.payload;
             Tensor t = a.tensor();
             return submitP2P(d.type, d.peer, t.dtype(), t.numel(), List.of(t), a.options(),
-                    d.type == OpType.SEND ? t.byteSize() : 0, (timeoutMs, seq) -> group.runFor(timeoutMs));
+                    p2pWireBytes(d.type, t), (timeoutMs, seq) -> group.runFor(timeoutMs));
         }
 
         @Override
@@ -404,25 +329,6 @@ final class NcclCommunicator extends BaseCommunicator {
             }
             runner.run("send/recv group of " + calls.length, timeoutMs, producers, calls);
         }
-    }
-
-    @Override
-    public Work barrier(OpOptions options) {
-        Stream s = producer(options);
-        return submitCollective(new Fingerprint(OpType.BARRIER, -1, null, 0, -1), List.of(), options, 0,
-                (t, tag) -> run("ncclAllReduce(barrier)", t, s, (c, st) -> driver.allReduce(scratch.address(),
-                        scratch.address(), 1, DType.INT32, ReduceOp.SUM, c, st)));
-    }
-
-    @Override
-    void rawAllToAll(long in, long out, long countPerRank, DType dt, long timeoutMs, long tag) {
-        run("allToAll", timeoutMs, Stream.defaultStream(device), allToAllCalls(in, out, countPerRank, dt));
-    }
-
-    @Override
-    void rawAllGather(long in, long out, long countPerRank, DType dt, long timeoutMs, long tag) {
-        run("ncclAllGather", timeoutMs, Stream.defaultStream(device),
-                (c, st) -> driver.allGather(in, out, countPerRank, dt, c, st));
     }
 
     @Override
