@@ -3,7 +3,8 @@ package dev.torus;
 import dev.torus.jni.TorusNative;
 
 /**
- * Loads the Torus JNI library once and maps native status codes to exceptions.
+ * Loads the Torus JNI library once and maps native status codes to exceptions
+ * (through {@link NativeStatus}).
  * Internal to Torus: public only because several Torus packages use it.
  */
 public final class NativeLibrary {
@@ -34,19 +35,7 @@ public final class NativeLibrary {
             return;
         }
         String detail = TorusNative.torus_last_error();
-        String message = op + " failed: " + detail;
-        switch (status) {
-            case TorusNative.ERR_INVALID_ARGUMENT:
-                throw new IllegalArgumentException(message);
-            case TorusNative.ERR_OUT_OF_MEMORY:
-                throw new OutOfMemoryException(message);
-            case TorusNative.ERR_CUDA:
-                throw new CudaException(message);
-            case TorusNative.ERR_CUDA_UNAVAILABLE:
-                throw new CudaUnavailableException(message);
-            default:
-                throw new TorusException(message);
-        }
+        throw NativeStatus.of(status).exception(op + " failed: " + detail);
     }
 
     /** The CPU instruction set the native kernels use ("avx512", "avx2" or "base"). */

@@ -1,6 +1,7 @@
 package dev.torus.comm;
 
 import dev.torus.DType;
+import dev.torus.NativeStatus;
 import dev.torus.Tensor;
 import dev.torus.TorusException;
 import dev.torus.jni.GlooNative;
@@ -126,18 +127,24 @@ final class GlooCommunicator extends BaseCommunicator {
         }
     }
 
+    /**
+     * Throws the exception for a Gloo shim status: its codes share the kernels' numbering,
+     * so the type comes from {@link CommStatus}; the message names the call.
+     */
     static void check(int status, String what) {
         if (status == GlooNative.OK) {
             return;
         }
         String detail = GlooNative.torus_gloo_last_error();
-        switch (status) {
-            case GlooNative.ERR_TIMEOUT -> throw new CommTimeoutException("timed out: " + detail);
-            case GlooNative.ERR_IO -> throw new CommAbortedException("peer failure: " + detail);
-            case GlooNative.ERR_ABORTED -> throw new CommAbortedException(detail);
-            case GlooNative.ERR_INVALID_ARGUMENT -> throw new IllegalArgumentException(what + ": " + detail);
-            default -> throw new CommException(what + " failed (status " + status + "): " + detail);
-        }
+        NativeStatus category = NativeStatus.of(status);
+        String message = switch (category) {
+            case TIMEOUT -> "timed out: " + detail;
+            case PEER_FAILURE -> "peer failure: " + detail;
+            case ABORTED -> detail;
+            case INVALID_ARGUMENT -> what + ": " + detail;
+            default -> what + " failed (status " + status + "): " + detail;
+        };
+        throw CommStatus.exception(category, message);
     }
 
     @Override

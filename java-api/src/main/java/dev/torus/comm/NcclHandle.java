@@ -1,5 +1,6 @@
 package dev.torus.comm;
 
+import dev.torus.NativeStatus;
 import java.util.concurrent.locks.LockSupport;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.LongToIntFunction;
@@ -230,10 +231,23 @@ final class NcclHandle {
         } catch (RuntimeException e) {
             detail = "ncclResult " + status;
         }
-        if (status == NcclDriver.REMOTE_ERROR || status == NcclDriver.SYSTEM_ERROR) {
-            return new CommAbortedException("peer failure in " + what + ": " + detail + " (ncclResult " + status + ")");
-        }
-        return new CommException(what + " failed: " + detail + " (ncclResult " + status + ")");
+        NativeStatus category = category(status);
+        String message = category == NativeStatus.PEER_FAILURE
+                ? "peer failure in " + what + ": " + detail + " (ncclResult " + status + ")"
+                : what + " failed: " + detail + " (ncclResult " + status + ")";
+        // category() yields only communication categories, whose exceptions are CommExceptions
+        return (CommException) CommStatus.exception(category, message);
+    }
+
+    /**
+     * The status category of an {@code ncclResult_t} error: a remote or system error is a
+     * peer failure (the communicator is aborted); every other error, invalid arguments
+     * and usage included, is an internal comm failure, since Java checked the arguments
+     * before the call.
+     */
+    static NativeStatus category(int ncclResult) {
+        return ncclResult == NcclDriver.REMOTE_ERROR || ncclResult == NcclDriver.SYSTEM_ERROR
+                ? NativeStatus.PEER_FAILURE : NativeStatus.INTERNAL;
     }
 
     /**
