@@ -532,7 +532,7 @@ int torus_gloo_allreduce(void* comm, void* in, void* out, int64_t count, int dty
                 // its last all-reduce cuts off a peer that is still finishing (seen as
                 // "Connection closed by peer" on the peer).
                 gloo::BarrierOptions b(c->ctx);
-                b.setTag(tag ^ 0x80000000u);
+                b.setTag(tag | 0x80000000u);  // bit 31: never an op tag (see Fingerprint.wireTag)
                 b.setTimeout(std::chrono::milliseconds(timeout_ms));
                 gloo::barrier(b);
             } else {

@@ -518,6 +518,10 @@ abstract class BaseCommunicator implements Communicator {
         } finally {
             if (dog != null) {
                 running.remove(dog);
+                if (dog.posted && failure == null) {
+                    // a slow op that succeeded: its probe report is no longer needed in the store
+                    FailureDiagnosis.async(() -> diagnosis.retract(seq));
+                }
             }
             if (!released) {
                 pinned.forEach(t -> t.buffer().unpin());
@@ -580,6 +584,7 @@ abstract class BaseCommunicator implements Communicator {
         public void stalled(Watchdog.Running r) {
             FailureDiagnosis.async(() -> {
                 try {
+                    r.posted = true;
                     String m = diagnosis.probe(r.seq, r.fingerprint);
                     if (m != null && running.contains(r)) {
                         mismatchReason = m;
@@ -619,7 +624,7 @@ abstract class BaseCommunicator implements Communicator {
     // ------------------------------------------------------------------ explicit fingerprint exchange
 
     private void checkFingerprints(Fingerprint fp, long seq, long timeoutMs) {
-        long[][] all = exchangeFingerprints(fp.toLongs(seq), seq | 0x4000_0000L, timeoutMs);
+        long[][] all = exchangeFingerprints(fp.toLongs(seq), Fingerprint.exchangeTag(seq), timeoutMs);
         Fingerprint.requireAgreement(all, seq, where(seq));
     }
 

@@ -206,9 +206,9 @@ public final class CompressedAllReduce implements AutoCloseable {
             return QuantizedTensor.of(zeros(DType.INT8, count), zeros(DType.FLOAT32, count / spec.blockSize()), null, spec);
         }
 
-        void run(Tensor grad, boolean average, long timeoutMs, long seq) {
+        /** One compressed all-reduce; {@code tag} is the op's wire tag, its four transfers use sub-tags. */
+        void run(Tensor grad, boolean average, long timeoutMs, long tag) {
             int world = comm.size();
-            long tag = (seq << 2) & 0x3fff_ffffL;
             FloatLoops.copy(input.dataAddress(), grad.dataAddress(), n);
             if (residual != null) {
                 FloatLoops.add(input.dataAddress(), input.dataAddress(), residual.dataAddress(), n);
@@ -220,13 +220,15 @@ public final class CompressedAllReduce implements AutoCloseable {
                     Quantizer.dequantizeInto(q, decoded);
                     FloatLoops.sub(residual.dataAddress(), input.dataAddress(), decoded.dataAddress(), n);
                 }
-                base.rawAllToAll(q.values().dataAddress(), recv.values().dataAddress(), chunk, DType.INT8, timeoutMs, tag);
+                base.rawAllToAll(q.values().dataAddress(), recv.values().dataAddress(), chunk, DType.INT8, timeoutMs,
+                        Fingerprint.subTag(tag, 0));
                 base.rawAllToAll(q.scales().dataAddress(), recv.scales().dataAddress(), chunk / bc, DType.FLOAT32,
-                        timeoutMs, tag + 1);
+                        timeoutMs, Fingerprint.subTag(tag, 1));
                 Quantizer.dequantizeInto(recv, decoded);
             } else {
                 cast(input, h);
-                base.rawAllToAll(h.dataAddress(), hRecv.dataAddress(), chunk, h.dtype(), timeoutMs, tag);
+                base.rawAllToAll(h.dataAddress(), hRecv.dataAddress(), chunk, h.dtype(), timeoutMs,
+                        Fingerprint.subTag(tag, 0));
                 cast(hRecv, decoded);
             }
             FloatLoops.sumChunks(shard.dataAddress(), decoded.dataAddress(), world, chunk, average ? world : 1);
@@ -240,13 +242,14 @@ public final class CompressedAllReduce implements AutoCloseable {
                     FloatLoops.sub(residual2.dataAddress(), shard.dataAddress(), shardBack.dataAddress(), chunk);
                 }
                 base.rawAllGather(q2.values().dataAddress(), gathered.values().dataAddress(), chunk, DType.INT8,
-                        timeoutMs, tag + 2);
+                        timeoutMs, Fingerprint.subTag(tag, 2));
                 base.rawAllGather(q2.scales().dataAddress(), gathered.scales().dataAddress(), chunk / bc, DType.FLOAT32,
-                        timeoutMs, tag + 3);
+                        timeoutMs, Fingerprint.subTag(tag, 3));
                 Quantizer.dequantizeInto(gathered, decoded);
             } else {
                 cast(shard, h2);
-                base.rawAllGather(h2.dataAddress(), hGathered.dataAddress(), chunk, h2.dtype(), timeoutMs, tag + 2);
+                base.rawAllGather(h2.dataAddress(), hGathered.dataAddress(), chunk, h2.dtype(), timeoutMs,
+                        Fingerprint.subTag(tag, 2));
                 cast(hGathered, decoded);
             }
             FloatLoops.copy(grad.dataAddress(), decoded.dataAddress(), n);

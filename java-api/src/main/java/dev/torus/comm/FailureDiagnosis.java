@@ -162,6 +162,12 @@ final class FailureDiagnosis {
         return different.isEmpty() ? null : mismatchText(seq, mine, different);
     }
 
+    /** Deletes this rank's report for {@code seq} (after the op succeeded); bounded, best effort. */
+    void retract(long seq) {
+        bounded(() -> spec.generationNamespace().delete("diag/" + seq + "/" + spec.rank()),
+                System.nanoTime() + CALL_BOUND.toNanos());
+    }
+
     private String mismatchText(long seq, String mine, Map<Integer, String> different) {
         StringBuilder sb = new StringBuilder("collective mismatch at seq " + seq + ": rank " + spec.rank()
                 + " called " + mine);

@@ -37,14 +37,44 @@ record Fingerprint(OpType type, int reduce, DType dtype, long count, int root) {
                 | ((long) (dtype == null ? 255 : dtype.ordinal()) << 16) | (root + 1);
     }
 
+    /** Low tag bits that hold the sequence number; bits 12-30 hold the fingerprint's hash. */
+    static final int SEQ_BITS = 12;
+    private static final long SEQ_MASK = (1L << SEQ_BITS) - 1;
+    private static final long HASH_MASK = (1L << 19) - 1;
+
     /**
-     * The 32-bit transport tag of this op at {@code seq}: the sequence number XOR a hash
-     * of the fingerprint. Ranks that agree compute the same tag; ranks that disagree
-     * compute different tags except with probability 2^-32. Consecutive ops with the same
-     * fingerprint never share a tag, because their sequence numbers differ.
+     * The 32-bit transport tag of this op at {@code seq}: the low 12 bits of the sequence
+     * number, above them 19 bits of a hash of the fingerprint, and bit 31 clear (it marks
+     * the tags of internal exchanges). Ranks that agree compute the same tag; ranks that
+     * disagree on the op compute different tags except with probability 2^-19, and ranks
+     * at different sequence numbers always do (unless 4,096 apart). Two ops whose sequence
+     * numbers differ by less than 4,096 never share a tag, whatever their fingerprints, so
+     * a correct program can never have one op's messages matched to another's: ops that
+     * far apart are never in flight together.
      */
     long wireTag(long seq) {
-        return (seq ^ hash32()) & 0xffff_ffffL;
+        return ((hash32() & HASH_MASK) << SEQ_BITS) | (seq & SEQ_MASK);
+    }
+
+    /**
+     * Tag {@code step} (0-3) of a composite op whose own tag is {@code tag} (for example the
+     * four transfers of a compressed all-reduce). It keeps the sequence bits and bit 31, so
+     * it cannot meet another op's tag or an exchange's.
+     */
+    static long subTag(long tag, int step) {
+        if (step < 0 || step > 3) {
+            throw new IllegalArgumentException("step must be in [0, 3], got " + step);
+        }
+        return tag ^ ((long) step << 28);
+    }
+
+    /**
+     * Tag of the explicit fingerprint all-gather before the op at {@code seq}: independent
+     * of the fingerprint (ranks that disagree must still meet there, to find out), and with
+     * bit 31 set, which no op tag has.
+     */
+    static long exchangeTag(long seq) {
+        return (1L << 31) | (seq & SEQ_MASK);
     }
 
     /** 32 well-mixed bits of the fingerprint (no sequence number); stable across JVMs. */

@@ -211,4 +211,31 @@ class FailureSemanticsTest extends TorusTestBase {
         });
         assertEquals(2, none.size());
     }
+
+    /**
+     * A collective that waits 1.5 s for a slow (but correct) peer is probed for a mismatch:
+     * the probe must find none, the op must succeed, and the reports it posted are removed.
+     */
+    @Test
+    void aSlowButCorrectCollectiveIsProbedWithoutAFalseMismatchAndLeavesNoReport() throws Exception {
+        String[] run = new String[1];
+        List<float[]> got = CommHarness.run(store, 2, Duration.ofSeconds(10), c -> {
+            run[0] = ((BaseCommunicator) c).spec.runId();
+            try (Tensor t = Tensor.fromArray(root, new float[] {c.rank() + 1f}, 1)) {
+                if (c.rank() == 1) {
+                    Thread.sleep(1_500); // rank 0 waits past the 1 s probe delay
+                }
+                c.allReduce(t, ReduceOp.SUM).await();
+                return t.toFloatArray();
+            }
+        });
+        assertEquals(3f, got.get(0)[0]);
+        assertEquals(3f, got.get(1)[0]);
+        String dir = "runs/" + run[0] + "/world/gen-0/diag/1";
+        long deadline = System.currentTimeMillis() + 5_000;
+        while (!store.list(dir).isEmpty() && System.currentTimeMillis() < deadline) {
+            Thread.sleep(50);
+        }
+        assertTrue(store.list(dir).isEmpty(), "probe reports left in the store: " + store.list(dir));
+    }
 }
