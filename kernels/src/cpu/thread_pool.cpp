@@ -10,6 +10,7 @@
 #include <deque>
 #include <exception>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -102,6 +103,72 @@ struct ThreadPool::State {
     }
 };
 
+namespace {
+
+// CPUs allowed by a cgroup v2 cpu.max file ("max <period>" or "<quota> <period>"), or -1.
+long long cpu_max_limit(const std::string& file) {
+    FILE* f = std::fopen(file.c_str(), "r");
+    if (f == nullptr) return -1;
+    char quota[32] = {0};
+    long long period = 0, out = -1;
+    if (std::fscanf(f, "%31s %lld", quota, &period) == 2 && period > 0) {
+        char* end = nullptr;
+        long long q = std::strtoll(quota, &end, 10);
+        if (end != quota && *end == 0 && q > 0) out = std::max<long long>(1, (q + period - 1) / period);
+    }
+    std::fclose(f);
+    return out;
+}
+
+long long read_number(const std::string& file) {
+    FILE* f = std::fopen(file.c_str(), "r");
+    if (f == nullptr) return -1;
+    long long v = -1;
+    if (std::fscanf(f, "%lld", &v) != 1) v = -1;
+    std::fclose(f);
+    return v;
+}
+
+// The tightest CPU quota on this process's cgroup and its ancestors (v2), or its
+// cpu controller's cfs quota (v1); -1 when there is none.
+long long cgroup_cpu_limit() {
+    FILE* f = std::fopen("/proc/self/cgroup", "r");
+    if (f == nullptr) return -1;
+    char line[4096];
+    long long best = -1;
+    auto take = [&](long long v) { if (v > 0 && (best < 0 || v < best)) best = v; };
+    while (std::fgets(line, sizeof(line), f) != nullptr) {
+        std::string l(line);
+        while (!l.empty() && (l.back() == '\n' || l.back() == '\r')) l.pop_back();
+        size_t c1 = l.find(':'), c2 = c1 == std::string::npos ? c1 : l.find(':', c1 + 1);
+        if (c2 == std::string::npos) continue;
+        std::string controllers = l.substr(c1 + 1, c2 - c1 - 1), path = l.substr(c2 + 1);
+        if (path.find("..") != std::string::npos) continue;
+        if (controllers.empty()) {  // v2: walk from our group up to the root
+            std::string p = path;
+            for (;;) {
+                take(cpu_max_limit("/sys/fs/cgroup" + (p == "/" ? std::string() : p) + "/cpu.max"));
+                if (p.empty() || p == "/") break;
+                size_t slash = p.rfind('/');
+                p = slash == 0 || slash == std::string::npos ? "/" : p.substr(0, slash);
+            }
+        } else if (("," + controllers + ",").find(",cpu,") != std::string::npos) {  // v1
+            for (const char* mount : {"/sys/fs/cgroup/cpu,cpuacct", "/sys/fs/cgroup/cpu"}) {
+                std::string dir = std::string(mount) + (path == "/" ? std::string() : path);
+                long long q = read_number(dir + "/cpu.cfs_quota_us"), per = read_number(dir + "/cpu.cfs_period_us");
+                if (q > 0 && per > 0) {
+                    take(std::max<long long>(1, (q + per - 1) / per));
+                    break;
+                }
+            }
+        }
+    }
+    std::fclose(f);
+    return best;
+}
+
+}  // namespace
+
 int ThreadPool::available_cpus() {
     int n = 0;
     cpu_set_t set;
@@ -111,19 +178,8 @@ int ThreadPool::available_cpus() {
         unsigned hw = std::thread::hardware_concurrency();
         n = hw == 0 ? 1 : (int)hw;
     }
-    // cgroup v2: "max 100000" (no limit) or "<quota> <period>" in microseconds
-    if (FILE* f = std::fopen("/sys/fs/cgroup/cpu.max", "r")) {
-        char quota[32] = {0};
-        long long period = 0;
-        if (std::fscanf(f, "%31s %lld", quota, &period) == 2 && period > 0) {
-            char* end = nullptr;
-            long long q = std::strtoll(quota, &end, 10);
-            if (end != quota && *end == 0 && q > 0) {
-                n = std::min<long long>(n, std::max<long long>(1, (q + period - 1) / period));
-            }
-        }
-        std::fclose(f);
-    }
+    long long quota = cgroup_cpu_limit();
+    if (quota > 0) n = (int)std::min<long long>(n, quota);
     return std::max(1, n);
 }
 

@@ -8,7 +8,8 @@
 // a task are rethrown to the region's caller.
 //
 // The default size is the CPUs this process may run on: its affinity mask
-// (sched_getaffinity), further capped by a cgroup v2 CPU quota (cpu.max).
+// (sched_getaffinity), further capped by the tightest CPU quota of its cgroup and
+// the cgroup's ancestors (v2 cpu.max; v1 cpu.cfs_quota_us).
 #pragma once
 
 #include <stdint.h>

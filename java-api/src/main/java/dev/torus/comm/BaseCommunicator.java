@@ -577,7 +577,10 @@ abstract class BaseCommunicator implements Communicator {
 
         @Override
         public void overdue(Watchdog.Running r) {
-            breakWith(r.desc + " exceeded its timeout of " + r.timeoutMs + " ms");
+            // a native abort can take a while (NCCL): never on the watchdog's own thread
+            if (r.overdueReported.compareAndSet(false, true)) {
+                BoundedCalls.async(() -> breakWith(r.desc + " exceeded its timeout of " + r.timeoutMs + " ms"));
+            }
         }
 
         @Override
@@ -614,10 +617,14 @@ abstract class BaseCommunicator implements Communicator {
 
     @Override
     public void abort(String reason) {
-        String r = "aborted by user: " + (reason == null ? "no reason given" : reason);
-        breakWith(r);
+        abortWith("aborted by user: " + (reason == null ? "no reason given" : reason));
+    }
+
+    /** Breaks the communicator with {@code reason} and fails every pending Work at once. */
+    private void abortWith(String reason) {
+        breakWith(reason);
         for (WorkImpl w : pending) {
-            w.fail(new CommAbortedException(w.description() + " " + r));
+            w.fail(new CommAbortedException(w.description() + " " + reason));
         }
     }
 
@@ -672,11 +679,7 @@ abstract class BaseCommunicator implements Communicator {
     }
 
     void abortForRebuild(String why) {
-        String r = "aborted by user: " + why;
-        breakWith(r);
-        for (WorkImpl w : pending) {
-            w.fail(new CommAbortedException(w.description() + " " + r));
-        }
+        abortWith("aborted by user: " + why);
     }
 
     @Override

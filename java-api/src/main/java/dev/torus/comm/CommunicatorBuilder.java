@@ -259,7 +259,8 @@ public final class CommunicatorBuilder {
             }
             CommSpec spec = new CommSpec(new StoreLease(s, ownsStore), runId, name, generation, rank, members, timeout, init,
                     debugChecks, hostname, algorithm, cudaDevice);
-            return backend == Backend.GLOO ? GlooCommunicator.create(spec, deadline) : NcclCommunicator.create(spec);
+            return backend == Backend.GLOO ? GlooCommunicator.create(spec, deadline)
+                    : NcclCommunicator.create(spec, deadline);
         } catch (RuntimeException e) {
             if (ownsStore) {
                 s.close();

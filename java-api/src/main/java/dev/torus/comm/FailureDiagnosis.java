@@ -12,17 +12,11 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.TreeMap;
 import java.util.concurrent.Callable;
-import java.util.concurrent.ExecutionException;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
-import java.util.concurrent.TimeUnit;
-import java.util.concurrent.TimeoutException;
 
 /**
  * Failure reports and mismatch probes through the store, for one generation of one
- * communicator. Every store call made here is bounded: it runs on a daemon thread of
- * this class and is abandoned when its window closes, so a store that is down (or
+ * communicator. Every store call made here is bounded ({@link BoundedCalls}): it runs on
+ * a daemon thread and is abandoned when its window closes, so a store that is down (or
  * slow) delays a failing operation by at most {@link #GRACE} plus
  * {@link #CALL_BOUND}, never by the store client's own retry schedule.
  *
@@ -38,12 +32,6 @@ final class FailureDiagnosis {
     static final Duration GRACE = Duration.ofMillis(500);
     /** Bound on any single store call made by a diagnosis or a probe. */
     static final Duration CALL_BOUND = Duration.ofMillis(500);
-
-    private static final ExecutorService STORE_CALLS = Executors.newCachedThreadPool(r -> {
-        Thread t = new Thread(r, "torus-comm-diagnosis");
-        t.setDaemon(true);
-        return t;
-    });
 
     /** This process's identity: its kernel (boot id) and pid namespace, so that pids are comparable. */
     static final String HOST_ID = hostId();
@@ -82,8 +70,8 @@ final class FailureDiagnosis {
             return Boolean.TRUE;
         }, System.nanoTime() + CALL_BOUND.toNanos());
         if (posted.isEmpty()) {
-            return new Finding(" [diagnosis unavailable: the store did not answer within " + CALL_BOUND.toMillis()
-                    + " ms]", null);
+            return new Finding(" [diagnosis unavailable: the store could not be reached (an error, or no answer "
+                    + "within " + CALL_BOUND.toMillis() + " ms)]", null);
         }
         List<String> seen = List.of();
         while (true) {
@@ -200,30 +188,14 @@ final class FailureDiagnosis {
                 .map(v -> new String(v, StandardCharsets.UTF_8)).orElse(null);
     }
 
-    /** Runs {@code task} on a diagnosis thread without waiting for it. */
+    /** Runs {@code task} on a store-call thread without waiting for it. */
     static void async(Runnable task) {
-        STORE_CALLS.execute(task);
+        BoundedCalls.async(task);
     }
 
-    /** Runs {@code call} on a diagnosis thread; empty if it fails or has not returned by {@code deadlineNanos}. */
+    /** Runs {@code call} on a store-call thread; empty if it fails or has not returned by {@code deadlineNanos}. */
     static <T> Optional<T> bounded(Callable<T> call, long deadlineNanos) {
-        long left = deadlineNanos - System.nanoTime();
-        if (left <= 0) {
-            return Optional.empty();
-        }
-        Future<T> f = STORE_CALLS.submit(call);
-        try {
-            return Optional.ofNullable(f.get(left, TimeUnit.NANOSECONDS));
-        } catch (TimeoutException e) {
-            f.cancel(true);
-            return Optional.empty();
-        } catch (InterruptedException e) {
-            f.cancel(true);
-            Thread.currentThread().interrupt();
-            return Optional.empty();
-        } catch (ExecutionException e) {
-            return Optional.empty();
-        }
+        return BoundedCalls.attempt(call, deadlineNanos);
     }
 
     private static void sleep(long ms) {

@@ -21,6 +21,7 @@ import java.util.concurrent.TimeUnit;
  * a small scratch buffer for debug fingerprints, both freed by {@link #close()}.
  */
 final class GlooCommunicator extends BaseCommunicator {
+    private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(GlooCommunicator.class);
     /**
      * AUTO: bcube below this many bytes, ring at and above. Halving-doubling is never
      * picked automatically: it stalled for 50-80 ms at some sizes in our measurements
@@ -32,12 +33,12 @@ final class GlooCommunicator extends BaseCommunicator {
     private final Allocator scratchAllocator;
     private final HostBuffer fingerprintScratch;
 
-    private GlooCommunicator(CommSpec spec, NativeHandle handle) {
+    /** Takes ownership of {@code handle} and of the fingerprint buffer (made before any base state exists). */
+    private GlooCommunicator(CommSpec spec, NativeHandle handle, HostBuffer fingerprintScratch) {
         super(spec);
         this.handle = handle;
         this.scratchAllocator = Allocator.defaultAllocator();
-        this.fingerprintScratch = spec.debugChecks() || spec.algorithm() == GlooAlgorithm.HALVING_DOUBLING
-                ? scratchAllocator.allocateHost(32L * (spec.size() + 1)) : null;
+        this.fingerprintScratch = fingerprintScratch;
     }
 
     static void loadNative() {
@@ -70,8 +71,8 @@ final class GlooCommunicator extends BaseCommunicator {
     /** {@link #create(CommSpec)} against a deadline that the caller started earlier (store connection included). */
     static GlooCommunicator create(CommSpec spec, long deadline) {
         loadNative();
-        Rendezvous.claimGeneration(spec);
-        Rendezvous.agreeOnMembers(spec);
+        Rendezvous.claimGeneration(spec, deadline);
+        Rendezvous.agreeOnMembers(spec, deadline);
         long[] out = new long[1];
         check(GlooNative.torus_gloo_create(spec.rank(), spec.size(), spec.hostname(),
                 Rendezvous.remaining(deadline).toMillis(), out),
@@ -101,13 +102,29 @@ final class GlooCommunicator extends BaseCommunicator {
             timer = INIT_TIMER.schedule(() -> handle.abort(a -> GlooNative.torus_gloo_abort(a, late)),
                     Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
             int status = handle.use("connect", a -> GlooNative.torus_gloo_connect(a, remote, remote.length));
-            timer.cancel(false);
-            if (handle.isAborted()) {
+            // cancel() fails when the abort has already started: the deadline has passed either way
+            if (!timer.cancel(false) || handle.isAborted()) {
                 throw new CommTimeoutException("rank " + spec.rank() + " of " + spec + ": " + late);
             }
             check(status, "connect rank " + spec.rank() + " of " + spec);
-            Rendezvous.checkCurrent(spec);
-            return new GlooCommunicator(spec, handle);
+            Rendezvous.checkCurrent(spec, deadline);
+            HostBuffer fps = spec.debugChecks() || spec.algorithm() == GlooAlgorithm.HALVING_DOUBLING
+                    ? Allocator.defaultAllocator().allocateHost(32L * (spec.size() + 1)) : null;
+            try {
+                GlooCommunicator c = new GlooCommunicator(spec, handle, fps);
+                int counted = c.countedConnections();
+                if (counted != spec.size() - 1) {
+                    LOG.warn("rank {}: found {} of {} Gloo connections for byte counting (kernel without "
+                            + "TCP_INFO byte counters?); bytesSent() will undercount", spec.rank(), counted,
+                            spec.size() - 1);
+                }
+                return c;
+            } catch (RuntimeException e) {
+                if (fps != null) {
+                    fps.close();
+                }
+                throw e;
+            }
         } catch (RuntimeException e) {
             if (timer != null) {
                 timer.cancel(false);
@@ -119,12 +136,7 @@ final class GlooCommunicator extends BaseCommunicator {
 
     /** Runs a native call with the handle held and maps its status. */
     private void call(java.util.function.LongToIntFunction nativeCall, String what) {
-        long h = handle.acquire(what);
-        try {
-            check(nativeCall.applyAsInt(h), what);
-        } finally {
-            handle.release();
-        }
+        check(handle.use(what, nativeCall::applyAsInt), what);
     }
 
     /**
@@ -291,33 +303,26 @@ final class GlooCommunicator extends BaseCommunicator {
      * messages, not a formula. After close, the last value read.
      */
     @Override
-    public synchronized long bytesSent() {
-        long h;
-        try {
-            h = handle.acquire("bytesSent");
-        } catch (CommAbortedException destroyed) {
-            return lastMeasuredBytes;
-        }
-        try {
-            long[] bytes = new long[1];
-            long[] sockets = new long[1];
-            check(GlooNative.torus_gloo_bytes_sent(h, bytes, sockets), "bytesSent");
-            lastMeasuredBytes = bytes[0];
-            return lastMeasuredBytes;
-        } finally {
-            handle.release();
-        }
+    public long bytesSent() {
+        return readByteCounters()[0];
     }
 
     /** Connections whose byte counters {@link #bytesSent()} reads; size() - 1 when all were found. */
     int countedConnections() {
+        return (int) readByteCounters()[1];
+    }
+
+    /** {bytes sent, connections counted}; the last bytes figure once the handle is gone. */
+    private synchronized long[] readByteCounters() {
         long[] bytes = new long[1];
         long[] sockets = new long[1];
-        handle.use("bytesSent", h -> {
-            check(GlooNative.torus_gloo_bytes_sent(h, bytes, sockets), "bytesSent");
-            return null;
-        });
-        return (int) sockets[0];
+        try {
+            call(h -> GlooNative.torus_gloo_bytes_sent(h, bytes, sockets), "bytesSent");
+        } catch (CommAbortedException destroyed) {
+            return new long[] {lastMeasuredBytes, 0};
+        }
+        lastMeasuredBytes = bytes[0];
+        return new long[] {bytes[0], sockets[0]};
     }
 
     /**

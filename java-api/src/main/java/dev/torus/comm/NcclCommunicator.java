@@ -60,25 +60,60 @@ final class NcclCommunicator extends BaseCommunicator {
     private final HostBuffer hostScratch;
     private final NcclP2pQueue p2p = new NcclP2pQueue(new P2pTarget());
 
-    private NcclCommunicator(CommSpec spec, NcclDriver driver, NcclHandle handle, int ordinal) {
+    /** Takes ownership of the runner and scratch buffers, made by {@link #assemble} before any base state exists. */
+    private NcclCommunicator(CommSpec spec, NcclDriver driver, NcclHandle handle, int ordinal, NcclOpRunner runner,
+                             DeviceBuffer scratch, HostBuffer hostScratch) {
         super(spec);
         this.driver = driver;
         this.handle = handle;
         this.ordinal = ordinal;
         this.device = Device.cuda(ordinal);
-        this.runner = new NcclOpRunner(driver, handle, ordinal);
+        this.runner = runner;
         this.allocator = Allocator.defaultAllocator();
-        this.scratch = allocator.allocateDevice(device, 32L * (spec.size() + 1));
-        this.hostScratch = allocator.allocateHost(32L * (spec.size() + 1));
+        this.scratch = scratch;
+        this.hostScratch = hostScratch;
+    }
+
+    /**
+     * Makes the stream, events and scratch buffers first, so that a failure there leaves no
+     * lane thread or watchdog entry behind (the base constructor starts those).
+     */
+    private static NcclCommunicator assemble(CommSpec spec, NcclDriver driver, NcclHandle h, int ordinal) {
+        Allocator a = Allocator.defaultAllocator();
+        NcclOpRunner runner = null;
+        DeviceBuffer scratch = null;
+        HostBuffer hostScratch = null;
+        try {
+            runner = new NcclOpRunner(driver, h, ordinal);
+            scratch = a.allocateDevice(Device.cuda(ordinal), 32L * (spec.size() + 1));
+            hostScratch = a.allocateHost(32L * (spec.size() + 1));
+            return new NcclCommunicator(spec, driver, h, ordinal, runner, scratch, hostScratch);
+        } catch (RuntimeException e) {
+            if (hostScratch != null) {
+                hostScratch.close();
+            }
+            if (scratch != null) {
+                scratch.close();
+            }
+            if (runner != null) {
+                runner.close();
+            }
+            throw e;
+        }
     }
 
     static Communicator create(CommSpec spec) {
+        return create(spec, System.nanoTime() + spec.initTimeout().toNanos());
+    }
+
+    /** {@link #create(CommSpec)} against a deadline that the caller started earlier (store connection included). */
+    static Communicator create(CommSpec spec, long deadline) {
         if (!Device.isCudaAvailable()) {
             throw new CudaUnavailableException("the nccl backend needs a CUDA GPU: " + Device.cudaUnavailableCause());
         }
         int ordinal = resolveOrdinal(spec.cudaDevice(), System.getenv("LOCAL_RANK"), spec.rank(), spec.size(),
                 Device.cudaDeviceCount());
-        return init(spec, NcclLibrary.get(), ordinal);
+        return init(spec, NcclLibrary.get(), ordinal, deadline);
     }
 
     /**
@@ -127,35 +162,47 @@ final class NcclCommunicator extends BaseCommunicator {
         return tag;
     }
 
-    /** Rendezvous, unique-id exchange through the store, then a polled non-blocking init. */
     static NcclCommunicator init(CommSpec spec, NcclDriver driver, int ordinal) {
-        Rendezvous.claimGeneration(spec);
-        Rendezvous.agreeOnMembers(spec);
+        return init(spec, driver, ordinal, System.nanoTime() + spec.initTimeout().toNanos());
+    }
+
+    /**
+     * Rendezvous, unique-id exchange through the store, then a polled non-blocking init,
+     * all against one deadline.
+     */
+    static NcclCommunicator init(CommSpec spec, NcclDriver driver, int ordinal, long deadline) {
+        Rendezvous.claimGeneration(spec, deadline);
+        Rendezvous.agreeOnMembers(spec, deadline);
         byte[] id = new byte[NcclDriver.UNIQUE_ID_BYTES];
         if (spec.rank() == 0) {
             int st = driver.getUniqueId(id);
             if (st != NcclDriver.SUCCESS) {
                 throw NcclHandle.failure(driver, st, "ncclGetUniqueId");
             }
-            spec.generationNamespace().set("nccl-id", Rendezvous.frame(spec, 0, id));
+            byte[] framed = Rendezvous.frame(spec, 0, id);
+            BoundedCalls.within(() -> {
+                spec.generationNamespace().set("nccl-id", framed);
+                return null;
+            }, deadline, "publishing the NCCL unique id", "initTimeout (" + spec.initTimeout().toMillis() + " ms)");
         }
         String key = "runs/" + spec.runId() + "/" + spec.name() + "/gen-" + spec.generation() + "/nccl-id";
-        byte[] rec = spec.generationNamespace().get("nccl-id", spec.initTimeout());
+        byte[] rec = BoundedCalls.within(() -> spec.generationNamespace().get("nccl-id", Rendezvous.remaining(deadline)),
+                deadline + 200_000_000L, "waiting for rank 0's NCCL unique id", "initTimeout ("
+                        + spec.initTimeout().toMillis() + " ms)");
         id = Rendezvous.unframe(spec, 0, rec, key);
         if (id.length != NcclDriver.UNIQUE_ID_BYTES) {
             throw new CommException("malformed NCCL unique id at key '" + key + "': " + id.length + " bytes, expected "
                     + NcclDriver.UNIQUE_ID_BYTES);
         }
         byte[] uid = id;
-        long deadline = System.nanoTime() + spec.initTimeout().toNanos();
         NcclHandle h = withDevice(driver, ordinal, () -> {
             long[] c = new long[1];
             int st = driver.commInitRank(c, spec.size(), uid, spec.rank());
             return NcclHandle.open(driver, handleName(spec), "ncclCommInitRankConfig for " + spec, st, c[0], deadline);
         });
         try {
-            Rendezvous.checkCurrent(spec);
-            return new NcclCommunicator(spec, driver, h, ordinal);
+            Rendezvous.checkCurrent(spec, deadline);
+            return assemble(spec, driver, h, ordinal);
         } catch (RuntimeException e) {
             h.abort();
             throw e;
@@ -371,9 +418,17 @@ final class NcclCommunicator extends BaseCommunicator {
         super.close();
     }
 
-    /** Runs after every lane has stopped, so no poll can be in flight. */
+    /**
+     * Finalizes and frees the communicator once every lane has stopped. When a lane did not
+     * stop ({@code waitMs == 0}: a native call may still poll the stream, the events or the
+     * scratch buffers), it only aborts, and leaks the rest rather than free it under that call.
+     */
     @Override
     boolean nativeDestroy(long waitMs) {
+        if (waitMs == 0) {
+            handle.abort();
+            return false;
+        }
         try {
             NcclHandle.State s = runner.onDevice(() -> handle.release(spec.timeout().toMillis()));
             if (s == NcclHandle.State.ABORTED && !isAborted()) {
@@ -416,7 +471,7 @@ final class NcclCommunicator extends BaseCommunicator {
         NcclHandle h = onCollectiveLane("ncclCommSplit", spec.initTimeout(),
                 () -> runner.onDevice(() -> splitHandle(color, key, child)));
         try {
-            return new NcclCommunicator(child, driver, h, ordinal);
+            return assemble(child, driver, h, ordinal);
         } catch (RuntimeException e) {
             h.abort();
             throw e;

@@ -29,7 +29,14 @@ final class Rendezvous {
     private Rendezvous() {}
 
     /** Raises the run's generation of this communicator to {@code spec.generation()}, or fails if it is past it. */
-    static void claimGeneration(CommSpec spec) {
+    static void claimGeneration(CommSpec spec, long deadlineNanos) {
+        BoundedCalls.within(() -> {
+            claimGeneration(spec);
+            return null;
+        }, deadlineNanos, "claiming generation " + spec.generation() + " of " + spec.name(), initBound(spec));
+    }
+
+    private static void claimGeneration(CommSpec spec) {
         Store ns = spec.namespace();
         long g = spec.generation();
         byte[] want = ascii(g);
@@ -57,7 +64,15 @@ final class Rendezvous {
     }
 
     /** Fails with {@link StaleGenerationException} if the run has moved past this generation. */
-    static void checkCurrent(CommSpec spec) {
+    static void checkCurrent(CommSpec spec, long deadlineNanos) {
+        BoundedCalls.within(() -> {
+            checkCurrent(spec);
+            return null;
+        }, deadlineNanos, "checking that generation " + spec.generation() + " of " + spec.name() + " is current",
+                initBound(spec));
+    }
+
+    private static void checkCurrent(CommSpec spec) {
         byte[] cur = spec.namespace().tryGet("generation");
         long c = cur == null ? -1 : parseLong(cur, "runs/" + spec.runId() + "/" + spec.name() + "/generation");
         if (c != spec.generation()) {
@@ -67,7 +82,15 @@ final class Rendezvous {
     }
 
     /** Records the member list of this generation, or checks it against the one already recorded. */
-    static void agreeOnMembers(CommSpec spec) {
+    static void agreeOnMembers(CommSpec spec, long deadlineNanos) {
+        BoundedCalls.within(() -> {
+            agreeOnMembers(spec);
+            return null;
+        }, deadlineNanos, "recording the members of generation " + spec.generation() + " of " + spec.name(),
+                initBound(spec));
+    }
+
+    private static void agreeOnMembers(CommSpec spec) {
         byte[] mine = members(spec.members());
         byte[] stored = spec.generationNamespace().compareSet("members", null, mine);
         if (!Arrays.equals(stored, mine)) {
@@ -83,8 +106,15 @@ final class Rendezvous {
         return exchange(spec, what, payload, System.nanoTime() + spec.initTimeout().toNanos());
     }
 
-    /** {@link #exchange(CommSpec, String, byte[])} with every wait bounded by {@code deadlineNanos}. */
+    /** {@link #exchange(CommSpec, String, byte[])} with every store call bounded by {@code deadlineNanos}. */
     static byte[][] exchange(CommSpec spec, String what, byte[] payload, long deadlineNanos) {
+        // the store's own waits get what is left; the whole is also cut off at the deadline,
+        // in case the client's retries run past it
+        return BoundedCalls.within(() -> exchangeUnbounded(spec, what, payload, deadlineNanos),
+                deadlineNanos + 200_000_000L, "the " + what + " exchange of " + spec, initBound(spec));
+    }
+
+    private static byte[][] exchangeUnbounded(CommSpec spec, String what, byte[] payload, long deadlineNanos) {
         Store ns = spec.generationNamespace().withPrefix(what);
         ns.set(Integer.toString(spec.rank()), frame(spec, spec.rank(), payload));
         List<String> keys = new ArrayList<>();
@@ -98,6 +128,10 @@ final class Rendezvous {
             out[r] = unframe(spec, r, ns.get(Integer.toString(r), remaining(deadlineNanos)), key);
         }
         return out;
+    }
+
+    private static String initBound(CommSpec spec) {
+        return "initTimeout (" + spec.initTimeout().toMillis() + " ms)";
     }
 
     /** What is left until {@code deadlineNanos}, at least 1 ms (a store wait needs a positive bound). */

@@ -59,6 +59,8 @@ final class Watchdog {
         final long timeoutMs;
         final long deadlineNanos;
         final AtomicBoolean probing = new AtomicBoolean();
+        /** Set once the watchdog has asked for this op's communicator to be aborted. */
+        final AtomicBoolean overdueReported = new AtomicBoolean();
         /** Set once a probe has posted this op's report to the store. */
         volatile boolean posted;
         private volatile long nextProbeNanos;

@@ -145,7 +145,15 @@ public abstract sealed class MemoryBuffer implements AutoCloseable permits HostB
             parent.unpin();
             return;
         }
-        free(address);
+        try {
+            free(address);
+        } catch (RuntimeException e) {
+            // not freed: the bytes stay accounted, and the buffer stays open so close() can be retried
+            synchronized (this) {
+                closed = false;
+            }
+            throw e;
+        }
         allocator.release(this);
     }
 

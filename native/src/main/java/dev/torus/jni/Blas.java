@@ -11,10 +11,11 @@ import org.bytedeco.javacpp.Pointer;
  * dimensions in elements. Argument checks belong to the caller (the Java layers
  * check shapes before they get here).
  *
- * <p>Each native library loads on first use. cuBLAS handles are created once per
- * device, bound to the legacy default stream (the stream the Torus kernels use),
- * and live until the JVM exits; the default math mode is kept, so fp32 GEMMs do
- * not use TF32.
+ * <p>Each native library loads on first use. cuBLAS handles come from a per-device
+ * pool (one per concurrent caller), are bound to the legacy default stream (the
+ * stream the Torus kernels use), and live until the JVM exits; the default math mode
+ * is kept, so fp32 GEMMs do not use TF32. Host GEMMs reuse per-thread operand
+ * pointers. Neither path takes a global lock or allocates per call.
  */
 public final class Blas {
     private Blas() {}
@@ -91,19 +92,39 @@ public final class Blas {
     }
 
     /**
-     * cuBLAS, loaded only when a device GEMM runs. Each calling thread has its own handle per
-     * device and its own alpha/beta scalars, so device GEMMs from different threads neither
-     * share a lock nor allocate per call. Handles live until the JVM exits.
+     * cuBLAS, loaded only when a device GEMM runs. A call borrows a slot (a handle with its
+     * alpha/beta scalars and operand pointers) from its device's pool and returns it, so
+     * GEMMs from different threads neither share a lock nor allocate per call, and the
+     * number of handles is the peak number of concurrent callers, not the number of
+     * threads that ever called. Slots live until the JVM exits.
      */
     private static final class Gpu {
-        private static final class PerThread {
-            final java.util.Map<Integer, org.bytedeco.cuda.cublas.cublasContext> handles = new java.util.HashMap<>();
+        private static final class Slot {
+            final org.bytedeco.cuda.cublas.cublasContext handle;
             final FloatPointer alpha = new FloatPointer(1);
             final FloatPointer beta = new FloatPointer(1);
             final Raw[] operands = {new Raw(), new Raw(), new Raw()};
+
+            Slot(org.bytedeco.cuda.cublas.cublasContext handle) {
+                this.handle = handle;
+            }
         }
 
-        private static final ThreadLocal<PerThread> STATE = ThreadLocal.withInitial(PerThread::new);
+        private static final java.util.concurrent.ConcurrentHashMap<Integer,
+                java.util.concurrent.ConcurrentLinkedQueue<Slot>> POOLS = new java.util.concurrent.ConcurrentHashMap<>();
+
+        private static Slot borrow(int device) {
+            Slot s = POOLS.computeIfAbsent(device, d -> new java.util.concurrent.ConcurrentLinkedQueue<>()).poll();
+            if (s != null) {
+                return s;
+            }
+            org.bytedeco.cuda.cublas.cublasContext h = new org.bytedeco.cuda.cublas.cublasContext();
+            int st = org.bytedeco.cuda.global.cublas.cublasCreate_v2(h);
+            if (st != 0) {
+                throw new IllegalStateException("cublasCreate failed with status " + st);
+            }
+            return new Slot(h);
+        }
 
         static int sgemm(int device, boolean transA, boolean transB, int m, int n, int k, float alpha,
                          long a, int lda, long b, int ldb, float beta, long c, int ldc) {
@@ -114,23 +135,20 @@ public final class Blas {
             if (st != 0) {
                 throw new IllegalStateException("cudaSetDevice(" + device + ") failed with error " + st);
             }
-            PerThread t = STATE.get();
-            org.bytedeco.cuda.cublas.cublasContext h = t.handles.get(device);
-            if (h == null) {
-                h = new org.bytedeco.cuda.cublas.cublasContext();
-                st = org.bytedeco.cuda.global.cublas.cublasCreate_v2(h);
-                if (st != 0) {
-                    throw new IllegalStateException("cublasCreate failed with status " + st);
-                }
-                t.handles.put(device, h);
+            Slot s = borrow(device);
+            try {
+                // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands.
+                int opA = transA ? org.bytedeco.cuda.global.cublas.CUBLAS_OP_T
+                        : org.bytedeco.cuda.global.cublas.CUBLAS_OP_N;
+                int opB = transB ? org.bytedeco.cuda.global.cublas.CUBLAS_OP_T
+                        : org.bytedeco.cuda.global.cublas.CUBLAS_OP_N;
+                s.alpha.put(alpha);
+                s.beta.put(beta);
+                return org.bytedeco.cuda.global.cublas.cublasSgemm_v2(s.handle, opB, opA, n, m, k, s.alpha,
+                        s.operands[0].at(b), ldb, s.operands[1].at(a), lda, s.beta, s.operands[2].at(c), ldc);
+            } finally {
+                POOLS.get(device).add(s);
             }
-            // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands.
-            int opA = transA ? org.bytedeco.cuda.global.cublas.CUBLAS_OP_T : org.bytedeco.cuda.global.cublas.CUBLAS_OP_N;
-            int opB = transB ? org.bytedeco.cuda.global.cublas.CUBLAS_OP_T : org.bytedeco.cuda.global.cublas.CUBLAS_OP_N;
-            t.alpha.put(alpha);
-            t.beta.put(beta);
-            return org.bytedeco.cuda.global.cublas.cublasSgemm_v2(h, opB, opA, n, m, k, t.alpha, t.operands[0].at(b), ldb,
-                    t.operands[1].at(a), lda, t.beta, t.operands[2].at(c), ldc);
         }
     }
 }

@@ -79,4 +79,42 @@ class KernelThreadPoolTest extends TorusTestBase {
         assertEquals(0, p.exitValue(), out);
         assertTrue(out.contains("threads=1"), out);
     }
+
+    /**
+     * Inside a cgroup whose CPU quota is one CPU, the pool has one thread even though the
+     * affinity mask allows more. Needs root and a writable cgroup v1 cpu hierarchy (as on the
+     * CI machines); the group is removed afterwards.
+     */
+    @Test
+    void poolSizeFollowsTheCgroupCpuQuota() throws Exception {
+        Path cpu = Path.of("/sys/fs/cgroup/cpu");
+        Assumptions.assumeTrue(Files.isWritable(cpu) && Files.exists(cpu.resolve("cpu.cfs_quota_us"))
+                && Runtime.getRuntime().availableProcessors() > 1, "needs a writable cgroup v1 cpu hierarchy and 2+ CPUs");
+        Path group = cpu.resolve("torus-test-" + ProcessHandle.current().pid());
+        Files.createDirectory(group);
+        try {
+            Files.writeString(group.resolve("cpu.cfs_period_us"), "100000");
+            Files.writeString(group.resolve("cpu.cfs_quota_us"), "100000");
+            String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+            String script = "echo $$ > '" + group.resolve("cgroup.procs") + "' && exec \"$0\" \"$@\"";
+            Process p = new ProcessBuilder(List.of("/bin/sh", "-c", script, java, "-cp", WorkerProcesses.classpath(),
+                    dev.torus.testing.PrintCpuThreads.class.getName())).redirectErrorStream(true).start();
+            String out;
+            try (BufferedReader r = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8))) {
+                out = String.join("\n", r.lines().toList());
+            }
+            assertTrue(p.waitFor(60, TimeUnit.SECONDS));
+            assertEquals(0, p.exitValue(), out);
+            assertTrue(out.contains("threads=1"), out);
+        } finally {
+            for (int i = 0; i < 50; i++) {
+                try {
+                    Files.delete(group); // succeeds once the child has exited and left the group
+                    break;
+                } catch (java.io.IOException busy) {
+                    Thread.sleep(100);
+                }
+            }
+        }
+    }
 }
