@@ -99,7 +99,9 @@ public final class CommWorker {
                     int mine = odd ? n + 1 : n;
                     try (Tensor t = Tensor.fromArray(alloc, new float[mine], mine)) {
                         if (odd) {
-                            comm.send(t, 0, 0).await();
+                            // the sender waits longer, so the receiver's own timeout (with its hint) comes first
+                            comm.send(t, 0, 0, dev.torus.comm.OpOptions.defaults().withTimeout(
+                                    java.time.Duration.ofSeconds(30))).await();
                         } else {
                             comm.recv(t, 1, 0).await();
                         }
