@@ -81,7 +81,7 @@ final class Lane {
         return true;
     }
 
-    /** True on a lane's own worker thread (not on a caller that helps run a task). */
+    /** True on the worker thread of any lane (not on a caller that helps run a task). */
     static boolean onLaneThread() {
         return LANE_THREAD.get();
     }
