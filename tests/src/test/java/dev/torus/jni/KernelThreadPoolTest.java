@@ -69,14 +69,7 @@ class KernelThreadPoolTest extends TorusTestBase {
     void poolSizeFollowsTheAffinityMask() throws Exception {
         Assumptions.assumeTrue(Files.isExecutable(Path.of("/usr/bin/taskset")), "needs taskset (util-linux)");
         String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-        Process p = new ProcessBuilder(List.of("/usr/bin/taskset", "-c", "0", java, "-cp", WorkerProcesses.classpath(),
-                dev.torus.testing.PrintCpuThreads.class.getName())).redirectErrorStream(true).start();
-        String out;
-        try (BufferedReader r = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8))) {
-            out = String.join("\n", r.lines().toList());
-        }
-        assertTrue(p.waitFor(60, TimeUnit.SECONDS));
-        assertEquals(0, p.exitValue(), out);
+        String out = printCpuThreads(List.of("/usr/bin/taskset", "-c", "0", java));
         assertTrue(out.contains("threads=1"), out);
     }
 
@@ -97,14 +90,7 @@ class KernelThreadPoolTest extends TorusTestBase {
             Files.writeString(group.resolve("cpu.cfs_quota_us"), "100000");
             String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
             String script = "echo $$ > '" + group.resolve("cgroup.procs") + "' && exec \"$0\" \"$@\"";
-            Process p = new ProcessBuilder(List.of("/bin/sh", "-c", script, java, "-cp", WorkerProcesses.classpath(),
-                    dev.torus.testing.PrintCpuThreads.class.getName())).redirectErrorStream(true).start();
-            String out;
-            try (BufferedReader r = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8))) {
-                out = String.join("\n", r.lines().toList());
-            }
-            assertTrue(p.waitFor(60, TimeUnit.SECONDS));
-            assertEquals(0, p.exitValue(), out);
+            String out = printCpuThreads(List.of("/bin/sh", "-c", script, java));
             assertTrue(out.contains("threads=1"), out);
         } finally {
             for (int i = 0; i < 50; i++) {
@@ -116,5 +102,19 @@ class KernelThreadPoolTest extends TorusTestBase {
                 }
             }
         }
+    }
+
+    /** Runs {@code launcher} (ending in the java binary) with PrintCpuThreads and returns its output. */
+    private static String printCpuThreads(List<String> launcher) throws Exception {
+        List<String> cmd = new java.util.ArrayList<>(launcher);
+        cmd.addAll(List.of("-cp", WorkerProcesses.classpath(), dev.torus.testing.PrintCpuThreads.class.getName()));
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+        String out;
+        try (BufferedReader r = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8))) {
+            out = String.join("\n", r.lines().toList());
+        }
+        assertTrue(p.waitFor(60, TimeUnit.SECONDS), "the child did not exit: " + out);
+        assertEquals(0, p.exitValue(), out);
+        return out;
     }
 }
