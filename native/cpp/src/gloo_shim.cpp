@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cctype>
 #include <cmath>
+#include <cstddef>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -454,6 +455,14 @@ int torus_gloo_local_addresses(void* comm, char* buf, int64_t capacity) {
         for (int i = 0; i < c->size; i++) {
             if (i == c->rank) continue;
             auto bytes = c->tctx->getPair(i)->address().bytes();
+            // Gloo serialises a whole sockaddr_storage, whose tail past the address is
+            // uninitialised memory: publish only the address itself, zeroing the rest.
+            if (bytes.size() >= sizeof(sockaddr_storage)) {
+                auto* ss = reinterpret_cast<sockaddr_storage*>(bytes.data());
+                size_t used = ss->ss_family == AF_INET6 ? sizeof(sockaddr_in6)
+                            : ss->ss_family == AF_INET ? offsetof(sockaddr_in, sin_zero) : sizeof(sockaddr_storage);
+                std::memset(bytes.data() + used, 0, sizeof(sockaddr_storage) - used);
+            }
             std::memcpy(buf + (size_t)i * c->addr_bytes, bytes.data(), bytes.size());
         }
         return TORUS_GLOO_OK;

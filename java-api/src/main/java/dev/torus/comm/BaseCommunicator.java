@@ -579,7 +579,11 @@ abstract class BaseCommunicator implements Communicator {
         public void overdue(Watchdog.Running r) {
             // a native abort can take a while (NCCL): never on the watchdog's own thread
             if (r.overdueReported.compareAndSet(false, true)) {
-                BoundedCalls.async(() -> breakWith(r.desc + " exceeded its timeout of " + r.timeoutMs + " ms"));
+                BoundedCalls.async(() -> {
+                    if (running.contains(r)) { // it may have finished meanwhile
+                        breakWith(r.desc + " exceeded its timeout of " + r.timeoutMs + " ms");
+                    }
+                });
             }
         }
 

@@ -249,7 +249,7 @@ public final class CommunicatorBuilder {
         Store s = store;
         boolean ownsStore = false;
         if (s == null) {
-            s = ZooKeeperStore.connect(endpoint, "store", init);
+            s = ZooKeeperStore.connect(endpoint, "store", Rendezvous.remaining(deadline));
             ownsStore = true;
         }
         try {

@@ -78,7 +78,7 @@ final class FailureDiagnosis {
             Optional<List<String>> l = bounded(() -> ns.list(dir), Math.min(deadline, System.nanoTime()
                     + CALL_BOUND.toNanos()));
             if (l.isPresent()) {
-                seen = l.get();
+                seen = rankChildren(l.get());
             }
             if (seen.size() >= spec.size() || System.nanoTime() - deadline >= 0) {
                 break;
@@ -156,6 +156,17 @@ final class FailureDiagnosis {
                 System.nanoTime() + CALL_BOUND.toNanos());
     }
 
+    /** The children that name a rank of this communicator (anything else in the store is ignored). */
+    private List<String> rankChildren(List<String> children) {
+        List<String> out = new ArrayList<>();
+        for (int r = 0; r < spec.size(); r++) {
+            if (children.contains(Integer.toString(r))) {
+                out.add(Integer.toString(r));
+            }
+        }
+        return out;
+    }
+
     private String mismatchText(long seq, String mine, Map<Integer, String> different) {
         StringBuilder sb = new StringBuilder("collective mismatch at seq " + seq + ": rank " + spec.rank()
                 + " called " + mine);
@@ -183,9 +194,27 @@ final class FailureDiagnosis {
                 : "is dead (pid " + pid + " has exited)";
     }
 
+    /**
+     * A peer's record, as printable text of at most {@link #MAX_REPORT_CHARS} characters:
+     * whatever is in the store ends up in exception messages, so it is never copied raw.
+     */
     private static String read(Store ns, String key, long deadline) {
-        return bounded(() -> ns.tryGet(key), deadline)
-                .map(v -> new String(v, StandardCharsets.UTF_8)).orElse(null);
+        return bounded(() -> ns.tryGet(key), deadline).map(FailureDiagnosis::printable).orElse(null);
+    }
+
+    static final int MAX_REPORT_CHARS = 200;
+
+    static String printable(byte[] v) {
+        String s = new String(v, StandardCharsets.UTF_8);
+        StringBuilder sb = new StringBuilder(Math.min(s.length(), MAX_REPORT_CHARS));
+        for (int i = 0; i < s.length() && sb.length() < MAX_REPORT_CHARS; i++) {
+            char c = s.charAt(i);
+            sb.append(c >= 0x20 && c < 0x7f ? c : '?');
+        }
+        if (s.length() > MAX_REPORT_CHARS) {
+            sb.append("...");
+        }
+        return sb.toString();
     }
 
     /** Runs {@code task} on a store-call thread without waiting for it. */

@@ -84,19 +84,24 @@ final class GlooCommunicator extends BaseCommunicator {
             long[] ab = new long[1];
             check(GlooNative.torus_gloo_address_bytes(h, ab), "address size");
             int per = (int) ab[0];
-            byte[] mine = new byte[per * spec.size()];
-            check(GlooNative.torus_gloo_local_addresses(h, mine, mine.length), "local addresses");
+            // the record: every pair's address, then a random nonce that the handshake after connect checks
+            int record = per * spec.size() + 8;
+            byte[] mine = new byte[record];
+            check(GlooNative.torus_gloo_local_addresses(h, mine, per * spec.size()), "local addresses");
+            long nonce = NONCES.nextLong();
+            ByteBuffer.wrap(mine, per * spec.size(), 8).order(ByteOrder.BIG_ENDIAN).putLong(nonce);
             byte[][] all = Rendezvous.exchange(spec, "gloo-addr", mine, deadline);
             byte[] remote = new byte[per * spec.size()];
+            long[] nonces = new long[spec.size()];
             for (int r = 0; r < spec.size(); r++) {
-                if (r == spec.rank()) {
-                    continue;
-                }
-                if (all[r].length != per * spec.size()) {
+                if (all[r].length != record) {
                     throw new CommException("malformed Gloo address record of rank " + r + " for " + spec + ": "
-                            + all[r].length + " bytes, expected " + per * spec.size());
+                            + all[r].length + " bytes, expected " + record);
                 }
-                System.arraycopy(all[r], spec.rank() * per, remote, r * per, per);
+                nonces[r] = ByteBuffer.wrap(all[r], per * spec.size(), 8).order(ByteOrder.BIG_ENDIAN).getLong();
+                if (r != spec.rank()) {
+                    System.arraycopy(all[r], spec.rank() * per, remote, r * per, per);
+                }
             }
             String late = "connecting did not finish within initTimeout (" + spec.initTimeout().toMillis() + " ms)";
             timer = INIT_TIMER.schedule(() -> handle.abort(a -> GlooNative.torus_gloo_abort(a, late)),
@@ -106,7 +111,13 @@ final class GlooCommunicator extends BaseCommunicator {
             if (!timer.cancel(false) || handle.isAborted()) {
                 throw new CommTimeoutException("rank " + spec.rank() + " of " + spec + ": " + late);
             }
-            check(status, "connect rank " + spec.rank() + " of " + spec);
+            try {
+                check(status, "connect rank " + spec.rank() + " of " + spec);
+            } catch (CommException e) {
+                throw new CommAbortedException(e.getMessage() + " (if run id '" + spec.runId() + "' was used before, "
+                        + "a peer's address record may be a stale one from that run: use a fresh TORUS_RUN_ID)");
+            }
+            handshake(spec, handle, nonces, deadline);
             Rendezvous.checkCurrent(spec, deadline);
             HostBuffer fps = spec.debugChecks() || spec.algorithm() == GlooAlgorithm.HALVING_DOUBLING
                     ? Allocator.defaultAllocator().allocateHost(32L * (spec.size() + 1)) : null;
@@ -131,6 +142,44 @@ final class GlooCommunicator extends BaseCommunicator {
             }
             handle.destroy(GlooNative::torus_gloo_destroy, spec.initTimeout().toMillis() + 1_000);
             throw e;
+        }
+    }
+
+    private static final java.security.SecureRandom NONCES = new java.security.SecureRandom();
+
+    /**
+     * Gloo's connect proves only that something accepted a TCP connection. Every rank
+     * all-gathers (rank, nonce) over the new connections and checks each peer's against the
+     * nonce that peer published with its addresses: a connection that leads to a stale
+     * record's port, a foreign listener or a frozen process fails here, within the init
+     * deadline, instead of at the first operation.
+     */
+    private static void handshake(CommSpec spec, NativeHandle handle, long[] nonces, long deadline) {
+        int n = spec.size();
+        if (n == 1) {
+            return;
+        }
+        try (HostBuffer buf = Allocator.defaultAllocator().allocateHost(16L * (n + 1))) {
+            ByteBuffer view = buf.view(0, 16L * (n + 1)).order(ByteOrder.nativeOrder());
+            view.putLong(16 * n, spec.rank()).putLong(16 * n + 8, nonces[spec.rank()]);
+            long timeoutMs = Math.max(1, (deadline - System.nanoTime()) / 1_000_000L);
+            int status = handle.use("handshake", a -> GlooNative.torus_gloo_allgather(a, buf.address() + 16L * n,
+                    buf.address(), 2, DType.INT64.code(), timeoutMs, (int) Fingerprint.exchangeTag(0)));
+            if (status == GlooNative.ERR_TIMEOUT) {
+                throw new CommTimeoutException("rank " + spec.rank() + " of " + spec + ": the init handshake over the new "
+                        + "connections did not finish within initTimeout (" + spec.initTimeout().toMillis()
+                        + " ms): a peer is frozen, or an address record led to something that is not that peer");
+            }
+            check(status, "init handshake of rank " + spec.rank() + " of " + spec);
+            for (int r = 0; r < n; r++) {
+                long rank = view.getLong(16 * r);
+                long nonce = view.getLong(16 * r + 8);
+                if (rank != r || nonce != nonces[r]) {
+                    throw new CommException("rank " + spec.rank() + " of " + spec + ": the connection to rank " + r
+                            + " does not lead to the process that published rank " + r + "'s address record (a stale "
+                            + "record of a reused run id, or a foreign listener)");
+                }
+            }
         }
     }
 

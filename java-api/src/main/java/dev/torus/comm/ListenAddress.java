@@ -38,6 +38,9 @@ final class ListenAddress {
             throw new IllegalArgumentException(arg + " must be a host name or IP address of this machine, got '"
                     + hostname + "' (not a valid IPv4 address: four numbers 0-255)");
         }
+        if (!ipv6 && h.endsWith(".") && h.length() > 1) {
+            h = h.substring(0, h.length() - 1); // the root label: "localhost." is "localhost"
+        }
         InetAddress a;
         try {
             a = InetAddress.getByName(h);
@@ -47,8 +50,12 @@ final class ListenAddress {
         } catch (SecurityException e) {
             throw new IllegalArgumentException(arg + " '" + hostname + "' cannot be resolved here: " + e.getMessage());
         }
+        if (a.isAnyLocalAddress()) {
+            throw new IllegalArgumentException(arg + " must be the address of one interface of this machine, got '"
+                    + hostname + "' (the wildcard address: Gloo binds to one interface and peers connect to it)");
+        }
         try {
-            if (!a.isLoopbackAddress() && !a.isAnyLocalAddress() && NetworkInterface.getByInetAddress(a) == null) {
+            if (!a.isLoopbackAddress() && NetworkInterface.getByInetAddress(a) == null) {
                 throw new IllegalArgumentException(arg + " must be an address of this machine, but '" + hostname
                         + "' resolves to " + a.getHostAddress() + ", which no local interface has");
             }

@@ -78,7 +78,11 @@ public final class ZooKeeperStore implements Store {
             connected = false;
         }
         if (!connected) {
-            client.close();
+            // Closing a client that never connected can block for its session timeout: do it
+            // in the background, so that the caller's bound is the connect timeout alone.
+            Thread closer = new Thread(client::close, "torus-zk-close");
+            closer.setDaemon(true);
+            closer.start();
             throw new StoreTimeoutException("could not connect to ZooKeeper at '" + connectString + "' within "
                     + connectTimeout.toMillis() + " ms; is the server running (TORUS_RDZV_ENDPOINT)?");
         }

@@ -68,6 +68,10 @@ class CommBadInputTest extends TorusTestBase {
                     zk.connectString(), "TORUS_GLOO_HOSTNAME", bad));
             rejects("TORUS_GLOO_HOSTNAME", () -> CommunicatorBuilder.fromEnvironment(env));
         }
+        // the wildcard address passes as "local" but Gloo cannot bind to it
+        rejects("the wildcard address", () -> Communicator.builder().hostname("0.0.0.0"));
+        // a fully qualified name with the root label is fine
+        Communicator.builder().hostname("localhost.");
         // resolves, but to no interface of this machine: Gloo could not bind to it
         rejects("no local interface has", () -> Communicator.builder().hostname("192.0.2.1"));
         // the C ABI checks too, for callers that bypass the Java API
