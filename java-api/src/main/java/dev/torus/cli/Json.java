@@ -1,7 +1,6 @@
 package dev.torus.cli;
 
 import java.util.Collection;
-import java.util.Locale;
 import java.util.Map;
 
 /**
@@ -21,9 +20,11 @@ public final class Json {
     private static void append(StringBuilder sb, Object v) {
         if (v == null) {
             sb.append("null");
-        } else if (v instanceof Double || v instanceof Float) {
-            double d = ((Number) v).doubleValue();
-            sb.append(Double.isFinite(d) ? String.format(Locale.ROOT, "%.6g", d) : "null");
+        } else if (v instanceof Float f) {
+            // the shortest text that reads back as the same float: no digits lost, none invented
+            sb.append(Float.isFinite(f) ? Float.toString(f) : "null");
+        } else if (v instanceof Double d) {
+            sb.append(Double.isFinite(d) ? Double.toString(d) : "null");
         } else if (v instanceof Number || v instanceof Boolean) {
             sb.append(v);
         } else if (v instanceof Map<?, ?> m) {

@@ -6,9 +6,7 @@ final class Hex {
 
     static String preview(byte[] v) {
         StringBuilder sb = new StringBuilder(v.length + " bytes [");
-        for (int i = 0; i < Math.min(v.length, 16); i++) {
-            sb.append(String.format("%02x", v[i] & 0xff));
-        }
+        sb.append(java.util.HexFormat.of().formatHex(v, 0, Math.min(v.length, 16)));
         if (v.length > 16) {
             sb.append("...");
         }
