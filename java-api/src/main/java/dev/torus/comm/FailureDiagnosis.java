@@ -132,14 +132,9 @@ final class FailureDiagnosis {
             return null;
         }
         Map<Integer, String> different = new TreeMap<>();
-        for (String k : seen.get()) {
-            int r;
-            try {
-                r = Integer.parseInt(k);
-            } catch (NumberFormatException e) {
-                continue; // not a rank's report: ignore rather than trust
-            }
-            if (r == spec.rank() || r < 0 || r >= spec.size()) {
+        for (String k : rankChildren(seen.get())) { // anything that is not a rank's report is ignored
+            int r = Integer.parseInt(k);
+            if (r == spec.rank()) {
                 continue;
             }
             String other = read(ns, dir + "/" + k, deadline);
