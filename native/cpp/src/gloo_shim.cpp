@@ -286,8 +286,12 @@ bool bytes_sent(int fd, uint64_t* out) {
     std::memset(&info, 0, sizeof(info));
     socklen_t len = sizeof(info);
     if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0) return false;
-    if (len < offsetof(struct tcp_info, tcpi_bytes_sent) + sizeof(info.tcpi_bytes_sent)) return false;  // old kernel
-    *out = info.tcpi_bytes_sent;
+    if (len < offsetof(struct tcp_info, tcpi_bytes_retrans) + sizeof(info.tcpi_bytes_retrans)) return false;  // old kernel
+    // Bytes this end handed to the connection: those transmitted once, plus those still
+    // queued in the send buffer. A send completes once its bytes are queued, so counting
+    // only transmitted bytes would undercount an op that just finished on a busy machine;
+    // retransmissions are link noise, not traffic the communicator caused.
+    *out = info.tcpi_bytes_sent - info.tcpi_bytes_retrans + info.tcpi_notsent_bytes;
     return true;
 }
 

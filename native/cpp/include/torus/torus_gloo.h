@@ -73,9 +73,9 @@ int torus_gloo_recv(void* comm, void* ptr, int64_t bytes, int src, uint64_t slot
 int torus_gloo_barrier(void* comm, int64_t timeout_ms, uint32_t tag);
 
 /* Elementwise c = a (op) b over count elements of dtype; AVG is not accepted here. */
-/* Payload bytes this communicator has sent on its TCP connections since connect, read from
- * the kernel's per-socket counters (TCP_INFO tcpi_bytes_sent: data and Gloo's control
- * messages, retransmissions included); *sockets is how many connections were found
+/* Payload bytes this communicator has handed to its TCP connections since connect, read
+ * from the kernel's per-socket counters (TCP_INFO: bytes transmitted, less retransmitted
+ * bytes, plus bytes still queued; data and Gloo's control messages); *sockets is how many connections were found
  * (size - 1 when every one was). Counts of closed connections are kept at their last value. */
 int torus_gloo_bytes_sent(void* comm, int64_t* out, int64_t* sockets);
 

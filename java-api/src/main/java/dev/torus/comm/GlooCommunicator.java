@@ -347,9 +347,10 @@ final class GlooCommunicator extends BaseCommunicator {
     private long lastMeasuredBytes;
 
     /**
-     * Bytes this rank has sent on its Gloo connections since they were set up, as the
-     * kernel counts them per socket (TCP_INFO): the data plus Gloo's own control
-     * messages, not a formula. After close, the last value read.
+     * Bytes this rank has handed to its Gloo connections since they were set up, as the
+     * kernel counts them per socket (TCP_INFO: transmitted less retransmitted, plus still
+     * queued): the data plus Gloo's own control messages, not a formula. After close, the
+     * last value read.
      */
     @Override
     public long bytesSent() {
