@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds a self-contained Torus bundle for a GPU host that has no JDK or Maven:
 #   OUT/jre/         a jlinked Java runtime
-#   OUT/lib/         Torus jars (JNI library inside), dependencies, test classes, JUnit console
+#   OUT/lib/         Torus jars (JNI libraries in the linux-x86_64 jar), dependencies, test classes, JUnit console
 #   OUT/native/      libgloo.so.0 and the libraries it needs (GPU hosts rarely have Gloo)
 #   OUT/run.sh       finds CUDA/NCCL libraries on the host, runs the gpu tests and the benchmarks
 #   OUT.tar.xz       the same tree as one archive (jars stored uncompressed inside, so xz
@@ -16,12 +16,12 @@ JUNIT_CONSOLE="org.junit.platform:junit-platform-console-standalone:1.11.4"
 LIMIT_MIB=60
 
 cd "$ROOT"
-rm -rf java-api/target/lib   # stale dependency jars would end up in the bundle
+rm -rf torus-cli/target/lib   # stale dependency jars would end up in the bundle
 mvn -B -q install -DskipTests
 rm -rf "$OUT"
 mkdir -p "$OUT/lib"
 mvn -B -q dependency:copy -Dartifact="$JUNIT_CONSOLE" -DoutputDirectory="$OUT/lib"
-cp java-api/target/torus-api-*.jar java-api/target/lib/*.jar tests/target/torus-tests-*-tests.jar "$OUT/lib/"
+cp torus-cli/target/torus-cli-*.jar torus-cli/target/lib/*.jar tests/target/torus-tests-*-tests.jar "$OUT/lib/"
 # Slim the two largest native jars to what a linux-x86_64 GPU host loads.
 python3 - "$OUT/lib" <<'PY'
 import glob, os, sys, zipfile

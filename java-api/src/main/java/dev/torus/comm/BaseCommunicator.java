@@ -1,7 +1,7 @@
 package dev.torus.comm;
 
 import dev.torus.DType;
-import dev.torus.Tensor;
+import dev.torus.tensor.Tensor;
 import dev.torus.memory.Stream;
 import java.time.Duration;
 import java.util.ArrayList;

@@ -1,6 +1,6 @@
 package dev.torus.comm;
 
-import dev.torus.Tensor;
+import dev.torus.tensor.Tensor;
 
 /**
  * A group of ranks that run collectives together: the spine of data and model

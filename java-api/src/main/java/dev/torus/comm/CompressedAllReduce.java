@@ -3,7 +3,7 @@ package dev.torus.comm;
 import dev.torus.DType;
 import dev.torus.Device;
 import dev.torus.NativeLibrary;
-import dev.torus.Tensor;
+import dev.torus.tensor.Tensor;
 import dev.torus.jni.MemoryView;
 import dev.torus.jni.TorusNative;
 import dev.torus.memory.Allocator;

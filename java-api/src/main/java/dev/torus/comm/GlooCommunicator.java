@@ -2,7 +2,7 @@ package dev.torus.comm;
 
 import dev.torus.DType;
 import dev.torus.NativeStatus;
-import dev.torus.Tensor;
+import dev.torus.tensor.Tensor;
 import dev.torus.TorusException;
 import dev.torus.jni.GlooNative;
 import dev.torus.memory.Allocator;

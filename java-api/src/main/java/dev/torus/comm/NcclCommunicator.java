@@ -3,7 +3,7 @@ package dev.torus.comm;
 import dev.torus.CudaUnavailableException;
 import dev.torus.DType;
 import dev.torus.Device;
-import dev.torus.Tensor;
+import dev.torus.tensor.Tensor;
 import dev.torus.memory.Allocator;
 import dev.torus.memory.DeviceBuffer;
 import dev.torus.memory.HostBuffer;

@@ -1,7 +1,7 @@
 package dev.torus.nn;
 
 import dev.torus.Device;
-import dev.torus.Tensor;
+import dev.torus.tensor.Tensor;
 import dev.torus.memory.Allocator;
 import dev.torus.recompute.SegmentContext;
 import java.util.List;

@@ -1,6 +1,6 @@
 package dev.torus.nn;
 
-import dev.torus.Tensor;
+import dev.torus.tensor.Tensor;
 import dev.torus.recompute.SegmentContext;
 
 /**

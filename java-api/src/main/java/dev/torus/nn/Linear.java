@@ -2,7 +2,7 @@ package dev.torus.nn;
 
 import dev.torus.Device;
 import dev.torus.NativeLibrary;
-import dev.torus.Tensor;
+import dev.torus.tensor.Tensor;
 import dev.torus.jni.TorusNative;
 import dev.torus.memory.Allocator;
 import dev.torus.recompute.SegmentContext;

@@ -1,7 +1,7 @@
 package dev.torus.nn;
 
 import dev.torus.NativeLibrary;
-import dev.torus.Tensor;
+import dev.torus.tensor.Tensor;
 import dev.torus.jni.Blas;
 import dev.torus.jni.TorusNative;
 

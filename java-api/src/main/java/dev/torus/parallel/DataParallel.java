@@ -2,7 +2,7 @@ package dev.torus.parallel;
 
 import dev.torus.DType;
 import dev.torus.Device;
-import dev.torus.Tensor;
+import dev.torus.tensor.Tensor;
 import dev.torus.comm.Communicator;
 import dev.torus.comm.CompressedAllReduce;
 import dev.torus.comm.OpOptions;

@@ -1,6 +1,6 @@
 package dev.torus.parallel;
 
-import dev.torus.Tensor;
+import dev.torus.tensor.Tensor;
 import dev.torus.memory.HostBuffer;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;

@@ -1,6 +1,6 @@
 package dev.torus.quant;
 
-import dev.torus.Tensor;
+import dev.torus.tensor.Tensor;
 
 /**
  * Per-group statistics over the finite values of a tensor: absmax, min and max,

@@ -1,7 +1,7 @@
 package dev.torus.quant;
 
 import dev.torus.Device;
-import dev.torus.Tensor;
+import dev.torus.tensor.Tensor;
 
 /**
  * The result of {@link Quantizer#quantize}: the quantized values (INT8 or UINT8,

@@ -6,7 +6,7 @@ import java.util.List;
 import dev.torus.DType;
 import dev.torus.Device;
 import dev.torus.NativeLibrary;
-import dev.torus.Tensor;
+import dev.torus.tensor.Tensor;
 import dev.torus.jni.TorusNative;
 import dev.torus.memory.Allocator;
 

@@ -1,6 +1,6 @@
 package dev.torus.recompute;
 
-import dev.torus.Tensor;
+import dev.torus.tensor.Tensor;
 import dev.torus.memory.Allocator;
 import java.util.ArrayList;
 import java.util.Arrays;

@@ -1,6 +1,6 @@
 package dev.torus.recompute;
 
-import dev.torus.Tensor;
+import dev.torus.tensor.Tensor;
 
 /**
  * One step of a sequential model with an explicit forward and backward, as

@@ -5,7 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.torus.Tensor;
+import dev.torus.tensor.Tensor;
 import dev.torus.rendezvous.EmbeddedZooKeeper;
 import dev.torus.rendezvous.ZooKeeperStore;
 import dev.torus.testing.CommHarness;

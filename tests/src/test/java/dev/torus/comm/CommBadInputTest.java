@@ -5,7 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.torus.DType;
 import dev.torus.Device;
-import dev.torus.Tensor;
+import dev.torus.tensor.Tensor;
 import dev.torus.memory.Stream;
 import dev.torus.rendezvous.EmbeddedZooKeeper;
 import dev.torus.rendezvous.ZooKeeperStore;

@@ -3,7 +3,7 @@ package dev.torus.comm;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.torus.Tensor;
+import dev.torus.tensor.Tensor;
 import dev.torus.rendezvous.EmbeddedZooKeeper;
 import dev.torus.rendezvous.ZooKeeperStore;
 import dev.torus.testing.CommHarness;

@@ -6,7 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.torus.DType;
 import dev.torus.Device;
 import dev.torus.NativeLibrary;
-import dev.torus.Tensor;
+import dev.torus.tensor.Tensor;
 import dev.torus.quant.QuantSpec;
 import dev.torus.quant.QuantizedTensor;
 import dev.torus.quant.Quantizer;

@@ -70,7 +70,7 @@ class AllocatorTest extends TorusTestBase {
         assertTrue(e.getMessage().contains("allocateHost"), e.getMessage());
         assertEquals(0, root.allocatedBytes());
         assertThrows(IllegalArgumentException.class,
-                () -> dev.torus.Tensor.empty(root, dev.torus.DType.FLOAT64, dev.torus.Device.cpu(), 1L << 61, 2));
+                () -> dev.torus.tensor.Tensor.empty(root, dev.torus.DType.FLOAT64, dev.torus.Device.cpu(), 1L << 61, 2));
     }
 
     @Test

@@ -9,7 +9,7 @@ import org.junit.jupiter.api.Test;
 
 import dev.torus.DType;
 import dev.torus.Device;
-import dev.torus.Tensor;
+import dev.torus.tensor.Tensor;
 import dev.torus.testing.GpuTest;
 
 /** Device buffers, streams, events and async copies on CUDA device 0. */

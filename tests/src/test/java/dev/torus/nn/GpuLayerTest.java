@@ -4,7 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import dev.torus.Device;
-import dev.torus.Tensor;
+import dev.torus.tensor.Tensor;
 import dev.torus.recompute.CheckpointPolicy;
 import dev.torus.recompute.CheckpointedSequential;
 import dev.torus.recompute.SegmentContext;

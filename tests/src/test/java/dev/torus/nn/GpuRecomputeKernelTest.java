@@ -6,7 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import dev.torus.DType;
 import dev.torus.Device;
 import dev.torus.OutOfMemoryException;
-import dev.torus.Tensor;
+import dev.torus.tensor.Tensor;
 import dev.torus.memory.Allocator;
 import dev.torus.testing.Data;
 import dev.torus.testing.GpuTest;

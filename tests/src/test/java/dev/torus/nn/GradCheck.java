@@ -2,7 +2,7 @@ package dev.torus.nn;
 
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.torus.Tensor;
+import dev.torus.tensor.Tensor;
 import dev.torus.memory.HostBuffer;
 import java.nio.ByteOrder;
 import java.nio.FloatBuffer;

@@ -12,7 +12,7 @@ import org.junit.jupiter.params.provider.ValueSource;
 import dev.torus.CudaUnavailableException;
 import dev.torus.DType;
 import dev.torus.Device;
-import dev.torus.Tensor;
+import dev.torus.tensor.Tensor;
 import dev.torus.testing.TorusTestBase;
 
 /** Every bad input is rejected in Java with a message naming the argument and what was expected. */

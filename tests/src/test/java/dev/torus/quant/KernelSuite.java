@@ -15,7 +15,7 @@ import org.junit.jupiter.params.provider.ValueSource;
 
 import dev.torus.DType;
 import dev.torus.Device;
-import dev.torus.Tensor;
+import dev.torus.tensor.Tensor;
 import dev.torus.testing.Data;
 import dev.torus.testing.TorusTestBase;
 

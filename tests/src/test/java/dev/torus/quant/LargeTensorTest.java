@@ -8,7 +8,7 @@ import java.util.Random;
 import org.junit.jupiter.api.Test;
 
 import dev.torus.DType;
-import dev.torus.Tensor;
+import dev.torus.tensor.Tensor;
 import dev.torus.testing.Data;
 import dev.torus.testing.TorusTestBase;
 

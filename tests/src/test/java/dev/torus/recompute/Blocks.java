@@ -1,7 +1,7 @@
 package dev.torus.recompute;
 
 import dev.torus.DType;
-import dev.torus.Tensor;
+import dev.torus.tensor.Tensor;
 import dev.torus.nn.RecomputeKernels;
 import dev.torus.memory.Allocator;
 import java.util.ArrayList;

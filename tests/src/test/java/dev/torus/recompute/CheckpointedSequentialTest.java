@@ -5,7 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.torus.Tensor;
+import dev.torus.tensor.Tensor;
 import dev.torus.testing.Data;
 import dev.torus.testing.TorusTestBase;
 import java.util.ArrayList;

@@ -1,6 +1,6 @@
 package dev.torus.testing;
 
-import dev.torus.Tensor;
+import dev.torus.tensor.Tensor;
 import dev.torus.comm.CommException;
 import dev.torus.comm.Communicator;
 import dev.torus.comm.ReduceOp;

@@ -5,7 +5,7 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.TestInfo;
 
 import dev.torus.Device;
-import dev.torus.Tensor;
+import dev.torus.tensor.Tensor;
 import dev.torus.memory.Allocator;
 
 /**

@@ -1,7 +1,7 @@
 package dev.torus.cli.bench;
 
 import dev.torus.Device;
-import dev.torus.Tensor;
+import dev.torus.tensor.Tensor;
 import dev.torus.memory.Allocator;
 import dev.torus.nn.Mlp;
 import dev.torus.nn.Parameter;

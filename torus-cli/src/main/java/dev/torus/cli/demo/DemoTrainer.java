@@ -1,7 +1,7 @@
 package dev.torus.cli.demo;
 
 import dev.torus.Device;
-import dev.torus.Tensor;
+import dev.torus.tensor.Tensor;
 import dev.torus.comm.Communicator;
 import dev.torus.comm.ReduceOp;
 import dev.torus.memory.Allocator;

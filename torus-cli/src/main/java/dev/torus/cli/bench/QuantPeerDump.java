@@ -9,7 +9,7 @@ import java.util.Random;
 
 import dev.torus.DType;
 import dev.torus.Device;
-import dev.torus.Tensor;
+import dev.torus.tensor.Tensor;
 import dev.torus.cli.Json;
 import dev.torus.memory.Allocator;
 import dev.torus.quant.QuantSpec;

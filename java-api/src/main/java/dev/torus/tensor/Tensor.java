@@ -1,8 +1,11 @@
-package dev.torus;
+package dev.torus.tensor;
 
 import java.nio.ByteBuffer;
 import java.util.Arrays;
 
+import dev.torus.DType;
+import dev.torus.Device;
+import dev.torus.NativeLibrary;
 import dev.torus.jni.TorusNative;
 import dev.torus.memory.Allocator;
 import dev.torus.memory.HostBuffer;
@@ -286,7 +289,13 @@ public final class Tensor implements AutoCloseable {
                 break;
             case FLOAT16:
             case BFLOAT16:
-                try (Tensor f = dev.torus.quant.Quantizer.cast(this, DType.FLOAT32)) {
+                if (numel == 0) {
+                    return out;
+                }
+                try (Tensor f = Tensor.empty(allocator(), DType.FLOAT32, device(), shape)) {
+                    // the cast kernel directly: the quant package builds on this one, not the reverse
+                    NativeLibrary.check(TorusNative.torus_cast(device().nativeCode(), 0L, dtype.code(), dataAddress(),
+                            DType.FLOAT32.code(), f.dataAddress(), numel), "toFloatArray(" + dtype + ")");
                     return f.toFloatArray();
                 }
             case INT8: {

@@ -1,4 +1,7 @@
-package dev.torus;
+package dev.torus.tensor;
+
+import dev.torus.DType;
+import dev.torus.Device;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
