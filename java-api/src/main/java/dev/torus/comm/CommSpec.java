@@ -1,16 +1,18 @@
 package dev.torus.comm;
 
+import dev.torus.rendezvous.JobSecret;
 import dev.torus.rendezvous.Store;
 import java.time.Duration;
 import java.util.Arrays;
 
 /**
  * Everything needed to create one generation of one communicator. {@code members}
- * holds the stable member ids (ranks of the original world) in rank order.
+ * holds the stable member ids (ranks of the original world) in rank order. {@code secret}
+ * (null when the job has none) signs this rank's records and checks its peers'.
  */
 record CommSpec(StoreLease lease, String runId, String name, long generation, int rank, int[] members,
                 Duration timeout, Duration initTimeout, boolean debugChecks, String hostname,
-                GlooAlgorithm algorithm, int cudaDevice) {
+                GlooAlgorithm algorithm, int cudaDevice, JobSecret secret) {
 
     Store store() {
         return lease.store();
@@ -32,12 +34,12 @@ record CommSpec(StoreLease lease, String runId, String name, long generation, in
 
     CommSpec next(long newGeneration, int newRank, int[] newMembers) {
         return new CommSpec(lease, runId, name, newGeneration, newRank, newMembers, timeout, initTimeout,
-                debugChecks, hostname, algorithm, cudaDevice);
+                debugChecks, hostname, algorithm, cudaDevice, secret);
     }
 
     CommSpec child(String childName, int newRank, int[] newMembers) {
         return new CommSpec(lease, runId, childName, 0, newRank, newMembers, timeout, initTimeout,
-                debugChecks, hostname, algorithm, cudaDevice);
+                debugChecks, hostname, algorithm, cudaDevice, secret);
     }
 
     @Override

@@ -1,5 +1,6 @@
 package dev.torus.comm;
 
+import dev.torus.rendezvous.JobSecret;
 import dev.torus.rendezvous.Store;
 import dev.torus.rendezvous.ZooKeeperStore;
 import java.time.Duration;
@@ -29,6 +30,7 @@ public final class CommunicatorBuilder {
     String hostname = "127.0.0.1";
     GlooAlgorithm algorithm = GlooAlgorithm.AUTO;
     int cudaDevice = -1;
+    JobSecret secret;
 
     CommunicatorBuilder() {}
 
@@ -42,6 +44,10 @@ public final class CommunicatorBuilder {
                     + "string like '127.0.0.1:2181' (torusrun sets it, and starts an embedded server when none is given)");
         }
         b.endpoint(ep);
+        JobSecret js = JobSecret.fromEnvironment(env);
+        if (js != null) {
+            b.jobSecret(js);
+        }
         String run = env.get("TORUS_RUN_ID");
         if (run != null && !run.isBlank()) {
             // a restarted job meets in a fresh namespace, so nothing of the failed attempt can interfere
@@ -114,6 +120,20 @@ public final class CommunicatorBuilder {
             throw new IllegalArgumentException("size must be >= 1, got " + size);
         }
         this.size = size;
+        return this;
+    }
+
+    /**
+     * The job's secret: the store connection this builder opens authenticates with it, and
+     * every rank record carries an HMAC proof of it that the other ranks check. Taken from
+     * the store when that is a {@link ZooKeeperStore} with one; {@link Communicator#fromEnv}
+     * reads it from {@value JobSecret#ENV}.
+     */
+    public CommunicatorBuilder jobSecret(JobSecret secret) {
+        if (secret == null) {
+            throw new IllegalArgumentException("secret must not be null");
+        }
+        this.secret = secret;
         return this;
     }
 
@@ -247,9 +267,18 @@ public final class CommunicatorBuilder {
         // one deadline for everything: the store connection, the rendezvous and the transport's connect
         long deadline = System.nanoTime() + init.toNanos();
         Store s = store;
+        JobSecret js = secret;
+        if (js == null && s instanceof ZooKeeperStore z) {
+            js = z.jobSecret();
+        }
         boolean ownsStore = false;
         if (s == null) {
-            s = ZooKeeperStore.connect(endpoint, "store", Rendezvous.remaining(deadline));
+            ZooKeeperStore.Builder zb = ZooKeeperStore.builder(endpoint).root("store")
+                    .connectTimeout(Rendezvous.remaining(deadline));
+            if (js != null) {
+                zb.jobSecret(js);
+            }
+            s = zb.build();
             ownsStore = true;
         }
         try {
@@ -258,7 +287,7 @@ public final class CommunicatorBuilder {
                 members[i] = i;
             }
             CommSpec spec = new CommSpec(new StoreLease(s, ownsStore), runId, name, generation, rank, members, timeout, init,
-                    debugChecks, hostname, algorithm, cudaDevice);
+                    debugChecks, hostname, algorithm, cudaDevice, js);
             return backend == Backend.GLOO ? GlooCommunicator.create(spec, deadline)
                     : NcclCommunicator.create(spec, deadline);
         } catch (RuntimeException e) {

@@ -46,6 +46,11 @@ final class FailureDiagnosis {
     /** What a diagnosis found: text for the failure message, and the mismatch description if a peer ran another op. */
     record Finding(String text, String mismatch) {}
 
+    /** "host-id pid" of this process, as the proc records carry it. */
+    static String processId() {
+        return HOST_ID + " " + PID;
+    }
+
     /** Publishes this rank's host id and pid (once, at creation; bounded). */
     void publishIdentity() {
         String id = HOST_ID + " " + PID;

@@ -118,6 +118,12 @@ final class GlooCommunicator extends BaseCommunicator {
                         + "a peer's address record may be a stale one from that run: use a fresh TORUS_RUN_ID)");
             }
             handshake(spec, handle, nonces, deadline);
+            // a second claimant of some rank that arrived while we connected fails everyone
+            BoundedCalls.within(() -> {
+                Rendezvous.checkNoDuplicates(spec, "gloo-addr");
+                return null;
+            }, deadline, "checking for duplicate rank claims in " + spec, "initTimeout (" + spec.initTimeout().toMillis()
+                    + " ms)");
             Rendezvous.checkCurrent(spec, deadline);
             HostBuffer fps = spec.debugChecks() || spec.algorithm() == GlooAlgorithm.HALVING_DOUBLING
                     ? Allocator.defaultAllocator().allocateHost(32L * (spec.size() + 1)) : null;

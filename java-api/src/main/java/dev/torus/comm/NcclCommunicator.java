@@ -179,7 +179,7 @@ final class NcclCommunicator extends BaseCommunicator {
             if (st != NcclDriver.SUCCESS) {
                 throw NcclHandle.failure(driver, st, "ncclGetUniqueId");
             }
-            byte[] framed = Rendezvous.frame(spec, 0, id);
+            byte[] framed = Rendezvous.frame(spec, "nccl-id", 0, id);
             BoundedCalls.within(() -> {
                 spec.generationNamespace().set("nccl-id", framed);
                 return null;
@@ -189,7 +189,7 @@ final class NcclCommunicator extends BaseCommunicator {
         byte[] rec = BoundedCalls.within(() -> spec.generationNamespace().get("nccl-id", Rendezvous.remaining(deadline)),
                 deadline + 200_000_000L, "waiting for rank 0's NCCL unique id", "initTimeout ("
                         + spec.initTimeout().toMillis() + " ms)");
-        id = Rendezvous.unframe(spec, 0, rec, key);
+        id = Rendezvous.unframe(spec, "nccl-id", 0, rec, key);
         if (id.length != NcclDriver.UNIQUE_ID_BYTES) {
             throw new CommException("malformed NCCL unique id at key '" + key + "': " + id.length + " bytes, expected "
                     + NcclDriver.UNIQUE_ID_BYTES);

@@ -1,5 +1,6 @@
 package dev.torus.comm;
 
+import dev.torus.rendezvous.JobSecret;
 import dev.torus.rendezvous.Store;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -15,16 +16,26 @@ import java.util.List;
  * <pre>
  * runs/&lt;run&gt;/&lt;name&gt;/generation              current generation (ASCII decimal), only ever raised
  * runs/&lt;run&gt;/&lt;name&gt;/gen-&lt;g&gt;/members        member ids in rank order (ASCII, comma-separated)
- * runs/&lt;run&gt;/&lt;name&gt;/gen-&lt;g&gt;/addr/&lt;rank&gt;    framed connection record (see {@link #frame})
+ * runs/&lt;run&gt;/&lt;name&gt;/gen-&lt;g&gt;/&lt;what&gt;/&lt;rank&gt;   framed rank record, created once (see {@link #frame})
+ * runs/&lt;run&gt;/&lt;name&gt;/gen-&lt;g&gt;/&lt;what&gt;-duplicate/&lt;rank&gt;  left by a second claimant of a rank
  * runs/&lt;run&gt;/&lt;name&gt;/gen-&lt;g&gt;/diag/&lt;seq&gt;/&lt;rank&gt;  failure report: fingerprint of the failed op
  * </pre>
  *
- * Records are framed binary (magic, version, generation, rank, size, length) and
- * checked field by field; nothing is deserialized into objects.
+ * Records are framed binary (magic, version, generation, rank, size, payload length,
+ * proof length, payload, proof) and checked field by field; nothing is deserialized
+ * into objects. The proof is the HMAC-SHA256, under the job secret, of the run, the
+ * communicator, the generation, the record's kind, rank and size, and the payload:
+ * a process without the secret cannot write a record that the others accept, and a
+ * record cannot be replayed into another run, generation, rank or exchange. A rank's
+ * record is created once; a second claim of the same rank fails, leaves a
+ * {@code -duplicate} marker, and every rank that sees the marker before its
+ * generation is formed fails too, naming the rank.
  */
 final class Rendezvous {
     static final int MAGIC = 0x54525341; // "TRSA"
-    static final int HEADER = 4 + 4 + 8 + 4 + 4 + 4;
+    static final int VERSION = 2;
+    static final int HEADER = 4 + 4 + 8 + 4 + 4 + 4 + 4;
+    static final int MAC_BYTES = 32;
 
     private Rendezvous() {}
 
@@ -116,7 +127,16 @@ final class Rendezvous {
 
     private static byte[][] exchangeUnbounded(CommSpec spec, String what, byte[] payload, long deadlineNanos) {
         Store ns = spec.generationNamespace().withPrefix(what);
-        ns.set(Integer.toString(spec.rank()), frame(spec, spec.rank(), payload));
+        String me = Integer.toString(spec.rank());
+        byte[] mine = frame(spec, what, spec.rank(), payload);
+        byte[] stored = ns.compareSet(me, null, mine);
+        if (!Arrays.equals(stored, mine)) {
+            reportDuplicate(spec, what);
+            throw new DuplicateRankException(spec.rank(), "rank " + spec.rank() + " of " + spec + " was claimed twice: "
+                    + "another process had already published its " + what + " record at key '" + key(spec, what, spec.rank())
+                    + "' (two workers started with RANK=" + spec.rank() + ", two launchers sharing run id '" + spec.runId()
+                    + "', or a reused run id whose keys remain); refusing to overwrite it");
+        }
         List<String> keys = new ArrayList<>();
         for (int r = 0; r < spec.size(); r++) {
             keys.add(Integer.toString(r));
@@ -124,10 +144,40 @@ final class Rendezvous {
         ns.wait(keys, remaining(deadlineNanos));
         byte[][] out = new byte[spec.size()][];
         for (int r = 0; r < spec.size(); r++) {
-            String key = "runs/" + spec.runId() + "/" + spec.name() + "/gen-" + spec.generation() + "/" + what + "/" + r;
-            out[r] = unframe(spec, r, ns.get(Integer.toString(r), remaining(deadlineNanos)), key);
+            out[r] = unframe(spec, what, r, ns.get(Integer.toString(r), remaining(deadlineNanos)), key(spec, what, r));
         }
+        checkNoDuplicates(spec, what);
         return out;
+    }
+
+    private static String key(CommSpec spec, String what, int rank) {
+        return "runs/" + spec.runId() + "/" + spec.name() + "/gen-" + spec.generation() + "/" + what + "/" + rank;
+    }
+
+    /** Best effort: tells the ranks of this generation that {@code spec.rank()} was claimed twice. */
+    private static void reportDuplicate(CommSpec spec, String what) {
+        try {
+            spec.generationNamespace().set(what + "-duplicate/" + spec.rank(),
+                    FailureDiagnosis.processId().getBytes(StandardCharsets.US_ASCII));
+        } catch (RuntimeException e) {
+            // the claimant fails either way; the others may then form the generation without it
+        }
+    }
+
+    /**
+     * Fails, naming the ranks, if a second claimant of any rank has left its marker: called
+     * after the exchange and again once the transport is connected, so that a duplicate
+     * arriving while the generation forms fails every rank, not only itself.
+     */
+    static void checkNoDuplicates(CommSpec spec, String what) {
+        List<String> dups = spec.generationNamespace().list(what + "-duplicate");
+        if (!dups.isEmpty()) {
+            List<String> ranks = dups.stream().filter(k -> k.matches("[0-9]{1,9}")).toList();
+            int first = ranks.isEmpty() ? -1 : Integer.parseInt(ranks.get(0));
+            throw new DuplicateRankException(first, "rank(s) " + ranks + " of " + spec + " were claimed by more than one "
+                    + "process (two workers with the same RANK, or two launchers sharing run id '" + spec.runId()
+                    + "'); this generation cannot form");
+        }
     }
 
     private static String initBound(CommSpec spec) {
@@ -139,14 +189,19 @@ final class Rendezvous {
         return Duration.ofNanos(Math.max(1_000_000L, deadlineNanos - System.nanoTime()));
     }
 
-    static byte[] frame(CommSpec spec, int rank, byte[] payload) {
-        ByteBuffer b = ByteBuffer.allocate(HEADER + payload.length).order(ByteOrder.BIG_ENDIAN);
-        b.putInt(MAGIC).putInt(1).putLong(spec.generation()).putInt(rank).putInt(spec.size()).putInt(payload.length)
-                .put(payload);
+    static byte[] frame(CommSpec spec, String what, int rank, byte[] payload) {
+        byte[] mac = spec.secret() == null ? new byte[0] : proof(spec, what, rank, payload);
+        ByteBuffer b = ByteBuffer.allocate(HEADER + payload.length + mac.length).order(ByteOrder.BIG_ENDIAN);
+        b.putInt(MAGIC).putInt(VERSION).putLong(spec.generation()).putInt(rank).putInt(spec.size()).putInt(payload.length)
+                .putInt(mac.length).put(payload).put(mac);
         return b.array();
     }
 
-    static byte[] unframe(CommSpec spec, int rank, byte[] rec, String key) {
+    private static byte[] proof(CommSpec spec, String what, int rank, byte[] payload) {
+        return spec.secret().mac(proofParts(spec, what, rank, payload));
+    }
+
+    static byte[] unframe(CommSpec spec, String what, int rank, byte[] rec, String key) {
         String where = "record at key '" + key + "'";
         if (rec.length < HEADER) {
             throw new CommException("malformed " + where + ": " + rec.length + " bytes, shorter than the "
@@ -159,9 +214,10 @@ final class Rendezvous {
         int r = b.getInt();
         int size = b.getInt();
         int len = b.getInt();
-        if (magic != MAGIC || version != 1) {
+        int macLen = b.getInt();
+        if (magic != MAGIC || version != VERSION) {
             throw new CommException("malformed " + where + ": bad magic/version " + Integer.toHexString(magic) + "/"
-                    + version);
+                    + version + " (expected " + Integer.toHexString(MAGIC) + "/" + VERSION + ")");
         }
         if (gen != spec.generation()) {
             throw new StaleGenerationException(where + " belongs to generation " + gen + ", expected "
@@ -171,11 +227,31 @@ final class Rendezvous {
             throw new CommException("malformed " + where + ": it claims rank " + r + " of " + size + ", expected rank "
                     + rank + " of " + spec.size());
         }
-        if (len < 0 || len != rec.length - HEADER) {
-            throw new CommException("malformed " + where + ": payload length " + len + " but " + (rec.length - HEADER)
-                    + " bytes follow the header");
+        if (len < 0 || macLen < 0 || (long) len + macLen != rec.length - HEADER) {
+            throw new CommException("malformed " + where + ": payload length " + len + " and proof length " + macLen
+                    + " but " + (rec.length - HEADER) + " bytes follow the header");
         }
-        return Arrays.copyOfRange(rec, HEADER, rec.length);
+        byte[] payload = Arrays.copyOfRange(rec, HEADER, HEADER + len);
+        byte[] mac = Arrays.copyOfRange(rec, HEADER + len, rec.length);
+        if (spec.secret() == null) {
+            if (macLen != 0) {
+                throw new CommSecurityException(rank, "the " + where + " of rank " + rank + " carries a proof of a job "
+                        + "secret, but this process (rank " + spec.rank() + ") has none: set " + JobSecret.ENV
+                        + " as for the other ranks");
+            }
+        } else if (macLen != MAC_BYTES || !spec.secret().verify(mac, proofParts(spec, what, rank, payload))) {
+            throw new CommSecurityException(rank, "rank " + rank + " was not admitted: its " + where + " carries "
+                    + (macLen == 0 ? "no proof" : "no valid proof") + " of this job's secret (" + spec.secret()
+                    + "); it was written by a process without the secret or with another one");
+        }
+        return payload;
+    }
+
+    private static byte[][] proofParts(CommSpec spec, String what, int rank, byte[] payload) {
+        return new byte[][] {"torus-rank-record".getBytes(StandardCharsets.US_ASCII),
+                spec.runId().getBytes(StandardCharsets.UTF_8), spec.name().getBytes(StandardCharsets.UTF_8),
+                ascii(spec.generation()), what.getBytes(StandardCharsets.US_ASCII), ascii(rank), ascii(spec.size()),
+                payload};
     }
 
     static byte[] ascii(long v) {

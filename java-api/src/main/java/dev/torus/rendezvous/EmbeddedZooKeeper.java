@@ -6,6 +6,7 @@ import java.net.ServerSocket;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Comparator;
+import java.util.List;
 import java.util.Properties;
 import java.util.stream.Stream;
 import org.apache.zookeeper.server.embedded.ExitHandler;
@@ -15,6 +16,15 @@ import org.apache.zookeeper.server.embedded.ZooKeeperServerEmbedded;
  * A single-node ZooKeeper server inside this JVM, bound to loopback: the default
  * rendezvous when no external ensemble is named. The creator owns it; {@link #close()}
  * stops the server and deletes its data directory.
+ *
+ * <p>By default the server requires every client to authenticate before any request
+ * ({@code enforce.auth}), with the digest scheme; a client that presents no credential
+ * is refused. Which keys a credential may touch is then up to the ACLs its creator set
+ * ({@link ZooKeeperStore.Builder#jobSecret}). {@link Options#authSchemes} selects other
+ * schemes, e.g. {@code sasl} with a JAAS configuration given the standard ZooKeeper way
+ * (system properties). {@link #startWithoutAuth()} starts an open server, for tests and
+ * single-user experiments. ZooKeeper reads these settings from JVM-wide system
+ * properties at server start, so start servers of one JVM one at a time.
  */
 public final class EmbeddedZooKeeper implements AutoCloseable {
     private final ZooKeeperServerEmbedded server;
@@ -22,25 +32,65 @@ public final class EmbeddedZooKeeper implements AutoCloseable {
     private final int port;
     private boolean closed;
 
-    private EmbeddedZooKeeper(ZooKeeperServerEmbedded server, Path dataDir, int port) {
+    private final List<String> schemes;
+
+    private EmbeddedZooKeeper(ZooKeeperServerEmbedded server, Path dataDir, int port, List<String> schemes) {
         this.server = server;
         this.dataDir = dataDir;
         this.port = port;
+        this.schemes = schemes;
     }
 
-    /** Starts a server on a free loopback port. */
+    /** Starts a server on a free loopback port that requires digest authentication. */
     public static EmbeddedZooKeeper start() {
-        return start(0);
+        return start(new Options());
     }
 
-    /** Starts a server on {@code port} (0 picks a free one). */
+    /** Starts a server on {@code port} (0 picks a free one) that requires digest authentication. */
     public static EmbeddedZooKeeper start(int port) {
-        if (port < 0 || port > 65535) {
-            throw new IllegalArgumentException("port must be in 0..65535, got " + port);
+        return start(new Options().port(port));
+    }
+
+    /** Starts a server on a free loopback port that accepts clients without authentication. */
+    public static EmbeddedZooKeeper startWithoutAuth() {
+        return start(new Options().authSchemes());
+    }
+
+    /** How to start an embedded server. */
+    public static final class Options {
+        private int port;
+        private List<String> schemes = List.of("digest");
+
+        /** The client port; 0 (the default) picks a free one. */
+        public Options port(int port) {
+            if (port < 0 || port > 65535) {
+                throw new IllegalArgumentException("port must be in 0..65535, got " + port);
+            }
+            this.port = port;
+            return this;
         }
+
+        /**
+         * The schemes a client must have authenticated with (any one), e.g. {@code "digest"}
+         * (the default) or {@code "sasl"}; none at all starts an open server.
+         */
+        public Options authSchemes(String... schemes) {
+            for (String sc : schemes) {
+                if (sc == null || !sc.matches("[a-z0-9]{1,32}")) {
+                    throw new IllegalArgumentException("authSchemes must be ZooKeeper scheme names like 'digest' or 'sasl', got '"
+                            + sc + "'");
+                }
+            }
+            this.schemes = List.of(schemes);
+            return this;
+        }
+    }
+
+    /** Starts a server with {@code options}. */
+    public static EmbeddedZooKeeper start(Options options) {
         Path dir = null;
         try {
-            int p = port == 0 ? freePort() : port;
+            int p = options.port == 0 ? freePort() : options.port;
             dir = Files.createTempDirectory("torus-zk-");
             Properties cfg = new Properties();
             cfg.setProperty("clientPort", Integer.toString(p));
@@ -50,19 +100,30 @@ public final class EmbeddedZooKeeper implements AutoCloseable {
             cfg.setProperty("maxSessionTimeout", "60000");
             cfg.setProperty("admin.enableServer", "false");
             cfg.setProperty("maxClientCnxns", "0");
+            // always set, both ways: ZooKeeper turns these into JVM-wide system properties
+            cfg.setProperty("enforce.auth.enabled", Boolean.toString(!options.schemes.isEmpty()));
+            cfg.setProperty("enforce.auth.schemes", options.schemes.isEmpty() ? "digest" : String.join(",", options.schemes));
+            if (options.schemes.contains("sasl")) {
+                cfg.setProperty("authProvider.sasl", "org.apache.zookeeper.server.auth.SASLAuthenticationProvider");
+            }
             ZooKeeperServerEmbedded server = ZooKeeperServerEmbedded.builder()
                     .baseDir(dir)
                     .configuration(cfg)
                     .exitHandler(ExitHandler.LOG_ONLY)
                     .build();
             server.start(15_000);
-            return new EmbeddedZooKeeper(server, dir, p);
+            return new EmbeddedZooKeeper(server, dir, p, options.schemes);
         } catch (Exception e) {
             if (dir != null) {
                 deleteTree(dir);
             }
             throw new StoreException("could not start the embedded ZooKeeper server: " + e, e);
         }
+    }
+
+    /** The schemes clients must authenticate with; empty for an open server. */
+    public List<String> authSchemes() {
+        return schemes;
     }
 
     private static int freePort() throws IOException {

@@ -8,7 +8,9 @@ import java.util.List;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import org.apache.curator.framework.CuratorFramework;
+import org.apache.curator.framework.AuthInfo;
 import org.apache.curator.framework.CuratorFrameworkFactory;
+import org.apache.curator.framework.api.ACLProvider;
 import org.apache.curator.retry.ExponentialBackoffRetry;
 import org.apache.zookeeper.CreateMode;
 import org.apache.zookeeper.KeeperException;
@@ -20,9 +22,11 @@ import org.apache.zookeeper.data.Stat;
  *
  * <p>The store owns its Curator client and closes it in {@link #close()}; it does
  * not own the ensemble. Connection loss is retried by Curator within the
- * operation's time bound and reported as a {@link StoreException} after that.
- * Authentication and TLS are configured the standard ZooKeeper way through system
- * properties (see docs/COLLECTIVES.md).
+ * operation's time bound and reported as a {@link StoreException} after that; a
+ * refusal for lack of authorization is a {@link StoreAuthException}. Credentials and
+ * ACLs come from the {@link #builder builder} (a job secret, or an ensemble's own
+ * scheme); TLS is configured the standard ZooKeeper way through system properties
+ * (see docs/COLLECTIVES.md).
  */
 public final class ZooKeeperStore implements Store {
     /** ZooKeeper rejects packets above {@code jute.maxbuffer} (1 MiB by default); stay well below it. */
@@ -33,43 +37,155 @@ public final class ZooKeeperStore implements Store {
     private final String root;
     private final int maxValueBytes;
 
-    private ZooKeeperStore(CuratorFramework client, String connectString, String root, int maxValueBytes) {
+    private static final String NAMESPACE = "torus";
+
+    private final JobSecret secret;
+    private final boolean authenticated;
+
+    private ZooKeeperStore(CuratorFramework client, String connectString, String root, int maxValueBytes,
+                           JobSecret secret, boolean authenticated) {
         this.client = client;
         this.connectString = connectString;
         this.root = root;
         this.maxValueBytes = maxValueBytes;
+        this.secret = secret;
+        this.authenticated = authenticated;
     }
 
-    /** Connects to {@code connectString} (host:port[,host:port...]) with keys below {@code /torus/<root>}. */
+    /** The job secret this store authenticates with, or null. */
+    public JobSecret jobSecret() {
+        return secret;
+    }
+
+    /** Connects to {@code connectString} (host:port[,host:port...]) with keys below {@code /torus/<root>}, unauthenticated. */
     public static ZooKeeperStore connect(String connectString, String root, Duration connectTimeout) {
-        return connect(connectString, root, connectTimeout, Duration.ofSeconds(10), DEFAULT_MAX_VALUE_BYTES);
+        return builder(connectString).root(root).connectTimeout(connectTimeout).build();
     }
 
     /**
-     * Full form. {@code sessionTimeout} bounds how long the ensemble keeps this client's
-     * ephemeral nodes after it vanishes.
+     * Full unauthenticated form. {@code sessionTimeout} bounds how long the ensemble keeps
+     * this client's ephemeral nodes after it vanishes.
      */
     public static ZooKeeperStore connect(String connectString, String root, Duration connectTimeout,
                                          Duration sessionTimeout, int maxValueBytes) {
-        if (connectString == null || connectString.isBlank()) {
-            throw new IllegalArgumentException("connectString must be a ZooKeeper connect string like 'host:2181', got '"
-                    + connectString + "'");
+        return builder(connectString).root(root).connectTimeout(connectTimeout).sessionTimeout(sessionTimeout)
+                .maxValueBytes(maxValueBytes).build();
+    }
+
+    /** A builder for a store on {@code connectString}: the way to set credentials and ACLs. */
+    public static Builder builder(String connectString) {
+        return new Builder(connectString);
+    }
+
+    /**
+     * Options of a {@link ZooKeeperStore}. With a {@link #jobSecret job secret} the client
+     * authenticates with the job's digest credential and every znode it creates belongs to
+     * that credential alone (see docs/COLLECTIVES.md, "Rendezvous security"); with
+     * {@link #authorization} and {@link #aclProvider} it uses whatever an external
+     * ensemble's administrator set up (SASL, x509, another digest user).
+     */
+    public static final class Builder {
+        private final String connectString;
+        private String root = "store";
+        private Duration connectTimeout = Duration.ofSeconds(10);
+        private Duration sessionTimeout = Duration.ofSeconds(10);
+        private int maxValueBytes = DEFAULT_MAX_VALUE_BYTES;
+        private JobSecret secret;
+        private final List<AuthInfo> auth = new ArrayList<>();
+        private ACLProvider aclProvider;
+
+        private Builder(String connectString) {
+            if (connectString == null || connectString.isBlank()) {
+                throw new IllegalArgumentException("connectString must be a ZooKeeper connect string like 'host:2181', got '"
+                        + connectString + "'");
+            }
+            this.connectString = connectString;
         }
-        Keys.check("root", root);
-        requirePositive("connectTimeout", connectTimeout);
-        requirePositive("sessionTimeout", sessionTimeout);
-        if (maxValueBytes <= 0 || maxValueBytes > 1000 * 1024) {
-            throw new IllegalArgumentException("maxValueBytes must be in 1..1024000 (below ZooKeeper's jute.maxbuffer), got "
-                    + maxValueBytes);
+
+        /** Keys live below {@code /torus/<root>} (default {@code store}). */
+        public Builder root(String root) {
+            this.root = Keys.check("root", root);
+            return this;
         }
-        CuratorFramework client = CuratorFrameworkFactory.builder()
-                .connectString(connectString)
-                .namespace("torus")
-                .sessionTimeoutMs((int) sessionTimeout.toMillis())
-                .connectionTimeoutMs((int) connectTimeout.toMillis())
-                .retryPolicy(new ExponentialBackoffRetry(50, 6, 1000))
-                .build();
+
+        public Builder connectTimeout(Duration d) {
+            requirePositive("connectTimeout", d);
+            this.connectTimeout = d;
+            return this;
+        }
+
+        /** How long the ensemble keeps this client's ephemeral nodes after it vanishes. */
+        public Builder sessionTimeout(Duration d) {
+            requirePositive("sessionTimeout", d);
+            this.sessionTimeout = d;
+            return this;
+        }
+
+        public Builder maxValueBytes(int max) {
+            if (max <= 0 || max > 1000 * 1024) {
+                throw new IllegalArgumentException("maxValueBytes must be in 1..1024000 (below ZooKeeper's jute.maxbuffer), got "
+                        + max);
+            }
+            this.maxValueBytes = max;
+            return this;
+        }
+
+        /** Authenticate with the job's digest credential and create every key under the job's ACL. */
+        public Builder jobSecret(JobSecret secret) {
+            if (secret == null) {
+                throw new IllegalArgumentException("secret must not be null");
+            }
+            this.secret = secret;
+            return this;
+        }
+
+        /** An extra credential, e.g. {@code ("digest", "admin:pw")} or an ensemble's own scheme. */
+        public Builder authorization(String scheme, byte[] credential) {
+            if (scheme == null || scheme.isBlank() || credential == null) {
+                throw new IllegalArgumentException("authorization needs a scheme like 'digest' and a credential, got scheme '"
+                        + scheme + "'" + (credential == null ? " and a null credential" : ""));
+            }
+            auth.add(new AuthInfo(scheme, credential.clone()));
+            return this;
+        }
+
+        /** The ACLs of created znodes; overrides the job ACL of {@link #jobSecret}. */
+        public Builder aclProvider(ACLProvider provider) {
+            if (provider == null) {
+                throw new IllegalArgumentException("aclProvider must not be null");
+            }
+            this.aclProvider = provider;
+            return this;
+        }
+
+        public ZooKeeperStore build() {
+            List<AuthInfo> all = new ArrayList<>();
+            if (secret != null) {
+                all.add(new AuthInfo("digest", secret.digestAuth()));
+            }
+            all.addAll(auth);
+            ACLProvider acl = aclProvider != null ? aclProvider
+                    : secret != null ? new JobAcl(secret, NAMESPACE, root) : null;
+            return open(this, all, acl);
+        }
+    }
+
+    private static ZooKeeperStore open(Builder b, List<AuthInfo> auth, ACLProvider acl) {
+        CuratorFrameworkFactory.Builder cb = CuratorFrameworkFactory.builder()
+                .connectString(b.connectString)
+                .namespace(NAMESPACE)
+                .sessionTimeoutMs((int) b.sessionTimeout.toMillis())
+                .connectionTimeoutMs((int) b.connectTimeout.toMillis())
+                .retryPolicy(new ExponentialBackoffRetry(50, 6, 1000));
+        if (!auth.isEmpty()) {
+            cb.authorization(auth);
+        }
+        if (acl != null) {
+            cb.aclProvider(acl);
+        }
+        CuratorFramework client = cb.build();
         client.start();
+        Duration connectTimeout = b.connectTimeout;
         boolean connected;
         try {
             connected = client.blockUntilConnected((int) connectTimeout.toMillis(), TimeUnit.MILLISECONDS);
@@ -83,10 +199,10 @@ public final class ZooKeeperStore implements Store {
             Thread closer = new Thread(client::close, "torus-zk-close");
             closer.setDaemon(true);
             closer.start();
-            throw new StoreTimeoutException("could not connect to ZooKeeper at '" + connectString + "' within "
+            throw new StoreTimeoutException("could not connect to ZooKeeper at '" + b.connectString + "' within "
                     + connectTimeout.toMillis() + " ms; is the server running (TORUS_RDZV_ENDPOINT)?");
         }
-        return new ZooKeeperStore(client, connectString, root, maxValueBytes);
+        return new ZooKeeperStore(client, b.connectString, b.root, b.maxValueBytes, b.secret, !auth.isEmpty());
     }
 
     private static void requirePositive(String name, Duration d) {
@@ -319,6 +435,17 @@ public final class ZooKeeperStore implements Store {
             return body.call();
         } catch (StoreException | IllegalArgumentException e) {
             throw e;
+        } catch (KeeperException.NoAuthException e) {
+            throw new StoreAuthException("store " + op + " of key '" + key + "' was refused (no permission): " + (secret == null
+                    ? (authenticated ? "this client's credential is not the one the key belongs to"
+                            : "this client has no job secret (" + JobSecret.ENV + ") and the key belongs to a job that has one")
+                    : "the key belongs to another credential: this process's job secret (" + secret.fingerprint()
+                            + ") is not the one its run was created with, or another job holds the same run id"), e);
+        } catch (KeeperException.AuthFailedException e) {
+            throw new StoreAuthException("store " + op + " of key '" + key + "' failed: the ZooKeeper server at '"
+                    + connectString + "' requires authentication and " + (authenticated
+                    ? "refused this client's credential" : "this client presented none (set " + JobSecret.ENV
+                    + ", which torusrun hands to its workers)"), e);
         } catch (KeeperException e) {
             throw new StoreException("store " + op + " of key '" + key + "' failed: " + e.getMessage(), e);
         } catch (IllegalStateException e) {

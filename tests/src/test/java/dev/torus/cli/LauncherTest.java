@@ -177,7 +177,7 @@ class LauncherTest {
 
     @Test
     void twoNodesMeetThroughAnExternalZooKeeper() throws Exception {
-        try (EmbeddedZooKeeper zk = EmbeddedZooKeeper.start();
+        try (EmbeddedZooKeeper zk = EmbeddedZooKeeper.startWithoutAuth();
              Run a = new Run("--nnodes", "2:2", "--nproc-per-node", "1", "--rdzv-endpoint", zk.connectString(),
                      "--run-id", "twonodes", LauncherProbe.class.getName(), "env");
              Run b = new Run("--nnodes", "2:2", "--nproc-per-node", "1", "--rdzv-endpoint", zk.connectString(),

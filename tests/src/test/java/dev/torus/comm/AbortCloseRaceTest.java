@@ -37,7 +37,7 @@ class AbortCloseRaceTest extends TorusTestBase {
 
     @BeforeAll
     static void start() {
-        zk = EmbeddedZooKeeper.start();
+        zk = EmbeddedZooKeeper.startWithoutAuth();
         store = ZooKeeperStore.connect(zk.connectString(), "races", Duration.ofSeconds(10));
     }
 

@@ -34,7 +34,7 @@ class CollectivesTest extends TorusTestBase {
 
     @BeforeAll
     static void startStore() {
-        zk = EmbeddedZooKeeper.start();
+        zk = EmbeddedZooKeeper.startWithoutAuth();
         store = ZooKeeperStore.connect(zk.connectString(), "collectives", Duration.ofSeconds(10));
     }
 

@@ -26,7 +26,7 @@ class CommBadInputTest extends TorusTestBase {
 
     @BeforeAll
     static void start() {
-        zk = EmbeddedZooKeeper.start();
+        zk = EmbeddedZooKeeper.startWithoutAuth();
         store = ZooKeeperStore.connect(zk.connectString(), "badinput", Duration.ofSeconds(10));
     }
 

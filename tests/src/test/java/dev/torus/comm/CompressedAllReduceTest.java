@@ -29,7 +29,7 @@ class CompressedAllReduceTest extends TorusTestBase {
 
     @BeforeAll
     static void start() {
-        zk = EmbeddedZooKeeper.start();
+        zk = EmbeddedZooKeeper.startWithoutAuth();
         store = ZooKeeperStore.connect(zk.connectString(), "compressed", Duration.ofSeconds(10));
     }
 

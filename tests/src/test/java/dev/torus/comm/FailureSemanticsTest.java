@@ -30,7 +30,7 @@ class FailureSemanticsTest extends TorusTestBase {
 
     @BeforeAll
     static void start() {
-        zk = EmbeddedZooKeeper.start();
+        zk = EmbeddedZooKeeper.startWithoutAuth();
         store = ZooKeeperStore.connect(zk.connectString(), "failures", Duration.ofSeconds(10));
     }
 

@@ -33,7 +33,7 @@ class InitBoundTest extends TorusTestBase {
 
     @BeforeAll
     static void start() {
-        zk = EmbeddedZooKeeper.start();
+        zk = EmbeddedZooKeeper.startWithoutAuth();
         store = ZooKeeperStore.connect(zk.connectString(), "initbound", Duration.ofSeconds(10));
     }
 
@@ -58,7 +58,7 @@ class InitBoundTest extends TorusTestBase {
             // The silent peers listen on 127.0.0.2, which compares above rank 0's 127.0.0.1, so rank 0
             // is the listening side of every pair: the side that waits for a connect that never comes.
             CommSpec any = new CommSpec(new StoreLease(store, false), runId, "world", 0, 0, new int[] {0, 1, 2, 3, 4},
-                    Duration.ofSeconds(60), Duration.ofMillis(initMs), false, "127.0.0.2", GlooAlgorithm.AUTO, -1);
+                    Duration.ofSeconds(60), Duration.ofMillis(initMs), false, "127.0.0.2", GlooAlgorithm.AUTO, -1, null);
             // they publish half-way through rank 0's window: a connect that then got the whole bound
             // again (the old behaviour) would end 1.5 s past it
             Thread.sleep(initMs / 2);
@@ -70,7 +70,7 @@ class InitBoundTest extends TorusTestBase {
                 GlooNative.torus_gloo_address_bytes(out[0], ab);
                 byte[] mine = new byte[(int) ab[0] * world + 8]; // addresses, then the handshake nonce
                 assertEquals(GlooNative.OK, GlooNative.torus_gloo_local_addresses(out[0], mine, mine.length - 8));
-                store.set("runs/" + runId + "/world/gen-0/gloo-addr/" + r, Rendezvous.frame(any, r, mine));
+                store.set("runs/" + runId + "/world/gen-0/gloo-addr/" + r, Rendezvous.frame(any, "gloo-addr", r, mine));
             }
             var e = assertThrows(java.util.concurrent.ExecutionException.class, () -> real.get(30, TimeUnit.SECONDS));
             long ms = (System.nanoTime() - t0) / 1_000_000;
@@ -135,8 +135,8 @@ class InitBoundTest extends TorusTestBase {
             rec.order(java.nio.ByteOrder.BIG_ENDIAN).putShort(2, (short) listener.getLocalPort());
             rec.put(4, (byte) 127).put(7, (byte) 1);
             CommSpec any = new CommSpec(new StoreLease(store, false), runId, "world", 0, 1, new int[] {0, 1},
-                    Duration.ofSeconds(60), Duration.ofMillis(initMs), false, "127.0.0.1", GlooAlgorithm.AUTO, -1);
-            store.set("runs/" + runId + "/world/gen-0/gloo-addr/1", Rendezvous.frame(any, 1, rec.array()));
+                    Duration.ofSeconds(60), Duration.ofMillis(initMs), false, "127.0.0.1", GlooAlgorithm.AUTO, -1, null);
+            store.set("runs/" + runId + "/world/gen-0/gloo-addr/1", Rendezvous.frame(any, "gloo-addr", 1, rec.array()));
             long t0 = System.nanoTime();
             Future<Communicator> real = pool.submit(() -> Communicator.builder().rank(0).size(2).store(store)
                     .runId(runId).timeout(Duration.ofSeconds(60)).initTimeout(Duration.ofMillis(initMs)).build());

@@ -26,7 +26,7 @@ class MeasuredBytesTest extends TorusTestBase {
 
     @BeforeAll
     static void start() {
-        zk = EmbeddedZooKeeper.start();
+        zk = EmbeddedZooKeeper.startWithoutAuth();
         store = ZooKeeperStore.connect(zk.connectString(), "bytes", Duration.ofSeconds(10));
     }
 

@@ -23,7 +23,7 @@ class MultiProcessCommTest {
 
     @BeforeAll
     static void start() {
-        zk = EmbeddedZooKeeper.start();
+        zk = EmbeddedZooKeeper.startWithoutAuth();
     }
 
     @AfterAll
@@ -151,7 +151,7 @@ class MultiProcessCommTest {
     @Test
     void killedPeerWhileZooKeeperIsDownFailsSurvivorsWithinTwoSeconds() throws Exception {
         int victim = 2;
-        EmbeddedZooKeeper own = EmbeddedZooKeeper.start();
+        EmbeddedZooKeeper own = EmbeddedZooKeeper.startWithoutAuth();
         try (WorkerProcesses w = new WorkerProcesses(3, own.connectString(), CommHarness.uniqueRunId("zkdown"), 60_000,
                 "survive", Integer.toString(victim))) {
             for (int r = 0; r < 3; r++) {

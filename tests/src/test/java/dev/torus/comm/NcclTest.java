@@ -25,7 +25,7 @@ class NcclTest extends GpuTest {
 
     @BeforeAll
     static void start() {
-        zk = EmbeddedZooKeeper.start();
+        zk = EmbeddedZooKeeper.startWithoutAuth();
         store = ZooKeeperStore.connect(zk.connectString(), "nccl", Duration.ofSeconds(10));
     }
 

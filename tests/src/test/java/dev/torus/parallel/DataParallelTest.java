@@ -52,7 +52,7 @@ class DataParallelTest extends TorusTestBase {
 
     @BeforeAll
     static void start() {
-        zk = EmbeddedZooKeeper.start();
+        zk = EmbeddedZooKeeper.startWithoutAuth();
         store = ZooKeeperStore.connect(zk.connectString(), "dp", Duration.ofSeconds(10));
     }
 

@@ -26,7 +26,7 @@ class StoreTest {
 
     @BeforeAll
     static void start() {
-        zk = EmbeddedZooKeeper.start();
+        zk = EmbeddedZooKeeper.startWithoutAuth();
         store = ZooKeeperStore.connect(zk.connectString(), "storetest", Duration.ofSeconds(10));
     }
 

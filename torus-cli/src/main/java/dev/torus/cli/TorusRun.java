@@ -2,6 +2,7 @@ package dev.torus.cli;
 
 import dev.torus.cli.launch.LaunchSpec;
 import dev.torus.cli.launch.Launcher;
+import dev.torus.rendezvous.JobSecret;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -49,8 +50,17 @@ public final class TorusRun implements Callable<Integer> {
             + "has joined (default ${DEFAULT-VALUE}).")
     double lastCall;
 
-    @Option(names = "--error-dir", description = "Where per-failure error files go (default: <tmp>/torusrun-errors).")
+    @Option(names = "--error-dir", description = "Where per-failure error files go (default: <tmp>/torusrun-<user>, "
+            + "created with mode 0700).")
     Path errorDir;
+
+    @Option(names = "--secret-file", description = "A file holding the job secret (64 hex digits) that every node of the "
+            + "job shares; default: " + JobSecret.ENV + " from the environment, or a fresh one for a one-node job.")
+    Path secretFile;
+
+    @Option(names = "--stuck-timeout", defaultValue = "30", description = "Seconds after which a worker that is stopped "
+            + "(SIGSTOP) or sends no heartbeat counts as failed; 0 turns it off (default ${DEFAULT-VALUE}).")
+    double stuckTimeout;
 
     @Option(names = "--jvm-arg", description = "Extra JVM argument for Java workers (repeatable).")
     List<String> jvmArgs = new ArrayList<>();
@@ -97,6 +107,16 @@ public final class TorusRun implements Callable<Integer> {
         return Launcher.javaCommand(jvmArgs, target, args);
     }
 
+    private static JobSecret readSecretFile(Path f) {
+        String text;
+        try {
+            text = java.nio.file.Files.readString(f);
+        } catch (java.io.IOException e) {
+            throw new IllegalArgumentException("--secret-file " + f + " cannot be read: " + e.getMessage());
+        }
+        return JobSecret.fromHex("--secret-file " + f, text);
+    }
+
     @Override
     public Integer call() throws Exception {
         int[] nodes = LaunchSpec.parseNodes("--nnodes", nnodes);
@@ -106,11 +126,18 @@ public final class TorusRun implements Callable<Integer> {
         if (!(lastCall >= 0)) {
             throw new IllegalArgumentException("--rdzv-last-call must be >= 0, got " + lastCall);
         }
+        if (!(stuckTimeout >= 0)) {
+            throw new IllegalArgumentException("--stuck-timeout must be >= 0 seconds, got " + stuckTimeout);
+        }
         LaunchSpec spec = new LaunchSpec(nproc, nodes[0], nodes[1], endpoint, runId, maxRestarts,
-                workerCommand(target, args, exec, jvmArgs), Map.of(),
-                errorDir != null ? errorDir : Path.of(System.getProperty("java.io.tmpdir"), "torusrun-errors"),
+                workerCommand(target, args, exec, jvmArgs), Map.of(), errorDir,
                 Duration.ofMillis((long) (rdzvTimeout * 1000)), Duration.ofMillis((long) (lastCall * 1000)));
-        Launcher launcher = new Launcher(spec, Launcher.prefixing(System.out, System.err), System.err);
+        Launcher launcher = new Launcher(spec, Launcher.prefixing(System.out, System.err), System.err)
+                .stuckTimeout(Duration.ofMillis((long) (stuckTimeout * 1000)));
+        JobSecret secret = secretFile != null ? readSecretFile(secretFile) : JobSecret.fromEnvironment(System.getenv());
+        if (secret != null) {
+            launcher.jobSecret(secret);
+        }
         Thread hook = new Thread(launcher::shutdown, "torusrun-shutdown");
         Runtime.getRuntime().addShutdownHook(hook);
         int code = launcher.run();

@@ -68,10 +68,12 @@ public final class CollectiveBench {
         List<Map<String, String>> torus;
         List<Map<String, String>> setup = new ArrayList<>();
         try (EmbeddedZooKeeper zk = EmbeddedZooKeeper.start()) {
+            dev.torus.rendezvous.JobSecret secret = dev.torus.rendezvous.JobSecret.generate();
             List<String> cmd = javaCommand(CollectiveBenchWorker.class.getName(), op, Long.toString(minBytes),
                     Long.toString(maxBytes), Double.toString(minTime), compression);
             Map<String, String> env = new LinkedHashMap<>();
             env.put("TORUS_RDZV_ENDPOINT", zk.connectString());
+            env.put(dev.torus.rendezvous.JobSecret.ENV, secret.toHex()); // the environment only, never the command line
             env.put("TORUS_RUN_ID", "bench-" + op + "-" + ProcessHandle.current().pid() + "-" + System.nanoTime());
             env.put("TORUS_GLOO_ALGORITHM", algo);
             env.put("TORUS_BACKEND", backend);

@@ -10,7 +10,8 @@ import java.util.Map;
  * {@code command}, in a job of {@code minNodes..maxNodes} nodes that meet at
  * {@code endpoint} (a ZooKeeper connect string; null starts an embedded server, which
  * allows one node only). {@code runId} names the job (null: a fresh one);
- * {@code maxRestarts} is how often the whole job is restarted after a failure.
+ * {@code maxRestarts} is how often the whole job is restarted after a failure;
+ * {@code errorDir} null means the private per-user directory {@code <tmp>/torusrun-<user>}.
  * Validated by the constructor, with the option names of the {@code torusrun} command.
  */
 public record LaunchSpec(int nprocPerNode, int minNodes, int maxNodes, String endpoint, String runId, int maxRestarts,

@@ -2,6 +2,8 @@ package dev.torus.cli.launch;
 
 import dev.torus.cli.Json;
 import dev.torus.rendezvous.EmbeddedZooKeeper;
+import dev.torus.rendezvous.JobSecret;
+import dev.torus.rendezvous.LauncherLink;
 import dev.torus.rendezvous.Store;
 import dev.torus.rendezvous.ZooKeeperStore;
 import java.io.IOException;
@@ -9,6 +11,7 @@ import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -28,6 +31,15 @@ import java.util.Map;
  * and, while restarts remain, starts the whole job again under a new attempt
  * number (other nodes learn of it through the store). Otherwise {@link #run()}
  * returns the failed worker's exit code.
+ *
+ * <p>Security and hygiene: the job's {@link JobSecret} (given, or made fresh for a
+ * one-node job) reaches the workers only through their environment
+ * ({@value JobSecret#ENV}); the embedded server requires authentication and the
+ * job's keys carry its ACL. Each worker gets {@value LauncherLink#PID_ENV} and a
+ * heartbeat file, so it dies with the launcher, and a worker that is stopped or
+ * sends no heartbeat for {@link #stuckTimeout} is treated as failed. Error files go
+ * to a private per-user directory by default and never through a link. The run's
+ * keys are deleted from an external ensemble when the job ends.
  *
  * <p>{@link #shutdown()} (called from a shutdown hook on Ctrl-C) stops every worker
  * and its child processes. The launcher owns the embedded ZooKeeper server it
@@ -59,6 +71,7 @@ public final class Launcher {
         cmd.addAll(jvmArgs);
         cmd.add("-cp");
         cmd.add(System.getProperty("java.class.path"));
+        cmd.add(WorkerMain.class.getName()); // starts the launcher watch, then runs mainClass
         cmd.add(mainClass);
         cmd.addAll(args);
         return cmd;
@@ -76,6 +89,11 @@ public final class Launcher {
     private String runId;
     private volatile boolean stopping;
     private final List<Path> errorFiles = new ArrayList<>();
+    private JobSecret secret;
+    private Duration stuckTimeout = Duration.ofSeconds(30);
+    private Path heartbeatDir;
+    private int attempts;
+    private int nodesOfLastAttempt = 1;
 
     public Launcher(LaunchSpec spec, OutputSink sink, PrintStream log) {
         if (spec == null || sink == null || log == null) {
@@ -84,6 +102,30 @@ public final class Launcher {
         this.spec = spec;
         this.sink = sink;
         this.log = log;
+    }
+
+    /**
+     * The secret every node of the job shares (from {@value JobSecret#ENV} or a file, by
+     * torusrun); a job of one node without one gets a fresh one. Set before {@link #run()}.
+     */
+    public synchronized Launcher jobSecret(JobSecret secret) {
+        if (secret == null) {
+            throw new IllegalArgumentException("secret must not be null");
+        }
+        this.secret = secret;
+        return this;
+    }
+
+    /**
+     * A worker stopped by a signal, or whose heartbeat file is older than this, counts as
+     * failed (default 30 s); zero turns the check off.
+     */
+    public synchronized Launcher stuckTimeout(Duration timeout) {
+        if (timeout == null || timeout.isNegative()) {
+            throw new IllegalArgumentException("--stuck-timeout must be >= 0 seconds, got " + timeout);
+        }
+        this.stuckTimeout = timeout;
+        return this;
     }
 
     /** The run id in use (generated when the spec has none); null before {@link #run()}. */
@@ -101,7 +143,16 @@ public final class Launcher {
         String endpoint;
         synchronized (this) {
             runId = spec.runId() != null ? spec.runId()
-                    : "run-" + ProcessHandle.current().pid() + "-" + Long.toString(System.currentTimeMillis(), 36);
+                    : "run-" + ProcessHandle.current().pid() + "-" + Long.toString(System.currentTimeMillis(), 36) + "-"
+                    + Integer.toHexString(new java.security.SecureRandom().nextInt() >>> 8);
+            if (secret == null) {
+                if (spec.maxNodes() > 1) {
+                    throw new IllegalArgumentException("a job of more than one node needs a secret shared by every node: set "
+                            + JobSecret.ENV + " (64 hex digits, e.g. from 'openssl rand -hex 32') in every agent's "
+                            + "environment, or pass --secret-file");
+                }
+                secret = JobSecret.generate();
+            }
             if (spec.endpoint() == null) {
                 embedded = EmbeddedZooKeeper.start();
                 endpoint = embedded.connectString();
@@ -110,13 +161,16 @@ public final class Launcher {
                 endpoint = spec.endpoint();
             }
             if (spec.maxNodes() > 1) {
-                store = ZooKeeperStore.connect(endpoint, "torusrun", spec.rdzvTimeout());
+                store = ZooKeeperStore.builder(endpoint).root("torusrun").connectTimeout(spec.rdzvTimeout())
+                        .jobSecret(secret).build();
             }
         }
         try {
             for (int attempt = 0; ; attempt++) {
                 int[] node = spec.maxNodes() == 1 ? new int[] {0, 1} : NodeRendezvous.join(store, runId, attempt,
                         spec.minNodes(), spec.maxNodes(), spec.rdzvTimeout(), spec.lastCall(), log);
+                attempts = attempt + 1;
+                nodesOfLastAttempt = node[1];
                 int code = runAttempt(endpoint, attempt, node[0], node[1]);
                 if (code == 0 || stopping) {
                     return code;
@@ -129,6 +183,37 @@ public final class Launcher {
             }
         } finally {
             shutdown();
+            removeRunKeys(endpoint);
+        }
+    }
+
+    /**
+     * Deletes the run's keys from an external ensemble once the job is over: at once for a
+     * one-node job; in a larger one, the last node to finish does it. (The embedded server
+     * takes everything with it.) Failures are reported, not thrown.
+     */
+    private void removeRunKeys(String endpoint) {
+        if (spec.endpoint() == null || attempts == 0) {
+            return;
+        }
+        try (ZooKeeperStore comm = ZooKeeperStore.builder(endpoint).root("store").connectTimeout(Duration.ofSeconds(10))
+                .jobSecret(secret).build()) {
+            if (spec.maxNodes() > 1) {
+                try (ZooKeeperStore agents = ZooKeeperStore.builder(endpoint).root("torusrun")
+                        .connectTimeout(Duration.ofSeconds(10)).jobSecret(secret).build()) {
+                    long done = agents.add("runs/" + runId + "/finished-nodes", 1);
+                    if (done < nodesOfLastAttempt) {
+                        return;
+                    }
+                    agents.delete("runs/" + runId);
+                }
+            }
+            for (int a = 0; a < attempts; a++) {
+                comm.delete("runs/" + (a == 0 ? runId : runId + "-restart" + a));
+            }
+            log.println("torusrun: removed the keys of run " + runId + " from " + endpoint);
+        } catch (RuntimeException e) {
+            log.println("torusrun: could not remove the keys of run " + runId + " from " + endpoint + ": " + e.getMessage());
         }
     }
 
@@ -140,6 +225,8 @@ public final class Launcher {
                 return 130;
             }
             workers.clear();
+            removeHeartbeatDir();
+            heartbeatDir = PrivateFiles.ensurePrivate(PrivateFiles.userDirectory().resolve("hb-" + runId + "-" + attempt));
             for (int local = 0; local < n; local++) {
                 int rank = nodeRank * n + local;
                 Map<String, String> env = new HashMap<>(spec.extraEnv());
@@ -152,6 +239,10 @@ public final class Launcher {
                 env.put("TORUS_RUN_ID", runId);
                 env.put("TORUS_RESTART_COUNT", Integer.toString(attempt));
                 env.put("TORUS_MAX_RESTARTS", Integer.toString(spec.maxRestarts()));
+                // the secret travels only in the environment: never on a command line, never in a log
+                env.put(JobSecret.ENV, secret.toHex());
+                env.put(LauncherLink.PID_ENV, Long.toString(ProcessHandle.current().pid()));
+                env.put(LauncherLink.HEARTBEAT_ENV, heartbeatDir.resolve("rank-" + rank).toString());
                 WorkerProcess w = new WorkerProcess(rank, local, spec.command(), env, sink);
                 workers.add(w);
                 log.println("torusrun: started rank " + rank + " (local " + local + ") pid " + w.pid() + ", world size "
@@ -162,19 +253,31 @@ public final class Launcher {
         long lastStoreCheck = 0;
         while (true) {
             List<WorkerProcess> failed = new ArrayList<>();
+            Map<WorkerProcess, String> stuck = new LinkedHashMap<>();
             boolean allDone = true;
             for (WorkerProcess w : workers) {
                 Integer code = w.exitCode();
                 if (code == null) {
                     allDone = false;
+                    String why = stuckTimeout.isZero() ? null
+                            : w.stuckReason(stuckTimeout, heartbeatDir.resolve("rank-" + w.rank));
+                    if (why != null) {
+                        stuck.put(w, why);
+                    }
                 } else if (code != 0) {
                     failed.add(w);
                 }
             }
+            for (Map.Entry<WorkerProcess, String> e : stuck.entrySet()) {
+                log.println("torusrun: rank " + e.getKey().rank + " (pid " + e.getKey().pid() + ") is stuck: "
+                        + e.getValue() + "; killing it");
+                e.getKey().kill();
+                failed.add(e.getKey());
+            }
             if (!failed.isEmpty()) {
                 for (WorkerProcess w : failed) {
                     w.drainOutput(1000);
-                    writeErrorFile(w, attempt);
+                    writeErrorFile(w, attempt, stuck.get(w));
                 }
                 if (store != null) {
                     store.compareSet(failedKey, null, Integer.toString(failed.get(0).rank).getBytes(StandardCharsets.UTF_8));
@@ -205,7 +308,7 @@ public final class Launcher {
         }
     }
 
-    private void writeErrorFile(WorkerProcess w, int attempt) throws IOException {
+    private void writeErrorFile(WorkerProcess w, int attempt, String stuckReason) throws IOException {
         int code = w.exitCode();
         Map<String, Object> o = new LinkedHashMap<>();
         o.put("rank", w.rank);
@@ -217,13 +320,15 @@ public final class Launcher {
             o.put("signal", code - 128);
         }
         o.put("pid", w.pid());
+        if (stuckReason != null) {
+            o.put("stuck", stuckReason);
+        }
         o.put("time", Instant.now().toString());
         o.put("command", spec.command());
         o.put("stderr_tail", w.stderrTail());
-        Path dir = spec.errorDir();
-        Files.createDirectories(dir);
-        Path f = dir.resolve("error-" + runId + "-attempt" + attempt + "-rank" + w.rank + ".json");
-        Files.writeString(f, Json.write(o) + "\n");
+        Path dir = spec.errorDir() == null ? PrivateFiles.userDirectory() : Files.createDirectories(spec.errorDir());
+        Path f = PrivateFiles.writeNew(dir, "error-" + runId + "-attempt" + attempt + "-rank" + w.rank, ".json",
+                Json.write(o) + "\n");
         synchronized (this) {
             errorFiles.add(f);
         }
@@ -272,6 +377,22 @@ public final class Launcher {
                 embedded.close();
                 embedded = null;
             }
+            removeHeartbeatDir();
         }
+    }
+
+    private synchronized void removeHeartbeatDir() {
+        if (heartbeatDir == null) {
+            return;
+        }
+        try (var files = Files.list(heartbeatDir)) {
+            for (Path f : files.toList()) {
+                Files.deleteIfExists(f);
+            }
+            Files.deleteIfExists(heartbeatDir);
+        } catch (IOException e) {
+            // a private temp directory left behind is harmless
+        }
+        heartbeatDir = null;
     }
 }

@@ -74,6 +74,59 @@ final class WorkerProcess {
         return process.isAlive() ? null : process.exitValue();
     }
 
+    private long stoppedSinceNanos = -1;
+
+    /**
+     * Why this running worker counts as stuck, or null: stopped by a signal (state T in
+     * /proc) for longer than {@code bound}, or a heartbeat file (once the worker made
+     * one) not touched for longer than {@code bound}.
+     */
+    String stuckReason(java.time.Duration bound, java.nio.file.Path heartbeat) {
+        char state = procState();
+        long now = System.nanoTime();
+        if (state == 'T' || state == 't') {
+            if (stoppedSinceNanos < 0) {
+                stoppedSinceNanos = now;
+            } else if (now - stoppedSinceNanos > bound.toNanos()) {
+                return "stopped by a signal (process state " + state + ") for more than " + bound.toSeconds() + " s";
+            }
+            return null;
+        }
+        stoppedSinceNanos = -1;
+        try {
+            long age = System.currentTimeMillis()
+                    - java.nio.file.Files.getLastModifiedTime(heartbeat, java.nio.file.LinkOption.NOFOLLOW_LINKS).toMillis();
+            if (age > bound.toMillis()) {
+                return "no heartbeat for " + age / 1000 + " s (bound " + bound.toSeconds() + " s): the JVM is frozen";
+            }
+        } catch (IOException noHeartbeat) {
+            // a worker that does not run the launcher watch (not Java, or not Torus) has none
+        }
+        return null;
+    }
+
+    /** The state letter of /proc/<pid>/stat ('R', 'S', 'T', ...), or '?' when unreadable. */
+    private char procState() {
+        try {
+            String stat = java.nio.file.Files.readString(java.nio.file.Path.of("/proc/" + process.pid() + "/stat"));
+            int close = stat.lastIndexOf(')'); // the command name may hold spaces and parentheses
+            return close > 0 && close + 2 < stat.length() ? stat.charAt(close + 2) : '?';
+        } catch (IOException | RuntimeException e) {
+            return '?';
+        }
+    }
+
+    /** Kills the worker and its children at once (SIGKILL works on a stopped process too). */
+    void kill() {
+        process.toHandle().descendants().forEach(ProcessHandle::destroyForcibly);
+        process.destroyForcibly();
+        try {
+            process.waitFor(5, TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
     /** Waits (bounded) for the output threads, so the tail holds the final lines. */
     void drainOutput(long millis) {
         long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(millis);
