@@ -15,14 +15,16 @@ import org.apache.zookeeper.data.Id;
  * outside an administrator may read or list: the run ids of other jobs stay hidden.
  */
 final class JobAcl implements ACLProvider {
-    private static final List<ACL> SHARED = List.of(
-            new ACL(ZooDefs.Perms.CREATE | ZooDefs.Perms.DELETE, ZooDefs.Ids.ANYONE_ID_UNSAFE));
+    // not List.of: ZooKeeper's client asks the list whether it contains null
+    private static final List<ACL> SHARED = java.util.Collections.unmodifiableList(java.util.Arrays.asList(
+            new ACL(ZooDefs.Perms.CREATE | ZooDefs.Perms.DELETE, ZooDefs.Ids.ANYONE_ID_UNSAFE)));
 
     private final List<ACL> job;
     private final Set<String> shared;
 
     JobAcl(JobSecret secret, String namespace, String root) {
-        this.job = List.of(new ACL(ZooDefs.Perms.ALL, new Id("digest", secret.digestAclId())));
+        this.job = java.util.Collections.unmodifiableList(java.util.Arrays.asList(
+                new ACL(ZooDefs.Perms.ALL, new Id("digest", secret.digestAclId()))));
         java.util.HashSet<String> s = new java.util.HashSet<>();
         String p = "/" + namespace;
         s.add(p);

@@ -173,7 +173,6 @@ public final class ZooKeeperStore implements Store {
     private static ZooKeeperStore open(Builder b, List<AuthInfo> auth, ACLProvider acl) {
         CuratorFrameworkFactory.Builder cb = CuratorFrameworkFactory.builder()
                 .connectString(b.connectString)
-                .namespace(NAMESPACE)
                 .sessionTimeoutMs((int) b.sessionTimeout.toMillis())
                 .connectionTimeoutMs((int) b.connectTimeout.toMillis())
                 .retryPolicy(new ExponentialBackoffRetry(50, 6, 1000));
@@ -212,7 +211,33 @@ public final class ZooKeeperStore implements Store {
     }
 
     private String path(String key) {
-        return "/" + root + "/" + Keys.check("key", key);
+        return "/" + NAMESPACE + "/" + root + "/" + Keys.check("key", key);
+    }
+
+    /**
+     * Creates {@code p} and any missing parents, each with the ACL the provider gives its
+     * path. Parents are created top-down with plain creates (an existing one answers
+     * NodeExists), never probed with {@code exists}: ZooKeeper checks READ on an existing
+     * node for {@code exists}, and the shared parents deny READ to keep run ids unlisted.
+     */
+    private void create(String p, byte[] value, CreateMode mode) throws Exception {
+        try {
+            client.create().withMode(mode).forPath(p, value);
+        } catch (KeeperException.NoNodeException missingParent) {
+            String parent = p.substring(0, p.lastIndexOf('/'));
+            for (int i = parent.indexOf('/', 1); ; i = parent.indexOf('/', i + 1)) {
+                String sub = i < 0 ? parent : parent.substring(0, i);
+                try {
+                    client.create().withMode(CreateMode.PERSISTENT).forPath(sub, new byte[0]);
+                } catch (KeeperException.NodeExistsException exists) {
+                    // made by us or another client; go on down
+                }
+                if (i < 0) {
+                    break;
+                }
+            }
+            client.create().withMode(mode).forPath(p, value);
+        }
     }
 
     @Override
@@ -226,7 +251,7 @@ public final class ZooKeeperStore implements Store {
                     return null;
                 } catch (KeeperException.NoNodeException e) {
                     try {
-                        client.create().creatingParentsIfNeeded().withMode(CreateMode.PERSISTENT).forPath(p, value);
+                        create(p, value, CreateMode.PERSISTENT);
                         return null;
                     } catch (KeeperException.NodeExistsException raced) {
                         // someone created it between our two calls; overwrite
@@ -276,7 +301,7 @@ public final class ZooKeeperStore implements Store {
                     cur = client.getData().storingStatIn(stat).forPath(p);
                 } catch (KeeperException.NoNodeException e) {
                     try {
-                        client.create().creatingParentsIfNeeded().forPath(p, ascii(delta));
+                        create(p, ascii(delta), CreateMode.PERSISTENT);
                         return delta;
                     } catch (KeeperException.NodeExistsException raced) {
                         continue;
@@ -312,7 +337,7 @@ public final class ZooKeeperStore implements Store {
                         return null;
                     }
                     try {
-                        client.create().creatingParentsIfNeeded().forPath(p, desired);
+                        create(p, desired, CreateMode.PERSISTENT);
                         return desired.clone();
                     } catch (KeeperException.NodeExistsException raced) {
                         continue;
@@ -401,7 +426,11 @@ public final class ZooKeeperStore implements Store {
         String p = path(key);
         Keys.checkValue(key, value, maxValueBytes);
         run("setEphemeral", key, () -> {
-            client.create().orSetData().creatingParentsIfNeeded().withMode(CreateMode.EPHEMERAL).forPath(p, value);
+            try {
+                create(p, value, CreateMode.EPHEMERAL);
+            } catch (KeeperException.NodeExistsException e) {
+                client.setData().forPath(p, value);
+            }
             return null;
         });
     }
@@ -441,7 +470,7 @@ public final class ZooKeeperStore implements Store {
                             : "this client has no job secret (" + JobSecret.ENV + ") and the key belongs to a job that has one")
                     : "the key belongs to another credential: this process's job secret (" + secret.fingerprint()
                             + ") is not the one its run was created with, or another job holds the same run id"), e);
-        } catch (KeeperException.AuthFailedException e) {
+        } catch (KeeperException.AuthFailedException | KeeperException.SessionClosedRequireAuthException e) {
             throw new StoreAuthException("store " + op + " of key '" + key + "' failed: the ZooKeeper server at '"
                     + connectString + "' requires authentication and " + (authenticated
                     ? "refused this client's credential" : "this client presented none (set " + JobSecret.ENV
