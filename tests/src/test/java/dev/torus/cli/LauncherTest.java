@@ -8,6 +8,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.torus.cli.launch.LaunchSpec;
 import dev.torus.rendezvous.EmbeddedZooKeeper;
+import dev.torus.rendezvous.JobSecret;
+import dev.torus.rendezvous.LauncherLink;
+import dev.torus.rendezvous.ZooKeeperStore;
 import dev.torus.testing.LauncherProbe;
 import dev.torus.testing.WorkerProcesses;
 import java.io.BufferedReader;
@@ -41,12 +44,22 @@ class LauncherTest {
         final List<String> err = new CopyOnWriteArrayList<>();
 
         Run(String... args) throws IOException {
+            this(Map.of(), List.of(), args);
+        }
+
+        /** With extra environment variables and JVM options for the launcher itself. */
+        Run(Map<String, String> env, List<String> launcherJvmArgs, String... args) throws IOException {
             List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                    "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-cp", WorkerProcesses.classpath(),
+                    "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"));
+            cmd.addAll(launcherJvmArgs);
+            cmd.addAll(List.of("-cp", WorkerProcesses.classpath(),
                     TorusRun.class.getName(), "--jvm-arg=-Xmx256m", "--jvm-arg=-XX:+UseSerialGC",
                     "--jvm-arg=-XX:TieredStopAtLevel=1"));
             cmd.addAll(List.of(args));
-            process = new ProcessBuilder(cmd).start();
+            ProcessBuilder pb = new ProcessBuilder(cmd);
+            pb.environment().remove(JobSecret.ENV);
+            pb.environment().putAll(env);
+            process = pb.start();
             pump(process.getInputStream(), out);
             pump(process.getErrorStream(), err);
         }
@@ -176,12 +189,17 @@ class LauncherTest {
     }
 
     @Test
-    void twoNodesMeetThroughAnExternalZooKeeper() throws Exception {
-        try (EmbeddedZooKeeper zk = EmbeddedZooKeeper.startWithoutAuth();
-             Run a = new Run("--nnodes", "2:2", "--nproc-per-node", "1", "--rdzv-endpoint", zk.connectString(),
-                     "--run-id", "twonodes", LauncherProbe.class.getName(), "env");
-             Run b = new Run("--nnodes", "2:2", "--nproc-per-node", "1", "--rdzv-endpoint", zk.connectString(),
-                     "--run-id", "twonodes", LauncherProbe.class.getName(), "env")) {
+    void twoNodesMeetThroughAnExternalZooKeeperWithAuthenticationOn(@TempDir Path dir) throws Exception {
+        JobSecret secret = JobSecret.generate();
+        Path secretFile = dir.resolve("secret");
+        Files.writeString(secretFile, secret.toHex() + "\n");
+        try (EmbeddedZooKeeper zk = EmbeddedZooKeeper.start();
+             // one agent takes the secret from its environment, the other from a file
+             Run a = new Run(Map.of(JobSecret.ENV, secret.toHex()), List.of(), "--nnodes", "2:2", "--nproc-per-node", "1",
+                     "--rdzv-endpoint", zk.connectString(), "--run-id", "twonodes", LauncherProbe.class.getName(), "env");
+             Run b = new Run(Map.of(), List.of(), "--nnodes", "2:2", "--nproc-per-node", "1", "--secret-file",
+                     secretFile.toString(), "--rdzv-endpoint", zk.connectString(), "--run-id", "twonodes",
+                     LauncherProbe.class.getName(), "env")) {
             assertEquals(0, a.awaitExit(120), "err " + a.err);
             assertEquals(0, b.awaitExit(120), "err " + b.err);
             List<String> all = new ArrayList<>(a.out);
@@ -192,7 +210,128 @@ class LauncherTest {
                         + "WORLD_SIZE=2 LOCAL_WORLD_SIZE=1 GROUP_RANK=" + rank)), all.toString());
                 assertTrue(all.contains("[" + rank + "] SUM 3"), all.toString());
             }
+            // the last agent to finish removed the run's keys from the ensemble
+            try (ZooKeeperStore s = ZooKeeperStore.builder(zk.connectString()).jobSecret(secret).build()) {
+                assertTrue(s.tryGet("runs/twonodes/world/generation") == null, "run keys left behind");
+            }
+            List<String> logs = new ArrayList<>(a.err);
+            logs.addAll(b.err);
+            assertTrue(logs.stream().anyMatch(l -> l.contains("removed the keys of run twonodes")), logs.toString());
+            assertTrue(logs.stream().noneMatch(l -> l.contains(secret.toHex())), "the secret was logged");
         }
+    }
+
+    @Test
+    void aMultiNodeJobWithoutASecretIsRefusedByName() throws Exception {
+        try (Run run = new Run("--nnodes", "1:2", "--rdzv-endpoint", "127.0.0.1:1", "--run-id", "nosecret",
+                LauncherProbe.class.getName(), "env")) {
+            assertTrue(run.awaitExit(60) != 0);
+            assertTrue(run.err.stream().anyMatch(l -> l.contains(JobSecret.ENV) && l.contains("--secret-file")),
+                    run.err.toString());
+        }
+        try (Run run = new Run(Map.of(JobSecret.ENV, "12345"), List.of(), "--nnodes", "1:2", "--rdzv-endpoint",
+                "127.0.0.1:1", "--run-id", "badsecret", LauncherProbe.class.getName(), "env")) {
+            assertTrue(run.awaitExit(60) != 0);
+            assertTrue(run.err.stream().anyMatch(l -> l.contains(JobSecret.ENV) && l.contains("64 hex digits")),
+                    run.err.toString());
+        }
+    }
+
+    @Test
+    void theSecretReachesWorkersThroughTheirEnvironmentOnly() throws Exception {
+        JobSecret secret = JobSecret.generate();
+        try (Run run = new Run(Map.of(JobSecret.ENV, secret.toHex()), List.of(), "--nproc-per-node", "1",
+                LauncherProbe.class.getName(), "sleep")) {
+            run.awaitLines(60, out -> out.stream().anyMatch(l -> l.contains("READY")));
+            long pid = run.workerPids().get(0);
+            String cmdline = Files.readString(Path.of("/proc/" + pid + "/cmdline")).replace('\0', ' ');
+            String environ = Files.readString(Path.of("/proc/" + pid + "/environ")).replace('\0', '\n');
+            assertTrue(environ.contains(JobSecret.ENV + "=" + secret.toHex()), "the worker got the job's secret");
+            assertTrue(environ.contains(LauncherLink.PID_ENV + "=" + run.process.pid()), environ);
+            assertFalse(cmdline.contains(secret.toHex()), "the secret is on the worker's command line: " + cmdline);
+            String launcherCmd = Files.readString(Path.of("/proc/" + run.process.pid() + "/cmdline"));
+            assertFalse(launcherCmd.contains(secret.toHex()));
+        }
+    }
+
+    /** The launcher is SIGKILLed: it cannot stop anyone, so its workers must notice and leave within 5 s. */
+    @Test
+    void killingTheLauncherWithSigkillLeavesNoWorkerAfterFiveSeconds() throws Exception {
+        try (Run run = new Run("--nproc-per-node", "2", LauncherProbe.class.getName(), "sleep")) {
+            run.awaitLines(60, out -> out.stream().filter(l -> l.contains("READY")).count() == 2);
+            Map<Integer, Long> pids = run.workerPids();
+            assertEquals(2, pids.size());
+            Process kill = new ProcessBuilder("kill", "-KILL", Long.toString(run.process.pid())).start();
+            assertTrue(kill.waitFor(10, TimeUnit.SECONDS));
+            long t0 = System.nanoTime();
+            assertTrue(run.process.waitFor(10, TimeUnit.SECONDS));
+            try {
+                for (Map.Entry<Integer, Long> e : pids.entrySet()) {
+                    while (ProcessHandle.of(e.getValue()).map(ProcessHandle::isAlive).orElse(false)) {
+                        assertTrue(System.nanoTime() - t0 < TimeUnit.SECONDS.toNanos(5), "worker rank " + e.getKey()
+                                + " (pid " + e.getValue() + ") outlived its SIGKILLed launcher by 5 s");
+                        Thread.sleep(50);
+                    }
+                }
+                System.out.printf("workers gone %.2f s after the launcher's SIGKILL%n", (System.nanoTime() - t0) / 1e9);
+            } finally {
+                pids.values().forEach(p -> ProcessHandle.of(p).ifPresent(ProcessHandle::destroyForcibly));
+            }
+        }
+    }
+
+    /** A worker stopped by SIGSTOP never exits; the launcher must still notice it, end the job and say why. */
+    @Test
+    void aStoppedWorkerIsFoundStuckAndTheJobEnds(@TempDir Path dir) throws Exception {
+        try (Run run = new Run("--nproc-per-node", "2", "--stuck-timeout", "2", "--error-dir", dir.toString(), "--run-id",
+                "stuck", LauncherProbe.class.getName(), "sleep")) {
+            run.awaitLines(60, out -> out.stream().filter(l -> l.contains("READY")).count() == 2);
+            Map<Integer, Long> pids = run.workerPids();
+            Process stop = new ProcessBuilder("kill", "-STOP", Long.toString(pids.get(1))).start();
+            assertTrue(stop.waitFor(10, TimeUnit.SECONDS));
+            long t0 = System.nanoTime();
+            int code = run.awaitExit(60);
+            double s = (System.nanoTime() - t0) / 1e9;
+            System.out.printf("a SIGSTOPped worker ended the job after %.1f s (stuck timeout 2 s), exit code %d%n", s, code);
+            assertTrue(code != 0);
+            assertTrue(run.err.stream().anyMatch(l -> l.contains("rank 1") && l.contains("is stuck")
+                    && l.contains("stopped by a signal")), run.err.toString());
+            String json = Files.readString(dir.resolve("error-stuck-attempt0-rank1.json"));
+            assertTrue(json.contains("\"stuck\":\"stopped by a signal"), json);
+            assertAllGone(pids);
+        }
+    }
+
+    /** Error files in the shared temp directory: private per-user folder, and no write through a planted link. */
+    @Test
+    void errorFilesGoToAPrivateFolderAndNeverThroughALink(@TempDir Path tmp) throws Exception {
+        String user = System.getProperty("user.name").replaceAll("[^A-Za-z0-9._-]", "_");
+        Path victim = tmp.resolve("victim.txt");
+        Files.writeString(victim, "precious");
+        // 1. a link planted where the per-user folder goes: refused, with the reason
+        Path planted = tmp.resolve("torusrun-" + user);
+        Files.createSymbolicLink(planted, tmp);
+        try (Run run = new Run(Map.of(), List.of("-Djava.io.tmpdir=" + tmp), "--nproc-per-node", "1", "--run-id", "linkdir",
+                LauncherProbe.class.getName(), "crash", "0", "5")) {
+            assertTrue(run.awaitExit(60) != 0);
+            assertTrue(run.err.stream().anyMatch(l -> l.contains("symbolic link")), run.err.toString());
+        }
+        Files.delete(planted);
+        // 2. a real private folder, with a link planted at the error file's name
+        try (Run run = new Run(Map.of(), List.of("-Djava.io.tmpdir=" + tmp), "--nproc-per-node", "1", "--run-id", "first",
+                LauncherProbe.class.getName(), "env")) {
+            assertEquals(0, run.awaitExit(60), run.err.toString());
+        }
+        Path folder = tmp.resolve("torusrun-" + user);
+        assertEquals("rwx------", java.nio.file.attribute.PosixFilePermissions.toString(Files.getPosixFilePermissions(folder)));
+        Files.createSymbolicLink(folder.resolve("error-trap-attempt0-rank0.json"), victim);
+        try (Run run = new Run(Map.of(), List.of("-Djava.io.tmpdir=" + tmp), "--nproc-per-node", "1", "--run-id", "trap",
+                LauncherProbe.class.getName(), "crash", "0", "5")) {
+            assertEquals(5, run.awaitExit(60), run.err.toString());
+        }
+        assertEquals("precious", Files.readString(victim), "the error file was written through the planted link");
+        String json = Files.readString(folder.resolve("error-trap-attempt0-rank0-2.json"));
+        assertTrue(json.contains("\"exit_code\":5"), json);
     }
 
     @Test
