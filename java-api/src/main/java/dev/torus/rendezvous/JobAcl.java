@@ -10,7 +10,8 @@ import org.apache.zookeeper.data.Id;
 /**
  * The ACLs of a job's keys: every znode the job creates belongs to its digest
  * credential alone (all permissions), except the shared parents that every job
- * creates below ({@code /torus}, {@code /torus/<root>} and {@code /torus/<root>/runs}),
+ * creates below ({@code /torus}, {@code /torus/<root>}, {@code /torus/<root>/runs} and
+ * {@code /torus/<root>/index}),
  * which anyone may add children to and remove empty children from, but nobody
  * outside an administrator may read or list: the run ids of other jobs stay hidden.
  */
@@ -33,6 +34,7 @@ final class JobAcl implements ACLProvider {
             s.add(p);
         }
         s.add(p + "/runs");
+        s.add(p + "/index");
         this.shared = Set.copyOf(s);
     }
 

@@ -435,6 +435,15 @@ public final class ZooKeeperStore implements Store {
         });
     }
 
+    /** When {@code key} was last written (its znode's mtime), or null if it does not exist. */
+    public java.time.Instant modified(String key) {
+        String p = path(key);
+        return run("stat", key, () -> {
+            Stat st = client.checkExists().forPath(p);
+            return st == null ? null : java.time.Instant.ofEpochMilli(st.getMtime());
+        });
+    }
+
     @Override
     public int maxValueBytes() {
         return maxValueBytes;

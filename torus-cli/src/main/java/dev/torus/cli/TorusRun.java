@@ -62,6 +62,10 @@ public final class TorusRun implements Callable<Integer> {
             + "(SIGSTOP) or sends no heartbeat counts as failed; 0 turns it off (default ${DEFAULT-VALUE}).")
     double stuckTimeout;
 
+    @Option(names = "--stale-run-age", defaultValue = "24", description = "On an external ensemble, delete runs of this "
+            + "job secret that have no live launcher and no write for this many hours (default ${DEFAULT-VALUE}).")
+    double staleRunHours;
+
     @Option(names = "--jvm-arg", description = "Extra JVM argument for Java workers (repeatable).")
     List<String> jvmArgs = new ArrayList<>();
 
@@ -134,6 +138,10 @@ public final class TorusRun implements Callable<Integer> {
                 Duration.ofMillis((long) (rdzvTimeout * 1000)), Duration.ofMillis((long) (lastCall * 1000)));
         Launcher launcher = new Launcher(spec, Launcher.prefixing(System.out, System.err), System.err)
                 .stuckTimeout(Duration.ofMillis((long) (stuckTimeout * 1000)));
+        if (!(staleRunHours > 0)) {
+            throw new IllegalArgumentException("--stale-run-age must be a positive number of hours, got " + staleRunHours);
+        }
+        launcher.staleRunAge(Duration.ofMillis((long) (staleRunHours * 3_600_000)));
         JobSecret secret = secretFile != null ? readSecretFile(secretFile) : JobSecret.fromEnvironment(System.getenv());
         if (secret != null) {
             launcher.jobSecret(secret);

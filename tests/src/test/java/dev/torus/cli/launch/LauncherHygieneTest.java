@@ -5,6 +5,9 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.torus.rendezvous.EmbeddedZooKeeper;
+import dev.torus.rendezvous.JobSecret;
+import dev.torus.rendezvous.ZooKeeperStore;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -48,6 +51,41 @@ class LauncherHygieneTest {
         Files.createSymbolicLink(tmp.resolve("dangling.json"), tmp.resolve("nowhere"));
         PrivateFiles.writeNew(tmp, "dangling", ".json", "x");
         assertTrue(Files.notExists(tmp.resolve("nowhere")));
+    }
+
+    @Test
+    void stalenessSweepRemovesOnlyDeadRunsOfItsOwnSecret() throws Exception {
+        JobSecret mine = JobSecret.generate();
+        JobSecret theirs = JobSecret.generate();
+        try (EmbeddedZooKeeper zk = EmbeddedZooKeeper.start();
+             ZooKeeperStore a = ZooKeeperStore.builder(zk.connectString()).jobSecret(mine).build();
+             ZooKeeperStore live = ZooKeeperStore.builder(zk.connectString()).jobSecret(mine).build();
+             ZooKeeperStore b = ZooKeeperStore.builder(zk.connectString()).jobSecret(theirs).build()) {
+            // a run whose launcher died after a restart: no live marker, two namespaces
+            RunIndex.register(a, mine, "dead", 2);
+            a.set("runs/dead/world/generation", new byte[] {'0'});
+            a.set("runs/dead-restart1/world/generation", new byte[] {'1'});
+            // a run whose launcher lives (its own session), and one of another secret
+            RunIndex.register(live, mine, "alive", 1);
+            live.set("runs/alive/world/generation", new byte[] {'0'});
+            RunIndex.register(b, theirs, "other", 1);
+            b.set("runs/other/world/generation", new byte[] {'0'});
+            a.close(); // the dead run's launcher session ends: its marker goes
+            Thread.sleep(50);
+            try (ZooKeeperStore sweeper = ZooKeeperStore.builder(zk.connectString()).jobSecret(mine).build()) {
+                java.io.ByteArrayOutputStream log = new java.io.ByteArrayOutputStream();
+                List<String> swept = RunIndex.sweep(sweeper, mine, Duration.ofMillis(10), "current",
+                        new java.io.PrintStream(log, true));
+                assertEquals(List.of("dead"), swept, log.toString());
+                assertNull(sweeper.tryGet("runs/dead/world/generation"));
+                assertNull(sweeper.tryGet("runs/dead-restart1/world/generation"));
+                assertTrue(sweeper.tryGet("runs/alive/world/generation") != null, "a live run was swept");
+                // young runs stay, whatever their state
+                assertEquals(List.of(), RunIndex.sweep(sweeper, mine, Duration.ofHours(1), "current",
+                        new java.io.PrintStream(log, true)));
+            }
+            assertTrue(b.tryGet("runs/other/world/generation") != null, "another secret's run was touched");
+        }
     }
 
     @Test

@@ -94,6 +94,8 @@ public final class Launcher {
     private Path heartbeatDir;
     private int attempts;
     private int nodesOfLastAttempt = 1;
+    private boolean keysRemoved;
+    private Duration staleRunAge = Duration.ofHours(24);
 
     public Launcher(LaunchSpec spec, OutputSink sink, PrintStream log) {
         if (spec == null || sink == null || log == null) {
@@ -125,6 +127,18 @@ public final class Launcher {
             throw new IllegalArgumentException("--stuck-timeout must be >= 0 seconds, got " + timeout);
         }
         this.stuckTimeout = timeout;
+        return this;
+    }
+
+    /**
+     * On an external ensemble, runs of this launcher's secret with no live launcher and no
+     * write for this long are deleted when a launcher starts (default 24 h).
+     */
+    public synchronized Launcher staleRunAge(Duration age) {
+        if (age == null || age.isNegative() || age.isZero()) {
+            throw new IllegalArgumentException("--stale-run-age must be positive, got " + age);
+        }
+        this.staleRunAge = age;
         return this;
     }
 
@@ -160,9 +174,17 @@ public final class Launcher {
             } else {
                 endpoint = spec.endpoint();
             }
-            if (spec.maxNodes() > 1) {
-                store = ZooKeeperStore.builder(endpoint).root("torusrun").connectTimeout(spec.rdzvTimeout())
+            if (spec.endpoint() != null) {
+                // an external ensemble: the agents meet there, and the run is indexed under the secret
+                ZooKeeperStore zs = ZooKeeperStore.builder(endpoint).root("store").connectTimeout(spec.rdzvTimeout())
                         .jobSecret(secret).build();
+                store = zs;
+                try {
+                    RunIndex.sweep(zs, secret, staleRunAge, runId, log);
+                } catch (RuntimeException e) {
+                    log.println("torusrun: could not sweep stale runs: " + e.getMessage());
+                }
+                RunIndex.register(zs, secret, runId, 1);
             }
         }
         try {
@@ -171,6 +193,9 @@ public final class Launcher {
                         spec.minNodes(), spec.maxNodes(), spec.rdzvTimeout(), spec.lastCall(), log);
                 attempts = attempt + 1;
                 nodesOfLastAttempt = node[1];
+                if (store instanceof ZooKeeperStore zs && attempt > 0) {
+                    RunIndex.register(zs, secret, runId, attempts);
+                }
                 int code = runAttempt(endpoint, attempt, node[0], node[1]);
                 if (code == 0 || stopping) {
                     return code;
@@ -183,7 +208,6 @@ public final class Launcher {
             }
         } finally {
             shutdown();
-            removeRunKeys(endpoint);
         }
     }
 
@@ -192,28 +216,24 @@ public final class Launcher {
      * one-node job; in a larger one, the last node to finish does it. (The embedded server
      * takes everything with it.) Failures are reported, not thrown.
      */
-    private void removeRunKeys(String endpoint) {
-        if (spec.endpoint() == null || attempts == 0) {
+    private void removeRunKeys() {
+        if (!(store instanceof ZooKeeperStore zs) || attempts == 0 || keysRemoved) {
             return;
         }
-        try (ZooKeeperStore comm = ZooKeeperStore.builder(endpoint).root("store").connectTimeout(Duration.ofSeconds(10))
-                .jobSecret(secret).build()) {
-            if (spec.maxNodes() > 1) {
-                try (ZooKeeperStore agents = ZooKeeperStore.builder(endpoint).root("torusrun")
-                        .connectTimeout(Duration.ofSeconds(10)).jobSecret(secret).build()) {
-                    long done = agents.add("runs/" + runId + "/finished-nodes", 1);
-                    if (done < nodesOfLastAttempt) {
-                        return;
-                    }
-                    agents.delete("runs/" + runId);
-                }
+        keysRemoved = true;
+        try {
+            if (spec.maxNodes() > 1 && zs.add("runs/" + runId + "/agents/finished-nodes", 1) < nodesOfLastAttempt) {
+                return;
             }
             for (int a = 0; a < attempts; a++) {
-                comm.delete("runs/" + (a == 0 ? runId : runId + "-restart" + a));
+                zs.delete("runs/" + (a == 0 ? runId : runId + "-restart" + a));
             }
-            log.println("torusrun: removed the keys of run " + runId + " from " + endpoint);
+            RunIndex.remove(zs, secret, runId);
+            log.println("torusrun: removed the keys of run " + runId + " from " + zs.connectString());
         } catch (RuntimeException e) {
-            log.println("torusrun: could not remove the keys of run " + runId + " from " + endpoint + ": " + e.getMessage());
+            log.println("torusrun: could not remove the keys of run " + runId + " from " + zs.connectString() + ": "
+                    + e.getMessage() + " (the next launcher with this secret sweeps it after " + staleRunAge.toHours()
+                    + " h)");
         }
     }
 
@@ -249,7 +269,7 @@ public final class Launcher {
                         + world + ", run " + runId + ", attempt " + attempt);
             }
         }
-        String failedKey = "runs/" + runId + "/attempt-" + attempt + "/failed";
+        String failedKey = "runs/" + runId + "/agents/attempt-" + attempt + "/failed";
         long lastStoreCheck = 0;
         while (true) {
             List<WorkerProcess> failed = new ArrayList<>();
@@ -370,6 +390,7 @@ public final class Launcher {
         stopWorkers();
         synchronized (this) {
             if (store != null) {
+                removeRunKeys();
                 store.close();
                 store = null;
             }

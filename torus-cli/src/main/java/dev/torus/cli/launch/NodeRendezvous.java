@@ -19,7 +19,7 @@ final class NodeRendezvous {
     /** Returns {nodeRank, nodes}. */
     static int[] join(Store store, String runId, int attempt, int min, int max, Duration timeout, Duration lastCall,
                       PrintStream log) throws InterruptedException {
-        String base = "runs/" + runId + "/attempt-" + attempt;
+        String base = "runs/" + runId + "/agents/attempt-" + attempt;
         long joined = store.add(base + "/joined", 1);
         int nodeRank = (int) joined - 1;
         if (nodeRank >= max) {
