@@ -18,7 +18,7 @@ import picocli.CommandLine.Option;
         description = "Torus benchmarks. Each reports ratios measured in the same run.",
         subcommands = {TorusBench.Quant.class, TorusBench.AllReduce.class, TorusBench.AllGather.class,
                 TorusBench.ReduceScatter.class, TorusBench.Broadcast.class, TorusBench.SendRecv.class,
-                TorusBench.Recompute.class, TorusBench.Dp.class})
+                TorusBench.Recompute.class, TorusBench.Dp.class, TorusBench.Rendezvous.class})
 public final class TorusBench implements Runnable {
     @Override
     public void run() {
@@ -42,6 +42,36 @@ public final class TorusBench implements Runnable {
         CommandLine cl = new CommandLine(new TorusBench());
         cl.setExecutionExceptionHandler(ExpectedFailures.oneLine("torus-bench"));
         return cl;
+    }
+
+    /** What authentication costs the forming of a world. */
+    @Command(name = "rendezvous", mixinStandardHelpOptions = true,
+            description = "Forms worlds of in-process ranks (each with its own store connection, as fromEnv() does) "
+                    + "against an open and an authenticated embedded ZooKeeper, alternating, and reports the median "
+                    + "time of each and their ratio.")
+    static final class Rendezvous implements Callable<Integer> {
+        @Option(names = "--json", description = "Also write one JSON object per row to FILE.")
+        Path json;
+
+        @Option(names = "--nproc", split = ",", defaultValue = "2,4", description = "Rank counts (default ${DEFAULT-VALUE}).")
+        List<Integer> nproc;
+
+        @Option(names = "--rounds", defaultValue = "20", description = "Timed rounds of each kind (default ${DEFAULT-VALUE}).")
+        int rounds;
+
+        @Override
+        public Integer call() throws Exception {
+            if (rounds < 1) {
+                throw new IllegalArgumentException("--rounds: expected a positive integer, got " + rounds);
+            }
+            for (int n : nproc) {
+                if (n < 1 || n > 32) {
+                    throw new IllegalArgumentException("--nproc: expected rank counts in [1, 32], got " + n);
+                }
+            }
+            new dev.torus.cli.bench.RendezvousBench(System.out, rounds).run(nproc, json);
+            return 0;
+        }
     }
 
     /** Data-parallel training throughput, hooks and overlap. */
