@@ -91,7 +91,8 @@ public final class EmbeddedZooKeeper implements AutoCloseable {
         Path dir = null;
         try {
             int p = options.port == 0 ? freePort() : options.port;
-            dir = Files.createTempDirectory("torus-zk-");
+            sweepOrphanedDataDirs();
+            dir = Files.createTempDirectory(DIR_PREFIX + ProcessHandle.current().pid() + "-");
             Properties cfg = new Properties();
             cfg.setProperty("clientPort", Integer.toString(p));
             cfg.setProperty("clientPortAddress", "127.0.0.1");
@@ -124,6 +125,41 @@ public final class EmbeddedZooKeeper implements AutoCloseable {
     /** The schemes clients must authenticate with; empty for an open server. */
     public List<String> authSchemes() {
         return schemes;
+    }
+
+    private static final String DIR_PREFIX = "torus-zk-";
+
+    /**
+     * Deletes the data directories that servers of dead processes left in the temp
+     * directory (a JVM killed with SIGKILL cannot delete its own): {@code torus-zk-<pid>-*}
+     * of this user whose pid no longer runs. Best effort.
+     */
+    static void sweepOrphanedDataDirs() {
+        Path tmp = Path.of(System.getProperty("java.io.tmpdir"));
+        String me = System.getProperty("user.name");
+        try (Stream<Path> dirs = Files.list(tmp)) {
+            for (Path d : dirs.toList()) {
+                String name = d.getFileName().toString();
+                if (!name.startsWith(DIR_PREFIX)) {
+                    continue;
+                }
+                String[] parts = name.substring(DIR_PREFIX.length()).split("-", 2);
+                long pid;
+                try {
+                    pid = Long.parseLong(parts[0]);
+                } catch (NumberFormatException e) {
+                    continue;
+                }
+                if (parts.length < 2 || ProcessHandle.of(pid).isPresent()
+                        || !Files.isDirectory(d, java.nio.file.LinkOption.NOFOLLOW_LINKS)
+                        || !Files.getOwner(d, java.nio.file.LinkOption.NOFOLLOW_LINKS).getName().equals(me)) {
+                    continue;
+                }
+                deleteTree(d);
+            }
+        } catch (IOException | RuntimeException e) {
+            // leftovers are harmless; never fail a start over them
+        }
     }
 
     private static int freePort() throws IOException {

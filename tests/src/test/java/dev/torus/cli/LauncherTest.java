@@ -277,6 +277,18 @@ class LauncherTest {
             } finally {
                 pids.values().forEach(p -> ProcessHandle.of(p).ifPresent(ProcessHandle::destroyForcibly));
             }
+            // the dead launcher's embedded server could not delete its data; the next server start does
+            String prefix = "torus-zk-" + run.process.pid() + "-";
+            Path tmp = Path.of(System.getProperty("java.io.tmpdir"));
+            try (var listing = Files.list(tmp)) {
+                assertTrue(listing.anyMatch(p -> p.getFileName().toString().startsWith(prefix)),
+                        "expected the killed launcher's ZooKeeper data directory");
+            }
+            EmbeddedZooKeeper.startWithoutAuth().close();
+            try (var listing = Files.list(tmp)) {
+                assertTrue(listing.noneMatch(p -> p.getFileName().toString().startsWith(prefix)),
+                        "a dead server's data directory was left behind");
+            }
         }
     }
 

@@ -38,6 +38,17 @@ class LauncherHygieneTest {
     }
 
     @Test
+    void heartbeatFoldersOfDeadLaunchersAreSweptAndLiveOnesKept(@TempDir Path tmp) throws IOException {
+        Path dead = Files.createDirectory(tmp.resolve("hb-999999999-run-0")); // above any pid_max
+        Files.writeString(dead.resolve("rank-0"), "");
+        Path live = Files.createDirectory(tmp.resolve("hb-" + ProcessHandle.current().pid() + "-run-0"));
+        Path other = Files.createDirectory(tmp.resolve("hb-custom"));
+        PrivateFiles.sweepHeartbeatDirs(tmp);
+        assertTrue(Files.notExists(dead));
+        assertTrue(Files.exists(live) && Files.exists(other));
+    }
+
+    @Test
     void aNewFileNeverReplacesAFileOrFollowsALink(@TempDir Path tmp) throws IOException {
         Path victim = Files.writeString(tmp.resolve("victim"), "keep");
         Files.createSymbolicLink(tmp.resolve("report.json"), victim);

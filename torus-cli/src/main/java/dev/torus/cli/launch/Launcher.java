@@ -246,7 +246,10 @@ public final class Launcher {
             }
             workers.clear();
             removeHeartbeatDir();
-            heartbeatDir = PrivateFiles.ensurePrivate(PrivateFiles.userDirectory().resolve("hb-" + runId + "-" + attempt));
+            Path mine = PrivateFiles.userDirectory();
+            PrivateFiles.sweepHeartbeatDirs(mine);
+            heartbeatDir = PrivateFiles.ensurePrivate(mine.resolve("hb-" + ProcessHandle.current().pid() + "-" + runId
+                    + "-" + attempt));
             for (int local = 0; local < n; local++) {
                 int rank = nodeRank * n + local;
                 Map<String, String> env = new HashMap<>(spec.extraEnv());

@@ -57,6 +57,35 @@ final class PrivateFiles {
         return dir;
     }
 
+    /** Deletes the heartbeat folders ({@code hb-<launcher pid>-...}) of launchers that no longer run. */
+    static void sweepHeartbeatDirs(Path userDir) {
+        try (var dirs = Files.list(userDir)) {
+            for (Path d : dirs.toList()) {
+                String name = d.getFileName().toString();
+                if (!name.startsWith("hb-") || !Files.isDirectory(d, LinkOption.NOFOLLOW_LINKS)) {
+                    continue;
+                }
+                long pid;
+                try {
+                    pid = Long.parseLong(name.substring(3, name.indexOf('-', 3)));
+                } catch (RuntimeException e) {
+                    continue; // an older name: not ours to judge
+                }
+                if (ProcessHandle.of(pid).isPresent()) {
+                    continue;
+                }
+                try (var files = Files.list(d)) {
+                    for (Path f : files.toList()) {
+                        Files.deleteIfExists(f);
+                    }
+                }
+                Files.deleteIfExists(d);
+            }
+        } catch (IOException | RuntimeException e) {
+            // leftovers are harmless
+        }
+    }
+
     /**
      * Writes {@code text} to a new file {@code name} in {@code dir}; if that name exists (a
      * file, or a link planted in its place) it takes {@code name-2}, {@code name-3}, ...
