@@ -32,13 +32,10 @@ public interface Communicator extends AutoCloseable {
      * and {@code TORUS_BACKEND} ({@code gloo} or {@code nccl}; default gloo). A positive
      * {@code TORUS_RESTART_COUNT} (set by torusrun after a restart) moves the rendezvous to
      * a fresh namespace, {@code <run id>-restart<k>}. {@code TORUS_JOB_SECRET} (set by
-     * torusrun) authenticates to the store and signs this rank's records; under torusrun
-     * this also starts the {@link dev.torus.rendezvous.LauncherLink launcher watch}, which
-     * ends this process if the launcher dies. Optional:
+     * torusrun) authenticates to the store and signs this rank's records. Optional:
      * {@code TORUS_COMM_TIMEOUT_MS}, {@code TORUS_COMM_DEBUG=1} (fingerprint checks).
      */
     static Communicator fromEnv() {
-        dev.torus.rendezvous.LauncherLink.startFromEnvironment();
         return CommunicatorBuilder.fromEnvironment(System.getenv()).build();
     }
 

@@ -268,7 +268,11 @@ public final class CommunicatorBuilder {
         long deadline = System.nanoTime() + init.toNanos();
         Store s = store;
         JobSecret js = secret;
-        if (js == null && s instanceof ZooKeeperStore z) {
+        if (s instanceof ZooKeeperStore z && z.jobSecret() != null) {
+            if (js != null && !js.equals(z.jobSecret())) {
+                throw new IllegalArgumentException("jobSecret (" + js + ") differs from the secret the store authenticates "
+                        + "with (" + z.jobSecret() + "); give one secret, or none to use the store's");
+            }
             js = z.jobSecret();
         }
         boolean ownsStore = false;

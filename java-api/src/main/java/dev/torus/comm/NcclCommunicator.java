@@ -173,6 +173,10 @@ final class NcclCommunicator extends BaseCommunicator {
     static NcclCommunicator init(CommSpec spec, NcclDriver driver, int ordinal, long deadline) {
         Rendezvous.claimGeneration(spec, deadline);
         Rendezvous.agreeOnMembers(spec, deadline);
+        // every rank claims its rank with a signed record (NCCL's own exchange is rank 0's id
+        // only), so that a duplicate or a process without the secret is refused here
+        Rendezvous.exchange(spec, "nccl-rank", FailureDiagnosis.processId().getBytes(
+                java.nio.charset.StandardCharsets.US_ASCII), deadline);
         byte[] id = new byte[NcclDriver.UNIQUE_ID_BYTES];
         if (spec.rank() == 0) {
             int st = driver.getUniqueId(id);
@@ -180,10 +184,12 @@ final class NcclCommunicator extends BaseCommunicator {
                 throw NcclHandle.failure(driver, st, "ncclGetUniqueId");
             }
             byte[] framed = Rendezvous.frame(spec, "nccl-id", 0, id);
-            BoundedCalls.within(() -> {
-                spec.generationNamespace().set("nccl-id", framed);
-                return null;
-            }, deadline, "publishing the NCCL unique id", "initTimeout (" + spec.initTimeout().toMillis() + " ms)");
+            byte[] stored = BoundedCalls.within(() -> spec.generationNamespace().compareSet("nccl-id", null, framed),
+                    deadline, "publishing the NCCL unique id", "initTimeout (" + spec.initTimeout().toMillis() + " ms)");
+            if (!java.util.Arrays.equals(stored, framed)) {
+                throw new DuplicateRankException(0, "rank 0 of " + spec + " found an NCCL unique id already published "
+                        + "for this generation: another process claimed rank 0; refusing to overwrite it");
+            }
         }
         String key = "runs/" + spec.runId() + "/" + spec.name() + "/gen-" + spec.generation() + "/nccl-id";
         byte[] rec = BoundedCalls.within(() -> spec.generationNamespace().get("nccl-id", Rendezvous.remaining(deadline)),

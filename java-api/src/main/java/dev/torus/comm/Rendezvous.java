@@ -157,8 +157,8 @@ final class Rendezvous {
     /** Best effort: tells the ranks of this generation that {@code spec.rank()} was claimed twice. */
     private static void reportDuplicate(CommSpec spec, String what) {
         try {
-            spec.generationNamespace().set(what + "-duplicate/" + spec.rank(),
-                    FailureDiagnosis.processId().getBytes(StandardCharsets.US_ASCII));
+            spec.generationNamespace().set(what + "-duplicate/" + spec.rank(), frame(spec, what + "-duplicate",
+                    spec.rank(), FailureDiagnosis.processId().getBytes(StandardCharsets.US_ASCII)));
         } catch (RuntimeException e) {
             // the claimant fails either way; the others may then form the generation without it
         }
@@ -170,10 +170,22 @@ final class Rendezvous {
      * arriving while the generation forms fails every rank, not only itself.
      */
     static void checkNoDuplicates(CommSpec spec, String what) {
-        List<String> dups = spec.generationNamespace().list(what + "-duplicate");
+        Store ns = spec.generationNamespace();
+        List<String> dups = ns.list(what + "-duplicate");
         if (!dups.isEmpty()) {
             List<String> ranks = dups.stream().filter(k -> k.matches("[0-9]{1,9}")).toList();
-            int first = ranks.isEmpty() ? -1 : Integer.parseInt(ranks.get(0));
+            for (String r : ranks) {
+                // a marker must carry the job's proof too: a forged one is an attack, not a duplicate
+                byte[] m = ns.tryGet(what + "-duplicate/" + r);
+                if (m != null) {
+                    unframe(spec, what + "-duplicate", Integer.parseInt(r), m, key(spec, what + "-duplicate",
+                            Integer.parseInt(r)));
+                }
+            }
+            if (ranks.isEmpty()) {
+                return; // nothing Torus writes; not a duplicate claim
+            }
+            int first = Integer.parseInt(ranks.get(0));
             throw new DuplicateRankException(first, "rank(s) " + ranks + " of " + spec + " were claimed by more than one "
                     + "process (two workers with the same RANK, or two launchers sharing run id '" + spec.runId()
                     + "'); this generation cannot form");

@@ -26,19 +26,15 @@ final class SplitExchange {
      * {@code null} for a negative color (the rank takes part but joins no child).
      */
     static CommSpec childSpec(CommSpec parent, int k, int color, int key) {
-        Store ns = parent.generationNamespace().withPrefix("split-" + k);
-        ns.set(Integer.toString(parent.rank()), (color + "," + key).getBytes(StandardCharsets.US_ASCII));
-        List<String> keys = new ArrayList<>();
-        for (int r = 0; r < parent.size(); r++) {
-            keys.add(Integer.toString(r));
-        }
-        ns.wait(keys, parent.initTimeout());
+        // a signed record per rank, created once, like every rank record
+        byte[][] all = Rendezvous.exchange(parent, "split-" + k,
+                (color + "," + key).getBytes(StandardCharsets.US_ASCII));
         if (color < 0) {
             return null;
         }
         List<int[]> same = new ArrayList<>(); // {key, oldRank}
         for (int r = 0; r < parent.size(); r++) {
-            byte[] v = ns.get(Integer.toString(r), parent.initTimeout());
+            byte[] v = all[r];
             String[] parts = new String(v, StandardCharsets.US_ASCII).split(",");
             if (parts.length != 2) {
                 throw malformed(parent, r, k);

@@ -42,8 +42,13 @@ public final class ZooKeeperStore implements Store {
     private final JobSecret secret;
     private final boolean authenticated;
 
+    private final ACLProvider acl;
+    /** Top nodes (e.g. {@code runs/<run>}) whose ACL was found to be the expected one. */
+    private final java.util.Set<String> verifiedTops = java.util.concurrent.ConcurrentHashMap.newKeySet();
+
     private ZooKeeperStore(CuratorFramework client, String connectString, String root, int maxValueBytes,
-                           JobSecret secret, boolean authenticated) {
+                           JobSecret secret, boolean authenticated, ACLProvider acl) {
+        this.acl = acl;
         this.client = client;
         this.connectString = connectString;
         this.root = root;
@@ -201,7 +206,7 @@ public final class ZooKeeperStore implements Store {
             throw new StoreTimeoutException("could not connect to ZooKeeper at '" + b.connectString + "' within "
                     + connectTimeout.toMillis() + " ms; is the server running (TORUS_RDZV_ENDPOINT)?");
         }
-        return new ZooKeeperStore(client, b.connectString, b.root, b.maxValueBytes, b.secret, !auth.isEmpty());
+        return new ZooKeeperStore(client, b.connectString, b.root, b.maxValueBytes, b.secret, !auth.isEmpty(), acl);
     }
 
     private static void requirePositive(String name, Duration d) {
@@ -236,6 +241,8 @@ public final class ZooKeeperStore implements Store {
                     break;
                 }
             }
+            // the top node may have been made just now, by us or by someone else: check it
+            verifyOwner(p.substring(("/" + NAMESPACE + "/" + root + "/").length()));
             client.create().withMode(mode).forPath(p, value);
         }
     }
@@ -464,12 +471,51 @@ public final class ZooKeeperStore implements Store {
         return "zookeeper://" + connectString + "/torus/" + root;
     }
 
+    /**
+     * The first node of {@code key} that one job owns: {@code runs/<run>} and
+     * {@code index/<id>} below the shared {@code runs} and {@code index}, else the first
+     * segment; null for a shared node itself.
+     */
+    private static String top(String key) {
+        String[] seg = key.split("/");
+        if (seg[0].equals("runs") || seg[0].equals("index")) {
+            return seg.length < 2 ? null : seg[0] + "/" + seg[1];
+        }
+        return seg[0];
+    }
+
+    /**
+     * With ACLs of our own, refuses to work below a top node that exists with other ACLs:
+     * someone else created it first (a squatted run id), and could have planted keys below
+     * it. A top node that does not exist yet is checked again once it does.
+     */
+    private void verifyOwner(String key) throws Exception {
+        String top = top(key);
+        if (acl == null || top == null || verifiedTops.contains(top)) {
+            return;
+        }
+        String p = path(top);
+        List<org.apache.zookeeper.data.ACL> got;
+        try {
+            got = client.getACL().forPath(p);
+        } catch (KeeperException.NoNodeException e) {
+            return;
+        }
+        if (!new java.util.HashSet<>(got).equals(new java.util.HashSet<>(acl.getAclForPath(p)))) {
+            throw new StoreAuthException("key '" + key + "' lies below '" + top + "', which another credential created "
+                    + "with other ACLs (" + got + "): that run id is taken by someone else, who could have planted keys "
+                    + "below it; use another run id", null);
+        }
+        verifiedTops.add(top);
+    }
+
     private interface Op<T> {
         T call() throws Exception;
     }
 
     private <T> T run(String op, String key, Op<T> body) {
         try {
+            verifyOwner(key);
             return body.call();
         } catch (StoreException | IllegalArgumentException e) {
             throw e;

@@ -7,11 +7,12 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.torus.cli.launch.LaunchSpec;
+import dev.torus.cli.launch.LauncherLink;
 import dev.torus.rendezvous.EmbeddedZooKeeper;
 import dev.torus.rendezvous.JobSecret;
-import dev.torus.rendezvous.LauncherLink;
 import dev.torus.rendezvous.ZooKeeperStore;
 import dev.torus.testing.LauncherProbe;
+import dev.torus.testing.StandaloneZooKeeper;
 import dev.torus.testing.WorkerProcesses;
 import java.io.BufferedReader;
 import java.io.IOException;
@@ -193,7 +194,12 @@ class LauncherTest {
         JobSecret secret = JobSecret.generate();
         Path secretFile = dir.resolve("secret");
         Files.writeString(secretFile, secret.toHex() + "\n");
-        try (EmbeddedZooKeeper zk = EmbeddedZooKeeper.start();
+        Files.setPosixFilePermissions(secretFile, java.nio.file.attribute.PosixFilePermissions.fromString("rw-r--r--"));
+        assertMessage("chmod 600", () -> TorusRun.readSecretFile(secretFile));
+        Files.setPosixFilePermissions(secretFile, java.nio.file.attribute.PosixFilePermissions.fromString("rw-------"));
+        // a real ZooKeeper server process with authentication enforced, as docs/COLLECTIVES.md sets one up
+        try (StandaloneZooKeeper zk = StandaloneZooKeeper.start(List.of("enforce.auth.enabled=true",
+                "enforce.auth.schemes=digest"));
              // one agent takes the secret from its environment, the other from a file
              Run a = new Run(Map.of(JobSecret.ENV, secret.toHex()), List.of(), "--nnodes", "2:2", "--nproc-per-node", "1",
                      "--rdzv-endpoint", zk.connectString(), "--run-id", "twonodes", LauncherProbe.class.getName(), "env");

@@ -134,34 +134,59 @@ class RankAdmissionTest {
     }
 
     /**
-     * On a store without ACLs (an open external ensemble), a process without the secret can
-     * write rank 1's record first; the proof keeps it out, and every rank says so.
+     * Every ZooKeeper server honours the job's ACLs, so a process without the secret that
+     * creates the run first (on a server that does not enforce authentication) has squatted
+     * the run id: the job refuses to use it rather than trust anything below it.
+     */
+    @Test
+    void aRunIdTakenFirstByAProcessWithoutTheSecretIsRefused() throws Exception {
+        JobSecret secret = JobSecret.generate();
+        String run = CommHarness.uniqueRunId("squat");
+        Future<Communicator> rogue = join(open.connectString(), run, 1, 2, null, 4_000);
+        try (ZooKeeperStore s = ZooKeeperStore.connect(open.connectString(), "store", Duration.ofSeconds(10))) {
+            awaitKey(s, "runs/" + run + "/world/gen-0/gloo-addr/1");
+        }
+        Throwable t = failure(join(open.connectString(), run, 0, 2, secret, 4_000));
+        assertTrue(t instanceof StoreAuthException && t.getMessage().contains("taken by someone else"), t.toString());
+        failure(rogue);
+    }
+
+    /**
+     * On a store without ACLs (a {@code Store} of the caller's that has none), a process
+     * without the secret can write rank 1's record first; the proof keeps it out, and every
+     * rank says so.
      */
     @Test
     void aRogueRecordWithoutProofIsRefusedByEveryRankNamingTheRank() throws Exception {
         JobSecret secret = JobSecret.generate();
         String run = CommHarness.uniqueRunId("rogue");
-        Future<Communicator> rogue = join(open.connectString(), run, 1, 3, null, 8_000);
-        try (ZooKeeperStore s = ZooKeeperStore.connect(open.connectString(), "store", Duration.ofSeconds(10))) {
-            awaitKey(s, "runs/" + run + "/world/gen-0/gloo-addr/1");
+        try (ZooKeeperStore noAcl = ZooKeeperStore.connect(open.connectString(), "store", Duration.ofSeconds(10))) {
+            java.util.function.BiFunction<Integer, JobSecret, Future<Communicator>> rank = (r, js) -> pool.submit(() -> {
+                CommunicatorBuilder b = Communicator.builder().rank(r).size(3).store(noAcl).runId(run)
+                        .timeout(Duration.ofSeconds(20)).initTimeout(Duration.ofMillis(8_000));
+                if (js != null) {
+                    b.jobSecret(js);
+                }
+                return b.build();
+            });
+            Future<Communicator> rogue = rank.apply(1, null);
+            awaitKey(noAcl, "runs/" + run + "/world/gen-0/gloo-addr/1");
+            Future<Communicator> r0 = rank.apply(0, secret);
+            Future<Communicator> r2 = rank.apply(2, secret);
+            for (Future<Communicator> f : List.of(r0, r2)) {
+                Throwable t = failure(f);
+                assertTrue(t instanceof CommSecurityException, t.toString());
+                assertEquals(1, ((CommSecurityException) t).rank());
+                assertTrue(t.getMessage().contains("rank 1 was not admitted") && t.getMessage().contains("no proof"),
+                        t.getMessage());
+            }
+            Throwable t = failure(rogue);
+            assertTrue(t instanceof CommSecurityException && t.getMessage().contains("has none"), t.toString());
+            // the real rank 1, arriving after the rogue, finds its rank taken and says so instead of overwriting it
+            Throwable late = failure(rank.apply(1, secret));
+            assertTrue(late instanceof DuplicateRankException && late.getMessage().contains("claimed twice"),
+                    late.toString());
         }
-        Future<Communicator> r0 = join(open.connectString(), run, 0, 3, secret, 8_000);
-        Future<Communicator> r2 = join(open.connectString(), run, 2, 3, secret, 8_000);
-        for (Future<Communicator> f : List.of(r0, r2)) {
-            Throwable t = failure(f);
-            assertTrue(t instanceof CommSecurityException, t.toString());
-            assertEquals(1, ((CommSecurityException) t).rank());
-            assertTrue(t.getMessage().contains("rank 1 was not admitted") && t.getMessage().contains("no proof"),
-                    t.getMessage());
-        }
-        // the rogue cannot even read the real ranks' records (they carry the job's ACL), or, where a
-        // store ignores ACLs, refuses their proofs
-        Throwable t = failure(rogue);
-        assertTrue(t instanceof StoreAuthException
-                || (t instanceof CommSecurityException && t.getMessage().contains("has none")), t.toString());
-        // the real rank 1, arriving after the rogue, finds its rank taken and says so instead of overwriting it
-        Throwable late = failure(join(open.connectString(), run, 1, 3, secret, 8_000));
-        assertTrue(late instanceof DuplicateRankException && late.getMessage().contains("claimed twice"), late.toString());
     }
 
     @Test

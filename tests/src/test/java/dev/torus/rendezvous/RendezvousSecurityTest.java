@@ -127,6 +127,36 @@ class RendezvousSecurityTest {
         assertArrayEquals("0".getBytes(), job.tryGet("runs/victim/world/generation"));
     }
 
+    /**
+     * Any client may create a child of the shared runs node: a rogue that creates a run id
+     * first, open to all, and plants keys below it must not steer the job that later uses
+     * that run id (a forged generation, a forged failure marker).
+     */
+    @Test
+    void aRunIdSquattedByAnotherCredentialIsRefusedNotUsed() throws Exception {
+        ZooKeeper rogue = rawClient("mallory:guess");
+        try {
+            rogue.create("/torus/store/runs/squatted", new byte[0], ZooDefs.Ids.OPEN_ACL_UNSAFE, CreateMode.PERSISTENT);
+            rogue.create("/torus/store/runs/squatted/world", new byte[0], ZooDefs.Ids.OPEN_ACL_UNSAFE,
+                    CreateMode.PERSISTENT);
+            rogue.create("/torus/store/runs/squatted/world/generation", "99".getBytes(), ZooDefs.Ids.OPEN_ACL_UNSAFE,
+                    CreateMode.PERSISTENT);
+        } finally {
+            rogue.close();
+        }
+        try (ZooKeeperStore s = ZooKeeperStore.builder(zk.connectString()).jobSecret(JOB).build()) {
+            StoreAuthException read = assertThrows(StoreAuthException.class,
+                    () -> s.tryGet("runs/squatted/world/generation"));
+            assertTrue(read.getMessage().contains("taken by someone else") && read.getMessage().contains("runs/squatted"),
+                    read.getMessage());
+            assertThrows(StoreAuthException.class, () -> s.set("runs/squatted/world/gen-0/members", "0,1".getBytes()));
+            assertThrows(StoreAuthException.class, () -> s.list("runs/squatted/world"));
+            // the job's own runs are unaffected
+            s.set("runs/clean/world/generation", "0".getBytes());
+            assertArrayEquals("0".getBytes(), s.tryGet("runs/clean/world/generation"));
+        }
+    }
+
     @Test
     void theSecretIsNeverPrintedAndBadSecretsAreRefusedByName() {
         JobSecret s = JobSecret.generate();

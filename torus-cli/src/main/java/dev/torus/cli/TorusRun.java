@@ -89,18 +89,38 @@ public final class TorusRun implements Callable<Integer> {
         return cl.execute(args);
     }
 
-    /** The worker command for {@code target}: java on this JVM's classpath, java -jar, or the program itself. */
+    /**
+     * The worker command for {@code target}. A main class runs on this JVM's classpath and a
+     * jar on its own classpath followed by this JVM's, both through {@code WorkerMain}, which
+     * starts the launcher watch first; a program given with {@code --exec} runs as is.
+     */
     static List<String> workerCommand(String target, List<String> args, boolean exec, List<String> jvmArgs) {
-        if (exec || target.endsWith(".jar")) {
+        if (exec) {
             List<String> cmd = new ArrayList<>();
-            if (exec) {
-                cmd.add(target);
-            } else {
-                cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
-                cmd.addAll(jvmArgs);
-                cmd.add("-jar");
-                cmd.add(target);
+            cmd.add(target);
+            cmd.addAll(args);
+            return cmd;
+        }
+        if (target.endsWith(".jar")) {
+            Path jar = Path.of(target).toAbsolutePath();
+            String main;
+            try (java.util.jar.JarFile jf = new java.util.jar.JarFile(jar.toFile())) {
+                java.util.jar.Manifest mf = jf.getManifest();
+                main = mf == null ? null : mf.getMainAttributes().getValue(java.util.jar.Attributes.Name.MAIN_CLASS);
+            } catch (java.io.IOException e) {
+                throw new IllegalArgumentException("TARGET jar " + target + " cannot be read: " + e.getMessage());
             }
+            if (main == null || main.isBlank()) {
+                throw new IllegalArgumentException("TARGET jar " + target + " has no Main-Class in its manifest");
+            }
+            List<String> cmd = new ArrayList<>();
+            cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+            cmd.addAll(jvmArgs);
+            cmd.add("-cp");
+            // the jar first, so that its classes win over the launcher's copies
+            cmd.add(jar + java.io.File.pathSeparator + System.getProperty("java.class.path"));
+            cmd.add(dev.torus.cli.launch.WorkerMain.class.getName());
+            cmd.add(main.trim());
             cmd.addAll(args);
             return cmd;
         }
@@ -111,12 +131,27 @@ public final class TorusRun implements Callable<Integer> {
         return Launcher.javaCommand(jvmArgs, target, args);
     }
 
-    private static JobSecret readSecretFile(Path f) {
+    /** The secret in {@code f}, which must not be open to other users. */
+    static JobSecret readSecretFile(Path f) {
         String text;
         try {
             text = java.nio.file.Files.readString(f);
         } catch (java.io.IOException e) {
             throw new IllegalArgumentException("--secret-file " + f + " cannot be read: " + e.getMessage());
+        }
+        try {
+            java.util.Set<java.nio.file.attribute.PosixFilePermission> p = java.nio.file.Files.getPosixFilePermissions(f);
+            for (var open : List.of(java.nio.file.attribute.PosixFilePermission.GROUP_READ,
+                    java.nio.file.attribute.PosixFilePermission.OTHERS_READ,
+                    java.nio.file.attribute.PosixFilePermission.GROUP_WRITE,
+                    java.nio.file.attribute.PosixFilePermission.OTHERS_WRITE)) {
+                if (p.contains(open)) {
+                    throw new IllegalArgumentException("--secret-file " + f + " is readable or writable by other users (mode "
+                            + java.nio.file.attribute.PosixFilePermissions.toString(p) + "); chmod 600 it");
+                }
+            }
+        } catch (java.io.IOException | UnsupportedOperationException e) {
+            // no POSIX permissions to check
         }
         return JobSecret.fromHex("--secret-file " + f, text);
     }

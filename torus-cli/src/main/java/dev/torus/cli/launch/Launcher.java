@@ -3,7 +3,6 @@ package dev.torus.cli.launch;
 import dev.torus.cli.Json;
 import dev.torus.rendezvous.EmbeddedZooKeeper;
 import dev.torus.rendezvous.JobSecret;
-import dev.torus.rendezvous.LauncherLink;
 import dev.torus.rendezvous.Store;
 import dev.torus.rendezvous.ZooKeeperStore;
 import java.io.IOException;
@@ -79,6 +78,8 @@ public final class Launcher {
 
     private static final long POLL_MILLIS = 50;
     private static final long GRACE_MILLIS = 5000;
+    /** How often a running launcher rewrites its run's index entry: far below any sensible stale-run age. */
+    private static final long INDEX_REFRESH_NANOS = java.util.concurrent.TimeUnit.MINUTES.toNanos(10);
 
     private final LaunchSpec spec;
     private final OutputSink sink;
@@ -95,6 +96,8 @@ public final class Launcher {
     private int attempts;
     private int nodesOfLastAttempt = 1;
     private boolean keysRemoved;
+    private final String indexMarker = RunIndex.markerName();
+    private long lastIndexRefresh = System.nanoTime();
     private Duration staleRunAge = Duration.ofHours(24);
 
     public Launcher(LaunchSpec spec, OutputSink sink, PrintStream log) {
@@ -184,7 +187,7 @@ public final class Launcher {
                 } catch (RuntimeException e) {
                     log.println("torusrun: could not sweep stale runs: " + e.getMessage());
                 }
-                RunIndex.register(zs, secret, runId, 1);
+                RunIndex.register(zs, secret, runId, 1, indexMarker);
             }
         }
         try {
@@ -194,7 +197,7 @@ public final class Launcher {
                 attempts = attempt + 1;
                 nodesOfLastAttempt = node[1];
                 if (store instanceof ZooKeeperStore zs && attempt > 0) {
-                    RunIndex.register(zs, secret, runId, attempts);
+                    RunIndex.register(zs, secret, runId, attempts, indexMarker);
                 }
                 int code = runAttempt(endpoint, attempt, node[0], node[1]);
                 if (code == 0 || stopping) {
@@ -246,10 +249,16 @@ public final class Launcher {
             }
             workers.clear();
             removeHeartbeatDir();
-            Path mine = PrivateFiles.userDirectory();
-            PrivateFiles.sweepHeartbeatDirs(mine);
-            heartbeatDir = PrivateFiles.ensurePrivate(mine.resolve("hb-" + ProcessHandle.current().pid() + "-" + runId
-                    + "-" + attempt));
+            try {
+                Path mine = PrivateFiles.userDirectory();
+                PrivateFiles.sweepHeartbeatDirs(mine);
+                heartbeatDir = PrivateFiles.ensurePrivate(mine.resolve("hb-" + ProcessHandle.current().pid() + "-" + runId
+                        + "-" + attempt));
+            } catch (IOException e) {
+                // another user may own that name in a shared temp directory: do not let that stop the job
+                heartbeatDir = Files.createTempDirectory("torusrun-hb-" + ProcessHandle.current().pid() + "-");
+                log.println("torusrun: " + e.getMessage() + "; heartbeats go to " + heartbeatDir + " instead");
+            }
             for (int local = 0; local < n; local++) {
                 int rank = nodeRank * n + local;
                 Map<String, String> env = new HashMap<>(spec.extraEnv());
@@ -313,6 +322,14 @@ public final class Launcher {
                     w.drainOutput(1000);
                 }
                 return 0;
+            }
+            if (store instanceof ZooKeeperStore zs && System.nanoTime() - lastIndexRefresh > INDEX_REFRESH_NANOS) {
+                lastIndexRefresh = System.nanoTime();
+                try {
+                    RunIndex.register(zs, secret, runId, attempt + 1, indexMarker);
+                } catch (RuntimeException e) {
+                    log.println("torusrun: could not refresh the run index: " + e.getMessage());
+                }
             }
             if (store != null && System.nanoTime() - lastStoreCheck > 500_000_000L) {
                 lastStoreCheck = System.nanoTime();

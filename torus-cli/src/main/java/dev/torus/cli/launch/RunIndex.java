@@ -31,12 +31,20 @@ final class RunIndex {
         return "index/" + secret.fingerprint();
     }
 
-    /** Records {@code runId} with its attempt count and this launcher's liveness marker. */
-    static void register(ZooKeeperStore store, JobSecret secret, String runId, int attempts) {
+    /** A liveness marker name for this launcher. */
+    static String markerName() {
+        return "alive-" + ProcessHandle.current().pid() + "-" + Long.toString(System.nanoTime() & 0xffffff, 36);
+    }
+
+    /**
+     * Records {@code runId} with its attempt count (which also refreshes its last-write
+     * time) and this launcher's liveness marker {@code marker}, created again if a lost
+     * session took it. Called at start, at each attempt and periodically while it runs.
+     */
+    static void register(ZooKeeperStore store, JobSecret secret, String runId, int attempts, String marker) {
         String key = base(secret) + "/" + runId;
         store.set(key, ("attempts=" + attempts).getBytes(StandardCharsets.US_ASCII));
-        store.setEphemeral(key + "/alive-" + ProcessHandle.current().pid() + "-"
-                + Long.toString(System.nanoTime() & 0xffffff, 36), new byte[0]);
+        store.setEphemeral(key + "/" + marker, new byte[0]);
     }
 
     /** Deletes the index entry of a run that ended (its keys are deleted by the caller). */

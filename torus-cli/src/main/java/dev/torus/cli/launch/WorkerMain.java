@@ -1,6 +1,5 @@
 package dev.torus.cli.launch;
 
-import dev.torus.rendezvous.LauncherLink;
 import java.lang.invoke.MethodHandle;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.MethodType;

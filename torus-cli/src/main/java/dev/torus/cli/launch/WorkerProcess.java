@@ -75,6 +75,8 @@ final class WorkerProcess {
     }
 
     private long stoppedSinceNanos = -1;
+    private java.nio.file.attribute.FileTime lastBeat;
+    private long lastBeatChangeNanos;
 
     /**
      * Why this running worker counts as stuck, or null: stopped by a signal (state T in
@@ -93,14 +95,22 @@ final class WorkerProcess {
             return null;
         }
         stoppedSinceNanos = -1;
+        // the time is this launcher's monotonic clock since the file last changed, never the
+        // file's wall-clock age: a clock step must not make every worker look frozen
+        java.nio.file.attribute.FileTime beat;
         try {
-            long age = System.currentTimeMillis()
-                    - java.nio.file.Files.getLastModifiedTime(heartbeat, java.nio.file.LinkOption.NOFOLLOW_LINKS).toMillis();
-            if (age > bound.toMillis()) {
-                return "no heartbeat for " + age / 1000 + " s (bound " + bound.toSeconds() + " s): the JVM is frozen";
-            }
+            beat = java.nio.file.Files.getLastModifiedTime(heartbeat, java.nio.file.LinkOption.NOFOLLOW_LINKS);
         } catch (IOException noHeartbeat) {
-            // a worker that does not run the launcher watch (not Java, or not Torus) has none
+            return null; // a worker that does not run the launcher watch (an --exec program) has none
+        }
+        if (!beat.equals(lastBeat)) {
+            lastBeat = beat;
+            lastBeatChangeNanos = now;
+            return null;
+        }
+        long silent = now - lastBeatChangeNanos;
+        if (silent > bound.toNanos()) {
+            return "no heartbeat for " + silent / 1_000_000_000L + " s (bound " + bound.toSeconds() + " s): the JVM is frozen";
         }
         return null;
     }

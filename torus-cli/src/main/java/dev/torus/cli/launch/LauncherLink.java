@@ -1,4 +1,4 @@
-package dev.torus.rendezvous;
+package dev.torus.cli.launch;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -17,8 +17,10 @@ import java.util.Optional;
  * hooks hang. When {@value #HEARTBEAT_ENV} names a file, the same thread touches it, so
  * that the launcher can tell a stopped or frozen worker from a busy one.
  *
- * <p>Started by {@code Communicator.fromEnv()} and by torusrun's Java worker entry point;
- * idempotent and a no-op outside torusrun. It owns nothing that needs closing.
+ * <p>Started by torusrun's Java worker entry point, {@link WorkerMain}, which runs main
+ * classes and jars alike: ending the process is an application's decision, so it lives
+ * here in the CLI, not in the library. Idempotent and a no-op outside torusrun. It owns
+ * nothing that needs closing.
  */
 public final class LauncherLink {
     /** The launcher's pid, set by torusrun in its workers' environment. */
