@@ -59,17 +59,24 @@ public final class TorusBench implements Runnable {
         @Option(names = "--rounds", defaultValue = "20", description = "Timed rounds of each kind (default ${DEFAULT-VALUE}).")
         int rounds;
 
+        @Option(names = "--cold-rounds", defaultValue = "5", description = "Rounds of each kind with every rank a fresh "
+                + "JVM timing fromEnv() (default ${DEFAULT-VALUE}; 0 skips them).")
+        int coldRounds;
+
         @Override
         public Integer call() throws Exception {
             if (rounds < 1) {
                 throw new IllegalArgumentException("--rounds: expected a positive integer, got " + rounds);
+            }
+            if (coldRounds < 0) {
+                throw new IllegalArgumentException("--cold-rounds: expected an integer >= 0, got " + coldRounds);
             }
             for (int n : nproc) {
                 if (n < 1 || n > 32) {
                     throw new IllegalArgumentException("--nproc: expected rank counts in [1, 32], got " + n);
                 }
             }
-            new dev.torus.cli.bench.RendezvousBench(System.out, rounds).run(nproc, json);
+            new dev.torus.cli.bench.RendezvousBench(System.out, rounds, coldRounds).run(nproc, json);
             return 0;
         }
     }
