@@ -163,7 +163,39 @@ public final class ZooKeeperStore implements Store {
             return this;
         }
 
+        /**
+         * Fails at once, naming them, when no host of the connect string resolves: a
+         * misspelled name would otherwise surface only as retries until the connect timeout.
+         */
+        private void checkHostsResolve() {
+            String hosts = connectString;
+            int chroot = hosts.indexOf('/');
+            if (chroot >= 0) {
+                hosts = hosts.substring(0, chroot);
+            }
+            List<String> names = new ArrayList<>();
+            for (String hp : hosts.split(",")) {
+                String h = hp.trim();
+                int colon = h.lastIndexOf(':');
+                if (colon > 0 && !h.endsWith("]")) {
+                    h = h.substring(0, colon);
+                }
+                names.add(h.replace("[", "").replace("]", ""));
+            }
+            for (String h : names) {
+                try {
+                    java.net.InetAddress.getAllByName(h);
+                    return; // one reachable name is enough for ZooKeeper to start with
+                } catch (java.net.UnknownHostException e) {
+                    // try the next one
+                }
+            }
+            throw new IllegalArgumentException("connectString '" + connectString + "': no host resolves (" + names
+                    + "); is the name misspelled?");
+        }
+
         public ZooKeeperStore build() {
+            checkHostsResolve();
             List<AuthInfo> all = new ArrayList<>();
             if (secret != null) {
                 all.add(new AuthInfo("digest", secret.digestAuth()));
@@ -490,6 +522,9 @@ public final class ZooKeeperStore implements Store {
      * it. A top node that does not exist yet is checked again once it does.
      */
     private void verifyOwner(String key) throws Exception {
+        if (acl instanceof JobAcl && !sharedVerified) {
+            verifySharedParents();
+        }
         String top = top(key);
         if (acl == null || top == null || verifiedTops.contains(top)) {
             return;
@@ -509,6 +544,41 @@ public final class ZooKeeperStore implements Store {
         verifiedTops.add(top);
     }
 
+    private volatile boolean sharedVerified;
+
+    /**
+     * The shared parents must not be readable by everyone, or run ids could be listed: a
+     * client that created them first without Torus's ACL (or an old Torus) made them so.
+     * Reading their ACL is itself refused when they are right (no READ for anyone).
+     */
+    private void verifySharedParents() throws Exception {
+        String base = "/" + NAMESPACE;
+        List<String> shared = new ArrayList<>(List.of(base));
+        String p = base;
+        for (String seg : root.split("/")) {
+            p = p + "/" + seg;
+            shared.add(p);
+        }
+        shared.add(p + "/runs");
+        shared.add(p + "/index");
+        for (String node : shared) {
+            List<org.apache.zookeeper.data.ACL> got;
+            try {
+                got = client.getACL().forPath(node);
+            } catch (KeeperException.NoNodeException | KeeperException.NoAuthException fine) {
+                continue;
+            }
+            boolean readable = got.stream().anyMatch(a -> (a.getPerms() & org.apache.zookeeper.ZooDefs.Perms.READ) != 0
+                    && a.getId().equals(org.apache.zookeeper.ZooDefs.Ids.ANYONE_ID_UNSAFE));
+            if (readable) {
+                throw new StoreAuthException("the shared znode " + node + " can be read by anyone (ACL " + got + "), so "
+                        + "every job's run ids could be listed; it was created without Torus's ACL (by another client, "
+                        + "or an older Torus). Have an administrator delete it, or set its ACL to world:anyone:cd", null);
+            }
+        }
+        sharedVerified = true;
+    }
+
     private interface Op<T> {
         T call() throws Exception;
     }
@@ -520,7 +590,8 @@ public final class ZooKeeperStore implements Store {
         } catch (StoreException | IllegalArgumentException e) {
             throw e;
         } catch (KeeperException.NoAuthException e) {
-            throw new StoreAuthException("store " + op + " of key '" + key + "' was refused (no permission): " + (secret == null
+            throw new StoreAuthException("store " + op + " of key '" + key + "' was refused (no permission at znode "
+                    + e.getPath() + "): " + (secret == null
                     ? (authenticated ? "this client's credential is not the one the key belongs to"
                             : "this client has no job secret (" + JobSecret.ENV + ") and the key belongs to a job that has one")
                     : "the key belongs to another credential: this process's job secret (" + secret.fingerprint()

@@ -331,8 +331,14 @@ class LauncherTest {
         Files.createSymbolicLink(planted, tmp);
         try (Run run = new Run(Map.of(), List.of("-Djava.io.tmpdir=" + tmp), "--nproc-per-node", "1", "--run-id", "linkdir",
                 LauncherProbe.class.getName(), "crash", "0", "5")) {
-            assertTrue(run.awaitExit(60) != 0);
-            assertTrue(run.err.stream().anyMatch(l -> l.contains("symbolic link")), run.err.toString());
+            // refused, said why, and the job still ran and reported: another user cannot block it
+            assertEquals(5, run.awaitExit(60), run.err.toString());
+            assertTrue(run.err.stream().anyMatch(l -> l.contains("symbolic link") && l.contains("instead")),
+                    run.err.toString());
+        }
+        try (var listing = Files.list(tmp)) {
+            assertTrue(listing.noneMatch(f -> f.getFileName().toString().startsWith("error-")),
+                    "an error file went through the planted link");
         }
         Files.delete(planted);
         // 2. a real private folder, with a link planted at the error file's name
@@ -352,6 +358,59 @@ class LauncherTest {
         assertTrue(json.contains("\"exit_code\":5"), json);
     }
 
+    /** A stopped worker cannot watch its launcher; a running sibling ends it when the launcher is SIGKILLed. */
+    @Test
+    void aStoppedWorkerDoesNotOutliveItsSigkilledLauncher() throws Exception {
+        try (Run run = new Run("--nproc-per-node", "2", "--stuck-timeout", "0", LauncherProbe.class.getName(), "sleep")) {
+            run.awaitLines(60, out -> out.stream().filter(l -> l.contains("READY")).count() == 2);
+            Map<Integer, Long> pids = run.workerPids();
+            assertTrue(new ProcessBuilder("kill", "-STOP", Long.toString(pids.get(1))).start().waitFor(10, TimeUnit.SECONDS));
+            Thread.sleep(300);
+            assertTrue(new ProcessBuilder("kill", "-KILL", Long.toString(run.process.pid())).start()
+                    .waitFor(10, TimeUnit.SECONDS));
+            long t0 = System.nanoTime();
+            try {
+                for (Map.Entry<Integer, Long> e : pids.entrySet()) {
+                    while (ProcessHandle.of(e.getValue()).map(ProcessHandle::isAlive).orElse(false)) {
+                        assertTrue(System.nanoTime() - t0 < TimeUnit.SECONDS.toNanos(5), "worker rank " + e.getKey()
+                                + " outlived its SIGKILLed launcher by 5 s");
+                        Thread.sleep(50);
+                    }
+                }
+            } finally {
+                pids.values().forEach(p -> ProcessHandle.of(p).ifPresent(ProcessHandle::destroyForcibly));
+            }
+        }
+    }
+
+    /**
+     * One-node jobs on an external ensemble: a second launcher with the same secret and run
+     * id is refused while the first lives, and a ZooKeeper outage does not stop a healthy job.
+     */
+    @Test
+    void aRunIdInUseIsRefusedAndAStoreOutageDoesNotStopTheJob(@TempDir Path dir) throws Exception {
+        JobSecret secret = JobSecret.generate();
+        Map<String, String> env = Map.of(JobSecret.ENV, secret.toHex());
+        StandaloneZooKeeper zk = StandaloneZooKeeper.start(List.of("enforce.auth.enabled=true",
+                "enforce.auth.schemes=digest"));
+        try (Run first = new Run(env, List.of(), "--nproc-per-node", "2", "--rdzv-endpoint", zk.connectString(),
+                "--run-id", "busy", "--error-dir", dir.toString(), LauncherProbe.class.getName(), "sleep-then-exit", "8000")) {
+            first.awaitLines(60, out -> out.stream().filter(l -> l.contains("READY")).count() == 2);
+            try (Run late = new Run(env, List.of(), "--nproc-per-node", "1", "--rdzv-endpoint", zk.connectString(),
+                    "--run-id", "busy", LauncherProbe.class.getName(), "env")) {
+                assertEquals(2, late.awaitExit(60));
+                assertTrue(late.err.stream().anyMatch(l -> l.contains("in use by another live launcher")), late.err.toString());
+            }
+            zk.close(); // ZooKeeper goes away while the workers run; they need it no more
+            long t0 = System.nanoTime();
+            assertEquals(0, first.awaitExit(90), "a store outage stopped a healthy job: " + first.err);
+            System.out.printf("the job ended normally %.1f s after ZooKeeper stopped%n", (System.nanoTime() - t0) / 1e9);
+            assertTrue(first.out.stream().filter(l -> l.contains("DONE")).count() == 2, first.out.toString());
+        } finally {
+            zk.close();
+        }
+    }
+
     @Test
     void badOptionsAreRefusedWithTheirNames() {
         assertEquals(2, TorusRun.run("--nproc-per-node", "0", "x.Main"));
@@ -363,6 +422,13 @@ class LauncherTest {
         assertMessage("--nnodes", () -> LaunchSpec.parseNodes("--nnodes", "1:x"));
         assertMessage("TARGET", () -> TorusRun.workerCommand("not a class", List.of(), false, List.of()));
         assertFalse(TorusRun.workerCommand("/bin/true", List.of("a"), true, List.of()).contains("-cp"));
+        assertEquals(2, TorusRun.run("--stuck-timeout", "0.4", "x.Main"));
+        assertMessage("at least 2 seconds", () -> new dev.torus.cli.launch.Launcher(spec(1, 1, 1, null, null),
+                (r, e, l) -> { }, System.err).stuckTimeout(Duration.ofMillis(400)));
+        assertMessage("does not exist", () -> TorusRun.readSecretFile(Path.of("/nonexistent/secret")));
+        assertMessage("regular file", () -> TorusRun.readSecretFile(Path.of("/dev/zero")));
+        assertMessage("no host resolves", () -> ZooKeeperStore.builder("zk1.invalid:2181,zk2.invalid:2181").build());
+        assertMessage("cannot be read", () -> TorusRun.workerCommand("/nonexistent.jar", List.of(), false, List.of()));
     }
 
     static LaunchSpec spec(int nproc, int min, int max, String endpoint, String runId) {

@@ -8,7 +8,7 @@ import dev.torus.comm.ReduceOp;
  * A worker for launcher tests, started by torusrun. Modes:
  * {@code env} prints its environment and the result of an all-reduce;
  * {@code crash R CODE} makes rank R write to stderr and exit with CODE while the others wait;
- * {@code sleep} prints READY and sleeps;
+ * {@code sleep} prints READY and sleeps; {@code sleep-then-exit MS} prints READY, sleeps MS and exits 0;
  * {@code fail-once R CODE} fails like crash on the first attempt only, then behaves like env.
  */
 public final class LauncherProbe {
@@ -24,6 +24,12 @@ public final class LauncherProbe {
                 } else {
                     env(rank);
                 }
+            }
+            case "sleep-then-exit" -> {
+                System.out.println("READY " + ProcessHandle.current().pid());
+                System.out.flush();
+                Thread.sleep(Long.parseLong(args[1]));
+                System.out.println("DONE");
             }
             case "sleep" -> {
                 System.out.println("READY " + ProcessHandle.current().pid());

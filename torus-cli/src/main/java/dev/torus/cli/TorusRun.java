@@ -135,9 +135,19 @@ public final class TorusRun implements Callable<Integer> {
     static JobSecret readSecretFile(Path f) {
         String text;
         try {
-            text = java.nio.file.Files.readString(f);
+            if (!java.nio.file.Files.exists(f)) {
+                throw new IllegalArgumentException("--secret-file " + f + " does not exist");
+            }
+            if (!java.nio.file.Files.isRegularFile(f)) {
+                throw new IllegalArgumentException("--secret-file " + f + " must be a regular file holding 64 hex digits");
+            }
+            if (java.nio.file.Files.size(f) > 1024) {
+                throw new IllegalArgumentException("--secret-file " + f + " is " + java.nio.file.Files.size(f)
+                        + " bytes; a job secret is 64 hex digits");
+            }
+            text = new String(java.nio.file.Files.readAllBytes(f), java.nio.charset.StandardCharsets.US_ASCII);
         } catch (java.io.IOException e) {
-            throw new IllegalArgumentException("--secret-file " + f + " cannot be read: " + e.getMessage());
+            throw new IllegalArgumentException("--secret-file " + f + " cannot be read: " + e);
         }
         try {
             java.util.Set<java.nio.file.attribute.PosixFilePermission> p = java.nio.file.Files.getPosixFilePermissions(f);
@@ -165,8 +175,8 @@ public final class TorusRun implements Callable<Integer> {
         if (!(lastCall >= 0)) {
             throw new IllegalArgumentException("--rdzv-last-call must be >= 0, got " + lastCall);
         }
-        if (!(stuckTimeout >= 0)) {
-            throw new IllegalArgumentException("--stuck-timeout must be >= 0 seconds, got " + stuckTimeout);
+        if (!(stuckTimeout == 0 || stuckTimeout >= 2)) {
+            throw new IllegalArgumentException("--stuck-timeout must be 0 (off) or at least 2 seconds, got " + stuckTimeout);
         }
         LaunchSpec spec = new LaunchSpec(nproc, nodes[0], nodes[1], endpoint, runId, maxRestarts,
                 workerCommand(target, args, exec, jvmArgs), Map.of(), errorDir,

@@ -37,6 +37,28 @@ class LauncherHygieneTest {
         assertThrows(IOException.class, () -> PrivateFiles.ensurePrivate(file));
     }
 
+    /** A worker that writes one endless line must not exhaust the launcher's memory or its error file. */
+    @Test
+    void anEndlessLineIsForwardedInPiecesAndCutInTheTail() throws Exception {
+        java.util.concurrent.atomic.AtomicLong chars = new java.util.concurrent.atomic.AtomicLong();
+        java.util.concurrent.atomic.AtomicInteger longest = new java.util.concurrent.atomic.AtomicInteger();
+        WorkerProcess w = new WorkerProcess(0, 0, List.of("sh", "-c",
+                "head -c 1000000 /dev/zero | tr '\\0' a >&2; echo >&2; echo last >&2"), Map.of(), (r, err, line) -> {
+                    chars.addAndGet(line.length());
+                    longest.accumulateAndGet(line.length(), Math::max);
+                });
+        assertTrue(w.exitCode() == null || w.exitCode() == 0);
+        for (int i = 0; i < 200 && w.isAlive(); i++) {
+            Thread.sleep(50);
+        }
+        w.drainOutput(5_000);
+        assertEquals(1_000_004, chars.get(), "every character is forwarded");
+        assertEquals(WorkerProcess.MAX_LINE_CHARS, longest.get());
+        List<String> tail = w.stderrTail();
+        assertEquals("last", tail.get(tail.size() - 1));
+        assertTrue(tail.stream().allMatch(l -> l.length() < WorkerProcess.MAX_TAIL_LINE_CHARS + 40), "tail lines are cut");
+    }
+
     @Test
     void heartbeatFoldersOfDeadLaunchersAreSweptAndLiveOnesKept(@TempDir Path tmp) throws IOException {
         Path dead = Files.createDirectory(tmp.resolve("hb-999999999-run-0")); // above any pid_max

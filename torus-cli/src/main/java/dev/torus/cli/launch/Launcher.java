@@ -78,8 +78,6 @@ public final class Launcher {
 
     private static final long POLL_MILLIS = 50;
     private static final long GRACE_MILLIS = 5000;
-    /** How often a running launcher rewrites its run's index entry: far below any sensible stale-run age. */
-    private static final long INDEX_REFRESH_NANOS = java.util.concurrent.TimeUnit.MINUTES.toNanos(10);
 
     private final LaunchSpec spec;
     private final OutputSink sink;
@@ -93,11 +91,11 @@ public final class Launcher {
     private JobSecret secret;
     private Duration stuckTimeout = Duration.ofSeconds(30);
     private Path heartbeatDir;
-    private int attempts;
+    private volatile int attempts;
     private int nodesOfLastAttempt = 1;
     private boolean keysRemoved;
     private final String indexMarker = RunIndex.markerName();
-    private long lastIndexRefresh = System.nanoTime();
+    private StoreDuties duties;
     private Duration staleRunAge = Duration.ofHours(24);
 
     public Launcher(LaunchSpec spec, OutputSink sink, PrintStream log) {
@@ -126,8 +124,9 @@ public final class Launcher {
      * failed (default 30 s); zero turns the check off.
      */
     public synchronized Launcher stuckTimeout(Duration timeout) {
-        if (timeout == null || timeout.isNegative()) {
-            throw new IllegalArgumentException("--stuck-timeout must be >= 0 seconds, got " + timeout);
+        if (timeout == null || timeout.isNegative() || (!timeout.isZero() && timeout.compareTo(Duration.ofSeconds(2)) < 0)) {
+            throw new IllegalArgumentException("--stuck-timeout must be 0 (off) or at least 2 seconds (workers beat every "
+                    + LauncherLink.PERIOD_MILLIS + " ms), got " + timeout);
         }
         this.stuckTimeout = timeout;
         return this;
@@ -173,6 +172,11 @@ public final class Launcher {
             if (spec.endpoint() == null) {
                 embedded = EmbeddedZooKeeper.start();
                 endpoint = embedded.connectString();
+                // create the shared parents and the run's node with their ACLs before anyone else can
+                try (ZooKeeperStore first = ZooKeeperStore.builder(endpoint).root("store").jobSecret(secret).build()) {
+                    first.set("runs/" + runId + "/agents/launcher",
+                            Long.toString(ProcessHandle.current().pid()).getBytes(StandardCharsets.US_ASCII));
+                }
                 log.println("torusrun: started an embedded ZooKeeper at " + endpoint);
             } else {
                 endpoint = spec.endpoint();
@@ -187,7 +191,12 @@ public final class Launcher {
                 } catch (RuntimeException e) {
                     log.println("torusrun: could not sweep stale runs: " + e.getMessage());
                 }
+                if (spec.maxNodes() == 1) {
+                    claimRunId(zs);
+                }
                 RunIndex.register(zs, secret, runId, 1, indexMarker);
+                duties = new StoreDuties(zs, spec.maxNodes() > 1,
+                        () -> RunIndex.register(zs, secret, runId, Math.max(1, attempts), indexMarker), log);
             }
         }
         try {
@@ -215,6 +224,27 @@ public final class Launcher {
     }
 
     /**
+     * A one-node job owns its run id alone: another live launcher of this secret with the
+     * same id is refused (instead of both failing, or the late one deleting the running
+     * job's keys), and keys a dead launcher left under the id are removed first.
+     */
+    private void claimRunId(ZooKeeperStore zs) {
+        if (RunIndex.liveLaunchers(zs, secret, runId, indexMarker) > 0) {
+            throw new IllegalStateException("run id '" + runId + "' is in use by another live launcher on "
+                    + zs.connectString() + "; pick another --run-id (or leave it out for a fresh one)");
+        }
+        if (zs.tryGet("runs/" + runId + "/agents/launcher") != null || !zs.list("runs/" + runId).isEmpty()) {
+            int old = RunIndex.attempts(zs, secret, runId);
+            for (int a = 0; a < old; a++) {
+                zs.delete("runs/" + (a == 0 ? runId : runId + "-restart" + a));
+            }
+            log.println("torusrun: removed the keys an earlier, ended launcher left under run id " + runId);
+        }
+        zs.set("runs/" + runId + "/agents/launcher",
+                Long.toString(ProcessHandle.current().pid()).getBytes(StandardCharsets.US_ASCII));
+    }
+
+    /**
      * Deletes the run's keys from an external ensemble once the job is over: at once for a
      * one-node job; in a larger one, the last node to finish does it. (The embedded server
      * takes everything with it.) Failures are reported, not thrown.
@@ -224,6 +254,17 @@ public final class Launcher {
             return;
         }
         keysRemoved = true;
+        if (duties != null) {
+            duties.bounded(() -> {
+                removeRunKeys(zs);
+                return null;
+            }, 15_000, "remove the keys of run " + runId);
+        } else {
+            removeRunKeys(zs);
+        }
+    }
+
+    private void removeRunKeys(ZooKeeperStore zs) {
         try {
             if (spec.maxNodes() > 1 && zs.add("runs/" + runId + "/agents/finished-nodes", 1) < nodesOfLastAttempt) {
                 return;
@@ -233,6 +274,8 @@ public final class Launcher {
             }
             RunIndex.remove(zs, secret, runId);
             log.println("torusrun: removed the keys of run " + runId + " from " + zs.connectString());
+        } catch (dev.torus.rendezvous.StoreAuthException e) {
+            log.println("torusrun: left the keys of run " + runId + " alone: " + e.getMessage());
         } catch (RuntimeException e) {
             log.println("torusrun: could not remove the keys of run " + runId + " from " + zs.connectString() + ": "
                     + e.getMessage() + " (the next launcher with this secret sweeps it after " + staleRunAge.toHours()
@@ -281,9 +324,13 @@ public final class Launcher {
                         + world + ", run " + runId + ", attempt " + attempt);
             }
         }
-        String failedKey = "runs/" + runId + "/agents/attempt-" + attempt + "/failed";
-        long lastStoreCheck = 0;
+        if (duties != null) {
+            duties.watchAttempt("runs/" + runId + "/agents/attempt-" + attempt + "/failed");
+        }
         while (true) {
+            if (stopping) {
+                return 130; // the workers' exits are our own doing (Ctrl-C, SIGTERM): no failure to report
+            }
             List<WorkerProcess> failed = new ArrayList<>();
             Map<WorkerProcess, String> stuck = new LinkedHashMap<>();
             boolean allDone = true;
@@ -311,8 +358,8 @@ public final class Launcher {
                     w.drainOutput(1000);
                     writeErrorFile(w, attempt, stuck.get(w));
                 }
-                if (store != null) {
-                    store.compareSet(failedKey, null, Integer.toString(failed.get(0).rank).getBytes(StandardCharsets.UTF_8));
+                if (duties != null) {
+                    duties.reportFailure(failed.get(0).rank, 5_000);
                 }
                 stopWorkers();
                 return failed.get(0).exitCode();
@@ -323,23 +370,12 @@ public final class Launcher {
                 }
                 return 0;
             }
-            if (store instanceof ZooKeeperStore zs && System.nanoTime() - lastIndexRefresh > INDEX_REFRESH_NANOS) {
-                lastIndexRefresh = System.nanoTime();
-                try {
-                    RunIndex.register(zs, secret, runId, attempt + 1, indexMarker);
-                } catch (RuntimeException e) {
-                    log.println("torusrun: could not refresh the run index: " + e.getMessage());
-                }
-            }
-            if (store != null && System.nanoTime() - lastStoreCheck > 500_000_000L) {
-                lastStoreCheck = System.nanoTime();
-                byte[] other = store.tryGet(failedKey);
-                if (other != null) {
-                    log.println("torusrun: rank " + new String(other, StandardCharsets.UTF_8)
-                            + " failed on another node; stopping this node's workers");
-                    stopWorkers();
-                    return 1;
-                }
+            Integer other = duties == null ? null : duties.otherNodeFailed();
+            if (other != null) {
+                log.println("torusrun: " + (other >= 0 ? "rank " + other : "a rank") + " failed on another node; stopping "
+                        + "this node's workers");
+                stopWorkers();
+                return 1;
             }
             if (stopping) {
                 return 130;
@@ -366,7 +402,18 @@ public final class Launcher {
         o.put("time", Instant.now().toString());
         o.put("command", spec.command());
         o.put("stderr_tail", w.stderrTail());
-        Path dir = spec.errorDir() == null ? PrivateFiles.userDirectory() : Files.createDirectories(spec.errorDir());
+        Path dir;
+        if (spec.errorDir() != null) {
+            dir = Files.createDirectories(spec.errorDir());
+        } else {
+            try {
+                dir = PrivateFiles.userDirectory();
+            } catch (IOException refused) {
+                // another user may hold that name in a shared temp directory: the report still gets written
+                dir = fallbackErrorDir();
+                log.println("torusrun: " + refused.getMessage() + "; error files go to " + dir + " instead");
+            }
+        }
         Path f = PrivateFiles.writeNew(dir, "error-" + runId + "-attempt" + attempt + "-rank" + w.rank, ".json",
                 Json.write(o) + "\n");
         synchronized (this) {
@@ -377,6 +424,15 @@ public final class Launcher {
         for (String line : tail.subList(Math.max(0, tail.size() - 5), tail.size())) {
             log.println("torusrun:   [" + w.rank + "] " + line);
         }
+    }
+
+    private Path fallbackErrorDir;
+
+    private synchronized Path fallbackErrorDir() throws IOException {
+        if (fallbackErrorDir == null) {
+            fallbackErrorDir = Files.createTempDirectory("torusrun-errors-" + ProcessHandle.current().pid() + "-");
+        }
+        return fallbackErrorDir;
     }
 
     private void stopWorkers() {
@@ -411,6 +467,10 @@ public final class Launcher {
         synchronized (this) {
             if (store != null) {
                 removeRunKeys();
+                if (duties != null) {
+                    duties.close();
+                    duties = null;
+                }
                 store.close();
                 store = null;
             }

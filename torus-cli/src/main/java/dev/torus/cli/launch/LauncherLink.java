@@ -6,6 +6,7 @@ import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.nio.file.attribute.FileTime;
+import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 
@@ -29,7 +30,8 @@ public final class LauncherLink {
     public static final String HEARTBEAT_ENV = "TORUS_HEARTBEAT_FILE";
     /** The exit code of a worker whose launcher died. */
     public static final int EXIT_CODE = 143;
-    static final long PERIOD_MILLIS = 500;
+    /** How often the watch checks the launcher and touches the heartbeat file. */
+    public static final long PERIOD_MILLIS = 500;
     private static final long HALT_AFTER_MILLIS = 2_000;
 
     private static Thread watcher;
@@ -96,7 +98,53 @@ public final class LauncherLink {
         }
     }
 
+    /**
+     * A worker stopped by a signal cannot run its own watch, and with the launcher gone
+     * nobody else would end it: each worker that notices the launcher's death kills the
+     * stopped workers of the same launcher and run (found by their environment, which
+     * only the same user can read). Best effort.
+     */
+    static int killStoppedSiblings(long launcherPid) {
+        String mark = PID_ENV + "=" + launcherPid;
+        String run = "TORUS_RUN_ID=" + System.getenv().getOrDefault("TORUS_RUN_ID", "");
+        long self = ProcessHandle.current().pid();
+        int killed = 0;
+        try (java.util.stream.Stream<Path> procs = Files.list(Path.of("/proc"))) {
+            for (Path p : procs.toList()) {
+                String name = p.getFileName().toString();
+                if (!name.matches("[0-9]+") || Long.parseLong(name) == self) {
+                    continue;
+                }
+                try {
+                    String stat = Files.readString(p.resolve("stat"));
+                    int close = stat.lastIndexOf(')');
+                    char state = close > 0 && close + 2 < stat.length() ? stat.charAt(close + 2) : '?';
+                    if (state != 'T' && state != 't') {
+                        continue;
+                    }
+                    List<String> env = java.util.Arrays.asList(new String(Files.readAllBytes(p.resolve("environ")),
+                            java.nio.charset.StandardCharsets.UTF_8).split("\0"));
+                    if (env.contains(mark) && env.contains(run)) {
+                        Optional<ProcessHandle> h = ProcessHandle.of(Long.parseLong(name));
+                        if (h.isPresent() && h.get().destroyForcibly()) {
+                            killed++;
+                        }
+                    }
+                } catch (IOException | RuntimeException gone) {
+                    // exited meanwhile, or not ours to read
+                }
+            }
+        } catch (IOException | RuntimeException e) {
+            // no /proc: nothing more to do
+        }
+        return killed;
+    }
+
     private static void launcherGone(long pid) {
+        int killed = killStoppedSiblings(pid);
+        if (killed > 0) {
+            System.err.println("torus: killed " + killed + " stopped worker(s) of the same launcher");
+        }
         System.err.println("torus: the launcher (pid " + pid + ") is gone; this worker (pid " + ProcessHandle.current().pid()
                 + ") exits with code " + EXIT_CODE + " instead of running on as an orphan");
         System.err.flush();

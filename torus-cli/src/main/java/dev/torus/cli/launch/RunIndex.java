@@ -47,6 +47,17 @@ final class RunIndex {
         store.setEphemeral(key + "/" + marker, new byte[0]);
     }
 
+    /** How many launchers other than the one with {@code ownMarker} hold a liveness marker for {@code runId}. */
+    static long liveLaunchers(ZooKeeperStore store, JobSecret secret, String runId, String ownMarker) {
+        return store.list(base(secret) + "/" + runId).stream()
+                .filter(c -> c.startsWith("alive-") && !c.equals(ownMarker)).count();
+    }
+
+    /** The attempt count recorded for {@code runId} (1 when there is no entry). */
+    static int attempts(ZooKeeperStore store, JobSecret secret, String runId) {
+        return attempts(store.tryGet(base(secret) + "/" + runId));
+    }
+
     /** Deletes the index entry of a run that ended (its keys are deleted by the caller). */
     static void remove(ZooKeeperStore store, JobSecret secret, String runId) {
         store.delete(base(secret) + "/" + runId);

@@ -1,6 +1,5 @@
 package dev.torus.cli.launch;
 
-import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.InputStreamReader;
@@ -37,20 +36,33 @@ final class WorkerProcess {
         pumps.add(pump(process.getErrorStream(), true, sink));
     }
 
+    /** Longest piece of a line forwarded at once; a longer line is split into pieces of this size. */
+    static final int MAX_LINE_CHARS = 64 * 1024;
+    /** Longest line kept in the stderr tail (for the error file); the rest is cut with a note. */
+    static final int MAX_TAIL_LINE_CHARS = 2_000;
+
     private Thread pump(InputStream in, boolean stderr, Launcher.OutputSink sink) {
         Thread t = new Thread(() -> {
-            try (BufferedReader r = new BufferedReader(new InputStreamReader(in, StandardCharsets.UTF_8))) {
-                String line;
-                while ((line = r.readLine()) != null) {
-                    if (stderr) {
-                        synchronized (stderrTail) {
-                            if (stderrTail.size() == TAIL_LINES) {
-                                stderrTail.removeFirst();
+            try (java.io.Reader r = new InputStreamReader(in, StandardCharsets.UTF_8)) {
+                // bounded lines: a worker that writes one endless line must not exhaust the launcher's memory
+                StringBuilder line = new StringBuilder();
+                char[] buf = new char[8192];
+                int n;
+                while ((n = r.read(buf)) >= 0) {
+                    for (int i = 0; i < n; i++) {
+                        char c = buf[i];
+                        if (c == '\n') {
+                            emit(line, stderr, sink);
+                        } else if (c != '\r') {
+                            line.append(c);
+                            if (line.length() == MAX_LINE_CHARS) {
+                                emit(line, stderr, sink);
                             }
-                            stderrTail.addLast(line);
                         }
                     }
-                    sink.line(rank, stderr, line);
+                }
+                if (line.length() > 0) {
+                    emit(line, stderr, sink);
                 }
             } catch (IOException e) {
                 // the stream closes when the process dies: nothing more to forward
@@ -59,6 +71,22 @@ final class WorkerProcess {
         t.setDaemon(true);
         t.start();
         return t;
+    }
+
+    private void emit(StringBuilder line, boolean stderr, Launcher.OutputSink sink) {
+        String text = line.toString();
+        line.setLength(0);
+        if (stderr) {
+            String kept = text.length() <= MAX_TAIL_LINE_CHARS ? text
+                    : text.substring(0, MAX_TAIL_LINE_CHARS) + " ... (" + text.length() + " characters)";
+            synchronized (stderrTail) {
+                if (stderrTail.size() == TAIL_LINES) {
+                    stderrTail.removeFirst();
+                }
+                stderrTail.addLast(kept);
+            }
+        }
+        sink.line(rank, stderr, text);
     }
 
     long pid() {
