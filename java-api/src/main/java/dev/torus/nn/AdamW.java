@@ -65,6 +65,30 @@ public final class AdamW implements Optimizer {
         this(params, lr, 0.9f, 0.999f, 1e-8f, 0.01f, allocator);
     }
 
+    @Override
+    public float learningRate() {
+        return lr;
+    }
+
+    @Override
+    public List<Tensor> stateTensors() {
+        List<Tensor> out = new ArrayList<>();
+        for (int i = 0; i < m.size(); i++) {
+            out.add(m.get(i));
+            out.add(v.get(i));
+        }
+        return List.copyOf(out);
+    }
+
+    @Override
+    public void restoreSteps(long steps) {
+        if (steps < 0) {
+            throw new IllegalArgumentException("steps must be >= 0, got " + steps);
+        }
+        this.steps = steps;
+    }
+
+    @Override
     public void setLearningRate(float lr) {
         OptimizerChecks.lr(lr);
         this.lr = lr;

@@ -24,6 +24,26 @@ public interface Optimizer extends AutoCloseable {
     /** Steps taken so far. */
     long steps();
 
+    /**
+     * The tensors this optimizer keeps between steps, in a fixed order (AdamW: the first
+     * and second moments of each parameter, m then v; Sgd: one momentum buffer per
+     * parameter, none without momentum). Owned by the optimizer; exposed so that its
+     * state can be saved and restored (checkpoints, elastic state).
+     */
+    List<dev.torus.tensor.Tensor> stateTensors();
+
+    /** The learning rate the next step uses. */
+    float learningRate();
+
+    /** Sets the learning rate of the next steps. */
+    void setLearningRate(float lr);
+
+    /**
+     * Sets the step count, as after restoring saved state: it drives AdamW's bias
+     * correction and Sgd's first-step rule.
+     */
+    void restoreSteps(long steps);
+
     /** Frees the optimizer state. */
     @Override
     void close();

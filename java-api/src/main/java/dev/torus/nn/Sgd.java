@@ -60,6 +60,25 @@ public final class Sgd implements Optimizer {
         this(params, lr, momentum, 0f, false, allocator);
     }
 
+    @Override
+    public float learningRate() {
+        return lr;
+    }
+
+    @Override
+    public List<Tensor> stateTensors() {
+        return List.copyOf(buffers);
+    }
+
+    @Override
+    public void restoreSteps(long steps) {
+        if (steps < 0) {
+            throw new IllegalArgumentException("steps must be >= 0, got " + steps);
+        }
+        this.steps = steps;
+    }
+
+    @Override
     public void setLearningRate(float lr) {
         OptimizerChecks.lr(lr);
         this.lr = lr;
