@@ -1,0 +1,407 @@
+package dev.torus.elastic;
+
+import dev.torus.DType;
+import dev.torus.comm.CommException;
+import dev.torus.comm.Communicator;
+import dev.torus.comm.ReduceOp;
+import dev.torus.comm.StaleGenerationException;
+import dev.torus.rendezvous.StoreException;
+import dev.torus.rendezvous.StoreTimeoutException;
+import dev.torus.rendezvous.ZooKeeperStore;
+import dev.torus.tensor.Tensor;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
+
+/**
+ * One process's membership in an elastic job, and the communicator of the current
+ * generation, rebuilt in place when members join, leave or die.
+ *
+ * <pre>
+ * runs/&lt;run&gt;/elastic/next-id              member ids, handed out in join order
+ * runs/&lt;run&gt;/elastic/members/&lt;id&gt;         ephemeral: this member's session lives
+ * runs/&lt;run&gt;/elastic/hb/&lt;id&gt;              ephemeral heartbeat counter, rewritten every detectionBound/5
+ * runs/&lt;run&gt;/elastic/leaving/&lt;id&gt;         a graceful leave request
+ * runs/&lt;run&gt;/elastic/gen                    the current generation, only ever raised
+ * runs/&lt;run&gt;/elastic/gen-&lt;g&gt;/members      member ids of generation g in rank order, written once
+ * runs/&lt;run&gt;/elastic-world/gen-&lt;g&gt;/...     the communicator of generation g
+ * </pre>
+ *
+ * <p>{@link #join} registers this process and returns once it is a member of a
+ * generation: the first {@code minSize} members form generation 0; a later joiner is
+ * admitted by the incumbents at their next step boundary, without stopping anyone.
+ * {@link #boundary()} is collective and called by every member at the same step: a
+ * one-element all-reduce tells whether anyone sees a join or a leave request; if so,
+ * the members agree on generation g+1 (the first proposal written wins, so all read the
+ * same list) and build its communicator. A failure in a collective, or in the
+ * boundary itself, goes through {@link #recover}: the survivors watch heartbeats for the
+ * detection bound, drop the members whose heartbeat did not change, and rebuild; the
+ * change then says {@link MembershipChange#failure()}, and the caller rolls back to its
+ * last commit. A member left out of a generation (a graceful leaver, or one judged dead
+ * while it was only slow) is no longer {@link #isMember()}; a fenced member that tries
+ * to use an old generation gets {@link StaleGenerationException}.
+ *
+ * <p>The order of collectives after a change must be the same everywhere. A joiner
+ * ({@link #joinedRunning()}) first takes the committed state ({@link ElasticState#sync}),
+ * then calls {@link #boundary()}; so after a change that {@linkplain
+ * MembershipChange#needsStateSync() needs a sync}, every incumbent syncs (after
+ * restoring, on failure) and calls {@link #boundary()} again before its next step.
+ *
+ * <p>The group borrows the store (one per process: its session is this member's
+ * liveness) and owns its heartbeat thread and each generation's communicator. Not
+ * thread-safe: call it from the training thread.
+ */
+public final class ElasticGroup implements AutoCloseable {
+    private final ZooKeeperStore store;
+    private final ElasticOptions opts;
+    private final String base;
+    private final long id;
+    private final Thread heartbeat;
+    private final Map<Long, long[]> seen = new HashMap<>(); // id -> {last value, nanos it last changed}
+    private volatile boolean closed;
+    private Communicator comm;
+    private long generation = -1;
+    private List<Long> members = List.of();
+    private boolean leaveRequested;
+    private boolean joinedRunning;
+
+    private ElasticGroup(ZooKeeperStore store, ElasticOptions opts, long id) {
+        this.store = store;
+        this.opts = opts;
+        this.base = "runs/" + opts.runId() + "/elastic/";
+        this.id = id;
+        this.heartbeat = new Thread(this::beat, "torus-elastic-heartbeat-" + id);
+        heartbeat.setDaemon(true);
+    }
+
+    /**
+     * Registers this process and waits up to {@code timeout} to become a member of a
+     * generation. Throws {@link StoreTimeoutException} if it was not admitted in time (the
+     * job is at its maximum size, or too few members came to form it).
+     */
+    public static ElasticGroup join(ZooKeeperStore store, ElasticOptions opts, Duration timeout) {
+        if (store == null || opts == null || timeout == null || timeout.isNegative() || timeout.isZero()) {
+            throw new IllegalArgumentException("store, opts and a positive timeout are required");
+        }
+        long id = store.add("runs/" + opts.runId() + "/elastic/next-id", 1);
+        ElasticGroup g = new ElasticGroup(store, opts, id);
+        try {
+            store.setEphemeral(g.base + "members/" + id,
+                    Long.toString(ProcessHandle.current().pid()).getBytes(StandardCharsets.US_ASCII));
+            g.heartbeat.start();
+            g.awaitAdmission(System.nanoTime() + timeout.toNanos());
+            return g;
+        } catch (RuntimeException e) {
+            g.close();
+            throw e;
+        }
+    }
+
+    public long id() {
+        return id;
+    }
+
+    /** The communicator of the current generation; null once this process is no longer a member. */
+    public Communicator comm() {
+        return comm;
+    }
+
+    public long generation() {
+        return generation;
+    }
+
+    /** The member ids of the current generation, in rank order. */
+    public List<Long> members() {
+        return members;
+    }
+
+    public boolean isMember() {
+        return comm != null;
+    }
+
+    /** True when this process was admitted into a running job: it must take the committed state before training. */
+    public boolean joinedRunning() {
+        return joinedRunning;
+    }
+
+    /** Asks to leave at the next step boundary, after finishing the current step (no rollback for anyone). */
+    public void requestLeave() {
+        leaveRequested = true;
+        store.set(base + "leaving/" + id, new byte[0]);
+    }
+
+    private void awaitAdmission(long deadline) {
+        while (true) {
+            byte[] g = store.tryGet(base + "gen");
+            if (g != null) {
+                long gen = parse(g);
+                List<Long> m = decode(store.tryGet(base + "gen-" + gen + "/members"));
+                if (m != null && m.contains(id)) {
+                    joinedRunning = gen > 0 || m.size() > opts.minSize();
+                    enter(gen, m);
+                    return;
+                }
+            } else {
+                List<Long> live = liveMembers();
+                if (live.size() >= opts.minSize()) {
+                    List<Long> first = live.subList(0, Math.min(live.size(), opts.maxSize()));
+                    store.compareSet(base + "gen-0/members", null, encode(first));
+                    store.compareSet(base + "gen", null, ascii(0));
+                    continue;
+                }
+            }
+            if (System.nanoTime() > deadline) {
+                throw new StoreTimeoutException("member " + id + " of elastic run '" + opts.runId() + "' was not admitted: "
+                        + (g == null ? "fewer than minSize " + opts.minSize() + " members came"
+                        : "the job (generation " + parse(g) + ") did not admit it; is it at maxSize " + opts.maxSize() + "?"));
+            }
+            sleep(opts.heartbeatPeriod().toMillis());
+        }
+    }
+
+    /**
+     * Collective step boundary: every member calls it at the same step. Returns the
+     * change when the membership changed (the communicator is then the new one), null
+     * when it did not. A failure of the boundary's own all-reduce is handled as {@link #recover}.
+     */
+    public MembershipChange boundary() {
+        requireMember();
+        boolean pending = leaveRequested || changePending();
+        float any;
+        try (Tensor flag = Tensor.fromArray(new float[] {pending ? 1f : 0f}, 1)) {
+            comm.allReduce(flag, ReduceOp.MAX).await();
+            any = flag.toFloatArray()[0];
+        } catch (CommException e) {
+            return recover(e);
+        }
+        return any == 0f ? null : rebuild(false, 0);
+    }
+
+    /**
+     * After a collective failed (a member died or stalled): waits out the detection bound
+     * watching heartbeats, drops the members whose heartbeat did not change, and rebuilds.
+     * Every survivor calls it. The change has {@code failure() == true}: roll back.
+     */
+    public MembershipChange recover(Exception cause) {
+        requireMember();
+        long t0 = System.nanoTime();
+        comm.abort("elastic recovery after: " + cause);
+        long end = t0 + opts.detectionBound().toNanos() + opts.heartbeatPeriod().toNanos();
+        while (System.nanoTime() < end) {
+            for (long m : members) {
+                observe(m);
+            }
+            sleep(opts.heartbeatPeriod().toMillis());
+        }
+        return rebuild(true, (System.nanoTime() - t0) / 1_000_000);
+    }
+
+    private MembershipChange rebuild(boolean failure, long detectionMillis) {
+        long t0 = System.nanoTime();
+        List<Long> before = members;
+        long genBefore = generation;
+        Set<Long> leaving = ids(store.list(base + "leaving"));
+        List<Long> keep = new ArrayList<>();
+        for (long m : before) {
+            if (!leaving.contains(m) && (!failure || alive(m))) {
+                keep.add(m);
+            }
+        }
+        for (long j : liveMembers()) {
+            if (keep.size() >= opts.maxSize()) {
+                break;
+            }
+            if (!before.contains(j) && !leaving.contains(j)) {
+                keep.add(j);
+            }
+        }
+        long next = genBefore + 1;
+        List<Long> agreed = decode(store.compareSet(base + "gen-" + next + "/members", null, encode(keep)));
+        raiseGeneration(next);
+        if (comm != null) {
+            if (failure) {
+                comm.abort("replaced by generation " + next);
+            }
+            comm.close();
+            comm = null;
+        }
+        List<Long> joined = new ArrayList<>(agreed);
+        joined.removeAll(before);
+        List<Long> left = new ArrayList<>(before);
+        left.removeAll(agreed);
+        if (agreed.contains(id)) {
+            enter(next, agreed);
+        } else {
+            generation = next;
+            members = agreed;
+        }
+        return new MembershipChange(genBefore, next, before.size(), agreed.size(), joined, left, failure,
+                detectionMillis, (System.nanoTime() - t0) / 1_000_000);
+    }
+
+    private void enter(long gen, List<Long> m) {
+        int rank = m.indexOf(id);
+        comm = Communicator.builder().store(store).runId(opts.runId()).name("elastic-world").generation(gen)
+                .rank(rank).size(m.size()).timeout(opts.opTimeout()).initTimeout(opts.initTimeout()).build();
+        generation = gen;
+        members = List.copyOf(m);
+        store.delete(base + "leaving/" + id);
+    }
+
+    private void raiseGeneration(long next) {
+        for (int i = 0; i < 100; i++) {
+            byte[] cur = store.tryGet(base + "gen");
+            long c = cur == null ? -1 : parse(cur);
+            if (c >= next) {
+                return;
+            }
+            store.compareSet(base + "gen", cur, ascii(next));
+        }
+        throw new StoreException("could not raise the generation of elastic run '" + opts.runId() + "' to " + next);
+    }
+
+    /** A join is pending (a live member outside the generation, room for it) or a member asked to leave. */
+    private boolean changePending() {
+        if (!ids(store.list(base + "leaving")).stream().filter(members::contains).toList().isEmpty()) {
+            return true;
+        }
+        if (members.size() >= opts.maxSize()) {
+            return false;
+        }
+        for (long m : liveMembers()) {
+            if (!members.contains(m)) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** Registered members whose heartbeat this process has seen change within the detection bound, by id. */
+    private List<Long> liveMembers() {
+        List<Long> out = new ArrayList<>();
+        for (long m : ids(store.list(base + "members"))) {
+            observe(m);
+            if (alive(m)) {
+                out.add(m);
+            }
+        }
+        return out;
+    }
+
+    private void observe(long m) {
+        byte[] v = store.tryGet(base + "hb/" + m);
+        long now = System.nanoTime();
+        long value = v == null ? Long.MIN_VALUE : parse(v);
+        long[] s = seen.get(m);
+        if (s == null || s[0] != value) {
+            seen.put(m, new long[] {value, value == Long.MIN_VALUE ? now - opts.detectionBound().toNanos() - 1 : now});
+        }
+    }
+
+    private boolean alive(long m) {
+        long[] s = seen.get(m);
+        return s != null && s[0] != Long.MIN_VALUE && System.nanoTime() - s[1] <= opts.detectionBound().toNanos();
+    }
+
+    private void beat() {
+        long n = 0;
+        while (!closed) {
+            try {
+                store.setEphemeral(base + "hb/" + id, ascii(++n));
+            } catch (RuntimeException e) {
+                // the store is away; the others will judge us by what they see
+            }
+            sleep(opts.heartbeatPeriod().toMillis());
+        }
+    }
+
+    /** Stops the heartbeat without leaving: what a frozen or killed process looks like to the others. Tests only. */
+    void stopHeartbeatForTest() {
+        closed = true;
+        heartbeat.interrupt();
+    }
+
+    private void requireMember() {
+        if (comm == null) {
+            throw new StaleGenerationException("member " + id + " of elastic run '" + opts.runId() + "' is not in generation "
+                    + generation + " (members " + members + "): it was left out and must exit");
+        }
+    }
+
+    private static Set<Long> ids(List<String> keys) {
+        Set<Long> out = new TreeSet<>();
+        for (String k : keys) {
+            if (k.matches("[0-9]{1,18}")) {
+                out.add(Long.parseLong(k));
+            }
+        }
+        return out;
+    }
+
+    private static byte[] encode(List<Long> ids) {
+        StringBuilder sb = new StringBuilder();
+        for (long i : ids) {
+            sb.append(sb.length() == 0 ? "" : ",").append(i);
+        }
+        return sb.toString().getBytes(StandardCharsets.US_ASCII);
+    }
+
+    private static List<Long> decode(byte[] v) {
+        if (v == null) {
+            return null;
+        }
+        String s = new String(v, StandardCharsets.US_ASCII);
+        List<Long> out = new ArrayList<>();
+        if (!s.isEmpty()) {
+            for (String p : s.split(",")) {
+                out.add(parse(p.getBytes(StandardCharsets.US_ASCII)));
+            }
+        }
+        return out;
+    }
+
+    private static long parse(byte[] v) {
+        try {
+            return Long.parseLong(new String(v, StandardCharsets.US_ASCII));
+        } catch (NumberFormatException e) {
+            throw new StoreException("malformed elastic membership value: expected ASCII decimal, got " + v.length
+                    + " bytes");
+        }
+    }
+
+    private static byte[] ascii(long v) {
+        return Long.toString(v).getBytes(StandardCharsets.US_ASCII);
+    }
+
+    private static void sleep(long ms) {
+        try {
+            Thread.sleep(Math.max(1, ms));
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new CommException("interrupted in an elastic membership change");
+        }
+    }
+
+    /** Leaves the group: stops the heartbeat, closes the communicator, removes this member's keys. */
+    @Override
+    public void close() {
+        closed = true;
+        heartbeat.interrupt();
+        if (comm != null) {
+            comm.close();
+            comm = null;
+        }
+        try {
+            store.delete(base + "members/" + id);
+            store.delete(base + "hb/" + id);
+            store.delete(base + "leaving/" + id);
+        } catch (RuntimeException e) {
+            // ephemeral: the session's end removes them anyway
+        }
+    }
+}

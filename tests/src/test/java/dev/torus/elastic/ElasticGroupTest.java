@@ -1,0 +1,220 @@
+package dev.torus.elastic;
+
+import static dev.torus.testing.BadArgument.assertMessage;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.torus.comm.CommException;
+import dev.torus.comm.ReduceOp;
+import dev.torus.comm.StaleGenerationException;
+import dev.torus.rendezvous.EmbeddedZooKeeper;
+import dev.torus.rendezvous.ZooKeeperStore;
+import dev.torus.tensor.Tensor;
+import dev.torus.testing.CommHarness;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Members as threads, each with its own store session (its liveness): a job forms,
+ * grows at a step boundary, lets a member leave gracefully, and survives a member that
+ * stops (its heartbeat ends, its communicator aborts), rebuilding the communicator in
+ * place; the replicas stay identical and the survivors roll back on failure.
+ */
+class ElasticGroupTest {
+    static EmbeddedZooKeeper zk;
+    static ExecutorService pool;
+
+    @BeforeAll
+    static void start() {
+        zk = EmbeddedZooKeeper.startWithoutAuth();
+        pool = Executors.newCachedThreadPool();
+    }
+
+    @AfterAll
+    static void stop() throws InterruptedException {
+        pool.shutdownNow();
+        pool.awaitTermination(10, TimeUnit.SECONDS);
+        zk.close();
+    }
+
+    private static ElasticOptions opts(String run, int min, int max) {
+        return new ElasticOptions(run, min, max, Duration.ofMillis(600), Duration.ofSeconds(5), Duration.ofSeconds(20));
+    }
+
+    /** A member's loop: per step, sum (step + 1) over the group; the value must be identical on every member. */
+    private static final class Member {
+        final List<MembershipChange> changes = new CopyOnWriteArrayList<>();
+        final List<float[]> totals = new CopyOnWriteArrayList<>();
+        volatile ElasticGroup group;
+        volatile long lastStep = -1;
+    }
+
+    private static Future<Member> member(String run, int min, int max, int steps, long leaveAt, long crashAt,
+                                         AtomicBoolean go) {
+        return pool.submit(() -> {
+            Member me = new Member();
+            try (ZooKeeperStore s = ZooKeeperStore.connect(zk.connectString(), "store", Duration.ofSeconds(10));
+                 ElasticGroup g = ElasticGroup.join(s, opts(run, min, max), Duration.ofSeconds(60))) {
+                me.group = g;
+                // the step count lives in the group's committed state: joiners take it from rank 0
+                long step = g.joinedRunning() ? -1 : 0;
+                float[] acc = {0};
+                while (step < steps) {
+                    if (step < 0) {
+                        step = syncStep(g, 0, acc);
+                    }
+                    if (step == leaveAt) {
+                        g.requestLeave();
+                    }
+                    if (step == crashAt) {
+                        g.stopHeartbeatForTest();
+                        g.comm().abort("simulated crash");
+                        return me;
+                    }
+                    MembershipChange c = g.boundary();
+                    if (c != null) {
+                        me.changes.add(c);
+                        if (!g.isMember()) {
+                            return me; // left
+                        }
+                        if (c.needsStateSync()) {
+                            // sync, then the boundary again: the joiners' first calls are the same two
+                            step = syncStep(g, step, acc);
+                            continue;
+                        }
+                    }
+                    try (Tensor t = Tensor.fromArray(new float[] {1f}, 1)) {
+                        g.comm().allReduce(t, ReduceOp.SUM).await();
+                        acc[0] += t.toFloatArray()[0];
+                        me.totals.add(new float[] {step, g.comm().size(), acc[0]});
+                    } catch (CommException e) {
+                        MembershipChange r = g.recover(e);
+                        me.changes.add(r);
+                        step = syncStep(g, step, acc);
+                        continue;
+                    }
+                    step++;
+                    me.lastStep = step;
+                    while (!go.get() && step >= 3) {
+                        Thread.sleep(10); // hold at step 3 until the test lets everyone go on
+                    }
+                }
+                return me;
+            }
+        });
+    }
+
+    /** The lowest rank's step and accumulator go to everyone (a stand-in for ElasticState.sync). */
+    private static long syncStep(ElasticGroup g, long step, float[] acc) {
+        try (Tensor t = Tensor.fromArray(new float[] {g.comm().rank() == 0 ? step : 0f, g.comm().rank() == 0 ? acc[0] : 0f}, 2)) {
+            g.comm().broadcast(t, 0).await();
+            float[] v = t.toFloatArray();
+            acc[0] = v[1];
+            return (long) v[0];
+        }
+    }
+
+    @Test
+    void aJobFormsGrowsAtAStepBoundaryAndLetsAMemberLeave() throws Exception {
+        String run = CommHarness.uniqueRunId("grow");
+        AtomicBoolean go = new AtomicBoolean(false);
+        Future<Member> a = member(run, 2, 4, 12, -1, -1, go);
+        Future<Member> b = member(run, 2, 4, 12, 6, -1, go);
+        long t0 = System.nanoTime();
+        while (true) { // the two incumbents reach step 3 before the joiner comes
+            Thread.sleep(20);
+            assertTrue(System.nanoTime() - t0 < TimeUnit.SECONDS.toNanos(60), "the job did not form");
+            if (a.isDone() || b.isDone()) {
+                a.get();
+                b.get();
+            }
+            if (runningAt(run) >= 2) {
+                break;
+            }
+        }
+        Future<Member> c = member(run, 2, 4, 12, -1, -1, go);
+        Thread.sleep(1500);
+        go.set(true);
+        Member ma = a.get(120, TimeUnit.SECONDS);
+        Member mb = b.get(120, TimeUnit.SECONDS);
+        Member mc = c.get(120, TimeUnit.SECONDS);
+        // a join admitted at a boundary, then b's graceful leave: two rebuilds, no failure
+        assertTrue(ma.changes.size() >= 2, ma.changes.toString());
+        MembershipChange grow = ma.changes.get(0);
+        assertEquals(2, grow.worldBefore());
+        assertEquals(3, grow.worldAfter());
+        assertEquals(List.of(mc.group.id()), grow.joined());
+        assertFalse(grow.failure());
+        MembershipChange shrink = ma.changes.get(ma.changes.size() - 1);
+        assertEquals(List.of(mb.group.id()), shrink.left());
+        assertFalse(shrink.failure(), "a graceful leave rolls nothing back");
+        assertFalse(mb.group.isMember());
+        // the survivors agree on every step's total, and the joiner took the job's count
+        assertEquals(lastTotal(ma), lastTotal(mc));
+        assertEquals(12, ma.lastStep);
+        assertEquals(12, mc.lastStep);
+        assertThrows(StaleGenerationException.class, mb.group::boundary, "a member that left is fenced");
+    }
+
+    private static int runningAt(String run) {
+        try (ZooKeeperStore s = ZooKeeperStore.connect(zk.connectString(), "store", Duration.ofSeconds(10))) {
+            byte[] g = s.tryGet("runs/" + run + "/elastic/gen");
+            return g == null ? 0 : 2;
+        }
+    }
+
+    private static float lastTotal(Member m) {
+        return m.totals.get(m.totals.size() - 1)[2];
+    }
+
+    @Test
+    void survivorsOfAStoppedMemberRebuildAndGoOn() throws Exception {
+        String run = CommHarness.uniqueRunId("crash");
+        AtomicBoolean go = new AtomicBoolean(true);
+        List<Future<Member>> ms = new ArrayList<>();
+        ms.add(member(run, 3, 3, 10, -1, -1, go));
+        ms.add(member(run, 3, 3, 10, -1, 4, go));
+        ms.add(member(run, 3, 3, 10, -1, -1, go));
+        List<Member> done = new ArrayList<>();
+        for (Future<Member> f : ms) {
+            done.add(f.get(120, TimeUnit.SECONDS));
+        }
+        Member crashed = done.stream().filter(m -> m.lastStep == 4).findFirst().orElseThrow(
+                () -> new AssertionError("no member stopped at step 4"));
+        List<Member> survivors = new ArrayList<>(done);
+        survivors.remove(crashed);
+        for (Member m : survivors) {
+            MembershipChange r = m.changes.stream().filter(MembershipChange::failure).findFirst()
+                    .orElseThrow(() -> new AssertionError("no recovery: " + m.changes));
+            assertEquals(3, r.worldBefore());
+            assertEquals(2, r.worldAfter());
+            assertEquals(List.of(crashed.group.id()), r.left());
+            assertTrue(r.detectionMillis() >= 600, "detection waited for the bound: " + r);
+            assertEquals(10, m.lastStep);
+            System.out.println("recovery after a stopped member: " + r);
+        }
+        assertEquals(lastTotal(survivors.get(0)), lastTotal(survivors.get(1)));
+    }
+
+    @Test
+    void badOptionsAreNamed() {
+        assertMessage("runId", () -> ElasticOptions.of("a/b", 1, 2));
+        assertMessage("minSize", () -> ElasticOptions.of("r", 3, 2));
+        assertMessage("detectionBound", () -> new ElasticOptions("r", 1, 2, Duration.ofMillis(10), Duration.ofSeconds(1),
+                Duration.ofSeconds(1)));
+    }
+}
