@@ -1,0 +1,127 @@
+package dev.torus.elastic;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.torus.rendezvous.EmbeddedZooKeeper;
+import dev.torus.testing.CommHarness;
+import dev.torus.testing.ElasticWorker;
+import dev.torus.testing.WorkerProcesses;
+import java.io.BufferedReader;
+import java.io.InputStreamReader;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Predicate;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Real worker processes: two form a job, a third process joins the running job, one
+ * incumbent is killed with SIGKILL; the survivors detect it, roll back to their last
+ * commit, rebuild in place (same PIDs) and finish with identical state.
+ */
+@Tag("multiprocess")
+class ElasticProcessTest {
+
+    private static final class Worker implements AutoCloseable {
+        final Process p;
+        final List<String> out = new CopyOnWriteArrayList<>();
+
+        Worker(String endpoint, String run, int steps) throws Exception {
+            ProcessBuilder pb = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                    "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-cp", WorkerProcesses.classpath(),
+                    ElasticWorker.class.getName());
+            pb.environment().put("TORUS_RDZV_ENDPOINT", endpoint);
+            pb.environment().put("TORUS_RUN_ID", run);
+            pb.environment().put("ELASTIC_MIN", "2");
+            pb.environment().put("ELASTIC_MAX", "4");
+            pb.environment().put("ELASTIC_STEPS", Integer.toString(steps));
+            pb.redirectErrorStream(true);
+            p = pb.start();
+            Thread t = new Thread(() -> {
+                try (BufferedReader r = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8))) {
+                    String line;
+                    while ((line = r.readLine()) != null) {
+                        if (!line.contains(" INFO ") && !line.contains(" WARN ")) {
+                            out.add(line);
+                        }
+                    }
+                } catch (Exception ignored) {
+                    // process gone
+                }
+            });
+            t.setDaemon(true);
+            t.start();
+        }
+
+        void await(Predicate<List<String>> cond, String what) throws InterruptedException {
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(90);
+            while (!cond.test(out)) {
+                assertTrue(System.nanoTime() < deadline, "timed out waiting for " + what + "; out " + out);
+                Thread.sleep(50);
+            }
+        }
+
+        int lastStep() {
+            int s = -1;
+            for (String l : out) {
+                if (l.startsWith("STEP ")) {
+                    s = Integer.parseInt(l.split(" ")[1]);
+                }
+            }
+            return s;
+        }
+
+        String doneHash() {
+            return out.stream().filter(l -> l.startsWith("DONE ")).findFirst().orElse("");
+        }
+
+        @Override
+        public void close() throws InterruptedException {
+            p.destroyForcibly();
+            p.waitFor(10, TimeUnit.SECONDS);
+        }
+    }
+
+    @Test
+    void aJoinAndAKillMinus9MidRunEndWithIdenticalSurvivorState() throws Exception {
+        String run = CommHarness.uniqueRunId("elastic-proc");
+        int steps = 60;
+        try (EmbeddedZooKeeper zk = EmbeddedZooKeeper.startWithoutAuth();
+             Worker a = new Worker(zk.connectString(), run, steps);
+             Worker b = new Worker(zk.connectString(), run, steps)) {
+            a.await(o -> a.lastStep() >= 5, "the job to form and train");
+            long pidA = a.p.pid();
+            try (Worker c = new Worker(zk.connectString(), run, steps)) {
+                c.await(o -> c.lastStep() >= 0 && o.stream().anyMatch(l -> l.startsWith("STEP ") && l.contains("WORLD 3")),
+                        "the joiner to train in a world of 3");
+                int joinedAt = c.out.stream().filter(l -> l.startsWith("STEP ")).mapToInt(
+                        l -> Integer.parseInt(l.split(" ")[1])).min().orElse(0);
+                assertTrue(joinedAt > 5, "the joiner took the job's step count, not 0: first step " + joinedAt);
+                int before = a.lastStep();
+                b.p.destroyForcibly(); // SIGKILL
+                long killed = System.nanoTime();
+                a.await(o -> o.stream().anyMatch(l -> l.startsWith("CHANGE") && l.contains("failure=true")),
+                        "the survivors to notice the kill");
+                a.await(o -> a.lastStep() > before, "training to resume after the kill");
+                double resumeSeconds = (System.nanoTime() - killed) / 1e9;
+                assertTrue(a.p.waitFor(120, TimeUnit.SECONDS) && c.p.waitFor(120, TimeUnit.SECONDS), "survivors finish");
+                assertEquals(0, a.p.exitValue(), a.out.toString());
+                assertEquals(0, c.p.exitValue(), c.out.toString());
+                assertEquals(pidA, a.p.pid(), "incumbents keep their process");
+                assertTrue(!a.doneHash().isEmpty() && a.doneHash().equals(c.doneHash()),
+                        "survivors end with the same state: " + a.doneHash() + " vs " + c.doneHash());
+                List<String> changes = new ArrayList<>(a.out.stream().filter(l -> l.startsWith("CHANGE")).toList());
+                System.out.printf("elastic processes: joiner's first step %d; resumed %.2f s after kill -9; changes %s%n",
+                        joinedAt, resumeSeconds, changes);
+                assertTrue(changes.stream().anyMatch(l -> l.contains("worldBefore=2, worldAfter=3")), changes.toString());
+                assertTrue(changes.stream().anyMatch(l -> l.contains("worldBefore=3, worldAfter=2") && l.contains("failure=true")),
+                        changes.toString());
+            }
+        }
+    }
+}
