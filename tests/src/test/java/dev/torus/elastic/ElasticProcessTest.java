@@ -32,6 +32,10 @@ class ElasticProcessTest {
         final List<String> out = new CopyOnWriteArrayList<>();
 
         Worker(String endpoint, String run, int steps) throws Exception {
+            this(endpoint, run, steps, java.util.Map.of());
+        }
+
+        Worker(String endpoint, String run, int steps, java.util.Map<String, String> extra) throws Exception {
             ProcessBuilder pb = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
                     "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-cp", WorkerProcesses.classpath(),
                     ElasticWorker.class.getName());
@@ -40,6 +44,7 @@ class ElasticProcessTest {
             pb.environment().put("ELASTIC_MIN", "2");
             pb.environment().put("ELASTIC_MAX", "4");
             pb.environment().put("ELASTIC_STEPS", Integer.toString(steps));
+            pb.environment().putAll(extra);
             pb.redirectErrorStream(true);
             p = pb.start();
             Thread t = new Thread(() -> {
@@ -91,12 +96,14 @@ class ElasticProcessTest {
     void aJoinAndAKillMinus9MidRunEndWithIdenticalSurvivorState() throws Exception {
         String run = CommHarness.uniqueRunId("elastic-proc");
         int steps = 60;
+        Path events = java.nio.file.Files.createTempFile("elastic-events", ".jsonl");
+        java.util.Map<String, String> env = java.util.Map.of("ELASTIC_EVENTS", events.toString());
         try (EmbeddedZooKeeper zk = EmbeddedZooKeeper.startWithoutAuth();
-             Worker a = new Worker(zk.connectString(), run, steps);
-             Worker b = new Worker(zk.connectString(), run, steps)) {
+             Worker a = new Worker(zk.connectString(), run, steps, env);
+             Worker b = new Worker(zk.connectString(), run, steps, env)) {
             a.await(o -> a.lastStep() >= 5, "the job to form and train");
             long pidA = a.p.pid();
-            try (Worker c = new Worker(zk.connectString(), run, steps)) {
+            try (Worker c = new Worker(zk.connectString(), run, steps, env)) {
                 c.await(o -> c.lastStep() >= 0 && o.stream().anyMatch(l -> l.startsWith("STEP ") && l.contains("WORLD 3")),
                         "the joiner to train in a world of 3");
                 int joinedAt = c.out.stream().filter(l -> l.startsWith("STEP ")).mapToInt(
@@ -105,8 +112,13 @@ class ElasticProcessTest {
                 int before = a.lastStep();
                 b.p.destroyForcibly(); // SIGKILL
                 long killed = System.nanoTime();
-                a.await(o -> o.stream().anyMatch(l -> l.startsWith("CHANGE") && l.contains("failure=true")),
-                        "the survivors to notice the kill");
+                a.await(o -> {
+                    try {
+                        return java.nio.file.Files.readString(events).contains("\"kind\":\"failure\"");
+                    } catch (java.io.IOException e) {
+                        return false;
+                    }
+                }, "the survivors to notice the kill");
                 a.await(o -> a.lastStep() > before, "training to resume after the kill");
                 double resumeSeconds = (System.nanoTime() - killed) / 1e9;
                 assertTrue(a.p.waitFor(120, TimeUnit.SECONDS) && c.p.waitFor(120, TimeUnit.SECONDS), "survivors finish");
@@ -115,12 +127,15 @@ class ElasticProcessTest {
                 assertEquals(pidA, a.p.pid(), "incumbents keep their process");
                 assertTrue(!a.doneHash().isEmpty() && a.doneHash().equals(c.doneHash()),
                         "survivors end with the same state: " + a.doneHash() + " vs " + c.doneHash());
-                List<String> changes = new ArrayList<>(a.out.stream().filter(l -> l.startsWith("CHANGE")).toList());
-                System.out.printf("elastic processes: joiner's first step %d; resumed %.2f s after kill -9; changes %s%n",
-                        joinedAt, resumeSeconds, changes);
-                assertTrue(changes.stream().anyMatch(l -> l.contains("worldBefore=2, worldAfter=3")), changes.toString());
-                assertTrue(changes.stream().anyMatch(l -> l.contains("worldBefore=3, worldAfter=2") && l.contains("failure=true")),
-                        changes.toString());
+                List<String> ev = java.nio.file.Files.readAllLines(events);
+                System.out.printf("elastic processes: joiner's first step %d; resumed %.2f s after kill -9; events %s%n",
+                        joinedAt, resumeSeconds, ev);
+                assertTrue(ev.stream().anyMatch(l -> l.contains("\"kind\":\"join\"") && l.contains("\"world_before\":2")
+                        && l.contains("\"world_after\":3")), ev.toString());
+                assertTrue(ev.stream().anyMatch(l -> l.contains("\"kind\":\"failure\"") && l.contains("\"world_after\":2")
+                        && l.contains("\"rolled_back_steps\":")), ev.toString());
+                assertTrue(ev.stream().anyMatch(l -> l.contains("\"kind\":\"joined\"") && !l.contains("\"state_bytes\":0,")),
+                        "the joiner's event records the state it received: " + ev);
             }
         }
     }

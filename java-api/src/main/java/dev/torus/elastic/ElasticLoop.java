@@ -1,0 +1,228 @@
+package dev.torus.elastic;
+
+import dev.torus.comm.CommException;
+import dev.torus.comm.Communicator;
+import dev.torus.memory.Allocator;
+import dev.torus.rendezvous.ZooKeeperStore;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.io.Writer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.time.Duration;
+
+/**
+ * The training loop of an elastic job, with the protocol of {@link ElasticGroup} built
+ * in, so that every member runs its collectives in the same order through any change:
+ *
+ * <pre>
+ * try (ElasticLoop loop = ElasticLoop.join(store, opts, state, allocator, commitEvery, events)) {
+ *     while (loop.next(totalSteps)) {           // step boundary: joins, leaves, rollbacks, state sync
+ *         loop.step(comm -> trainOneStep(comm)); // a failed collective: recover, roll back, sync
+ *     }
+ * }
+ * </pre>
+ *
+ * A joiner takes the committed state before its first step; after a failure every
+ * survivor restores its last commit; the state is committed every {@code commitEvery}
+ * steps. Each change is written as one JSON line to the event file (if given): kind,
+ * step, rank, pid, generations and world sizes before and after, detection and
+ * rebuild ms, state-transfer bytes and ms, ms until the first step after the change
+ * completed, and the steps rolled back. The loop owns its group (and closes it); it
+ * borrows the store, the state and the allocator. Not thread-safe.
+ */
+public final class ElasticLoop implements AutoCloseable {
+    /** One training step's work on the current communicator: compute, reduce, update. It must not commit. */
+    public interface Step {
+        void run(Communicator comm) throws Exception;
+    }
+
+    private final ElasticGroup group;
+    private final ElasticState state;
+    private final Allocator allocator;
+    private final int commitEvery;
+    private final Writer events;
+    private String pendingEvent;
+    private long pendingSince;
+
+    private ElasticLoop(ElasticGroup group, ElasticState state, Allocator allocator, int commitEvery, Writer events) {
+        this.group = group;
+        this.state = state;
+        this.allocator = allocator;
+        this.commitEvery = commitEvery;
+        this.events = events;
+    }
+
+    /**
+     * Joins the job (waiting up to {@code opts.initTimeout()} to be admitted), takes or
+     * shares the committed state, and returns the loop. {@code events} may be null.
+     */
+    public static ElasticLoop join(ZooKeeperStore store, ElasticOptions opts, ElasticState state, Allocator allocator,
+                                   int commitEvery, Path events) {
+        if (state == null || allocator == null) {
+            throw new IllegalArgumentException("state and allocator must not be null");
+        }
+        if (commitEvery < 1) {
+            throw new IllegalArgumentException("commitEvery must be >= 1, got " + commitEvery);
+        }
+        Writer w = null;
+        ElasticGroup g = null;
+        try {
+            if (events != null) {
+                w = Files.newBufferedWriter(events, StandardCharsets.UTF_8, StandardOpenOption.CREATE,
+                        StandardOpenOption.APPEND);
+            }
+            long t0 = System.nanoTime();
+            g = ElasticGroup.join(store, opts, opts.initTimeout());
+            ElasticLoop loop = new ElasticLoop(g, state, allocator, commitEvery, w);
+            if (!g.joinedRunning()) {
+                state.commit();
+            }
+            long s0 = System.nanoTime();
+            state.sync(g.comm(), 0, allocator);
+            long stateMs = (System.nanoTime() - s0) / 1_000_000;
+            loop.note(g.joinedRunning() ? "joined" : "formed", -1, g.generation(), -1, g.comm().size(), 0,
+                    (s0 - t0) / 1_000_000, state.committedBytes().length, stateMs, 0, t0);
+            return loop;
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot open the event file " + events, e);
+        } catch (RuntimeException e) {
+            if (g != null) {
+                g.close();
+            }
+            if (w != null) {
+                try {
+                    w.close();
+                } catch (IOException ignored) {
+                    // closing after a failure
+                }
+            }
+            throw e;
+        }
+    }
+
+    public ElasticGroup group() {
+        return group;
+    }
+
+    public Communicator comm() {
+        return group.comm();
+    }
+
+    /** Asks to leave gracefully at the next step boundary (no rollback for anyone). */
+    public void leave() {
+        group.requestLeave();
+    }
+
+    /**
+     * The step boundary. Returns true when this member should run step
+     * {@code state.step()}; false when {@code totalSteps} are done or it left the group.
+     */
+    public boolean next(long totalSteps) {
+        while (group.isMember() && state.step() < totalSteps) {
+            MembershipChange c = group.boundary();
+            if (c == null) {
+                return true;
+            }
+            handle(c);
+        }
+        return false;
+    }
+
+    /** Runs one step; a failed collective goes through recovery and rollback, and the step is then run again at the next {@link #next}. */
+    public void step(Step work) {
+        try {
+            work.run(group.comm());
+        } catch (CommException e) {
+            handle(group.recover(e));
+            return;
+        } catch (RuntimeException e) {
+            throw e;
+        } catch (Exception e) {
+            throw new IllegalStateException("the training step failed: " + e, e);
+        }
+        state.setStep(state.step() + 1);
+        if (state.step() % commitEvery == 0) {
+            state.commit();
+        }
+        flushPending();
+    }
+
+    private void handle(MembershipChange c) {
+        long t0 = System.nanoTime();
+        long rolledBack = 0;
+        long bytes = 0;
+        long stateMs = 0;
+        if (group.isMember() && c.needsStateSync()) {
+            if (c.failure()) {
+                rolledBack = state.restore();
+            }
+            long s0 = System.nanoTime();
+            state.sync(group.comm(), 0, allocator);
+            stateMs = (System.nanoTime() - s0) / 1_000_000;
+            bytes = state.committedBytes().length;
+        }
+        String kind = c.failure() ? "failure" : !c.joined().isEmpty() && !c.left().isEmpty() ? "join+leave"
+                : !c.joined().isEmpty() ? "join" : "leave";
+        note(kind, c.generationBefore(), c.generationAfter(), c.worldBefore(), c.worldAfter(), c.detectionMillis(),
+                c.rebuildMillis(), bytes, stateMs, rolledBack, t0 - c.detectionMillis() * 1_000_000);
+        if (!group.isMember()) {
+            flushPending();
+        }
+    }
+
+    private void note(String kind, long genBefore, long genAfter, int worldBefore, int worldAfter, long detectMs,
+                      long rebuildMs, long bytes, long stateMs, long rolledBack, long since) {
+        flushPending();
+        int rank = group.isMember() ? group.comm().rank() : -1;
+        pendingEvent = "{\"kind\":\"" + kind + "\",\"step\":" + state.step() + ",\"rank\":" + rank + ",\"member\":"
+                + group.id() + ",\"pid\":" + ProcessHandle.current().pid() + ",\"generation_before\":" + genBefore
+                + ",\"generation_after\":" + genAfter + ",\"world_before\":" + worldBefore + ",\"world_after\":"
+                + worldAfter + ",\"detection_ms\":" + detectMs + ",\"rebuild_ms\":" + rebuildMs
+                + ",\"state_bytes\":" + bytes + ",\"state_ms\":" + stateMs + ",\"rolled_back_steps\":" + rolledBack;
+        pendingSince = since;
+    }
+
+    /** Writes the pending event, with the time from its change to the first completed step after it (-1 if none). */
+    private void flushPending() {
+        if (pendingEvent == null) {
+            return;
+        }
+        long firstStepMs = group.isMember() ? (System.nanoTime() - pendingSince) / 1_000_000 : -1;
+        String line = pendingEvent + ",\"first_step_ms\":" + firstStepMs + "}";
+        pendingEvent = null;
+        if (events != null) {
+            try {
+                events.write(line);
+                events.write('\n');
+                events.flush();
+            } catch (IOException e) {
+                throw new UncheckedIOException("cannot write the elastic event file", e);
+            }
+        }
+    }
+
+    /** Writes a pending event, leaves the group and closes the event file. */
+    @Override
+    public void close() {
+        try {
+            if (pendingEvent != null) {
+                String line = pendingEvent + ",\"first_step_ms\":-1}";
+                pendingEvent = null;
+                if (events != null) {
+                    events.write(line);
+                    events.write('\n');
+                }
+            }
+            if (events != null) {
+                events.close();
+            }
+        } catch (IOException e) {
+            // the group still has to be left
+        } finally {
+            group.close();
+        }
+    }
+}
