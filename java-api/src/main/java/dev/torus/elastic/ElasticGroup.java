@@ -124,9 +124,18 @@ public final class ElasticGroup implements AutoCloseable {
         return comm != null;
     }
 
-    /** True when this process was admitted into a running job: it must take the committed state before training. */
+    /**
+     * True when this process was admitted into a running job (a generation after the
+     * first): it must take the committed state before training. The founders of
+     * generation 0 share rank 0's state instead.
+     */
     public boolean joinedRunning() {
         return joinedRunning;
+    }
+
+    /** Whether this member asked to leave ({@link #requestLeave()}). */
+    public boolean leaveRequested() {
+        return leaveRequested;
     }
 
     /** Asks to leave at the next step boundary, after finishing the current step (no rollback for anyone). */
@@ -142,7 +151,7 @@ public final class ElasticGroup implements AutoCloseable {
                 long gen = parse(g);
                 List<Long> m = decode(store.tryGet(base + "gen-" + gen + "/members"));
                 if (m != null && m.contains(id)) {
-                    joinedRunning = gen > 0 || m.size() > opts.minSize();
+                    joinedRunning = gen > 0; // generation 0 is formed by its founders; later ones admit joiners
                     enter(gen, m);
                     return;
                 }
@@ -316,7 +325,11 @@ public final class ElasticGroup implements AutoCloseable {
             } catch (RuntimeException e) {
                 // the store is away; the others will judge us by what they see
             }
-            sleep(opts.heartbeatPeriod().toMillis());
+            try {
+                Thread.sleep(opts.heartbeatPeriod().toMillis());
+            } catch (InterruptedException e) {
+                return; // closing
+            }
         }
     }
 
@@ -399,7 +412,7 @@ public final class ElasticGroup implements AutoCloseable {
         try {
             store.delete(base + "members/" + id);
             store.delete(base + "hb/" + id);
-            store.delete(base + "leaving/" + id);
+            // a leave request stays: the others may still need to see it (ids are never reused)
         } catch (RuntimeException e) {
             // ephemeral: the session's end removes them anyway
         }

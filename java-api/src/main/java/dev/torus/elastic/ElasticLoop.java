@@ -81,7 +81,7 @@ public final class ElasticLoop implements AutoCloseable {
                 state.commit();
             }
             long s0 = System.nanoTime();
-            state.sync(g.comm(), 0, allocator);
+            loop.syncState();
             long stateMs = (System.nanoTime() - s0) / 1_000_000;
             loop.note(g.joinedRunning() ? "joined" : "formed", -1, g.generation(), -1, g.comm().size(), 0,
                     (s0 - t0) / 1_000_000, state.committedBytes().length, stateMs, 0, t0);
@@ -160,7 +160,7 @@ public final class ElasticLoop implements AutoCloseable {
                 rolledBack = state.restore();
             }
             long s0 = System.nanoTime();
-            state.sync(group.comm(), 0, allocator);
+            syncState();
             stateMs = (System.nanoTime() - s0) / 1_000_000;
             bytes = state.committedBytes().length;
         }
@@ -170,6 +170,28 @@ public final class ElasticLoop implements AutoCloseable {
                 c.rebuildMillis(), bytes, stateMs, rolledBack, t0 - c.detectionMillis() * 1_000_000);
         if (!group.isMember()) {
             flushPending();
+            if (!group.leaveRequested()) {
+                throw new dev.torus.comm.StaleGenerationException("member " + group.id() + " was fenced out of generation "
+                        + c.generationAfter() + " (members " + group.members() + "): the others judged it dead while it "
+                        + "was stopped or cut off; it must exit");
+            }
+        }
+    }
+
+    /**
+     * Takes the state of rank 0. A rank whose model does not fit leaves and fails with the
+     * error that names the mismatch; the others go on: its departure fails their next
+     * collective, and recovery rebuilds without it, losing nothing (their state is the commit).
+     */
+    private void syncState() {
+        try {
+            state.sync(group.comm(), 0, allocator);
+        } catch (StateMismatchException e) {
+            if (e.ranks().contains(group.comm().rank())) {
+                group.requestLeave();
+                throw e;
+            }
+            // the odd ranks leave; carry on
         }
     }
 

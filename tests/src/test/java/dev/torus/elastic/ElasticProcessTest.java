@@ -139,4 +139,70 @@ class ElasticProcessTest {
             }
         }
     }
+
+    private static void assertSameEnd(Worker... ws) throws InterruptedException {
+        for (Worker w : ws) {
+            assertTrue(w.p.waitFor(120, TimeUnit.SECONDS), "worker did not finish: " + w.out);
+            assertEquals(0, w.p.exitValue(), w.out.toString());
+        }
+        for (Worker w : ws) {
+            assertTrue(!w.doneHash().isEmpty() && w.doneHash().equals(ws[0].doneHash()),
+                    "survivors end with the same state: " + w.doneHash() + " vs " + ws[0].doneHash());
+        }
+    }
+
+    @Test
+    void aJoinerWithAnotherModelIsRefusedNamingTheMismatchAndTheJobGoesOn() throws Exception {
+        String run = CommHarness.uniqueRunId("elastic-model");
+        try (EmbeddedZooKeeper zk = EmbeddedZooKeeper.startWithoutAuth();
+             Worker a = new Worker(zk.connectString(), run, 40);
+             Worker b = new Worker(zk.connectString(), run, 40)) {
+            a.await(o -> a.lastStep() >= 3, "the job to form");
+            try (Worker odd = new Worker(zk.connectString(), run, 40, java.util.Map.of("ELASTIC_WIDTH", "24"))) {
+                assertTrue(odd.p.waitFor(90, TimeUnit.SECONDS), "the odd joiner did not exit: " + odd.out);
+                Thread.sleep(300);
+                assertTrue(odd.p.exitValue() != 0);
+                assertTrue(odd.out.stream().anyMatch(l -> l.contains("StateMismatchException") && l.contains("shape")),
+                        "the joiner's error names the mismatch: " + odd.out);
+            }
+            assertSameEnd(a, b);
+            assertTrue(a.out.stream().noneMatch(l -> l.contains("WORLD 3")), "the odd joiner never trained with the job");
+        }
+    }
+
+    @Test
+    void aMemberStoppedPastTheBoundIsFencedWhenItContinues() throws Exception {
+        String run = CommHarness.uniqueRunId("elastic-stop");
+        try (EmbeddedZooKeeper zk = EmbeddedZooKeeper.startWithoutAuth();
+             Worker a = new Worker(zk.connectString(), run, 50);
+             Worker b = new Worker(zk.connectString(), run, 50);
+             Worker c = new Worker(zk.connectString(), run, 50)) {
+            a.await(o -> o.stream().anyMatch(l -> l.startsWith("STEP ") && l.contains("WORLD 3")), "a world of 3");
+            assertTrue(new ProcessBuilder("kill", "-STOP", Long.toString(c.p.pid())).start().waitFor(10, TimeUnit.SECONDS));
+            int before = a.lastStep();
+            a.await(o -> a.lastStep() > before + 3, "the others to go on without the stopped member");
+            assertTrue(new ProcessBuilder("kill", "-CONT", Long.toString(c.p.pid())).start().waitFor(10, TimeUnit.SECONDS));
+            assertTrue(c.p.waitFor(60, TimeUnit.SECONDS), "the fenced member did not exit: " + c.out);
+            assertTrue(c.p.exitValue() != 0);
+            assertTrue(c.out.stream().anyMatch(l -> l.contains("StaleGenerationException") && l.contains("fenced")),
+                    c.out.toString());
+            assertSameEnd(a, b);
+        }
+    }
+
+    @Test
+    void twoMembersKilledAtOnceLeaveTwoSurvivorsWithIdenticalState() throws Exception {
+        String run = CommHarness.uniqueRunId("elastic-two");
+        try (EmbeddedZooKeeper zk = EmbeddedZooKeeper.startWithoutAuth();
+             Worker a = new Worker(zk.connectString(), run, 50);
+             Worker b = new Worker(zk.connectString(), run, 50);
+             Worker c = new Worker(zk.connectString(), run, 50);
+             Worker d = new Worker(zk.connectString(), run, 50)) {
+            a.await(o -> o.stream().anyMatch(l -> l.startsWith("STEP ") && l.contains("WORLD 4")), "a world of 4");
+            c.p.destroyForcibly();
+            d.p.destroyForcibly();
+            a.await(o -> o.stream().anyMatch(l -> l.startsWith("STEP ") && l.contains("WORLD 2")), "a world of 2");
+            assertSameEnd(a, b);
+        }
+    }
 }
