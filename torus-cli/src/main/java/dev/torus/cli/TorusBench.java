@@ -18,7 +18,8 @@ import picocli.CommandLine.Option;
         description = "Torus benchmarks. Each reports ratios measured in the same run.",
         subcommands = {TorusBench.Quant.class, TorusBench.AllReduce.class, TorusBench.AllGather.class,
                 TorusBench.ReduceScatter.class, TorusBench.Broadcast.class, TorusBench.SendRecv.class,
-                TorusBench.Recompute.class, TorusBench.Dp.class, TorusBench.Rendezvous.class})
+                TorusBench.Recompute.class, TorusBench.Dp.class, TorusBench.Rendezvous.class,
+                TorusBench.Elastic.class})
 public final class TorusBench implements Runnable {
     @Override
     public void run() {
@@ -42,6 +43,22 @@ public final class TorusBench implements Runnable {
         CommandLine cl = new CommandLine(new TorusBench());
         cl.setExecutionExceptionHandler(ExpectedFailures.oneLine("torus-bench"));
         return cl;
+    }
+
+    /** Membership changes of an elastic job, timed. */
+    @Command(name = "elastic", mixinStandardHelpOptions = true,
+            description = "Worker JVMs of a tiny model through a join (2->3, 4->8), a graceful leave and a kill -9 "
+                    + "(4->3): seconds from the event to the first step completed after it, against the goals; and the "
+                    + "cost of committing the state every step (~1 min on 2 cores).")
+    static final class Elastic implements Callable<Integer> {
+        @Option(names = "--json", description = "Also write one JSON object per row to FILE.")
+        Path json;
+
+        @Override
+        public Integer call() throws Exception {
+            new dev.torus.cli.bench.ElasticBench(System.out).run(json);
+            return 0;
+        }
     }
 
     /** What authentication costs the forming of a world. */
