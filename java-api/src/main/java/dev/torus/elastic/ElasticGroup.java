@@ -12,7 +12,6 @@ import dev.torus.tensor.Tensor;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -62,12 +61,14 @@ public final class ElasticGroup implements AutoCloseable {
     private final String base;
     private final long id;
     private final Thread heartbeat;
-    private final Map<Long, long[]> seen = new HashMap<>(); // id -> {last value, nanos it last changed}
+    // id -> {last value, nanos it last changed}; read by the training thread and the heartbeat thread
+    private final Map<Long, long[]> seen = new java.util.concurrent.ConcurrentHashMap<>();
     private volatile boolean closed;
-    private Communicator comm;
-    private long generation = -1;
-    private List<Long> members = List.of();
-    private boolean leaveRequested;
+    private volatile Communicator comm;
+    private volatile long generation = -1;
+    private volatile List<Long> members = List.of();
+    private volatile boolean leaveRequested;
+    private volatile long watchAbortedGeneration = -1;
     private boolean joinedRunning;
 
     private ElasticGroup(ZooKeeperStore store, ElasticOptions opts, long id) {
@@ -180,7 +181,15 @@ public final class ElasticGroup implements AutoCloseable {
      */
     public MembershipChange boundary() {
         requireMember();
-        boolean pending = leaveRequested || changePending();
+        boolean pending;
+        try {
+            if (leaveRequested) {
+                store.set(base + "leaving/" + id, new byte[0]); // again: a rebuild may have raced the first write
+            }
+            pending = leaveRequested || changePending();
+        } catch (StoreException e) {
+            pending = leaveRequested; // the store is away: no join can be admitted now; try at a later boundary
+        }
         float any;
         try (Tensor flag = Tensor.fromArray(new float[] {pending ? 1f : 0f}, 1)) {
             comm.allReduce(flag, ReduceOp.MAX).await();
@@ -198,8 +207,12 @@ public final class ElasticGroup implements AutoCloseable {
      */
     public MembershipChange recover(Exception cause) {
         requireMember();
-        long t0 = System.nanoTime();
         comm.abort("elastic recovery after: " + cause);
+        return recoverFrom(cause);
+    }
+
+    private MembershipChange recoverFrom(Exception cause) {
+        long t0 = System.nanoTime();
         long end = t0 + opts.detectionBound().toNanos() + opts.heartbeatPeriod().toNanos();
         while (System.nanoTime() < end) {
             for (long m : members) {
@@ -215,6 +228,7 @@ public final class ElasticGroup implements AutoCloseable {
         List<Long> before = members;
         long genBefore = generation;
         Set<Long> leaving = ids(store.list(base + "leaving"));
+        Set<Long> fenced = ids(store.list(base + "fenced"));
         List<Long> keep = new ArrayList<>();
         for (long m : before) {
             if (!leaving.contains(m) && (!failure || alive(m))) {
@@ -225,15 +239,26 @@ public final class ElasticGroup implements AutoCloseable {
             if (keep.size() >= opts.maxSize()) {
                 break;
             }
-            if (!before.contains(j) && !leaving.contains(j)) {
+            // an id that was ever left out never comes back: a fenced process that still runs is not a joiner
+            if (!before.contains(j) && !leaving.contains(j) && !fenced.contains(j)) {
                 keep.add(j);
             }
         }
         long next = genBefore + 1;
-        List<Long> agreed = decode(store.compareSet(base + "gen-" + next + "/members", null, encode(keep)));
+        // the record says whether this generation follows a failure, so that every member rolls back alike
+        byte[] record = store.compareSet(base + "gen-" + next + "/members", null, encodeRecord(keep, failure));
+        List<Long> agreed = decode(record);
+        boolean agreedFailure = isFailureRecord(record);
         raiseGeneration(next);
+        List<Long> left = new ArrayList<>(before);
+        left.removeAll(agreed);
+        for (long l : left) {
+            if (!leaving.contains(l)) {
+                store.set(base + "fenced/" + l, new byte[0]);
+            }
+        }
         if (comm != null) {
-            if (failure) {
+            if (agreedFailure) {
                 comm.abort("replaced by generation " + next);
             }
             comm.close();
@@ -241,15 +266,25 @@ public final class ElasticGroup implements AutoCloseable {
         }
         List<Long> joined = new ArrayList<>(agreed);
         joined.removeAll(before);
-        List<Long> left = new ArrayList<>(before);
-        left.removeAll(agreed);
-        if (agreed.contains(id)) {
-            enter(next, agreed);
-        } else {
+        if (!agreed.contains(id)) {
             generation = next;
             members = agreed;
+            stopBeating(); // out of the job: stop looking alive, so nobody takes this process for a joiner
+            return new MembershipChange(genBefore, next, before.size(), agreed.size(), joined, left, agreedFailure,
+                    detectionMillis, (System.nanoTime() - t0) / 1_000_000);
         }
-        return new MembershipChange(genBefore, next, before.size(), agreed.size(), joined, left, failure,
+        try {
+            enter(next, agreed);
+        } catch (CommException e) {
+            // a member of the new generation died or stalled while it formed: recover into the one after
+            generation = next;
+            members = agreed;
+            MembershipChange again = recoverFrom(e);
+            return new MembershipChange(genBefore, again.generationAfter(), before.size(), again.worldAfter(),
+                    again.joined(), again.left(), true, detectionMillis + again.detectionMillis(),
+                    (System.nanoTime() - t0) / 1_000_000);
+        }
+        return new MembershipChange(genBefore, next, before.size(), agreed.size(), joined, left, agreedFailure,
                 detectionMillis, (System.nanoTime() - t0) / 1_000_000);
     }
 
@@ -259,7 +294,6 @@ public final class ElasticGroup implements AutoCloseable {
                 .rank(rank).size(m.size()).timeout(opts.opTimeout()).initTimeout(opts.initTimeout()).build();
         generation = gen;
         members = List.copyOf(m);
-        store.delete(base + "leaving/" + id);
     }
 
     private void raiseGeneration(long next) {
@@ -276,14 +310,16 @@ public final class ElasticGroup implements AutoCloseable {
 
     /** A join is pending (a live member outside the generation, room for it) or a member asked to leave. */
     private boolean changePending() {
-        if (!ids(store.list(base + "leaving")).stream().filter(members::contains).toList().isEmpty()) {
+        Set<Long> leaving = ids(store.list(base + "leaving"));
+        if (leaving.stream().anyMatch(members::contains)) {
             return true;
         }
         if (members.size() >= opts.maxSize()) {
             return false;
         }
+        Set<Long> fenced = ids(store.list(base + "fenced"));
         for (long m : liveMembers()) {
-            if (!members.contains(m)) {
+            if (!members.contains(m) && !leaving.contains(m) && !fenced.contains(m)) {
                 return true;
             }
         }
@@ -307,7 +343,11 @@ public final class ElasticGroup implements AutoCloseable {
         long now = System.nanoTime();
         long value = v == null ? Long.MIN_VALUE : parse(v);
         long[] s = seen.get(m);
-        if (s == null || s[0] != value) {
+        if (s == null) {
+            // a first sighting proves nothing (a killed process's keys outlive it until its session ends):
+            // alive only once the counter is seen to change
+            seen.put(m, new long[] {value, now - opts.detectionBound().toNanos() - 1});
+        } else if (s[0] != value) {
             seen.put(m, new long[] {value, value == Long.MIN_VALUE ? now - opts.detectionBound().toNanos() - 1 : now});
         }
     }
@@ -322,6 +362,7 @@ public final class ElasticGroup implements AutoCloseable {
         while (!closed) {
             try {
                 store.setEphemeral(base + "hb/" + id, ascii(++n));
+                watchMembers();
             } catch (RuntimeException e) {
                 // the store is away; the others will judge us by what they see
             }
@@ -330,6 +371,48 @@ public final class ElasticGroup implements AutoCloseable {
             } catch (InterruptedException e) {
                 return; // closing
             }
+        }
+    }
+
+    /**
+     * The detection bound holds for stalled peers too, not only for closed connections: a
+     * member of the current generation whose heartbeat has not changed for the bound gets
+     * the communicator aborted, so the collective in flight fails now and recovery starts.
+     */
+    private void watchMembers() {
+        Communicator c = comm;
+        long g = generation;
+        if (c == null || watchAbortedGeneration == g) {
+            return;
+        }
+        for (long m : members) {
+            if (m == id) {
+                continue;
+            }
+            if (!seen.containsKey(m)) {
+                // first look from this process (a joiner): the bound starts now
+                byte[] v = store.tryGet(base + "hb/" + m);
+                seen.put(m, new long[] {v == null ? Long.MIN_VALUE : parse(v), System.nanoTime()});
+                continue;
+            }
+            observe(m);
+            if (!alive(m)) {
+                watchAbortedGeneration = g;
+                c.abort("member " + m + " of generation " + g + " sent no heartbeat for "
+                        + opts.detectionBound().toMillis() + " ms");
+                return;
+            }
+        }
+    }
+
+    private void stopBeating() {
+        closed = true;
+        heartbeat.interrupt();
+        try {
+            store.delete(base + "hb/" + id);
+            store.delete(base + "members/" + id);
+        } catch (RuntimeException e) {
+            // ephemeral: the session's end removes them anyway
         }
     }
 
@@ -364,11 +447,24 @@ public final class ElasticGroup implements AutoCloseable {
         return sb.toString().getBytes(StandardCharsets.US_ASCII);
     }
 
+    private static byte[] encodeRecord(List<Long> ids, boolean failure) {
+        return (new String(encode(ids), StandardCharsets.US_ASCII) + (failure ? ";failure" : ""))
+                .getBytes(StandardCharsets.US_ASCII);
+    }
+
+    private static boolean isFailureRecord(byte[] v) {
+        return v != null && new String(v, StandardCharsets.US_ASCII).endsWith(";failure");
+    }
+
     private static List<Long> decode(byte[] v) {
         if (v == null) {
             return null;
         }
         String s = new String(v, StandardCharsets.US_ASCII);
+        int semi = s.indexOf(';');
+        if (semi >= 0) {
+            s = s.substring(0, semi);
+        }
         List<Long> out = new ArrayList<>();
         if (!s.isEmpty()) {
             for (String p : s.split(",")) {

@@ -156,11 +156,21 @@ public final class ElasticLoop implements AutoCloseable {
         long bytes = 0;
         long stateMs = 0;
         if (group.isMember() && c.needsStateSync()) {
+            // what rank 0 sends is its last commit: after a failure everyone goes back to it; after a
+            // planned change everyone commits the live state first, so nobody moves back
             if (c.failure()) {
                 rolledBack = state.restore();
+            } else {
+                state.commit();
             }
             long s0 = System.nanoTime();
-            syncState();
+            try {
+                syncState();
+            } catch (CommException e) {
+                // a member died during the transfer: recover again; the state goes back to the commit
+                handle(group.recover(e));
+                return;
+            }
             stateMs = (System.nanoTime() - s0) / 1_000_000;
             bytes = state.committedBytes().length;
         }

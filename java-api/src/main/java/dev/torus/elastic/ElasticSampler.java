@@ -49,6 +49,14 @@ public final class ElasticSampler {
         return datasetSize;
     }
 
+    public long seed() {
+        return seed;
+    }
+
+    public boolean shuffle() {
+        return shuffle;
+    }
+
     /** Moves to a saved position (a rollback, or a joiner taking over the committed state). */
     public void setPosition(long epoch, int consumed) {
         if (epoch < 0) {

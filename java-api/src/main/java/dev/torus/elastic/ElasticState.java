@@ -37,7 +37,7 @@ import java.util.TreeMap;
  */
 public final class ElasticState {
     private static final int MAGIC = 0x54524553; // "TRES"
-    private static final int VERSION = 1;
+    private static final int VERSION = 2;
     /** Largest snapshot {@link #load} accepts: 2 GiB is the array limit of one transfer. */
     static final long MAX_SNAPSHOT_BYTES = Integer.MAX_VALUE - 64;
 
@@ -202,8 +202,9 @@ public final class ElasticState {
         if (!isRoot) {
             try {
                 load(snapshot);
-            } catch (StateMismatchException e) {
-                own = e; // still take part in the check below, so that no rank waits for this one
+            } catch (RuntimeException e) {
+                // still take part in the check below, so that no rank waits for this one
+                own = e instanceof StateMismatchException sm ? sm : new StateMismatchException(e.toString());
             }
         }
         byte[] mine = own == null ? sha256(committed) : new byte[32];
@@ -246,7 +247,7 @@ public final class ElasticState {
 
     private byte[] encode() {
         List<byte[]> data = new ArrayList<>();
-        long size = 4 + 4 + 8 + 8 + 4 + 8 + 4 + 4;
+        long size = 4 + 4 + 8 + 8 + 4 + 4 + 8 + 4 + 8 + 4 + 4;
         for (int i = 0; i < tensors.size(); i++) {
             byte[] d = tensors.get(i).toByteArray();
             data.add(d);
@@ -264,6 +265,9 @@ public final class ElasticState {
         ByteBuffer b = ByteBuffer.allocate((int) size).order(ByteOrder.LITTLE_ENDIAN);
         b.putInt(MAGIC).putInt(VERSION).putLong(step);
         b.putLong(sampler == null ? -1 : sampler.epoch()).putInt(sampler == null ? -1 : sampler.consumed());
+        // the sampler's identity: another dataset size, seed or shuffle would silently draw other samples
+        b.putInt(sampler == null ? -1 : sampler.datasetSize()).putLong(sampler == null ? 0 : sampler.seed())
+                .putInt(sampler == null ? 0 : sampler.shuffle() ? 1 : 0);
         b.putLong(optimizer == null ? 0 : optimizer.steps()).putFloat(optimizer == null ? 0f : optimizer.learningRate());
         b.putInt(tensors.size());
         for (int i = 0; i < tensors.size(); i++) {
@@ -296,6 +300,9 @@ public final class ElasticState {
             long stepIn = b.getLong();
             long epochIn = b.getLong();
             int consumedIn = b.getInt();
+            int sizeIn = b.getInt();
+            long seedIn = b.getLong();
+            int shuffleIn = b.getInt();
             long optSteps = b.getLong();
             float lr = b.getFloat();
             int n = b.getInt();
@@ -357,6 +364,21 @@ public final class ElasticState {
             if ((sampler == null) != (consumedIn < 0)) {
                 throw new StateMismatchException("the snapshot " + (consumedIn < 0 ? "has no" : "has a")
                         + " sampler position, this state " + (sampler == null ? "no" : "a") + " sampler");
+            }
+            if (sampler != null) {
+                if (sizeIn != sampler.datasetSize() || seedIn != sampler.seed() || (shuffleIn == 1) != sampler.shuffle()) {
+                    throw new StateMismatchException("the sampler differs: the snapshot's has dataset size " + sizeIn
+                            + ", seed " + seedIn + ", shuffle " + (shuffleIn == 1) + "; this one " + sampler.datasetSize()
+                            + ", " + sampler.seed() + ", " + sampler.shuffle());
+                }
+                if (epochIn < 0 || consumedIn > sampler.datasetSize()) {
+                    throw new StateMismatchException("malformed snapshot: sampler position epoch " + epochIn
+                            + ", consumed " + consumedIn);
+                }
+            }
+            if (optimizer != null && (optSteps < 0 || !(lr > 0f) || Float.isInfinite(lr))) {
+                throw new StateMismatchException("malformed snapshot: optimizer steps " + optSteps + ", learning rate "
+                        + lr);
             }
             // everything checked: now write
             for (int i = 0; i < n; i++) {

@@ -152,16 +152,13 @@ class ElasticGroupTest {
         Member ma = a.get(120, TimeUnit.SECONDS);
         Member mb = b.get(120, TimeUnit.SECONDS);
         Member mc = c.get(120, TimeUnit.SECONDS);
-        // a join admitted at a boundary, then b's graceful leave: two rebuilds, no failure
-        assertTrue(ma.changes.size() >= 2, ma.changes.toString());
-        MembershipChange grow = ma.changes.get(0);
-        assertEquals(2, grow.worldBefore());
-        assertEquals(3, grow.worldAfter());
-        assertEquals(List.of(mc.group.id()), grow.joined());
-        assertFalse(grow.failure());
-        MembershipChange shrink = ma.changes.get(ma.changes.size() - 1);
-        assertEquals(List.of(mb.group.id()), shrink.left());
-        assertFalse(shrink.failure(), "a graceful leave rolls nothing back");
+        // a join admitted at a boundary and b's graceful leave (in one rebuild or two), no failure
+        assertTrue(!ma.changes.isEmpty(), "no change seen");
+        assertTrue(ma.changes.stream().noneMatch(MembershipChange::failure), "a join or a graceful leave rolls nothing back: "
+                + ma.changes);
+        assertEquals(List.of(mc.group.id()), ma.changes.stream().flatMap(ch -> ch.joined().stream()).toList());
+        assertEquals(List.of(mb.group.id()), ma.changes.stream().flatMap(ch -> ch.left().stream()).toList());
+        assertEquals(2, ma.changes.get(0).worldBefore());
         assertFalse(mb.group.isMember());
         // the survivors agree on every step's total, and the joiner took the job's count
         assertEquals(lastTotal(ma), lastTotal(mc));

@@ -81,6 +81,20 @@ class ElasticProcessTest {
             return s;
         }
 
+        /** step -> live parameter hash, for steps at or after {@code from}. */
+        java.util.Map<Integer, String> hashes(int from) {
+            java.util.Map<Integer, String> m = new java.util.TreeMap<>();
+            for (String l : out) {
+                if (l.startsWith("STEP ")) {
+                    String[] f = l.split(" ");
+                    if (Integer.parseInt(f[1]) >= from) {
+                        m.put(Integer.parseInt(f[1]), f[5]); // the last line of a step wins (a step redone after a rollback)
+                    }
+                }
+            }
+            return m;
+        }
+
         String doneHash() {
             return out.stream().filter(l -> l.startsWith("DONE ")).findFirst().orElse("");
         }
@@ -127,6 +141,7 @@ class ElasticProcessTest {
                 assertEquals(pidA, a.p.pid(), "incumbents keep their process");
                 assertTrue(!a.doneHash().isEmpty() && a.doneHash().equals(c.doneHash()),
                         "survivors end with the same state: " + a.doneHash() + " vs " + c.doneHash());
+                assertSameSteps(joinedAt, a, c);
                 List<String> ev = java.nio.file.Files.readAllLines(events);
                 System.out.printf("elastic processes: joiner's first step %d; resumed %.2f s after kill -9; events %s%n",
                         joinedAt, resumeSeconds, ev);
@@ -203,6 +218,39 @@ class ElasticProcessTest {
             d.p.destroyForcibly();
             a.await(o -> o.stream().anyMatch(l -> l.startsWith("STEP ") && l.contains("WORLD 2")), "a world of 2");
             assertSameEnd(a, b);
+        }
+    }
+
+    /** Replicas agree on the live parameters after every step they both ran after {@code from}. */
+    private static void assertSameSteps(int from, Worker... ws) {
+        java.util.Map<Integer, String> first = ws[0].hashes(from);
+        for (Worker w : ws) {
+            java.util.Map<Integer, String> other = w.hashes(from);
+            int common = 0;
+            for (java.util.Map.Entry<Integer, String> e : other.entrySet()) {
+                if (first.containsKey(e.getKey())) {
+                    common++;
+                    assertEquals(first.get(e.getKey()), e.getValue(), "replicas diverged at step " + e.getKey());
+                }
+            }
+            assertTrue(common >= 5, "too few common steps to compare: " + common);
+        }
+    }
+
+    /** With a commit only every 3 steps, a join must still leave every replica on the same live state. */
+    @Test
+    void aJoinBetweenCommitsKeepsEveryReplicaOnTheSameState() throws Exception {
+        String run = CommHarness.uniqueRunId("elastic-k3");
+        java.util.Map<String, String> env = java.util.Map.of("ELASTIC_COMMIT_EVERY", "3");
+        try (EmbeddedZooKeeper zk = EmbeddedZooKeeper.startWithoutAuth();
+             Worker a = new Worker(zk.connectString(), run, 40, env);
+             Worker b = new Worker(zk.connectString(), run, 40, env)) {
+            a.await(o -> a.lastStep() >= 4, "the job to form");
+            try (Worker c = new Worker(zk.connectString(), run, 40, env)) {
+                assertSameEnd(a, b, c);
+                int joined = c.hashes(0).keySet().stream().min(Integer::compare).orElse(0);
+                assertSameSteps(joined, a, b, c);
+            }
         }
     }
 }

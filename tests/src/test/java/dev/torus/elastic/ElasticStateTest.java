@@ -133,6 +133,13 @@ class ElasticStateTest extends TorusTestBase {
             garbage[0] ^= 1;
             assertTrue(assertThrows(StateMismatchException.class, () -> a.state.load(garbage)).getMessage()
                     .contains("not an elastic-state snapshot"));
+            // a joiner whose sampler draws another order is another job
+            try (Job otherSeed = new Job(root, 16, 1)) {
+                ElasticState st = new ElasticState(otherSeed.mlp.parameters(), otherSeed.opt,
+                        new ElasticSampler(1000, 6, true));
+                assertTrue(assertThrows(StateMismatchException.class, () -> st.load(snap)).getMessage()
+                        .contains("sampler differs"));
+            }
             try (Job fresh = new Job(root, 16, 1)) {
                 assertThrows(IllegalStateException.class, fresh.state::restore);
             }

@@ -21,7 +21,8 @@ import java.time.Duration;
  * group, through {@link ElasticLoop}; it commits every step and prints
  * {@code STEP <step> WORLD <n> HASH <hash>}; events go to ELASTIC_EVENTS (JSONL).
  * Environment: TORUS_RDZV_ENDPOINT, TORUS_RUN_ID, ELASTIC_MIN, ELASTIC_MAX, ELASTIC_STEPS,
- * optional ELASTIC_WIDTH (the model's width: another one is another model) and ELASTIC_EVENTS.
+ * optional ELASTIC_WIDTH (the model's width: another one is another model), ELASTIC_COMMIT_EVERY
+ * and ELASTIC_EVENTS. The printed hash is of the live parameters after the step.
  */
 public final class ElasticWorker {
     private static final int BATCH = 24;
@@ -40,7 +41,8 @@ public final class ElasticWorker {
              AdamW opt = new AdamW(mlp.parameters(), 1e-2f, alloc)) {
             ElasticSampler sampler = new ElasticSampler(500, 3, true);
             ElasticState state = new ElasticState(mlp.parameters(), opt, sampler);
-            try (ElasticLoop loop = ElasticLoop.join(store, opts, state, alloc, 1,
+            int commitEvery = Integer.parseInt(System.getenv().getOrDefault("ELASTIC_COMMIT_EVERY", "1"));
+            try (ElasticLoop loop = ElasticLoop.join(store, opts, state, alloc, commitEvery,
                     events == null ? null : java.nio.file.Path.of(events))) {
                 System.out.println("JOINED id " + loop.group().id() + " generation " + loop.group().generation()
                         + " running " + loop.group().joinedRunning() + " step " + state.step());
@@ -64,8 +66,13 @@ public final class ElasticWorker {
                         sampler.advance(BATCH);
                     });
                     if (state.step() > before) {
+                        // the live parameters, not the last commit: replicas must agree after every step
+                        java.security.MessageDigest md = java.security.MessageDigest.getInstance("SHA-256");
+                        for (Parameter p : mlp.parameters()) {
+                            md.update(p.value().toByteArray());
+                        }
                         System.out.println("STEP " + state.step() + " WORLD " + loop.comm().size() + " HASH "
-                                + state.committedHash().substring(0, 16));
+                                + java.util.HexFormat.of().formatHex(md.digest(), 0, 8));
                         Thread.sleep(60);
                     }
                 }
