@@ -69,6 +69,8 @@ public final class ElasticGroup implements AutoCloseable {
     private volatile List<Long> members = List.of();
     private volatile boolean leaveRequested;
     private volatile long watchAbortedGeneration = -1;
+    /** A join or a leave request seen by the heartbeat thread, for the next boundary. */
+    private volatile boolean pendingSeen;
     private boolean joinedRunning;
 
     private ElasticGroup(ZooKeeperStore store, ElasticOptions opts, long id) {
@@ -181,15 +183,9 @@ public final class ElasticGroup implements AutoCloseable {
      */
     public MembershipChange boundary() {
         requireMember();
-        boolean pending;
-        try {
-            if (leaveRequested) {
-                store.set(base + "leaving/" + id, new byte[0]); // again: a rebuild may have raced the first write
-            }
-            pending = leaveRequested || changePending();
-        } catch (StoreException e) {
-            pending = leaveRequested; // the store is away: no join can be admitted now; try at a later boundary
-        }
+        // the heartbeat thread reads the store; the training thread does not, so a boundary with
+        // nothing to do costs one tiny all-reduce, and a ZooKeeper outage does not slow training
+        boolean pending = leaveRequested || pendingSeen;
         float any;
         try (Tensor flag = Tensor.fromArray(new float[] {pending ? 1f : 0f}, 1)) {
             comm.allReduce(flag, ReduceOp.MAX).await();
@@ -289,6 +285,7 @@ public final class ElasticGroup implements AutoCloseable {
     }
 
     private void enter(long gen, List<Long> m) {
+        pendingSeen = false;
         int rank = m.indexOf(id);
         comm = Communicator.builder().store(store).runId(opts.runId()).name("elastic-world").generation(gen)
                 .rank(rank).size(m.size()).timeout(opts.opTimeout()).initTimeout(opts.initTimeout()).build();
@@ -362,9 +359,18 @@ public final class ElasticGroup implements AutoCloseable {
         while (!closed) {
             try {
                 store.setEphemeral(base + "hb/" + id, ascii(++n));
+                if (leaveRequested) {
+                    store.set(base + "leaving/" + id, new byte[0]); // again: a rebuild may have raced the first write
+                }
                 watchMembers();
+                List<Long> view = members;
+                boolean p = comm != null && changePending();
+                if (view == members) { // not a view of a generation that was replaced meanwhile
+                    pendingSeen = p;
+                }
             } catch (RuntimeException e) {
-                // the store is away; the others will judge us by what they see
+                // the store is away: the others judge us by what they see; no join can be admitted now
+                pendingSeen = false;
             }
             try {
                 Thread.sleep(opts.heartbeatPeriod().toMillis());

@@ -175,7 +175,7 @@ public final class ElasticLoop implements AutoCloseable {
             bytes = state.committedBytes().length;
         }
         String kind = c.failure() ? "failure" : !c.joined().isEmpty() && !c.left().isEmpty() ? "join+leave"
-                : !c.joined().isEmpty() ? "join" : "leave";
+                : !c.joined().isEmpty() ? "join" : !c.left().isEmpty() ? "leave" : "rebuild";
         note(kind, c.generationBefore(), c.generationAfter(), c.worldBefore(), c.worldAfter(), c.detectionMillis(),
                 c.rebuildMillis(), bytes, stateMs, rolledBack, t0 - c.detectionMillis() * 1_000_000);
         if (!group.isMember()) {

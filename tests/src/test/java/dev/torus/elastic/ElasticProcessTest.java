@@ -253,4 +253,36 @@ class ElasticProcessTest {
             }
         }
     }
+
+    /**
+     * ZooKeeper goes away mid-run: with no change the job goes on (collectives do not need
+     * the store); a kill -9 while it is away cannot be agreed on, so the survivors fail
+     * with a store error within a bound instead of hanging or guessing.
+     */
+    @Test
+    void zooKeeperDownDuringAChangeEndsInABoundedStoreError() throws Exception {
+        String run = CommHarness.uniqueRunId("elastic-zk");
+        dev.torus.testing.StandaloneZooKeeper zk = dev.torus.testing.StandaloneZooKeeper.start(List.of());
+        try (Worker a = new Worker(zk.connectString(), run, 100_000);
+             Worker b = new Worker(zk.connectString(), run, 100_000);
+             Worker c = new Worker(zk.connectString(), run, 100_000)) {
+            a.await(o -> o.stream().anyMatch(l -> l.startsWith("STEP ") && l.contains("WORLD 3")), "a world of 3");
+            zk.close();
+            int before = a.lastStep();
+            a.await(o -> a.lastStep() > before + 10, "training to go on without ZooKeeper while nothing changes");
+            c.p.destroyForcibly();
+            long t0 = System.nanoTime();
+            assertTrue(a.p.waitFor(60, TimeUnit.SECONDS) && b.p.waitFor(60, TimeUnit.SECONDS),
+                    "survivors hung with the store away: " + a.out);
+            double s = (System.nanoTime() - t0) / 1e9;
+            System.out.printf("with ZooKeeper down, the survivors of a kill -9 failed after %.1f s%n", s);
+            for (Worker w : List.of(a, b)) {
+                assertTrue(w.p.exitValue() != 0);
+                assertTrue(w.out.stream().anyMatch(l -> l.contains("StoreException") || l.contains("StoreTimeoutException")),
+                        "a store error, not something else: " + w.out.subList(Math.max(0, w.out.size() - 8), w.out.size()));
+            }
+        } finally {
+            zk.close();
+        }
+    }
 }
