@@ -1,7 +1,5 @@
 package dev.torus.elastic;
 
-import java.util.SplittableRandom;
-
 /**
  * The sample order of an elastic job: exact across any number of membership changes.
  *
@@ -114,20 +112,7 @@ public final class ElasticSampler {
 
     private int[] permutation() {
         if (permutation == null) {
-            int[] p = new int[datasetSize];
-            for (int i = 0; i < p.length; i++) {
-                p[i] = i;
-            }
-            if (shuffle) {
-                SplittableRandom rng = new SplittableRandom(seed * 0x9E3779B97F4A7C15L + epoch);
-                for (int i = p.length - 1; i > 0; i--) {
-                    int j = rng.nextInt(i + 1);
-                    int t = p[i];
-                    p[i] = p[j];
-                    p[j] = t;
-                }
-            }
-            permutation = p;
+            permutation = dev.torus.parallel.DistributedSampler.epochPermutation(datasetSize, seed, epoch, shuffle);
         }
         return permutation;
     }

@@ -108,13 +108,20 @@ public final class DistributedSampler {
 
     /** The whole epoch's permutation (the same on every rank). */
     int[] permutation() {
-        int n = (int) datasetSize;
+        return epochPermutation((int) datasetSize, seed, epoch, shuffle);
+    }
+
+    /**
+     * The order of {@code 0 .. n-1} for one epoch: Fisher-Yates from a generator keyed by
+     * ({@code seed}, {@code epoch}) when shuffling, identical on every rank and JVM; the
+     * identity otherwise. Shared with the elastic sampler, so both visit samples alike.
+     */
+    public static int[] epochPermutation(int n, long seed, long epoch, boolean shuffle) {
         int[] p = new int[n];
         for (int i = 0; i < n; i++) {
             p[i] = i;
         }
         if (shuffle) {
-            // Fisher-Yates from a generator keyed by (seed, epoch): identical on every rank and JVM
             SplittableRandom rng = new SplittableRandom(seed * 0x9E3779B97F4A7C15L + epoch);
             for (int i = n - 1; i > 0; i--) {
                 int j = rng.nextInt(i + 1);

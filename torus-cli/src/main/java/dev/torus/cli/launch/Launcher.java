@@ -486,11 +486,8 @@ public final class Launcher {
         if (heartbeatDir == null) {
             return;
         }
-        try (var files = Files.list(heartbeatDir)) {
-            for (Path f : files.toList()) {
-                Files.deleteIfExists(f);
-            }
-            Files.deleteIfExists(heartbeatDir);
+        try {
+            PrivateFiles.deleteFlat(heartbeatDir);
         } catch (IOException e) {
             // a private temp directory left behind is harmless
         }

@@ -116,9 +116,7 @@ public final class LauncherLink {
                     continue;
                 }
                 try {
-                    String stat = Files.readString(p.resolve("stat"));
-                    int close = stat.lastIndexOf(')');
-                    char state = close > 0 && close + 2 < stat.length() ? stat.charAt(close + 2) : '?';
+                    char state = WorkerProcess.procState(Long.parseLong(name));
                     if (state != 'T' && state != 't') {
                         continue;
                     }

@@ -57,6 +57,16 @@ final class PrivateFiles {
         return dir;
     }
 
+    /** Deletes a folder of plain files (no subfolders), then the folder. */
+    static void deleteFlat(Path dir) throws IOException {
+        try (var files = Files.list(dir)) {
+            for (Path f : files.toList()) {
+                Files.deleteIfExists(f);
+            }
+        }
+        Files.deleteIfExists(dir);
+    }
+
     /** Deletes the heartbeat folders ({@code hb-<launcher pid>-...}) of launchers that no longer run. */
     static void sweepHeartbeatDirs(Path userDir) {
         try (var dirs = Files.list(userDir)) {
@@ -74,12 +84,7 @@ final class PrivateFiles {
                 if (ProcessHandle.of(pid).isPresent()) {
                     continue;
                 }
-                try (var files = Files.list(d)) {
-                    for (Path f : files.toList()) {
-                        Files.deleteIfExists(f);
-                    }
-                }
-                Files.deleteIfExists(d);
+                deleteFlat(d);
             }
         } catch (IOException | RuntimeException e) {
             // leftovers are harmless

@@ -145,8 +145,13 @@ final class WorkerProcess {
 
     /** The state letter of /proc/<pid>/stat ('R', 'S', 'T', ...), or '?' when unreadable. */
     private char procState() {
+        return procState(process.pid());
+    }
+
+    /** The state letter of process {@code pid} in /proc, or '?' when unreadable. */
+    static char procState(long pid) {
         try {
-            String stat = java.nio.file.Files.readString(java.nio.file.Path.of("/proc/" + process.pid() + "/stat"));
+            String stat = java.nio.file.Files.readString(java.nio.file.Path.of("/proc/" + pid + "/stat"));
             int close = stat.lastIndexOf(')'); // the command name may hold spaces and parentheses
             return close > 0 && close + 2 < stat.length() ? stat.charAt(close + 2) : '?';
         } catch (IOException | RuntimeException e) {
