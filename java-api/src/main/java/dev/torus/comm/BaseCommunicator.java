@@ -1,5 +1,7 @@
 package dev.torus.comm;
 
+import static dev.torus.internal.NativeAccess.TOKEN;
+
 import dev.torus.DType;
 import dev.torus.tensor.Tensor;
 import dev.torus.memory.Stream;
@@ -271,7 +273,7 @@ abstract class BaseCommunicator implements Communicator {
         int n = size();
         return submitCollective(new Fingerprint(OpType.ALL_REDUCE, op.ordinal(), dt, count, -1), List.of(in, out),
                 options, n <= 1 ? 0 : 2 * in.byteSize() * (n - 1) / n,
-                (t, tag) -> nativeAllReduce(in.dataAddress(), out.dataAddress(), count, dt, op, s, t, tag));
+                (t, tag) -> nativeAllReduce(in.dataAddress(TOKEN), out.dataAddress(TOKEN), count, dt, op, s, t, tag));
     }
 
     @Override
@@ -283,7 +285,7 @@ abstract class BaseCommunicator implements Communicator {
         long count = in.numel();
         return submitCollective(new Fingerprint(OpType.BROADCAST, -1, dt, count, root), List.of(in, out), options,
                 rank() == root ? in.byteSize() : 0,
-                (t, tag) -> nativeBroadcast(in.dataAddress(), out.dataAddress(), count, dt, root, s, t, tag));
+                (t, tag) -> nativeBroadcast(in.dataAddress(TOKEN), out.dataAddress(TOKEN), count, dt, root, s, t, tag));
     }
 
     @Override
@@ -296,7 +298,7 @@ abstract class BaseCommunicator implements Communicator {
         long count = in.numel();
         return submitCollective(new Fingerprint(OpType.REDUCE, op.ordinal(), dt, count, root), List.of(in, out),
                 options, in.byteSize(),
-                (t, tag) -> nativeReduce(in.dataAddress(), out.dataAddress(), count, dt, op, root, s, t, tag));
+                (t, tag) -> nativeReduce(in.dataAddress(TOKEN), out.dataAddress(TOKEN), count, dt, op, root, s, t, tag));
     }
 
     @Override
@@ -308,7 +310,7 @@ abstract class BaseCommunicator implements Communicator {
         long count = in.numel();
         return submitCollective(new Fingerprint(OpType.ALL_GATHER, -1, dt, count, -1), List.of(in, out), options,
                 in.byteSize() * (size() - 1),
-                (t, tag) -> nativeAllGather(in.dataAddress(), out.dataAddress(), count, dt, s, t, tag));
+                (t, tag) -> nativeAllGather(in.dataAddress(TOKEN), out.dataAddress(TOKEN), count, dt, s, t, tag));
     }
 
     @Override
@@ -319,8 +321,8 @@ abstract class BaseCommunicator implements Communicator {
         DType dt = buffer.dtype();
         long block = count * dt.byteSize();
         return submitCollective(new Fingerprint(OpType.ALL_GATHER, -1, dt, count, -1), List.of(buffer), options,
-                block * (size() - 1), (t, tag) -> nativeAllGather(buffer.dataAddress() + rank() * block,
-                        buffer.dataAddress(), count, dt, s, t, tag));
+                block * (size() - 1), (t, tag) -> nativeAllGather(buffer.dataAddress(TOKEN) + rank() * block,
+                        buffer.dataAddress(TOKEN), count, dt, s, t, tag));
     }
 
     @Override
@@ -333,7 +335,7 @@ abstract class BaseCommunicator implements Communicator {
         long count = out.numel();
         return submitCollective(new Fingerprint(OpType.REDUCE_SCATTER, op.ordinal(), dt, count, -1), List.of(in, out),
                 options, out.byteSize() * (size() - 1),
-                (t, tag) -> nativeReduceScatter(in.dataAddress(), out.dataAddress(), count, dt, op, s, t, tag));
+                (t, tag) -> nativeReduceScatter(in.dataAddress(TOKEN), out.dataAddress(TOKEN), count, dt, op, s, t, tag));
     }
 
     @Override
@@ -345,8 +347,8 @@ abstract class BaseCommunicator implements Communicator {
         DType dt = buffer.dtype();
         long block = count * dt.byteSize();
         return submitCollective(new Fingerprint(OpType.REDUCE_SCATTER, op.ordinal(), dt, count, -1), List.of(buffer),
-                options, block * (size() - 1), (t, tag) -> nativeReduceScatter(buffer.dataAddress(),
-                        buffer.dataAddress() + rank() * block, count, dt, op, s, t, tag));
+                options, block * (size() - 1), (t, tag) -> nativeReduceScatter(buffer.dataAddress(TOKEN),
+                        buffer.dataAddress(TOKEN) + rank() * block, count, dt, op, s, t, tag));
     }
 
     @Override
@@ -360,7 +362,7 @@ abstract class BaseCommunicator implements Communicator {
         DType dt = in.dtype();
         return submitCollective(new Fingerprint(OpType.ALL_TO_ALL, -1, dt, count, -1), List.of(in, out), options,
                 count * dt.byteSize() * (size() - 1),
-                (t, tag) -> nativeAllToAll(in.dataAddress(), out.dataAddress(), count, dt, s, t, tag));
+                (t, tag) -> nativeAllToAll(in.dataAddress(TOKEN), out.dataAddress(TOKEN), count, dt, s, t, tag));
     }
 
     @Override

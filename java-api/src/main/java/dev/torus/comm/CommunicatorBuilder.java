@@ -2,7 +2,7 @@ package dev.torus.comm;
 
 import dev.torus.rendezvous.JobSecret;
 import dev.torus.rendezvous.Store;
-import dev.torus.rendezvous.ZooKeeperStore;
+import dev.torus.rendezvous.Stores;
 import java.time.Duration;
 import java.util.Map;
 
@@ -126,7 +126,7 @@ public final class CommunicatorBuilder {
     /**
      * The job's secret: the store connection this builder opens authenticates with it, and
      * every rank record carries an HMAC proof of it that the other ranks check. Taken from
-     * the store when that is a {@link ZooKeeperStore} with one; {@link Communicator#fromEnv}
+     * the store when it has one ({@link dev.torus.rendezvous.Store#jobSecret()}); {@link Communicator#fromEnv}
      * reads it from {@value JobSecret#ENV}.
      */
     public CommunicatorBuilder jobSecret(JobSecret secret) {
@@ -268,21 +268,16 @@ public final class CommunicatorBuilder {
         long deadline = System.nanoTime() + init.toNanos();
         Store s = store;
         JobSecret js = secret;
-        if (s instanceof ZooKeeperStore z && z.jobSecret() != null) {
-            if (js != null && !js.equals(z.jobSecret())) {
+        if (s != null && s.jobSecret() != null) {
+            if (js != null && !js.equals(s.jobSecret())) {
                 throw new IllegalArgumentException("jobSecret (" + js + ") differs from the secret the store authenticates "
-                        + "with (" + z.jobSecret() + "); give one secret, or none to use the store's");
+                        + "with (" + s.jobSecret() + "); give one secret, or none to use the store's");
             }
-            js = z.jobSecret();
+            js = s.jobSecret();
         }
         boolean ownsStore = false;
         if (s == null) {
-            ZooKeeperStore.Builder zb = ZooKeeperStore.builder(endpoint).root("store")
-                    .connectTimeout(Rendezvous.remaining(deadline));
-            if (js != null) {
-                zb.jobSecret(js);
-            }
-            s = zb.build();
+            s = Stores.open(endpoint, "store", Rendezvous.remaining(deadline), js);
             ownsStore = true;
         }
         try {

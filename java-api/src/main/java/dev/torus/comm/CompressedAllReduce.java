@@ -1,5 +1,7 @@
 package dev.torus.comm;
 
+import static dev.torus.internal.NativeAccess.TOKEN;
+
 import dev.torus.DType;
 import dev.torus.Device;
 import dev.torus.NativeLibrary;
@@ -209,56 +211,56 @@ public final class CompressedAllReduce implements AutoCloseable {
         /** One compressed all-reduce; {@code tag} is the op's wire tag, its four transfers use sub-tags. */
         void run(Tensor grad, boolean average, long timeoutMs, long tag) {
             int world = comm.size();
-            FloatLoops.copy(input.dataAddress(), grad.dataAddress(), n);
+            FloatLoops.copy(input.dataAddress(TOKEN), grad.dataAddress(TOKEN), n);
             if (residual != null) {
-                FloatLoops.add(input.dataAddress(), input.dataAddress(), residual.dataAddress(), n);
+                FloatLoops.add(input.dataAddress(TOKEN), input.dataAddress(TOKEN), residual.dataAddress(TOKEN), n);
             }
             long bc = compression.blockSize();
             if (q != null) {
                 Quantizer.quantizeInto(input, q);
                 if (residual != null) {
                     Quantizer.dequantizeInto(q, decoded);
-                    FloatLoops.sub(residual.dataAddress(), input.dataAddress(), decoded.dataAddress(), n);
+                    FloatLoops.sub(residual.dataAddress(TOKEN), input.dataAddress(TOKEN), decoded.dataAddress(TOKEN), n);
                 }
-                base.rawAllToAll(q.values().dataAddress(), recv.values().dataAddress(), chunk, DType.INT8, timeoutMs,
+                base.rawAllToAll(q.values().dataAddress(TOKEN), recv.values().dataAddress(TOKEN), chunk, DType.INT8, timeoutMs,
                         Fingerprint.subTag(tag, 0));
-                base.rawAllToAll(q.scales().dataAddress(), recv.scales().dataAddress(), chunk / bc, DType.FLOAT32,
+                base.rawAllToAll(q.scales().dataAddress(TOKEN), recv.scales().dataAddress(TOKEN), chunk / bc, DType.FLOAT32,
                         timeoutMs, Fingerprint.subTag(tag, 1));
                 Quantizer.dequantizeInto(recv, decoded);
             } else {
                 cast(input, h);
-                base.rawAllToAll(h.dataAddress(), hRecv.dataAddress(), chunk, h.dtype(), timeoutMs,
+                base.rawAllToAll(h.dataAddress(TOKEN), hRecv.dataAddress(TOKEN), chunk, h.dtype(), timeoutMs,
                         Fingerprint.subTag(tag, 0));
                 cast(hRecv, decoded);
             }
-            FloatLoops.sumChunks(shard.dataAddress(), decoded.dataAddress(), world, chunk, average ? world : 1);
+            FloatLoops.sumChunks(shard.dataAddress(TOKEN), decoded.dataAddress(TOKEN), world, chunk, average ? world : 1);
             if (q2 != null) {
                 if (residual2 != null) {
-                    FloatLoops.add(shard.dataAddress(), shard.dataAddress(), residual2.dataAddress(), chunk);
+                    FloatLoops.add(shard.dataAddress(TOKEN), shard.dataAddress(TOKEN), residual2.dataAddress(TOKEN), chunk);
                 }
                 Quantizer.quantizeInto(shard, q2);
                 if (residual2 != null) {
                     Quantizer.dequantizeInto(q2, shardBack);
-                    FloatLoops.sub(residual2.dataAddress(), shard.dataAddress(), shardBack.dataAddress(), chunk);
+                    FloatLoops.sub(residual2.dataAddress(TOKEN), shard.dataAddress(TOKEN), shardBack.dataAddress(TOKEN), chunk);
                 }
-                base.rawAllGather(q2.values().dataAddress(), gathered.values().dataAddress(), chunk, DType.INT8,
+                base.rawAllGather(q2.values().dataAddress(TOKEN), gathered.values().dataAddress(TOKEN), chunk, DType.INT8,
                         timeoutMs, Fingerprint.subTag(tag, 2));
-                base.rawAllGather(q2.scales().dataAddress(), gathered.scales().dataAddress(), chunk / bc, DType.FLOAT32,
+                base.rawAllGather(q2.scales().dataAddress(TOKEN), gathered.scales().dataAddress(TOKEN), chunk / bc, DType.FLOAT32,
                         timeoutMs, Fingerprint.subTag(tag, 3));
                 Quantizer.dequantizeInto(gathered, decoded);
             } else {
                 cast(shard, h2);
-                base.rawAllGather(h2.dataAddress(), hGathered.dataAddress(), chunk, h2.dtype(), timeoutMs,
+                base.rawAllGather(h2.dataAddress(TOKEN), hGathered.dataAddress(TOKEN), chunk, h2.dtype(), timeoutMs,
                         Fingerprint.subTag(tag, 2));
                 cast(hGathered, decoded);
             }
-            FloatLoops.copy(grad.dataAddress(), decoded.dataAddress(), n);
+            FloatLoops.copy(grad.dataAddress(TOKEN), decoded.dataAddress(TOKEN), n);
         }
 
         /** Round-to-nearest-even cast, or a plain copy for the fp32 "encoding". */
         void cast(Tensor from, Tensor to) {
             if (from.dtype() == to.dtype()) {
-                FloatLoops.copy(to.dataAddress(), from.dataAddress(), to.numel());
+                FloatLoops.copy(to.dataAddress(TOKEN), from.dataAddress(TOKEN), to.numel());
             } else {
                 Quantizer.castInto(from, to);
             }
@@ -266,8 +268,8 @@ public final class CompressedAllReduce implements AutoCloseable {
 
         void zeroResiduals() {
             if (residual != null) {
-                NativeLibrary.check(TorusNative.torus_host_zero(residual.dataAddress(), residual.byteSize()), "zero");
-                NativeLibrary.check(TorusNative.torus_host_zero(residual2.dataAddress(), residual2.byteSize()), "zero");
+                NativeLibrary.check(TorusNative.torus_host_zero(residual.dataAddress(TOKEN), residual.byteSize()), "zero");
+                NativeLibrary.check(TorusNative.torus_host_zero(residual2.dataAddress(TOKEN), residual2.byteSize()), "zero");
             }
         }
 

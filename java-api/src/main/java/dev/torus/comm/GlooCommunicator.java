@@ -1,5 +1,7 @@
 package dev.torus.comm;
 
+import static dev.torus.internal.NativeAccess.TOKEN;
+
 import dev.torus.DType;
 import dev.torus.NativeStatus;
 import dev.torus.tensor.Tensor;
@@ -169,8 +171,8 @@ final class GlooCommunicator extends BaseCommunicator {
             ByteBuffer view = buf.view(0, 16L * (n + 1)).order(ByteOrder.nativeOrder());
             view.putLong(16 * n, spec.rank()).putLong(16 * n + 8, nonces[spec.rank()]);
             long timeoutMs = Math.max(1, (deadline - System.nanoTime()) / 1_000_000L);
-            int status = handle.use("handshake", a -> GlooNative.torus_gloo_allgather(a, buf.address() + 16L * n,
-                    buf.address(), 2, DType.INT64.code(), timeoutMs, (int) Fingerprint.exchangeTag(0)));
+            int status = handle.use("handshake", a -> GlooNative.torus_gloo_allgather(a, buf.address(TOKEN) + 16L * n,
+                    buf.address(TOKEN), 2, DType.INT64.code(), timeoutMs, (int) Fingerprint.exchangeTag(0)));
             if (status == GlooNative.ERR_TIMEOUT) {
                 throw new CommTimeoutException("rank " + spec.rank() + " of " + spec + ": the init handshake over the new "
                         + "connections did not finish within initTimeout (" + spec.initTimeout().toMillis()
@@ -289,10 +291,10 @@ final class GlooCommunicator extends BaseCommunicator {
     @Override
     void nativeAllToAllInPlace(Tensor buffer, long count, DType dt, Stream producer, long timeoutMs, long tag) {
         try (HostBuffer copy = scratchAllocator.allocateHost(Math.max(1, buffer.byteSize()))) {
-            ByteBuffer src = dev.torus.jni.MemoryView.of(buffer.dataAddress(), buffer.byteSize());
+            ByteBuffer src = dev.torus.jni.MemoryView.of(buffer.dataAddress(TOKEN), buffer.byteSize());
             ByteBuffer dst = copy.view(0, buffer.byteSize());
             dst.put(src);
-            nativeAllToAll(copy.address(), buffer.dataAddress(), count, dt, producer, timeoutMs, tag);
+            nativeAllToAll(copy.address(TOKEN), buffer.dataAddress(TOKEN), count, dt, producer, timeoutMs, tag);
         }
     }
 
@@ -327,11 +329,11 @@ final class GlooCommunicator extends BaseCommunicator {
                         return;
                     }
                     if (type == OpType.SEND) {
-                        call(h -> GlooNative.torus_gloo_send(h, tensor.dataAddress(), bytes, peer, slot, t), "send");
+                        call(h -> GlooNative.torus_gloo_send(h, tensor.dataAddress(TOKEN), bytes, peer, slot, t), "send");
                         return;
                     }
                     try {
-                        call(h -> GlooNative.torus_gloo_recv(h, tensor.dataAddress(), bytes, peer, slot, t), "recv");
+                        call(h -> GlooNative.torus_gloo_recv(h, tensor.dataAddress(TOKEN), bytes, peer, slot, t), "recv");
                     } catch (CommTimeoutException e) {
                         throw new CommTimeoutException(e.getMessage() + " (no send of " + tensor.numel() + " x "
                                 + tensor.dtype() + " with tag " + tag + " arrived from rank " + peer
@@ -345,8 +347,8 @@ final class GlooCommunicator extends BaseCommunicator {
         int n = size();
         ByteBuffer view = fingerprintScratch.view(0, 32L * (n + 1)).order(ByteOrder.nativeOrder());
         Fingerprint.pack(view, n, mine);
-        call(h -> GlooNative.torus_gloo_allgather(h, fingerprintScratch.address() + 32L * n,
-                fingerprintScratch.address(), 4, DType.INT64.code(), timeoutMs, (int) tag), "fingerprint check");
+        call(h -> GlooNative.torus_gloo_allgather(h, fingerprintScratch.address(TOKEN) + 32L * n,
+                fingerprintScratch.address(TOKEN), 4, DType.INT64.code(), timeoutMs, (int) tag), "fingerprint check");
         return Fingerprint.unpack(view, n);
     }
 

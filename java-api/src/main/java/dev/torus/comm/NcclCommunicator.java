@@ -1,5 +1,7 @@
 package dev.torus.comm;
 
+import static dev.torus.internal.NativeAccess.TOKEN;
+
 import dev.torus.CudaUnavailableException;
 import dev.torus.DType;
 import dev.torus.Device;
@@ -252,7 +254,7 @@ final class NcclCommunicator extends BaseCommunicator {
      */
     private void run(String what, long timeoutMs, Stream producer, NcclOpRunner.Call... calls) {
         Stream p = producer != null ? producer : Stream.defaultStream(device);
-        runner.run(what, timeoutMs, new long[] {p.handle()}, calls);
+        runner.run(what, timeoutMs, new long[] {p.handle(TOKEN)}, calls);
     }
 
     @Override
@@ -328,14 +330,14 @@ final class NcclCommunicator extends BaseCommunicator {
         // allocated and freed on the producer stream, which waits for the collective before the free (NcclOpRunner)
         try (DeviceBuffer copy = allocator.allocateDevice(device, Math.max(1, buffer.byteSize()), producer)) {
             producer.copy(buffer.buffer(), 0, copy, 0, buffer.byteSize());
-            nativeAllToAll(copy.address(), buffer.dataAddress(), count, dt, producer, timeoutMs, tag);
+            nativeAllToAll(copy.address(TOKEN), buffer.dataAddress(TOKEN), count, dt, producer, timeoutMs, tag);
         }
     }
 
     @Override
     void nativeBarrier(Stream producer, long timeoutMs, long tag) {
-        run("ncclAllReduce(barrier)", timeoutMs, producer, (c, st) -> driver.allReduce(scratch.address(),
-                scratch.address(), 1, DType.INT32, ReduceOp.SUM, c, st));
+        run("ncclAllReduce(barrier)", timeoutMs, producer, (c, st) -> driver.allReduce(scratch.address(TOKEN),
+                scratch.address(TOKEN), 1, DType.INT32, ReduceOp.SUM, c, st));
     }
 
     // ------------------------------------------------------------------ send / recv
@@ -367,13 +369,13 @@ final class NcclCommunicator extends BaseCommunicator {
 
         @Override
         public void issue(List<NcclP2pQueue.Deferred> live, long timeoutMs) {
-            long[] producers = live.stream().mapToLong(d -> ((P2pArgs) d.payload).producer().handle()).distinct()
+            long[] producers = live.stream().mapToLong(d -> ((P2pArgs) d.payload).producer().handle(TOKEN)).distinct()
                     .toArray();
             NcclOpRunner.Call[] calls = new NcclOpRunner.Call[live.size()];
             for (int i = 0; i < calls.length; i++) {
                 NcclP2pQueue.Deferred d = live.get(i);
                 Tensor t = ((P2pArgs) d.payload).tensor();
-                long addr = t.dataAddress();
+                long addr = t.dataAddress(TOKEN);
                 long count = t.numel();
                 DType dt = t.dtype();
                 int peer = d.peer;
@@ -391,7 +393,7 @@ final class NcclCommunicator extends BaseCommunicator {
         Fingerprint.pack(h, n, mine);
         Stream s = Stream.defaultStream(device);
         s.copy(hostScratch, 32L * n, scratch, 32L * n, 32);
-        rawAllGather(scratch.address() + 32L * n, scratch.address(), 4, DType.INT64, timeoutMs, tag);
+        rawAllGather(scratch.address(TOKEN) + 32L * n, scratch.address(TOKEN), 4, DType.INT64, timeoutMs, tag);
         s.copy(scratch, 0, hostScratch, 0, 32L * n);
         s.synchronize();
         return Fingerprint.unpack(h, n);

@@ -7,7 +7,7 @@ import dev.torus.comm.ReduceOp;
 import dev.torus.comm.StaleGenerationException;
 import dev.torus.rendezvous.StoreException;
 import dev.torus.rendezvous.StoreTimeoutException;
-import dev.torus.rendezvous.ZooKeeperStore;
+import dev.torus.rendezvous.Store;
 import dev.torus.tensor.Tensor;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
@@ -56,7 +56,7 @@ import java.util.TreeSet;
  * thread-safe: call it from the training thread.
  */
 public final class ElasticGroup implements AutoCloseable {
-    private final ZooKeeperStore store;
+    private final Store store;
     private final ElasticOptions opts;
     private final String base;
     private final long id;
@@ -73,7 +73,7 @@ public final class ElasticGroup implements AutoCloseable {
     private volatile boolean pendingSeen;
     private boolean joinedRunning;
 
-    private ElasticGroup(ZooKeeperStore store, ElasticOptions opts, long id) {
+    private ElasticGroup(Store store, ElasticOptions opts, long id) {
         this.store = store;
         this.opts = opts;
         this.base = "runs/" + opts.runId() + "/elastic/";
@@ -87,7 +87,7 @@ public final class ElasticGroup implements AutoCloseable {
      * generation. Throws {@link StoreTimeoutException} if it was not admitted in time (the
      * job is at its maximum size, or too few members came to form it).
      */
-    public static ElasticGroup join(ZooKeeperStore store, ElasticOptions opts, Duration timeout) {
+    public static ElasticGroup join(Store store, ElasticOptions opts, Duration timeout) {
         if (store == null || opts == null || timeout == null || timeout.isNegative() || timeout.isZero()) {
             throw new IllegalArgumentException("store, opts and a positive timeout are required");
         }

@@ -3,7 +3,7 @@ package dev.torus.elastic;
 import dev.torus.comm.CommException;
 import dev.torus.comm.Communicator;
 import dev.torus.memory.Allocator;
-import dev.torus.rendezvous.ZooKeeperStore;
+import dev.torus.rendezvous.Store;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.io.Writer;
@@ -59,7 +59,7 @@ public final class ElasticLoop implements AutoCloseable {
      * Joins the job (waiting up to {@code opts.initTimeout()} to be admitted), takes or
      * shares the committed state, and returns the loop. {@code events} may be null.
      */
-    public static ElasticLoop join(ZooKeeperStore store, ElasticOptions opts, ElasticState state, Allocator allocator,
+    public static ElasticLoop join(Store store, ElasticOptions opts, ElasticState state, Allocator allocator,
                                    int commitEvery, Path events) {
         if (state == null || allocator == null) {
             throw new IllegalArgumentException("state and allocator must not be null");

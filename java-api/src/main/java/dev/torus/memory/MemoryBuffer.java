@@ -1,5 +1,7 @@
 package dev.torus.memory;
 
+import dev.torus.internal.NativeAccess;
+
 import dev.torus.Device;
 
 /**
@@ -66,8 +68,16 @@ public abstract sealed class MemoryBuffer implements AutoCloseable permits HostB
     /** The device the memory lives on. */
     public abstract Device device();
 
-    /** The native address. Valid until {@link #close()}; 0 only for empty device buffers. */
-    public long address() {
+    /**
+     * The native address, for Torus's own packages (see {@link NativeAccess}). Valid until
+     * {@link #close()}; 0 only for empty device buffers.
+     */
+    public long address(NativeAccess token) {
+        NativeAccess.check(token, "MemoryBuffer.address");
+        return address();
+    }
+
+    long address() {
         ensureOpen();
         return address;
     }

@@ -1,5 +1,7 @@
 package dev.torus.memory;
 
+import dev.torus.internal.NativeAccess;
+
 import java.util.ArrayList;
 import java.util.LinkedHashSet;
 import java.util.List;
@@ -64,8 +66,13 @@ public final class Stream implements AutoCloseable {
         return device;
     }
 
-    /** The native handle (cudaStream_t); 0 for default streams. */
-    public long handle() {
+    /** The native handle (cudaStream_t), for Torus's own packages (see {@link NativeAccess}); 0 for default streams. */
+    public long handle(NativeAccess token) {
+        NativeAccess.check(token, "Stream.handle");
+        return handle();
+    }
+
+    long handle() {
         ensureOpen();
         return handle;
     }

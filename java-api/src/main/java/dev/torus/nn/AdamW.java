@@ -1,5 +1,7 @@
 package dev.torus.nn;
 
+import static dev.torus.internal.NativeAccess.TOKEN;
+
 import dev.torus.DType;
 import dev.torus.NativeLibrary;
 import dev.torus.tensor.Tensor;
@@ -104,8 +106,8 @@ public final class AdamW implements Optimizer {
         float bc2 = (float) (1.0 - Math.pow(beta2, t));
         for (int i = 0; i < params.size(); i++) {
             Parameter p = params.get(i);
-            NativeLibrary.check(TorusNative.torus_adamw_step(Ops.device(p.value()), 0L, p.value().dataAddress(),
-                    p.grad().dataAddress(), m.get(i).dataAddress(), v.get(i).dataAddress(), p.numel(), lr, beta1,
+            NativeLibrary.check(TorusNative.torus_adamw_step(Ops.device(p.value()), 0L, p.value().dataAddress(TOKEN),
+                    p.grad().dataAddress(TOKEN), m.get(i).dataAddress(TOKEN), v.get(i).dataAddress(TOKEN), p.numel(), lr, beta1,
                     beta2, eps, weightDecay, bc1, bc2), "AdamW step (" + p.name() + ")");
         }
         steps = t;

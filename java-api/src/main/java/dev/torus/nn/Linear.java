@@ -1,5 +1,7 @@
 package dev.torus.nn;
 
+import static dev.torus.internal.NativeAccess.TOKEN;
+
 import dev.torus.Device;
 import dev.torus.NativeLibrary;
 import dev.torus.tensor.Tensor;
@@ -100,8 +102,8 @@ public final class Linear implements Layer {
         return Ops.filled(ctx.allocator(), device, outputShape(x.shape()), y -> {
             Ops.gemm(false, true, rows, out, in, x, in, weight.value(), in, 0f, y, out, "Linear forward");
             if (bias != null && rows > 0) {
-                NativeLibrary.check(TorusNative.torus_bias_add(Ops.device(y), 0L, y.dataAddress(),
-                        bias.value().dataAddress(), rows, out), "Linear forward (bias)");
+                NativeLibrary.check(TorusNative.torus_bias_add(Ops.device(y), 0L, y.dataAddress(TOKEN),
+                        bias.value().dataAddress(TOKEN), rows, out), "Linear forward (bias)");
             }
         });
     }

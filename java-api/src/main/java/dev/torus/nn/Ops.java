@@ -1,5 +1,7 @@
 package dev.torus.nn;
 
+import static dev.torus.internal.NativeAccess.TOKEN;
+
 import dev.torus.NativeLibrary;
 import dev.torus.tensor.Tensor;
 import dev.torus.jni.Blas;
@@ -45,12 +47,12 @@ final class Ops {
             return;
         }
         if (c.device().isCpu()) {
-            Blas.sgemmHost(transA, transB, (int) m, (int) n, (int) k, 1f, a.dataAddress(), (int) lda, b.dataAddress(),
-                    (int) ldb, beta, c.dataAddress(), (int) ldc);
+            Blas.sgemmHost(transA, transB, (int) m, (int) n, (int) k, 1f, a.dataAddress(TOKEN), (int) lda, b.dataAddress(TOKEN),
+                    (int) ldb, beta, c.dataAddress(TOKEN), (int) ldc);
         } else {
             c.device().ensureUsable();
             int st = Blas.sgemmDevice(c.device().ordinal(), transA, transB, (int) m, (int) n, (int) k, 1f,
-                    a.dataAddress(), (int) lda, b.dataAddress(), (int) ldb, beta, c.dataAddress(), (int) ldc);
+                    a.dataAddress(TOKEN), (int) lda, b.dataAddress(TOKEN), (int) ldb, beta, c.dataAddress(TOKEN), (int) ldc);
             if (st != 0) {
                 throw new dev.torus.CudaException(what + ": cublasSgemm failed with status " + st);
             }
@@ -58,12 +60,12 @@ final class Ops {
     }
 
     static void columnSum(Tensor v, Tensor out, long rows, long cols, boolean accumulate, String what) {
-        NativeLibrary.check(TorusNative.torus_column_sum(device(v), 0L, v.dataAddress(), out.dataAddress(), rows, cols,
+        NativeLibrary.check(TorusNative.torus_column_sum(device(v), 0L, v.dataAddress(TOKEN), out.dataAddress(TOKEN), rows, cols,
                 accumulate ? 1 : 0), what);
     }
 
     static void axpy(float alpha, Tensor x, Tensor y, String what) {
-        NativeLibrary.check(TorusNative.torus_axpy(device(y), 0L, alpha, x.dataAddress(), y.dataAddress(), y.numel()),
+        NativeLibrary.check(TorusNative.torus_axpy(device(y), 0L, alpha, x.dataAddress(TOKEN), y.dataAddress(TOKEN), y.numel()),
                 what);
     }
 }

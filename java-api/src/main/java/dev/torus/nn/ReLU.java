@@ -1,5 +1,7 @@
 package dev.torus.nn;
 
+import static dev.torus.internal.NativeAccess.TOKEN;
+
 import dev.torus.NativeLibrary;
 import dev.torus.tensor.Tensor;
 import dev.torus.jni.TorusNative;
@@ -16,7 +18,7 @@ public final class ReLU implements Layer {
     public Tensor forward(Tensor x, SegmentContext ctx) {
         Checks.float32("input", x);
         return Ops.filled(ctx.allocator(), x.device(), x.shape(), y -> NativeLibrary.check(
-                TorusNative.torus_relu_forward(Ops.device(x), 0L, x.dataAddress(), y.dataAddress(), x.numel()),
+                TorusNative.torus_relu_forward(Ops.device(x), 0L, x.dataAddress(TOKEN), y.dataAddress(TOKEN), x.numel()),
                 "ReLU forward"));
     }
 
@@ -25,7 +27,7 @@ public final class ReLU implements Layer {
         Checks.float32("input", x);
         Checks.sameShape("ReLU", "gradOutput", dy, x);
         return Ops.filled(ctx.allocator(), x.device(), x.shape(), dx -> NativeLibrary.check(
-                TorusNative.torus_relu_backward(Ops.device(x), 0L, x.dataAddress(), dy.dataAddress(), dx.dataAddress(),
+                TorusNative.torus_relu_backward(Ops.device(x), 0L, x.dataAddress(TOKEN), dy.dataAddress(TOKEN), dx.dataAddress(TOKEN),
                         x.numel()), "ReLU backward"));
     }
 

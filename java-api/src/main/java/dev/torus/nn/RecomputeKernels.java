@@ -1,5 +1,7 @@
 package dev.torus.nn;
 
+import static dev.torus.internal.NativeAccess.TOKEN;
+
 import dev.torus.DType;
 import dev.torus.NativeLibrary;
 import dev.torus.tensor.Tensor;
@@ -25,8 +27,8 @@ public final class RecomputeKernels {
         Shape s = Shape.of("x", x);
         checkVector("bias", bias, s.cols, x);
         checkLike("y", y, x);
-        NativeLibrary.check(TorusNative.torus_bias_gelu_forward(code(x), 0L, x.dataAddress(), bias.dataAddress(),
-                y.dataAddress(), s.rows, s.cols), "biasGeluForward");
+        NativeLibrary.check(TorusNative.torus_bias_gelu_forward(code(x), 0L, x.dataAddress(TOKEN), bias.dataAddress(TOKEN),
+                y.dataAddress(TOKEN), s.rows, s.cols), "biasGeluForward");
     }
 
     /**
@@ -41,8 +43,8 @@ public final class RecomputeKernels {
         if (dbias != null) {
             checkVector("dbias", dbias, s.cols, x);
         }
-        NativeLibrary.check(TorusNative.torus_bias_gelu_backward(code(x), 0L, x.dataAddress(), bias.dataAddress(),
-                dy.dataAddress(), dx.dataAddress(), dbias == null ? 0L : dbias.dataAddress(), s.rows, s.cols),
+        NativeLibrary.check(TorusNative.torus_bias_gelu_backward(code(x), 0L, x.dataAddress(TOKEN), bias.dataAddress(TOKEN),
+                dy.dataAddress(TOKEN), dx.dataAddress(TOKEN), dbias == null ? 0L : dbias.dataAddress(TOKEN), s.rows, s.cols),
                 "biasGeluBackward");
     }
 
@@ -60,7 +62,7 @@ public final class RecomputeKernels {
         if (offset < 0) {
             throw new IllegalArgumentException("offset must be >= 0, got " + offset);
         }
-        NativeLibrary.check(TorusNative.torus_dropout(code(x), 0L, x.dataAddress(), y.dataAddress(), x.numel(), p, seed,
+        NativeLibrary.check(TorusNative.torus_dropout(code(x), 0L, x.dataAddress(TOKEN), y.dataAddress(TOKEN), x.numel(), p, seed,
                 offset), "dropout");
     }
 
@@ -78,9 +80,9 @@ public final class RecomputeKernels {
             checkVector("rstd", rstd, s.rows, x);
         }
         checkEps(eps);
-        NativeLibrary.check(TorusNative.torus_layernorm_forward(code(x), 0L, x.dataAddress(), gamma.dataAddress(),
-                beta.dataAddress(), y.dataAddress(), mean == null ? 0L : mean.dataAddress(),
-                rstd == null ? 0L : rstd.dataAddress(), s.rows, s.cols, eps), "layerNormForward");
+        NativeLibrary.check(TorusNative.torus_layernorm_forward(code(x), 0L, x.dataAddress(TOKEN), gamma.dataAddress(TOKEN),
+                beta.dataAddress(TOKEN), y.dataAddress(TOKEN), mean == null ? 0L : mean.dataAddress(TOKEN),
+                rstd == null ? 0L : rstd.dataAddress(TOKEN), s.rows, s.cols, eps), "layerNormForward");
     }
 
     /**
@@ -107,9 +109,9 @@ public final class RecomputeKernels {
         int device = code(x);
         boolean params = dgamma != null || dbeta != null;
         try (MemoryBuffer scratch = params && s.rows > 0 ? dx.allocator().allocate(x.device(), 8L * s.rows) : null) {
-            NativeLibrary.check(TorusNative.torus_layernorm_backward(device, 0L, x.dataAddress(), gamma.dataAddress(),
-                    dy.dataAddress(), dx.dataAddress(), dgamma == null ? 0L : dgamma.dataAddress(),
-                    dbeta == null ? 0L : dbeta.dataAddress(), scratch == null ? 0L : scratch.address(), s.rows,
+            NativeLibrary.check(TorusNative.torus_layernorm_backward(device, 0L, x.dataAddress(TOKEN), gamma.dataAddress(TOKEN),
+                    dy.dataAddress(TOKEN), dx.dataAddress(TOKEN), dgamma == null ? 0L : dgamma.dataAddress(TOKEN),
+                    dbeta == null ? 0L : dbeta.dataAddress(TOKEN), scratch == null ? 0L : scratch.address(TOKEN), s.rows,
                     s.cols, eps), "layerNormBackward");
         }
     }

@@ -1,5 +1,7 @@
 package dev.torus.nn;
 
+import static dev.torus.internal.NativeAccess.TOKEN;
+
 import dev.torus.DType;
 import dev.torus.NativeLibrary;
 import dev.torus.tensor.Tensor;
@@ -92,8 +94,8 @@ public final class Sgd implements Optimizer {
         for (int i = 0; i < params.size(); i++) {
             Parameter p = params.get(i);
             Tensor buf = momentum != 0f ? buffers.get(i) : null;
-            NativeLibrary.check(TorusNative.torus_sgd_step(Ops.device(p.value()), 0L, p.value().dataAddress(),
-                    p.grad().dataAddress(), buf == null ? 0L : buf.dataAddress(), p.numel(), lr, momentum,
+            NativeLibrary.check(TorusNative.torus_sgd_step(Ops.device(p.value()), 0L, p.value().dataAddress(TOKEN),
+                    p.grad().dataAddress(TOKEN), buf == null ? 0L : buf.dataAddress(TOKEN), p.numel(), lr, momentum,
                     weightDecay, nesterov ? 1 : 0, steps == 0 ? 1 : 0), "Sgd step (" + p.name() + ")");
         }
         steps++;

@@ -1,5 +1,7 @@
 package dev.torus.nn;
 
+import static dev.torus.internal.NativeAccess.TOKEN;
+
 import dev.torus.DType;
 import dev.torus.NativeLibrary;
 import dev.torus.tensor.Tensor;
@@ -87,8 +89,8 @@ public final class SoftmaxCrossEntropy {
             return Float.NaN; // the mean over no rows, as in torch
         }
         try (Tensor losses = Tensor.empty(scratch, DType.FLOAT32, logits.device(), rows)) {
-            NativeLibrary.check(TorusNative.torus_softmax_xent(Ops.device(logits), 0L, logits.dataAddress(),
-                    labels.dataAddress(), losses.dataAddress(), grad == null ? 0L : grad.dataAddress(), rows, cols,
+            NativeLibrary.check(TorusNative.torus_softmax_xent(Ops.device(logits), 0L, logits.dataAddress(TOKEN),
+                    labels.dataAddress(TOKEN), losses.dataAddress(TOKEN), grad == null ? 0L : grad.dataAddress(TOKEN), rows, cols,
                     (float) (1.0 / rows)), "softmax cross-entropy");
             float[] l = losses.toFloatArray();
             double sum = 0;

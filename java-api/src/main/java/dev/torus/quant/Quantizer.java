@@ -1,5 +1,7 @@
 package dev.torus.quant;
 
+import static dev.torus.internal.NativeAccess.TOKEN;
+
 import java.util.ArrayList;
 import java.util.List;
 
@@ -81,13 +83,13 @@ public final class Quantizer {
         int sr = spec.isStochastic() ? 1 : 0;
         if (spec.scheme() == QuantSpec.Scheme.SYMMETRIC) {
             NativeLibrary.check(TorusNative.torus_quantize_symmetric(dev.nativeCode(), 0L, x.dtype().code(),
-                    x.dataAddress(), g.n, g.outer, g.channels, g.inner, g.block, values.dataAddress(),
-                    out.scales().dataAddress(), sr, spec.seed()), "quantize(" + spec + ")");
+                    x.dataAddress(TOKEN), g.n, g.outer, g.channels, g.inner, g.block, values.dataAddress(TOKEN),
+                    out.scales().dataAddress(TOKEN), sr, spec.seed()), "quantize(" + spec + ")");
         } else {
             NativeLibrary.check(TorusNative.torus_quantize_affine(dev.nativeCode(), 0L, x.dtype().code(),
-                    x.dataAddress(), g.n, g.outer, g.channels, g.inner, g.block, out.scales().dataAddress(),
-                    out.zeroPoints().dataAddress(), spec.qmin(), spec.qmax(), spec.dtype().code(),
-                    values.dataAddress(), sr, spec.seed()), "quantize(" + spec + ")");
+                    x.dataAddress(TOKEN), g.n, g.outer, g.channels, g.inner, g.block, out.scales().dataAddress(TOKEN),
+                    out.zeroPoints().dataAddress(TOKEN), spec.qmin(), spec.qmax(), spec.dtype().code(),
+                    values.dataAddress(TOKEN), sr, spec.seed()), "quantize(" + spec + ")");
         }
     }
 
@@ -132,8 +134,8 @@ public final class Quantizer {
         }
         Tensor zp = q.zeroPoints();
         NativeLibrary.check(TorusNative.torus_dequantize(values.device().nativeCode(), 0L, values.dtype().code(),
-                values.dataAddress(), g.n, g.outer, g.channels, g.inner, g.block, q.scales().dataAddress(),
-                zp == null ? 0L : zp.dataAddress(), y.dtype().code(), y.dataAddress()),
+                values.dataAddress(TOKEN), g.n, g.outer, g.channels, g.inner, g.block, q.scales().dataAddress(TOKEN),
+                zp == null ? 0L : zp.dataAddress(TOKEN), y.dtype().code(), y.dataAddress(TOKEN)),
                 "dequantize(" + spec + " -> " + y.dtype() + ")");
     }
 
@@ -158,7 +160,7 @@ public final class Quantizer {
         checkSameLayout(x, "x", y, "y");
         if (x.numel() > 0) {
             NativeLibrary.check(TorusNative.torus_cast(x.device().nativeCode(), 0L, x.dtype().code(),
-                    x.dataAddress(), y.dtype().code(), y.dataAddress(), x.numel()),
+                    x.dataAddress(TOKEN), y.dtype().code(), y.dataAddress(TOKEN), x.numel()),
                     "cast(" + x.dtype() + " -> " + y.dtype() + ")");
         }
     }
@@ -188,9 +190,9 @@ public final class Quantizer {
     private static float[] perTensorStats(Tensor x, boolean abs) {
         checkInput(x, "x");
         try (Tensor out = Tensor.empty(x.allocator(), DType.FLOAT32, x.device(), abs ? 1 : 2)) {
-            long base = out.dataAddress();
+            long base = out.dataAddress(TOKEN);
             NativeLibrary.check(TorusNative.torus_stats(x.device().nativeCode(), 0L, x.dtype().code(),
-                    x.dataAddress(), x.numel(), 1, 1, x.numel(), 0, abs ? base : 0L, abs ? 0L : base,
+                    x.dataAddress(TOKEN), x.numel(), 1, 1, x.numel(), 0, abs ? base : 0L, abs ? 0L : base,
                     abs ? 0L : base + 4), abs ? "absMax" : "minMax");
             return out.toFloatArray();
         }
@@ -213,8 +215,8 @@ public final class Quantizer {
             Tensor mx = track(made, Tensor.empty(x.allocator(), DType.FLOAT32, x.device(), g.count));
             if (g.count > 0) {
                 NativeLibrary.check(TorusNative.torus_stats(x.device().nativeCode(), 0L, x.dtype().code(),
-                        x.dataAddress(), g.n, g.outer, g.channels, g.inner, g.block, a.dataAddress(), mn.dataAddress(),
-                        mx.dataAddress()), "stats(" + spec.granularity() + ")");
+                        x.dataAddress(TOKEN), g.n, g.outer, g.channels, g.inner, g.block, a.dataAddress(TOKEN), mn.dataAddress(TOKEN),
+                        mx.dataAddress(TOKEN)), "stats(" + spec.granularity() + ")");
             }
             return new GroupStats(a, mn, mx);
         } catch (RuntimeException e) {

@@ -2,13 +2,16 @@ package dev.torus.rendezvous;
 
 import java.util.regex.Pattern;
 
-/** Validation of store keys; shared by every {@link Store} implementation. */
-final class Keys {
+/**
+ * Validation of store keys and values, and parsing of {@link Store#add} counters: shared by every
+ * {@link Store} implementation, so that all of them refuse the same keys with the same messages.
+ */
+public final class Keys {
     private static final Pattern SEGMENT = Pattern.compile("[A-Za-z0-9._-]{1,200}");
 
     private Keys() {}
 
-    static String check(String argName, String key) {
+    public static String check(String argName, String key) {
         if (key == null) {
             throw new IllegalArgumentException(argName + " must not be null");
         }
@@ -24,7 +27,7 @@ final class Keys {
         return key;
     }
 
-    static byte[] checkValue(String key, byte[] value, int max) {
+    public static byte[] checkValue(String key, byte[] value, int max) {
         if (value == null) {
             throw new IllegalArgumentException("value for key '" + key + "' must not be null");
         }
@@ -35,7 +38,7 @@ final class Keys {
         return value;
     }
 
-    static long parseCounter(String key, byte[] value) {
+    public static long parseCounter(String key, byte[] value) {
         if (value.length == 0 || value.length > 20) {
             throw new StoreException("key '" + key + "' does not hold a counter: expected ASCII decimal, got "
                     + value.length + " bytes");

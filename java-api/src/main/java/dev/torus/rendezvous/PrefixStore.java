@@ -34,6 +34,8 @@ final class PrefixStore implements Store {
     }
     @Override public boolean delete(String key) { return parent.delete(k(key)); }
     @Override public List<String> list(String key) { return parent.list(k(key)); }
+    @Override public void setEphemeral(String key, byte[] value) { parent.setEphemeral(k(key), value); }
+    @Override public JobSecret jobSecret() { return parent.jobSecret(); }
     @Override public int maxValueBytes() { return parent.maxValueBytes(); }
     @Override public Store withPrefix(String more) { return new PrefixStore(parent, prefix + "/" + Keys.check("prefix", more)); }
     @Override public void close() {}

@@ -56,6 +56,24 @@ public interface Store extends AutoCloseable {
     int maxValueBytes();
 
     /** A view whose keys are resolved below {@code prefix}. Closing the view is a no-op. */
+    /**
+     * Sets {@code key} to {@code value} for as long as this store's session lives: the key
+     * disappears by itself when the process holding the session dies or loses it. Elastic
+     * membership needs this; a store that cannot do it throws {@link UnsupportedOperationException}.
+     */
+    default void setEphemeral(String key, byte[] value) {
+        throw new UnsupportedOperationException(getClass().getSimpleName() + " has no session-bound keys; "
+                + "elastic membership needs a store that has them (the ZooKeeper store does)");
+    }
+
+    /**
+     * The job secret this store authenticates with, or {@code null} for a store without one.
+     * Communicators built over the store sign their rendezvous records with it.
+     */
+    default JobSecret jobSecret() {
+        return null;
+    }
+
     default Store withPrefix(String prefix) {
         return new PrefixStore(this, prefix);
     }

@@ -1,5 +1,9 @@
 package dev.torus.tensor;
 
+import static dev.torus.internal.NativeAccess.TOKEN;
+
+import dev.torus.internal.NativeAccess;
+
 import java.nio.ByteBuffer;
 import java.util.Arrays;
 
@@ -103,9 +107,9 @@ public final class Tensor implements AutoCloseable {
         Tensor t = empty(allocator, dtype, device, shape);
         try {
             if (device.isCpu()) {
-                NativeLibrary.check(TorusNative.torus_host_zero(t.buffer.address(), t.byteSize()), "zeros");
+                NativeLibrary.check(TorusNative.torus_host_zero(t.buffer.address(TOKEN), t.byteSize()), "zeros");
             } else {
-                NativeLibrary.check(TorusNative.torus_memset_async(device.ordinal(), t.buffer.address(), 0, t.byteSize(),
+                NativeLibrary.check(TorusNative.torus_memset_async(device.ordinal(), t.buffer.address(TOKEN), 0, t.byteSize(),
                         0L), "zeros");
             }
         } catch (RuntimeException e) {
@@ -122,9 +126,9 @@ public final class Tensor implements AutoCloseable {
             return;
         }
         if (device().isCpu()) {
-            NativeLibrary.check(TorusNative.torus_host_zero(buffer.address(), byteSize()), "zero");
+            NativeLibrary.check(TorusNative.torus_host_zero(buffer.address(TOKEN), byteSize()), "zero");
         } else {
-            NativeLibrary.check(TorusNative.torus_memset_async(device().ordinal(), buffer.address(), 0, byteSize(), 0L),
+            NativeLibrary.check(TorusNative.torus_memset_async(device().ordinal(), buffer.address(TOKEN), 0, byteSize(), 0L),
                     "zero");
         }
     }
@@ -159,10 +163,10 @@ public final class Tensor implements AutoCloseable {
             return;
         }
         if (device().isCpu()) {
-            NativeLibrary.check(TorusNative.torus_host_copy(buffer.address(), src.buffer.address(), byteSize()),
+            NativeLibrary.check(TorusNative.torus_host_copy(buffer.address(TOKEN), src.buffer.address(TOKEN), byteSize()),
                     "copyFrom");
         } else {
-            NativeLibrary.check(TorusNative.torus_memcpy_async(device().ordinal(), buffer.address(), src.buffer.address(),
+            NativeLibrary.check(TorusNative.torus_memcpy_async(device().ordinal(), buffer.address(TOKEN), src.buffer.address(TOKEN),
                     byteSize(), 0L), "copyFrom");
         }
     }
@@ -227,9 +231,13 @@ public final class Tensor implements AutoCloseable {
         return buffer;
     }
 
-    /** The native address of element 0, for native interop; valid while the tensor is open. */
-    public long dataAddress() {
-        return buffer().address();
+    /**
+     * The native address of element 0, for Torus's own packages (see {@link NativeAccess});
+     * valid while the tensor is open.
+     */
+    public long dataAddress(NativeAccess token) {
+        NativeAccess.check(token, "Tensor.dataAddress");
+        return buffer().address(token);
     }
 
     /** The allocator results of operations on this tensor come from. */
@@ -294,8 +302,8 @@ public final class Tensor implements AutoCloseable {
                 }
                 try (Tensor f = Tensor.empty(allocator(), DType.FLOAT32, device(), shape)) {
                     // the cast kernel directly: the quant package builds on this one, not the reverse
-                    NativeLibrary.check(TorusNative.torus_cast(device().nativeCode(), 0L, dtype.code(), dataAddress(),
-                            DType.FLOAT32.code(), f.dataAddress(), numel), "toFloatArray(" + dtype + ")");
+                    NativeLibrary.check(TorusNative.torus_cast(device().nativeCode(), 0L, dtype.code(), dataAddress(TOKEN),
+                            DType.FLOAT32.code(), f.dataAddress(TOKEN), numel), "toFloatArray(" + dtype + ")");
                     return f.toFloatArray();
                 }
             case INT8: {

@@ -88,6 +88,9 @@ class ConsumerProjectTest {
         assertTrue(names.contains("torus-native-" + version + "-linux-x86_64.jar"),
                 "the platform jar of torus-native comes with torus-api: " + names);
         assertTrue(names.contains("torus-api-" + version + ".jar"), names.toString());
+        // the ZooKeeper store is its own artifact (torus-zookeeper): torus-api alone brings no ZooKeeper
+        assertTrue(names.stream().noneMatch(n -> n.startsWith("zookeeper") || n.startsWith("curator")),
+                "a torus-api consumer must not get ZooKeeper or Curator: " + names);
 
         String cp = dir.resolve("target/classes") + ":" + String.join(":", jars);
         List<String> cmd = List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-cp", cp,

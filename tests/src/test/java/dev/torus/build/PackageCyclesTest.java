@@ -4,10 +4,12 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.torus.tensor.Tensor;
+import java.io.File;
 import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
@@ -15,7 +17,9 @@ import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
 import java.util.TreeSet;
+import java.util.regex.Pattern;
 import java.util.spi.ToolProvider;
+import java.util.stream.Collectors;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -25,13 +29,20 @@ import org.junit.jupiter.api.Test;
  */
 class PackageCyclesTest {
 
+    private static final Pattern REQUIRED_JARS =
+            Pattern.compile("(torus-native|javacpp|cuda|openblas|slf4j-api)-[^/]*\\.jar");
+
     @Test
     void theLibraryHasNoPackageCycles() throws Exception {
         Path classes = Path.of(Tensor.class.getProtectionDomain().getCodeSource().getLocation().toURI());
         ToolProvider jdeps = ToolProvider.findFirst("jdeps").orElseThrow(() -> new AssertionError("no jdeps in this JDK"));
         StringWriter out = new StringWriter();
-        int code = jdeps.run(new PrintWriter(out), new PrintWriter(out), "-verbose:package", "-filter:none",
-                classes.toString());
+        // the module dev.torus requires these; jdeps resolves them from a module path
+        String modulePath = Arrays.stream(System.getProperty("java.class.path").split(File.pathSeparator))
+                .filter(e -> REQUIRED_JARS.matcher(Path.of(e).getFileName().toString()).matches())
+                .collect(Collectors.joining(File.pathSeparator));
+        int code = jdeps.run(new PrintWriter(out), new PrintWriter(out), "--multi-release", "17", "--module-path", modulePath,
+                "-verbose:package", "-filter:none", classes.toString());
         assertEquals(0, code, out.toString());
         Map<String, Set<String>> edges = new TreeMap<>();
         for (String line : out.toString().split("\n")) {

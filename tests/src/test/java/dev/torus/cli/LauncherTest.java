@@ -8,9 +8,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.torus.cli.launch.LaunchSpec;
 import dev.torus.cli.launch.LauncherLink;
-import dev.torus.rendezvous.EmbeddedZooKeeper;
+import dev.torus.zookeeper.EmbeddedZooKeeper;
 import dev.torus.rendezvous.JobSecret;
-import dev.torus.rendezvous.ZooKeeperStore;
+import dev.torus.zookeeper.ZooKeeperStore;
 import dev.torus.testing.LauncherProbe;
 import dev.torus.testing.StandaloneZooKeeper;
 import dev.torus.testing.WorkerProcesses;

@@ -7,8 +7,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.torus.tensor.Tensor;
 import dev.torus.quant.ScalarReference;
-import dev.torus.rendezvous.EmbeddedZooKeeper;
-import dev.torus.rendezvous.ZooKeeperStore;
+import dev.torus.zookeeper.EmbeddedZooKeeper;
+import dev.torus.zookeeper.ZooKeeperStore;
 import dev.torus.testing.CommHarness;
 import dev.torus.testing.Data;
 import dev.torus.testing.TorusTestBase;

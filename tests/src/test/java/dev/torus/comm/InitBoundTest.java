@@ -5,8 +5,8 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.torus.jni.GlooNative;
-import dev.torus.rendezvous.EmbeddedZooKeeper;
-import dev.torus.rendezvous.ZooKeeperStore;
+import dev.torus.zookeeper.EmbeddedZooKeeper;
+import dev.torus.zookeeper.ZooKeeperStore;
 import dev.torus.testing.CommHarness;
 import dev.torus.testing.TorusTestBase;
 import java.time.Duration;

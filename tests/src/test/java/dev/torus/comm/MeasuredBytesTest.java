@@ -4,8 +4,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.torus.tensor.Tensor;
-import dev.torus.rendezvous.EmbeddedZooKeeper;
-import dev.torus.rendezvous.ZooKeeperStore;
+import dev.torus.zookeeper.EmbeddedZooKeeper;
+import dev.torus.zookeeper.ZooKeeperStore;
 import dev.torus.testing.CommHarness;
 import dev.torus.testing.TorusTestBase;
 import java.time.Duration;

@@ -3,7 +3,7 @@ package dev.torus.comm;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.torus.rendezvous.EmbeddedZooKeeper;
+import dev.torus.zookeeper.EmbeddedZooKeeper;
 import dev.torus.testing.CommHarness;
 import dev.torus.testing.Data;
 import dev.torus.testing.WorkerProcesses;

@@ -5,10 +5,10 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.torus.rendezvous.EmbeddedZooKeeper;
+import dev.torus.zookeeper.EmbeddedZooKeeper;
 import dev.torus.rendezvous.JobSecret;
 import dev.torus.rendezvous.StoreAuthException;
-import dev.torus.rendezvous.ZooKeeperStore;
+import dev.torus.zookeeper.ZooKeeperStore;
 import dev.torus.tensor.Tensor;
 import dev.torus.testing.CommHarness;
 import java.time.Duration;

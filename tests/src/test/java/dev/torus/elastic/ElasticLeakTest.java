@@ -4,8 +4,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.torus.comm.CommException;
 import dev.torus.comm.ReduceOp;
-import dev.torus.rendezvous.EmbeddedZooKeeper;
-import dev.torus.rendezvous.ZooKeeperStore;
+import dev.torus.zookeeper.EmbeddedZooKeeper;
+import dev.torus.zookeeper.ZooKeeperStore;
 import dev.torus.tensor.Tensor;
 import dev.torus.testing.CommHarness;
 import java.lang.management.ManagementFactory;

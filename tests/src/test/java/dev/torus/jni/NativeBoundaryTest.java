@@ -1,5 +1,7 @@
 package dev.torus.jni;
 
+import static dev.torus.internal.NativeAccess.TOKEN;
+
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -41,9 +43,9 @@ class NativeBoundaryTest extends dev.torus.testing.TorusTestBase {
     @Test
     void memoryViewSpansExactlyTheRequestedBytes() {
         try (dev.torus.memory.HostBuffer b = root.allocateHost(13)) {
-            assertEquals(13, MemoryView.of(b.address(), 13).capacity());
+            assertEquals(13, MemoryView.of(b.address(TOKEN), 13).capacity());
             assertEquals(5, b.view(8, 5).capacity());
-            assertEquals(0, MemoryView.of(b.address(), 0).capacity());
+            assertEquals(0, MemoryView.of(b.address(TOKEN), 0).capacity());
         }
     }
 }

@@ -1,5 +1,7 @@
 package dev.torus.jni;
 
+import static dev.torus.internal.NativeAccess.TOKEN;
+
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import java.nio.ByteBuffer;
@@ -55,14 +57,14 @@ abstract class SmallBlockSuite extends TorusTestBase {
             upload(x, x32);
             int dev = d.nativeCode();
             // the input in dt, and its exact float32 value for the reference
-            NativeLibrary.check(TorusNative.torus_cast(dev, 0, DType.FLOAT32.code(), x32.address(), dt.code(),
-                    xin.address(), n), "cast");
-            NativeLibrary.check(TorusNative.torus_cast(dev, 0, dt.code(), xin.address(), DType.FLOAT32.code(),
-                    back.address(), n), "cast back");
-            NativeLibrary.check(TorusNative.torus_quantize_symmetric(dev, 0, dt.code(), xin.address(), n, 1, 1, n,
-                    block, q.address(), scales.address(), 0, 0), "quantize_symmetric " + what);
-            NativeLibrary.check(TorusNative.torus_stats(dev, 0, dt.code(), xin.address(), n, 1, 1, n, block,
-                    amax.address(), 0, 0), "stats " + what);
+            NativeLibrary.check(TorusNative.torus_cast(dev, 0, DType.FLOAT32.code(), x32.address(TOKEN), dt.code(),
+                    xin.address(TOKEN), n), "cast");
+            NativeLibrary.check(TorusNative.torus_cast(dev, 0, dt.code(), xin.address(TOKEN), DType.FLOAT32.code(),
+                    back.address(TOKEN), n), "cast back");
+            NativeLibrary.check(TorusNative.torus_quantize_symmetric(dev, 0, dt.code(), xin.address(TOKEN), n, 1, 1, n,
+                    block, q.address(TOKEN), scales.address(TOKEN), 0, 0), "quantize_symmetric " + what);
+            NativeLibrary.check(TorusNative.torus_stats(dev, 0, dt.code(), xin.address(TOKEN), n, 1, 1, n, block,
+                    amax.address(TOKEN), 0, 0), "stats " + what);
             float[] v = new float[n];
             download(back, 4L * n).asFloatBuffer().get(v);
             ByteBuffer gotQ = download(q, n);

@@ -1,5 +1,7 @@
 package dev.torus.parallel;
 
+import static dev.torus.internal.NativeAccess.TOKEN;
+
 import static dev.torus.testing.BadArgument.assertMessage;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -17,8 +19,8 @@ import dev.torus.nn.Sgd;
 import dev.torus.nn.SoftmaxCrossEntropy;
 import dev.torus.recompute.CheckpointPolicy;
 import dev.torus.recompute.CheckpointedSequential;
-import dev.torus.rendezvous.EmbeddedZooKeeper;
-import dev.torus.rendezvous.ZooKeeperStore;
+import dev.torus.zookeeper.EmbeddedZooKeeper;
+import dev.torus.zookeeper.ZooKeeperStore;
 import dev.torus.testing.CommHarness;
 import dev.torus.testing.Data;
 import dev.torus.testing.TorusTestBase;
@@ -321,9 +323,9 @@ class DataParallelTest extends TorusTestBase {
                  DataParallel dp = DataParallel.builder(comm, mlp.parameters()).build()) {
                 List<Parameter> ps = mlp.parameters();
                 assertEquals(1, dp.buckets().size());
-                long addr = ps.get(ps.size() - 1).grad().dataAddress();
+                long addr = ps.get(ps.size() - 1).grad().dataAddress(TOKEN);
                 for (int k = ps.size() - 1; k >= 0; k--) {
-                    assertEquals(addr, ps.get(k).grad().dataAddress(), "parameter " + k);
+                    assertEquals(addr, ps.get(k).grad().dataAddress(TOKEN), "parameter " + k);
                     addr += ps.get(k).grad().byteSize();
                 }
             }

@@ -1,5 +1,9 @@
 package dev.torus.rendezvous;
 
+import dev.torus.zookeeper.EmbeddedZooKeeper;
+
+import dev.torus.zookeeper.ZooKeeperStore;
+
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;

@@ -81,7 +81,7 @@ class TensorTest extends TorusTestBase {
         t.close();
         assertThrows(IllegalStateException.class, t::toFloatArray);
         assertThrows(IllegalStateException.class, t::shape);
-        assertThrows(IllegalStateException.class, t::dataAddress);
+        assertThrows(IllegalStateException.class, () -> t.dataAddress(dev.torus.internal.NativeAccess.TOKEN));
         assertThrows(IllegalStateException.class, () -> t.to(Device.cpu()));
         try (Tensor f = Tensor.fromArray(root, new float[] {1f}, 1)) {
             assertThrows(IllegalArgumentException.class, f::toIntArray);

@@ -10,7 +10,7 @@ import dev.torus.memory.Allocator;
 import dev.torus.nn.AdamW;
 import dev.torus.nn.Mlp;
 import dev.torus.nn.Parameter;
-import dev.torus.rendezvous.ZooKeeperStore;
+import dev.torus.zookeeper.ZooKeeperStore;
 import dev.torus.tensor.Tensor;
 import java.time.Duration;
 

@@ -5,9 +5,9 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.torus.rendezvous.EmbeddedZooKeeper;
+import dev.torus.zookeeper.EmbeddedZooKeeper;
 import dev.torus.rendezvous.JobSecret;
-import dev.torus.rendezvous.ZooKeeperStore;
+import dev.torus.zookeeper.ZooKeeperStore;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;

@@ -1,6 +1,6 @@
 package dev.torus.cli.bench;
 
-import dev.torus.rendezvous.EmbeddedZooKeeper;
+import dev.torus.zookeeper.EmbeddedZooKeeper;
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
 import java.io.PrintStream;

@@ -2,7 +2,7 @@ package dev.torus.cli.bench;
 
 import dev.torus.comm.Communicator;
 import dev.torus.comm.CommunicatorBuilder;
-import dev.torus.rendezvous.EmbeddedZooKeeper;
+import dev.torus.zookeeper.EmbeddedZooKeeper;
 import dev.torus.rendezvous.JobSecret;
 import java.io.PrintStream;
 import java.nio.file.Path;

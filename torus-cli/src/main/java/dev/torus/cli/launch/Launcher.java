@@ -1,10 +1,10 @@
 package dev.torus.cli.launch;
 
 import dev.torus.cli.Json;
-import dev.torus.rendezvous.EmbeddedZooKeeper;
+import dev.torus.zookeeper.EmbeddedZooKeeper;
 import dev.torus.rendezvous.JobSecret;
 import dev.torus.rendezvous.Store;
-import dev.torus.rendezvous.ZooKeeperStore;
+import dev.torus.zookeeper.ZooKeeperStore;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;

@@ -1,7 +1,7 @@
 package dev.torus.cli.launch;
 
 import dev.torus.rendezvous.JobSecret;
-import dev.torus.rendezvous.ZooKeeperStore;
+import dev.torus.zookeeper.ZooKeeperStore;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;

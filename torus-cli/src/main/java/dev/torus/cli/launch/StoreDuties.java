@@ -1,6 +1,6 @@
 package dev.torus.cli.launch;
 
-import dev.torus.rendezvous.ZooKeeperStore;
+import dev.torus.zookeeper.ZooKeeperStore;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.util.concurrent.Callable;

@@ -1,4 +1,6 @@
-package dev.torus.rendezvous;
+package dev.torus.zookeeper;
+
+import dev.torus.rendezvous.StoreException;
 
 import java.io.IOException;
 import java.net.InetAddress;

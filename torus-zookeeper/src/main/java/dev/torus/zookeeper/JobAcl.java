@@ -1,4 +1,6 @@
-package dev.torus.rendezvous;
+package dev.torus.zookeeper;
+
+import dev.torus.rendezvous.JobSecret;
 
 import java.util.List;
 import java.util.Set;

@@ -1,4 +1,11 @@
-package dev.torus.rendezvous;
+package dev.torus.zookeeper;
+
+import dev.torus.rendezvous.Store;
+import dev.torus.rendezvous.Keys;
+import dev.torus.rendezvous.JobSecret;
+import dev.torus.rendezvous.StoreException;
+import dev.torus.rendezvous.StoreTimeoutException;
+import dev.torus.rendezvous.StoreAuthException;
 
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
@@ -58,6 +65,7 @@ public final class ZooKeeperStore implements Store {
     }
 
     /** The job secret this store authenticates with, or null. */
+    @Override
     public JobSecret jobSecret() {
         return secret;
     }
@@ -461,6 +469,7 @@ public final class ZooKeeperStore implements Store {
     }
 
     /** Creates an ephemeral node that disappears when this store's session ends (liveness marker). */
+    @Override
     public void setEphemeral(String key, byte[] value) {
         String p = path(key);
         Keys.checkValue(key, value, maxValueBytes);

@@ -1,0 +1,31 @@
+/**
+ * Torus: tensors in native memory, quantization kernels, collectives over Gloo and NCCL,
+ * checkpointed recompute, data parallelism and elastic membership.
+ *
+ * <p>Only the API packages are exported. The JNI bindings ({@code dev.torus.jni}) are exported to
+ * this module alone, and {@code dev.torus.internal} not at all, so that code outside Torus can
+ * neither call an entry point that takes a raw address nor obtain the token that unlocks
+ * {@code Tensor.dataAddress} and {@code MemoryBuffer.address}.
+ *
+ * <p>Stores are found through {@link dev.torus.rendezvous.StoreProvider}; the ZooKeeper store
+ * ({@code torus-zookeeper}) stays on the class path because ZooKeeper's jars share packages.
+ */
+module dev.torus {
+    requires dev.torus.jni;
+    requires org.bytedeco.javacpp;
+    requires org.bytedeco.cuda;
+    requires org.slf4j;
+
+    exports dev.torus;
+    exports dev.torus.memory;
+    exports dev.torus.tensor;
+    exports dev.torus.quant;
+    exports dev.torus.nn;
+    exports dev.torus.recompute;
+    exports dev.torus.comm;
+    exports dev.torus.parallel;
+    exports dev.torus.rendezvous;
+    exports dev.torus.elastic;
+
+    uses dev.torus.rendezvous.StoreProvider;
+}
