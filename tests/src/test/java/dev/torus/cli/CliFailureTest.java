@@ -46,6 +46,32 @@ class CliFailureTest {
     }
 
     @Test
+    void elasticDemoOptionsAreCheckedBeforeAnyWorkerStarts() {
+        String[][] cases = {
+            {"--schedule", "--schedule", "start=2"},
+            {"--micro-batch", "--micro-batch", "8"},
+            {"--workers", "--elastic", "--workers", "3"},
+            {"--hook int8", "--elastic", "--hook", "int8"},
+            {"--loss-tolerance", "--elastic", "--loss-tolerance", "0.1"},
+            {"--device cpu", "--elastic", "--device", "cuda"},
+            {"--micro-batch", "--elastic", "--micro-batch", "0"},
+            {"--commit-every", "--elastic", "--commit-every", "0"},
+            {"'bogus@3'", "--elastic", "--schedule", "start=2,bogus@3"},
+            {"'join@x'", "--elastic", "--schedule", "join@x"},
+            {"'kill@9:5'", "--elastic", "--schedule", "start=2,kill@9:5"},
+            {"would leave no worker", "--elastic", "--schedule", "start=1,leave@4"},
+            {"the step must be in", "--elastic", "--schedule", "start=2,join@100000"},
+            {"more than the most", "--elastic", "--schedule", "start=8,join@3"},
+            {"empty item", "--elastic", "--schedule", "start=2,,join@3"},
+            {"a join takes no rank", "--elastic", "--schedule", "join@3:1"},
+        };
+        for (String[] c : cases) {
+            String[] args = java.util.Arrays.copyOfRange(c, 1, c.length);
+            assertOneLine(run(TorusDemo.commandLine(), args), "torus demo", c[0]);
+        }
+    }
+
+    @Test
     void aMissingGpuIsOneLineNotAStackTrace() {
         assumeFalse(Device.isCudaAvailable(), "this host has a GPU");
         assertOneLine(run(TorusBench.commandLine(), "allreduce", "--backend", "nccl", "--nproc", "1"), "torus-bench",

@@ -52,7 +52,7 @@ class ElasticGroupTest {
     }
 
     private static ElasticOptions opts(String run, int min, int max) {
-        return new ElasticOptions(run, min, max, Duration.ofMillis(600), Duration.ofSeconds(5), Duration.ofSeconds(20));
+        return new ElasticOptions(run, min, max, Duration.ofSeconds(1), Duration.ofSeconds(5), Duration.ofSeconds(20));
     }
 
     /** A member's loop: per step, sum (step + 1) over the group; the value must be identical on every member. */

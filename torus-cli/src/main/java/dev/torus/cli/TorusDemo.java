@@ -2,12 +2,16 @@ package dev.torus.cli;
 
 import dev.torus.Device;
 import dev.torus.cli.demo.DemoRun;
+import dev.torus.cli.demo.ElasticDemoRun;
+import dev.torus.cli.demo.ElasticSchedule;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
 
 /**
  * {@code ./torus demo}: the main job. Trains an MLP classifier on worker processes
@@ -39,8 +43,33 @@ public final class TorusDemo implements Callable<Integer> {
             + "data-parallel - single process| (default ${DEFAULT-VALUE}).")
     double lossTolerance;
 
-    @Option(names = "--skip-single", description = "Skip the single-process comparison.")
+    @Option(names = "--skip-single", description = "Skip the single-process comparison (with --elastic: the replay).")
     boolean skipSingle;
+
+    @Option(names = "--elastic", description = "Elastic training: workers join, leave (SIGTERM) and are killed "
+            + "(SIGKILL) while the job runs, as --schedule says; the result is compared bit for bit with one process "
+            + "that replays the surviving history. CPU, exact fp32 gradients.")
+    boolean elastic;
+
+    @Option(names = "--schedule", description = "With --elastic: start=N,join@STEP,leave@STEP[:RANK],kill@STEP[:RANK] "
+            + "(default " + ElasticSchedule.DEFAULT + ").")
+    String schedule;
+
+    @Option(names = "--micro-batch", defaultValue = "64", description = "With --elastic: the most rows a worker "
+            + "computes at once; a larger shard is accumulated in micro-batches (default ${DEFAULT-VALUE}).")
+    int microBatch;
+
+    @Option(names = "--commit-every", defaultValue = "1", description = "With --elastic: steps between commits of the "
+            + "elastic state (default ${DEFAULT-VALUE}).")
+    int commitEvery;
+
+    @Option(names = "--step-pause-ms", defaultValue = "0", description = "With --elastic: milliseconds each worker "
+            + "waits after a step, to slow a small run down so that the schedule's changes happen near their steps "
+            + "(a joiner's JVM takes seconds to start) (default ${DEFAULT-VALUE}).")
+    int stepPauseMs;
+
+    @Spec
+    CommandSpec spec;
 
     public static void main(String[] args) {
         System.exit(run(args));
@@ -62,6 +91,17 @@ public final class TorusDemo implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        if (!(targetAccuracy >= 0 && targetAccuracy <= 1)) {
+            throw new IllegalArgumentException("--target-accuracy must be in [0, 1], got " + targetAccuracy);
+        }
+        if (elastic) {
+            return elastic();
+        }
+        for (String o : new String[] {"--schedule", "--micro-batch", "--commit-every", "--step-pause-ms"}) {
+            if (spec.commandLine().getParseResult().hasMatchedOption(o)) {
+                throw new IllegalArgumentException(o + " needs --elastic");
+            }
+        }
         boolean cuda = options.isCuda();
         if (cuda) {
             Device.ensureCudaAvailable();
@@ -70,12 +110,43 @@ public final class TorusDemo implements Callable<Integer> {
         if (n < 1) {
             throw new IllegalArgumentException("--workers must be >= 1, got " + n);
         }
-        if (!(targetAccuracy >= 0 && targetAccuracy <= 1)) {
-            throw new IllegalArgumentException("--target-accuracy must be in [0, 1], got " + targetAccuracy);
-        }
         if (!(lossTolerance >= 0)) {
             throw new IllegalArgumentException("--loss-tolerance must be >= 0, got " + lossTolerance);
         }
         return new DemoRun(options, n, out, targetAccuracy, lossTolerance, skipSingle, System.out, System.err).run();
+    }
+
+    private int elastic() throws Exception {
+        var parsed = spec.commandLine().getParseResult();
+        if (workers != null) {
+            throw new IllegalArgumentException("--workers does not apply to --elastic: the schedule's start=N sets the "
+                    + "first workers");
+        }
+        if (parsed.hasMatchedOption("--loss-tolerance")) {
+            throw new IllegalArgumentException("--loss-tolerance does not apply to --elastic: it compares bit for bit");
+        }
+        if (parsed.hasMatchedOption("--hook") && !options.hookName().equals("none")) {
+            throw new IllegalArgumentException("--elastic uses the exact fp32 all-reduce (the bitwise comparison needs "
+                    + "it); --hook " + options.hookName() + " is not supported with it");
+        }
+        if (options.isCuda()) {
+            throw new IllegalArgumentException("--elastic runs on --device cpu: NCCL grow and shrink are not built yet");
+        }
+        if (microBatch < 1) {
+            throw new IllegalArgumentException("--micro-batch must be >= 1, got " + microBatch);
+        }
+        if (commitEvery < 1) {
+            throw new IllegalArgumentException("--commit-every must be >= 1, got " + commitEvery);
+        }
+        if (stepPauseMs < 0 || stepPauseMs > 10_000) {
+            throw new IllegalArgumentException("--step-pause-ms must be in [0, 10000], got " + stepPauseMs);
+        }
+        options.check();
+        long total = options.elasticSteps();
+        ElasticSchedule sched = ElasticSchedule.parse(
+                schedule == null ? ElasticSchedule.DEFAULT : schedule, total,
+                ElasticDemoRun.MAX_WORLD);
+        return new ElasticDemoRun(options, sched, microBatch, commitEvery, stepPauseMs, out,
+                targetAccuracy, skipSingle, System.out, System.err).run();
     }
 }

@@ -48,6 +48,21 @@ public final class DemoOptions {
     @Option(names = "--test-rows", defaultValue = "4096", description = "Held-out samples (default ${DEFAULT-VALUE}).")
     int testRows;
 
+    /** Checks sizes, rates, the hook and the checkpoint policy, as one CPU worker would. */
+    public void check() {
+        config(1, Device.cpu());
+    }
+
+    /** The --hook value as given. */
+    public String hookName() {
+        return hook.trim();
+    }
+
+    /** Steps of an elastic run: each epoch ends with a short step when the batch does not divide the data. */
+    public long elasticSteps() {
+        return ElasticDemoModel.totalSteps(trainRows, batch, epochs);
+    }
+
     /** True for {@code --device cuda}. */
     public boolean isCuda() {
         return device().isCuda();

@@ -32,4 +32,29 @@ final class LossPlot {
         String base = file.endsWith(".png") ? file.substring(0, file.length() - 4) : file;
         BitmapEncoder.saveBitmap(chart, base, BitmapEncoder.BitmapFormat.PNG);
     }
+
+    /** The loss of every step, and the world size on a second axis. */
+    static void writeWithWorld(Path png, String title, float[] loss, float[] world) throws IOException {
+        System.setProperty("java.awt.headless", "true");
+        XYChart chart = new XYChartBuilder().width(900).height(520).title(title).xAxisTitle("step")
+                .yAxisTitle("training loss").build();
+        chart.getStyler().setLegendPosition(org.knowm.xchart.style.Styler.LegendPosition.InsideNE);
+        double[] x = new double[loss.length];
+        double[] y = new double[loss.length];
+        double[] w = new double[loss.length];
+        for (int i = 0; i < x.length; i++) {
+            x[i] = i + 1;
+            y[i] = loss[i];
+            w[i] = world[i];
+        }
+        chart.addSeries("training loss", x, y).setMarker(SeriesMarkers.NONE);
+        XYSeries ws = chart.addSeries("world size", x, w);
+        ws.setMarker(SeriesMarkers.NONE);
+        ws.setYAxisGroup(1);
+        chart.setYAxisGroupTitle(1, "workers");
+        chart.getStyler().setYAxisGroupPosition(1, org.knowm.xchart.style.Styler.YAxisPosition.Right);
+        String file = png.toString();
+        String base = file.endsWith(".png") ? file.substring(0, file.length() - 4) : file;
+        BitmapEncoder.saveBitmap(chart, base, BitmapEncoder.BitmapFormat.PNG);
+    }
 }

@@ -12,7 +12,7 @@ final class ProgressBar {
     private static final int WIDTH = 30;
 
     private final PrintStream out;
-    private final String label;
+    private String label;
     private final boolean inPlace;
     private final long startNanos = System.nanoTime();
     private int lastDecile = -1;
@@ -22,6 +22,11 @@ final class ProgressBar {
         this.out = out;
         this.label = label;
         this.inPlace = inPlace;
+    }
+
+    /** Changes the text before the bar (the elastic demo shows the world size there). */
+    synchronized void setLabel(String label) {
+        this.label = label;
     }
 
     /** Shows {@code step} of {@code total}; a step past the total (an extra step) shows a full bar. */
