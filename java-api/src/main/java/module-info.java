@@ -15,6 +15,8 @@ module dev.torus {
     requires org.bytedeco.javacpp;
     requires org.bytedeco.cuda;
     requires org.slf4j;
+    // sun.misc.Signal: SIGTERM as a graceful leave of an elastic member
+    requires jdk.unsupported;
 
     exports dev.torus;
     exports dev.torus.memory;

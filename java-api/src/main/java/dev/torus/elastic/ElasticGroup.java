@@ -231,14 +231,11 @@ public final class ElasticGroup implements AutoCloseable {
                 keep.add(m);
             }
         }
-        for (long j : liveMembers()) {
-            if (keep.size() >= opts.maxSize()) {
-                break;
-            }
-            // an id that was ever left out never comes back: a fenced process that still runs is not a joiner
-            if (!before.contains(j) && !leaving.contains(j) && !fenced.contains(j)) {
-                keep.add(j);
-            }
+        int survivors = keep.size();
+        addJoiners(keep, before, leaving, fenced);
+        if (!keep.isEmpty() && keep.size() < opts.minSize()) {
+            // (an empty generation is the end of the job: everyone left, nobody to wait for)
+            waitForReplacements(keep, survivors, before, leaving, fenced);
         }
         long next = genBefore + 1;
         // the record says whether this generation follows a failure, so that every member rolls back alike
@@ -282,6 +279,52 @@ public final class ElasticGroup implements AutoCloseable {
         }
         return new MembershipChange(genBefore, next, before.size(), agreed.size(), joined, left, agreedFailure,
                 detectionMillis, (System.nanoTime() - t0) / 1_000_000);
+    }
+
+    private void addJoiners(List<Long> keep, List<Long> before, Set<Long> leaving, Set<Long> fenced) {
+        for (long j : liveMembers()) {
+            if (keep.size() >= opts.maxSize()) {
+                break;
+            }
+            // an id that was ever left out never comes back: a fenced process that still runs is not a joiner
+            if (!before.contains(j) && !leaving.contains(j) && !fenced.contains(j) && !keep.contains(j)) {
+                keep.add(j);
+            }
+        }
+    }
+
+    /**
+     * The job fell below minSize: announce it under {@code below-min} (launchers start replacements
+     * when they see it) and wait up to joinTimeout for live joiners, or for another survivor to
+     * write the next generation. Fails the job when none come.
+     */
+    private void waitForReplacements(List<Long> keep, int survivors, List<Long> before, Set<Long> leaving,
+                                     Set<Long> fenced) {
+        long t0 = System.nanoTime();
+        long deadline = t0 + opts.joinTimeout().toNanos();
+        String flag = base + "below-min";
+        store.set(flag, ascii(keep.size()));
+        try {
+            while (keep.size() < opts.minSize()) {
+                if (store.tryGet(base + "gen-" + (generation + 1) + "/members") != null) {
+                    return; // another survivor got enough members and wrote the generation: take it
+                }
+                if (System.nanoTime() > deadline) {
+                    throw new JobBelowMinimumException("elastic run '" + opts.runId() + "' has " + keep.size()
+                            + " live member(s) " + keep + ", fewer than minSize " + opts.minSize() + ", and no replacement "
+                            + "joined within joinTimeout (" + opts.joinTimeout().toMillis() + " ms)");
+                }
+                sleep(opts.heartbeatPeriod().toMillis());
+                keep.subList(survivors, keep.size()).clear();
+                addJoiners(keep, before, leaving, fenced);
+            }
+        } finally {
+            try {
+                store.delete(flag);
+            } catch (RuntimeException e) {
+                // the flag only asks for replacements; a stale one makes a launcher start one worker too many
+            }
+        }
     }
 
     private void enter(long gen, List<Long> m) {

@@ -3,7 +3,9 @@ package dev.torus.elastic;
 import dev.torus.comm.CommException;
 import dev.torus.comm.Communicator;
 import dev.torus.memory.Allocator;
+import dev.torus.rendezvous.JobSecret;
 import dev.torus.rendezvous.Store;
+import dev.torus.rendezvous.Stores;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.io.Writer;
@@ -12,6 +14,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.time.Duration;
+import java.util.Map;
 
 /**
  * The training loop of an elastic job, with the protocol of {@link ElasticGroup} built
@@ -46,6 +49,8 @@ public final class ElasticLoop implements AutoCloseable {
     private final Writer events;
     private String pendingEvent;
     private long pendingSince;
+    private Store ownedStore;
+    private volatile boolean terminateRequested;
 
     private ElasticLoop(ElasticGroup group, ElasticState state, Allocator allocator, int commitEvery, Writer events) {
         this.group = group;
@@ -103,6 +108,41 @@ public final class ElasticLoop implements AutoCloseable {
         }
     }
 
+    /**
+     * The loop of a worker started by {@code torusrun --elastic}: options from the environment
+     * ({@link ElasticOptions#fromEnv}), the store opened from TORUS_RDZV_ENDPOINT with the job secret
+     * from TORUS_JOB_SECRET (owned by the loop and closed with it), and SIGTERM turned into a graceful
+     * leave ({@link #leaveOnSigterm}).
+     */
+    public static ElasticLoop fromEnv(ElasticState state, Allocator allocator, int commitEvery, Path events) {
+        Map<String, String> env = System.getenv();
+        ElasticOptions opts = ElasticOptions.fromEnv(env);
+        String endpoint = env.get("TORUS_RDZV_ENDPOINT");
+        if (endpoint == null || endpoint.isBlank()) {
+            throw new IllegalArgumentException("environment variable TORUS_RDZV_ENDPOINT is not set: start the worker "
+                    + "with torusrun --elastic");
+        }
+        Store store = Stores.open(endpoint, "store", Duration.ofSeconds(15), JobSecret.fromEnvironment(env));
+        try {
+            ElasticLoop loop = join(store, opts, state, allocator, commitEvery, events);
+            loop.ownedStore = store;
+            loop.leaveOnSigterm();
+            return loop;
+        } catch (RuntimeException e) {
+            store.close();
+            throw e;
+        }
+    }
+
+    /**
+     * From now on SIGTERM asks this member to leave gracefully: it finishes the step in flight and
+     * leaves at the next boundary, with no rollback for anyone, and {@link #next} returns false.
+     * It replaces the JVM's own SIGTERM handling (shutdown hooks do not run on SIGTERM).
+     */
+    public void leaveOnSigterm() {
+        sun.misc.Signal.handle(new sun.misc.Signal("TERM"), sig -> terminateRequested = true);
+    }
+
     public ElasticGroup group() {
         return group;
     }
@@ -121,6 +161,9 @@ public final class ElasticLoop implements AutoCloseable {
      * {@code state.step()}; false when {@code totalSteps} are done or it left the group.
      */
     public boolean next(long totalSteps) {
+        if (terminateRequested && group.isMember() && !group.leaveRequested()) {
+            group.requestLeave();
+        }
         while (group.isMember() && state.step() < totalSteps) {
             MembershipChange c = group.boundary();
             if (c == null) {
@@ -254,7 +297,13 @@ public final class ElasticLoop implements AutoCloseable {
         } catch (IOException e) {
             // the group still has to be left
         } finally {
-            group.close();
+            try {
+                group.close();
+            } finally {
+                if (ownedStore != null) {
+                    ownedStore.close();
+                }
+            }
         }
     }
 }

@@ -1,5 +1,6 @@
 package dev.torus.cli;
 
+import dev.torus.cli.launch.ElasticLauncher;
 import dev.torus.cli.launch.LaunchSpec;
 import dev.torus.cli.launch.Launcher;
 import dev.torus.rendezvous.JobSecret;
@@ -11,8 +12,10 @@ import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
 
 /**
  * {@code torusrun}: starts the workers of a distributed job on this node, modelled
@@ -24,6 +27,9 @@ import picocli.CommandLine.Parameters;
                 + "TORUS_RDZV_ENDPOINT and TORUS_RUN_ID set, prefixes their output with the rank, and watches them.",
                 "TARGET is a Java main class (run on this launcher's JVM and classpath), a .jar, or with --exec any program."})
 public final class TorusRun implements Callable<Integer> {
+    @Spec
+    CommandSpec commandSpec;
+
     @Option(names = "--nproc-per-node", defaultValue = "1", description = "Workers on this node (default ${DEFAULT-VALUE}).")
     int nproc;
 
@@ -65,6 +71,15 @@ public final class TorusRun implements Callable<Integer> {
     @Option(names = "--stale-run-age", defaultValue = "24", description = "On an external ensemble, delete runs of this "
             + "job secret that have no live launcher and no write for this many hours (default ${DEFAULT-VALUE}).")
     double staleRunHours;
+
+    @Option(names = "--elastic", description = "An elastic job (workers use ElasticLoop.fromEnv): nodes may join the "
+            + "running job later with the same --run-id, --rdzv-endpoint and secret, a failed worker is not restarted "
+            + "unless the job falls below MIN, and SIGTERM is a graceful leave.")
+    boolean elastic;
+
+    @Option(names = "--join-timeout", defaultValue = "60", description = "With --elastic: seconds a job below MIN waits "
+            + "for replacements before it fails (default ${DEFAULT-VALUE}).")
+    double joinTimeout;
 
     @Option(names = "--jvm-arg", description = "Extra JVM argument for Java workers (repeatable).")
     List<String> jvmArgs = new ArrayList<>();
@@ -181,17 +196,40 @@ public final class TorusRun implements Callable<Integer> {
         LaunchSpec spec = new LaunchSpec(nproc, nodes[0], nodes[1], endpoint, runId, maxRestarts,
                 workerCommand(target, args, exec, jvmArgs), Map.of(), errorDir,
                 Duration.ofMillis((long) (rdzvTimeout * 1000)), Duration.ofMillis((long) (lastCall * 1000)));
+        JobSecret secret = secretFile != null ? readSecretFile(secretFile) : JobSecret.fromEnvironment(System.getenv());
+        if (elastic) {
+            return runElastic(spec, secret);
+        }
+        if (commandSpec.commandLine().getParseResult().hasMatchedOption("--join-timeout")) {
+            throw new IllegalArgumentException("--join-timeout needs --elastic");
+        }
         Launcher launcher = new Launcher(spec, Launcher.prefixing(System.out, System.err), System.err)
                 .stuckTimeout(Duration.ofMillis((long) (stuckTimeout * 1000)));
         if (!(staleRunHours > 0)) {
             throw new IllegalArgumentException("--stale-run-age must be a positive number of hours, got " + staleRunHours);
         }
         launcher.staleRunAge(Duration.ofMillis((long) (staleRunHours * 3_600_000)));
-        JobSecret secret = secretFile != null ? readSecretFile(secretFile) : JobSecret.fromEnvironment(System.getenv());
         if (secret != null) {
             launcher.jobSecret(secret);
         }
         Thread hook = new Thread(launcher::shutdown, "torusrun-shutdown");
+        Runtime.getRuntime().addShutdownHook(hook);
+        int code = launcher.run();
+        try {
+            Runtime.getRuntime().removeShutdownHook(hook);
+        } catch (IllegalStateException e) {
+            // already shutting down
+        }
+        return code;
+    }
+
+    private int runElastic(LaunchSpec launchSpec, JobSecret secret) throws Exception {
+        if (!(joinTimeout > 0)) {
+            throw new IllegalArgumentException("--join-timeout must be a positive number of seconds, got " + joinTimeout);
+        }
+        ElasticLauncher launcher = new ElasticLauncher(launchSpec, Duration.ofMillis((long) (joinTimeout * 1000)), secret,
+                Duration.ofMillis((long) (stuckTimeout * 1000)), Launcher.prefixing(System.out, System.err), System.err);
+        Thread hook = new Thread(launcher::shutdown, "torusrun-leave");
         Runtime.getRuntime().addShutdownHook(hook);
         int code = launcher.run();
         try {

@@ -1,6 +1,5 @@
 package dev.torus.cli.launch;
 
-import dev.torus.cli.Json;
 import dev.torus.zookeeper.EmbeddedZooKeeper;
 import dev.torus.rendezvous.JobSecret;
 import dev.torus.rendezvous.Store;
@@ -11,7 +10,6 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.time.Instant;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
@@ -385,54 +383,19 @@ public final class Launcher {
     }
 
     private void writeErrorFile(WorkerProcess w, int attempt, String stuckReason) throws IOException {
-        int code = w.exitCode();
-        Map<String, Object> o = new LinkedHashMap<>();
-        o.put("rank", w.rank);
-        o.put("local_rank", w.localRank);
-        o.put("run_id", runId);
-        o.put("attempt", attempt);
-        o.put("exit_code", code);
-        if (code > 128) {
-            o.put("signal", code - 128);
-        }
-        o.put("pid", w.pid());
-        if (stuckReason != null) {
-            o.put("stuck", stuckReason);
-        }
-        o.put("time", Instant.now().toString());
-        o.put("command", spec.command());
-        o.put("stderr_tail", w.stderrTail());
-        Path dir;
-        if (spec.errorDir() != null) {
-            dir = Files.createDirectories(spec.errorDir());
-        } else {
-            try {
-                dir = PrivateFiles.userDirectory();
-            } catch (IOException refused) {
-                // another user may hold that name in a shared temp directory: the report still gets written
-                dir = fallbackErrorDir();
-                log.println("torusrun: " + refused.getMessage() + "; error files go to " + dir + " instead");
-            }
-        }
-        Path f = PrivateFiles.writeNew(dir, "error-" + runId + "-attempt" + attempt + "-rank" + w.rank, ".json",
-                Json.write(o) + "\n");
+        Path f = errorFileWriter().write(w, runId, attempt, stuckReason, spec.command());
         synchronized (this) {
             errorFiles.add(f);
         }
-        log.println("torusrun: rank " + w.rank + " (pid " + w.pid() + ") exited with code " + code + "; error file " + f);
-        List<String> tail = w.stderrTail();
-        for (String line : tail.subList(Math.max(0, tail.size() - 5), tail.size())) {
-            log.println("torusrun:   [" + w.rank + "] " + line);
-        }
     }
 
-    private Path fallbackErrorDir;
+    private ErrorFiles errorFileWriter;
 
-    private synchronized Path fallbackErrorDir() throws IOException {
-        if (fallbackErrorDir == null) {
-            fallbackErrorDir = Files.createTempDirectory("torusrun-errors-" + ProcessHandle.current().pid() + "-");
+    private synchronized ErrorFiles errorFileWriter() {
+        if (errorFileWriter == null) {
+            errorFileWriter = new ErrorFiles(spec.errorDir(), log);
         }
-        return fallbackErrorDir;
+        return errorFileWriter;
     }
 
     private void stopWorkers() {
