@@ -56,6 +56,20 @@ import java.util.TreeSet;
  * thread-safe: call it from the training thread.
  */
 public final class ElasticGroup implements AutoCloseable {
+    /**
+     * Test instrumentation, null in production: called with "rebuild" once a new generation's record
+     * is agreed and before its communicator forms, and (from {@link ElasticLoop}) with "sync" before a
+     * state transfer. The fault tests set it in a worker process to die at exactly those points.
+     */
+    static volatile java.util.function.Consumer<String> faultPoint;
+
+    static void faultPoint(String point) {
+        java.util.function.Consumer<String> f = faultPoint;
+        if (f != null) {
+            f.accept(point);
+        }
+    }
+
     private final Store store;
     private final ElasticOptions opts;
     private final String base;
@@ -155,7 +169,20 @@ public final class ElasticGroup implements AutoCloseable {
                 List<Long> m = decode(store.tryGet(base + "gen-" + gen + "/members"));
                 if (m != null && m.contains(id)) {
                     joinedRunning = gen > 0; // generation 0 is formed by its founders; later ones admit joiners
-                    enter(gen, m);
+                    try {
+                        faultPoint("admitted");
+                        enter(gen, m);
+                    } catch (CommException | StoreTimeoutException e) {
+                        // a member of this generation died while it formed: go on with the others into the next
+                        generation = gen;
+                        members = List.copyOf(m);
+                        recoverFrom(e);
+                        if (!isMember()) {
+                            throw new StaleGenerationException("member " + id + " of elastic run '" + opts.runId()
+                                    + "' was admitted to generation " + gen + ", which failed to form, and was left out "
+                                    + "of generation " + generation + " (members " + members + ")");
+                        }
+                    }
                     return;
                 }
             } else {
@@ -267,9 +294,11 @@ public final class ElasticGroup implements AutoCloseable {
                     detectionMillis, (System.nanoTime() - t0) / 1_000_000);
         }
         try {
+            faultPoint("rebuild");
             enter(next, agreed);
-        } catch (CommException e) {
-            // a member of the new generation died or stalled while it formed: recover into the one after
+        } catch (CommException | StoreTimeoutException e) {
+            // a member of the new generation died or stalled while it formed (its rendezvous record never
+            // came, or its connection failed): recover into the one after
             generation = next;
             members = agreed;
             MembershipChange again = recoverFrom(e);

@@ -86,7 +86,12 @@ public final class ElasticLoop implements AutoCloseable {
                 state.commit();
             }
             long s0 = System.nanoTime();
-            loop.syncState();
+            try {
+                loop.syncState();
+            } catch (CommException e) {
+                // a member died during the first transfer: recover with the others, then take the state again
+                loop.handle(g.recover(e));
+            }
             long stateMs = (System.nanoTime() - s0) / 1_000_000;
             loop.note(g.joinedRunning() ? "joined" : "formed", -1, g.generation(), -1, g.comm().size(), 0,
                     (s0 - t0) / 1_000_000, state.committedBytes().length, stateMs, 0, t0);
@@ -202,7 +207,8 @@ public final class ElasticLoop implements AutoCloseable {
             // what rank 0 sends is its last commit: after a failure everyone goes back to it; after a
             // planned change everyone commits the live state first, so nobody moves back
             if (c.failure()) {
-                rolledBack = state.restore();
+                // a joiner that never held the state has no commit: the transfer below brings it
+                rolledBack = state.hasCommit() ? state.restore() : 0;
             } else {
                 state.commit();
             }
@@ -237,6 +243,7 @@ public final class ElasticLoop implements AutoCloseable {
      * collective, and recovery rebuilds without it, losing nothing (their state is the commit).
      */
     private void syncState() {
+        ElasticGroup.faultPoint("sync");
         try {
             state.sync(group.comm(), 0, allocator);
         } catch (StateMismatchException e) {

@@ -178,18 +178,32 @@ class ElasticGroupTest {
         return m.totals.get(m.totals.size() - 1)[2];
     }
 
+    /**
+     * Three members with minSize 3; one stops at step 4. The two survivors are below the minimum, so
+     * they announce it and wait; a replacement that joins then brings the job back to 3.
+     */
     @Test
-    void survivorsOfAStoppedMemberRebuildAndGoOn() throws Exception {
+    void survivorsOfAStoppedMemberBelowTheMinimumWaitForAReplacementAndGoOn() throws Exception {
         String run = CommHarness.uniqueRunId("crash");
         AtomicBoolean go = new AtomicBoolean(true);
         List<Future<Member>> ms = new ArrayList<>();
         ms.add(member(run, 3, 3, 10, -1, -1, go));
         ms.add(member(run, 3, 3, 10, -1, 4, go));
         ms.add(member(run, 3, 3, 10, -1, -1, go));
+        // wait for the stop, and for the survivors to ask for a replacement
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+        try (ZooKeeperStore s = ZooKeeperStore.connect(zk.connectString(), "store", Duration.ofSeconds(10))) {
+            while (s.tryGet("runs/" + run + "/elastic/below-min") == null) {
+                assertTrue(System.nanoTime() < deadline, "the survivors never announced that they are below the minimum");
+                Thread.sleep(20);
+            }
+        }
+        Future<Member> replacement = member(run, 3, 3, 10, -1, -1, go);
         List<Member> done = new ArrayList<>();
         for (Future<Member> f : ms) {
             done.add(f.get(120, TimeUnit.SECONDS));
         }
+        Member fresh = replacement.get(120, TimeUnit.SECONDS);
         Member crashed = done.stream().filter(m -> m.lastStep == 4).findFirst().orElseThrow(
                 () -> new AssertionError("no member stopped at step 4"));
         List<Member> survivors = new ArrayList<>(done);
@@ -198,13 +212,16 @@ class ElasticGroupTest {
             MembershipChange r = m.changes.stream().filter(MembershipChange::failure).findFirst()
                     .orElseThrow(() -> new AssertionError("no recovery: " + m.changes));
             assertEquals(3, r.worldBefore());
-            assertEquals(2, r.worldAfter());
+            assertEquals(3, r.worldAfter(), "the replacement restores the minimum: " + r);
             assertEquals(List.of(crashed.group.id()), r.left());
+            assertEquals(List.of(fresh.group.id()), r.joined());
             assertTrue(r.detectionMillis() >= 600, "detection waited for the bound: " + r);
             assertEquals(10, m.lastStep);
-            System.out.println("recovery after a stopped member: " + r);
+            System.out.println("recovery below the minimum, with a replacement: " + r);
         }
+        assertEquals(10, fresh.lastStep);
         assertEquals(lastTotal(survivors.get(0)), lastTotal(survivors.get(1)));
+        assertEquals(lastTotal(survivors.get(0)), lastTotal(fresh));
     }
 
     @Test

@@ -38,7 +38,7 @@ class ElasticProcessTest {
         Worker(String endpoint, String run, int steps, java.util.Map<String, String> extra) throws Exception {
             ProcessBuilder pb = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
                     "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-cp", WorkerProcesses.classpath(),
-                    ElasticWorker.class.getName());
+                    (extra.containsKey("ELASTIC_HALT_AT") ? FaultInjectingWorker.class : ElasticWorker.class).getName());
             pb.environment().put("TORUS_RDZV_ENDPOINT", endpoint);
             pb.environment().put("TORUS_RUN_ID", run);
             pb.environment().put("ELASTIC_MIN", "2");
@@ -283,6 +283,110 @@ class ElasticProcessTest {
             }
         } finally {
             zk.close();
+        }
+    }
+
+    private static List<String> readEvents(Path events) throws java.io.IOException {
+        return java.nio.file.Files.readAllLines(events);
+    }
+
+    @Test
+    void aJoinBeyondMaxIsRefusedAndTheJobGoesOn() throws Exception {
+        String run = CommHarness.uniqueRunId("elastic-max");
+        java.util.Map<String, String> max2 = java.util.Map.of("ELASTIC_MAX", "2");
+        try (EmbeddedZooKeeper zk = EmbeddedZooKeeper.startWithoutAuth();
+             Worker a = new Worker(zk.connectString(), run, 60, max2);
+             Worker b = new Worker(zk.connectString(), run, 60, max2)) {
+            a.await(o -> a.lastStep() >= 3, "the job to form");
+            long t0 = System.nanoTime();
+            try (Worker extra = new Worker(zk.connectString(), run, 60,
+                    java.util.Map.of("ELASTIC_MAX", "2", "ELASTIC_INIT_MS", "4000"))) {
+                assertTrue(extra.p.waitFor(60, TimeUnit.SECONDS), "the third joiner did not give up: " + extra.out);
+                Thread.sleep(300);
+                assertTrue(extra.p.exitValue() != 0, extra.out.toString());
+                assertTrue(extra.out.stream().anyMatch(l -> l.contains("was not admitted") && l.contains("maxSize 2")),
+                        "the refusal names the cause: " + extra.out);
+                System.out.printf("elastic processes: a join beyond MAX gave up after %.1f s%n", (System.nanoTime() - t0) / 1e9);
+            }
+            assertSameEnd(a, b);
+            assertTrue(a.out.stream().noneMatch(l -> l.contains("WORLD 3")), "the job never grew beyond MAX");
+        }
+    }
+
+    @Test
+    void aLeaveDuringAJoinRollsNothingBackAndTheJobStaysConsistent() throws Exception {
+        String run = CommHarness.uniqueRunId("elastic-leavejoin");
+        Path events = java.nio.file.Files.createTempFile("elastic-events", ".jsonl");
+        java.util.Map<String, String> env = java.util.Map.of("ELASTIC_EVENTS", events.toString());
+        try (EmbeddedZooKeeper zk = EmbeddedZooKeeper.startWithoutAuth();
+             dev.torus.zookeeper.ZooKeeperStore store = dev.torus.zookeeper.ZooKeeperStore.connect(zk.connectString(),
+                     "store", java.time.Duration.ofSeconds(10));
+             Worker a = new Worker(zk.connectString(), run, 80, env);
+             Worker b = new Worker(zk.connectString(), run, 80, env);
+             Worker c = new Worker(zk.connectString(), run, 80, env)) {
+            a.await(o -> o.stream().anyMatch(l -> l.startsWith("STEP ") && l.contains("WORLD 3")), "a world of 3");
+            try (Worker d = new Worker(zk.connectString(), run, 80, env)) {
+                // the moment the joiner registers (before it is admitted), c asks to leave
+                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+                while (store.list("runs/" + run + "/elastic/members").size() < 4) {
+                    assertTrue(System.nanoTime() < deadline, "the joiner never registered");
+                    Thread.sleep(5);
+                }
+                c.p.toHandle().destroy(); // SIGTERM: a graceful leave
+                assertTrue(c.p.waitFor(60, TimeUnit.SECONDS), "the leaver did not exit: " + c.out);
+                assertEquals(0, c.p.exitValue(), c.out.toString());
+                assertTrue(c.out.contains("LEFT"), c.out.toString());
+                assertSameEnd(a, b, d);
+            }
+            List<String> ev = readEvents(events);
+            assertTrue(ev.stream().noneMatch(l -> l.contains("\"kind\":\"failure\"")), "no rollback: " + ev);
+            assertTrue(ev.stream().anyMatch(l -> l.contains("\"kind\":\"joined\"")), ev.toString());
+            assertTrue(ev.stream().anyMatch(l -> l.contains("leave")), ev.toString());
+        }
+    }
+
+    @Test
+    void aMemberThatDiesDuringTheRebuildIsLeftOutAndTheJoinStillHappens() throws Exception {
+        String run = CommHarness.uniqueRunId("elastic-rebuild");
+        java.util.Map<String, String> fast = java.util.Map.of("ELASTIC_INIT_MS", "5000");
+        try (EmbeddedZooKeeper zk = EmbeddedZooKeeper.startWithoutAuth();
+             Worker a = new Worker(zk.connectString(), run, 70, fast);
+             Worker b = new Worker(zk.connectString(), run, 70, fast)) {
+            a.await(o -> a.lastStep() >= 3, "the job to form");
+            // c joins (a joiner passes no rebuild), then dies in its first rebuild: the one that admits d,
+            // once that generation (with c in it) is agreed and before its communicator forms
+            try (Worker c = new Worker(zk.connectString(), run, 70,
+                    java.util.Map.of("ELASTIC_INIT_MS", "5000", "ELASTIC_HALT_AT", "rebuild:1"))) {
+                a.await(o -> o.stream().anyMatch(l -> l.startsWith("STEP ") && l.contains("WORLD 3")), "a world of 3");
+                long t0 = System.nanoTime();
+                try (Worker d = new Worker(zk.connectString(), run, 70, fast)) {
+                    assertTrue(c.p.waitFor(60, TimeUnit.SECONDS), "c did not reach the rebuild: " + c.out);
+                    assertTrue(c.out.contains("HALT at rebuild 1"), c.out.toString());
+                    assertSameEnd(a, b, d);
+                    assertTrue(d.out.stream().anyMatch(l -> l.startsWith("STEP ") && l.contains("WORLD 3")),
+                            "the joiner trains with a and b: " + d.out);
+                    System.out.printf("elastic processes: a member died during the rebuild; the job of a, b and the "
+                            + "joiner finished %.1f s after the join began%n", (System.nanoTime() - t0) / 1e9);
+                }
+            }
+        }
+    }
+
+    @Test
+    void aMemberThatDiesDuringTheStateTransferIsLeftOutAndTheOthersAgree() throws Exception {
+        String run = CommHarness.uniqueRunId("elastic-transfer");
+        try (EmbeddedZooKeeper zk = EmbeddedZooKeeper.startWithoutAuth();
+             Worker a = new Worker(zk.connectString(), run, 70);
+             // b dies as the committed state starts to flow to the joiner (its second transfer: the first formed the job)
+             Worker b = new Worker(zk.connectString(), run, 70, java.util.Map.of("ELASTIC_HALT_AT", "sync:2"))) {
+            a.await(o -> a.lastStep() >= 3, "the job to form");
+            try (Worker d = new Worker(zk.connectString(), run, 70)) {
+                assertTrue(b.p.waitFor(60, TimeUnit.SECONDS), "b did not reach the transfer: " + b.out);
+                assertTrue(b.out.contains("HALT at sync 2"), b.out.toString());
+                assertSameEnd(a, d);
+                assertTrue(d.out.stream().anyMatch(l -> l.startsWith("STEP ") && l.contains("WORLD 2")),
+                        "the joiner trains with the survivor: " + d.out);
+            }
         }
     }
 }

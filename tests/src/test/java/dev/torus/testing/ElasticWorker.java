@@ -21,8 +21,9 @@ import java.time.Duration;
  * group, through {@link ElasticLoop}; it commits every step and prints
  * {@code STEP <step> WORLD <n> HASH <hash>}; events go to ELASTIC_EVENTS (JSONL).
  * Environment: TORUS_RDZV_ENDPOINT, TORUS_RUN_ID, ELASTIC_MIN, ELASTIC_MAX, ELASTIC_STEPS,
- * optional ELASTIC_WIDTH (the model's width: another one is another model), ELASTIC_COMMIT_EVERY
- * and ELASTIC_EVENTS. The printed hash is of the live parameters after the step.
+ * optional ELASTIC_WIDTH (the model's width: another one is another model), ELASTIC_COMMIT_EVERY,
+ * ELASTIC_EVENTS and ELASTIC_INIT_MS (how long a joiner waits to be admitted, and each generation's
+ * init bound). SIGTERM is a graceful leave. The printed hash is of the live parameters after the step.
  */
 public final class ElasticWorker {
     private static final int BATCH = 24;
@@ -31,7 +32,7 @@ public final class ElasticWorker {
         String endpoint = System.getenv("TORUS_RDZV_ENDPOINT");
         ElasticOptions opts = new ElasticOptions(System.getenv("TORUS_RUN_ID"), Integer.parseInt(System.getenv("ELASTIC_MIN")),
                 Integer.parseInt(System.getenv("ELASTIC_MAX")), Duration.ofMillis(800), Duration.ofSeconds(10),
-                Duration.ofSeconds(30));
+                Duration.ofMillis(Long.parseLong(System.getenv().getOrDefault("ELASTIC_INIT_MS", "30000"))));
         int steps = Integer.parseInt(System.getenv("ELASTIC_STEPS"));
         int width = Integer.parseInt(System.getenv().getOrDefault("ELASTIC_WIDTH", "16"));
         String events = System.getenv("ELASTIC_EVENTS");
@@ -44,6 +45,7 @@ public final class ElasticWorker {
             int commitEvery = Integer.parseInt(System.getenv().getOrDefault("ELASTIC_COMMIT_EVERY", "1"));
             try (ElasticLoop loop = ElasticLoop.join(store, opts, state, alloc, commitEvery,
                     events == null ? null : java.nio.file.Path.of(events))) {
+                loop.leaveOnSigterm();
                 System.out.println("JOINED id " + loop.group().id() + " generation " + loop.group().generation()
                         + " running " + loop.group().joinedRunning() + " step " + state.step());
                 while (loop.next(steps)) {
