@@ -50,6 +50,8 @@ public final class ElasticLoop implements AutoCloseable {
     private String pendingEvent;
     private long pendingSince;
     private Store ownedStore;
+    private long stepNanos;
+    private long commitNanos;
     private volatile boolean terminateRequested;
 
     private ElasticLoop(ElasticGroup group, ElasticState state, Allocator allocator, int commitEvery, Writer events) {
@@ -181,6 +183,7 @@ public final class ElasticLoop implements AutoCloseable {
 
     /** Runs one step; a failed collective goes through recovery and rollback, and the step is then run again at the next {@link #next}. */
     public void step(Step work) {
+        long t0 = System.nanoTime();
         try {
             work.run(group.comm());
         } catch (CommException e) {
@@ -193,9 +196,22 @@ public final class ElasticLoop implements AutoCloseable {
         }
         state.setStep(state.step() + 1);
         if (state.step() % commitEvery == 0) {
+            long c0 = System.nanoTime();
             state.commit();
+            commitNanos += System.nanoTime() - c0;
         }
+        stepNanos += System.nanoTime() - t0;
         flushPending();
+    }
+
+    /** Seconds this member spent in completed steps (the work and the commits), since it joined. */
+    public double stepSeconds() {
+        return stepNanos / 1e9;
+    }
+
+    /** Seconds of {@link #stepSeconds()} spent committing: the cost of the commit interval. */
+    public double commitSeconds() {
+        return commitNanos / 1e9;
     }
 
     private void handle(MembershipChange c) {

@@ -49,6 +49,7 @@ public final class ElasticState {
     private final TreeMap<String, Long> scalars = new TreeMap<>();
     private long step;
     private byte[] committed;
+    private byte[] spare;
     private long committedStep = -1;
 
     /** State over {@code params}, {@code optimizer} (may be null) and {@code sampler} (may be null). */
@@ -120,7 +121,11 @@ public final class ElasticState {
 
     /** Takes an in-memory snapshot of everything this state covers. */
     public void commit() {
-        committed = encode();
+        // encode into the array the commit before last used (nobody else holds it: committedBytes
+        // hands out copies), so that a commit every step does not allocate and zero a new snapshot
+        byte[] next = encode(spare);
+        spare = committed;
+        committed = next;
         committedStep = step;
     }
 
@@ -245,14 +250,11 @@ public final class ElasticState {
 
     // ---------------------------------------------------------------- the snapshot format
 
-    private byte[] encode() {
-        List<byte[]> data = new ArrayList<>();
+    private byte[] encode(byte[] reuse) {
         long size = 4 + 4 + 8 + 8 + 4 + 4 + 8 + 4 + 8 + 4 + 4;
         for (int i = 0; i < tensors.size(); i++) {
-            byte[] d = tensors.get(i).toByteArray();
-            data.add(d);
             size += 4 + tensorNames.get(i).getBytes(StandardCharsets.UTF_8).length + 4 + 8 * tensors.get(i).rank() + 8
-                    + d.length;
+                    + tensors.get(i).byteSize();
         }
         size += 4;
         for (String k : scalars.keySet()) {
@@ -262,7 +264,8 @@ public final class ElasticState {
             throw new IllegalStateException("the elastic state is " + size + " bytes; one snapshot holds at most "
                     + MAX_SNAPSHOT_BYTES);
         }
-        ByteBuffer b = ByteBuffer.allocate((int) size).order(ByteOrder.LITTLE_ENDIAN);
+        byte[] out = reuse != null && reuse.length == size ? reuse : new byte[(int) size];
+        ByteBuffer b = ByteBuffer.wrap(out).order(ByteOrder.LITTLE_ENDIAN);
         b.putInt(MAGIC).putInt(VERSION).putLong(step);
         b.putLong(sampler == null ? -1 : sampler.epoch()).putInt(sampler == null ? -1 : sampler.consumed());
         // the sampler's identity: another dataset size, seed or shuffle would silently draw other samples
@@ -277,14 +280,17 @@ public final class ElasticState {
             for (long d : t.shape()) {
                 b.putLong(d);
             }
-            b.putLong(data.get(i).length).put(data.get(i));
+            long bytes = t.byteSize();
+            b.putLong(bytes);
+            t.copyBytesTo(out, b.position());
+            b.position(b.position() + (int) bytes);
         }
         b.putInt(scalars.size());
         for (Map.Entry<String, Long> e : scalars.entrySet()) {
             byte[] k = e.getKey().getBytes(StandardCharsets.UTF_8);
             b.putInt(k.length).put(k).putLong(e.getValue());
         }
-        return b.array();
+        return out;
     }
 
     /** Checks {@code snap} against the live objects completely, then writes it into them. */

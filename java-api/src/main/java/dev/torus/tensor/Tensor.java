@@ -358,6 +358,21 @@ public final class Tensor implements AutoCloseable {
         return out;
     }
 
+    /**
+     * Copies the raw bytes (native order) into {@code dst} from {@code offset}: one copy, no new array.
+     *
+     * @throws IllegalArgumentException if they do not fit in {@code dst} at {@code offset}
+     */
+    public void copyBytesTo(byte[] dst, int offset) {
+        ensureOpen();
+        requireNonNull(dst, "dst");
+        if (offset < 0 || offset > dst.length || dst.length - offset < byteSize()) {
+            throw new IllegalArgumentException("copyBytesTo: " + byteSize() + " bytes do not fit in dst (length "
+                    + dst.length + ") at offset " + offset);
+        }
+        readHost((bb, off, len) -> bb.get(dst, (int) (offset + off), (int) len));
+    }
+
     /** The raw 16-bit patterns of a FLOAT16 or BFLOAT16 tensor. */
     public short[] toShortArray() {
         ensureOpen();

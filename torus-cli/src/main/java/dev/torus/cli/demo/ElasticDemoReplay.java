@@ -56,7 +56,7 @@ public final class ElasticDemoReplay implements Callable<Integer> {
             }
             float[] eval = model.evaluate();
             new ElasticDemoResult(run.world(), loss, model.parameterValues(), eval[0], eval[1],
-                    (System.nanoTime() - t0) / 1e9).write(result);
+                    (System.nanoTime() - t0) / 1e9, Double.NaN).write(result);
         }
         return 0;
     }

@@ -11,12 +11,13 @@ import java.nio.file.StandardCopyOption;
 
 /**
  * What an elastic demo run (or its replay) ends with: the world size and loss of every step of the
- * surviving history, the final parameters, the held-out loss and accuracy, and the training time.
+ * surviving history, the final parameters, the held-out loss and accuracy, the training time, and the
+ * share of the writer's step time that went to commits (NaN for the replay).
  * Written by one process and read by the driver, as a small binary file (written to a temporary
  * name, then moved, so that a half-written file is never read).
  */
 record ElasticDemoResult(int[] world, float[] loss, float[] params, float testLoss, float testAccuracy,
-                         double seconds) {
+                         double seconds, double commitFraction) {
     private static final int MAGIC = 0x54454452; // "TEDR"
 
     void write(Path file) throws IOException {
@@ -36,6 +37,7 @@ record ElasticDemoResult(int[] world, float[] loss, float[] params, float testLo
             out.writeFloat(testLoss);
             out.writeFloat(testAccuracy);
             out.writeDouble(seconds);
+            out.writeDouble(commitFraction);
         }
         Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
     }
@@ -64,7 +66,8 @@ record ElasticDemoResult(int[] world, float[] loss, float[] params, float testLo
             for (int i = 0; i < n; i++) {
                 params[i] = in.readFloat();
             }
-            return new ElasticDemoResult(world, loss, params, in.readFloat(), in.readFloat(), in.readDouble());
+            return new ElasticDemoResult(world, loss, params, in.readFloat(), in.readFloat(), in.readDouble(),
+                    in.readDouble());
         }
     }
 }

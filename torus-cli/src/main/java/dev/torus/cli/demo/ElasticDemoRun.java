@@ -348,7 +348,9 @@ public final class ElasticDemoRun {
         }
         List<Map<String, Object>> events = readEvents(eventsDir);
         out.println();
-        out.printf(Locale.ROOT, "membership changes seen: %d; training took %.1f s%n", changes.size(), trainSeconds);
+        out.printf(Locale.ROOT, "membership changes seen: %d; training took %.1f s; commits (every %d step%s) took "
+                        + "%.1f%% of rank 0's step time%n", changes.size(), trainSeconds, commitEvery,
+                commitEvery == 1 ? "" : "s", 100 * run.commitFraction());
         out.printf(Locale.ROOT, "held-out accuracy %.4f (loss %.4f): %s (target %.2f)%n", run.testAccuracy(),
                 run.testLoss(), accuracyOk ? "PASS" : "FAIL", targetAccuracy);
         if (replay != null) {
@@ -377,6 +379,8 @@ public final class ElasticDemoRun {
                 "world_before", c.worldBefore, "world_after", c.worldAfter)).toList());
         el.put("world_per_step", run.world());
         el.put("commit_every", commitEvery);
+        // measured on the member that is rank 0 at the end, over the steps it took part in
+        el.put("commit_share_of_step_time", run.commitFraction());
         el.put("micro_batch", microBatch);
         el.put("reference_equal", equal);
         el.put("max_param_diff", replay == null ? null : maxDiff);

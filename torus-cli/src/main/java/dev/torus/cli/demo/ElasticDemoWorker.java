@@ -123,13 +123,15 @@ public final class ElasticDemoWorker implements Callable<Integer> {
                 if (!loop.group().isMember() || loop.comm().rank() != 0) {
                     return 0;
                 }
-                writeResult(model, total, (System.nanoTime() - t0) / 1e9);
+                writeResult(model, total, (System.nanoTime() - t0) / 1e9,
+                        loop.stepSeconds() > 0 ? loop.commitSeconds() / loop.stepSeconds() : Double.NaN);
             }
         }
         return 0;
     }
 
-    private void writeResult(ElasticDemoModel model, long total, double seconds) throws IOException {
+    private void writeResult(ElasticDemoModel model, long total, double seconds, double commitFraction)
+            throws IOException {
         int[] world = new int[(int) total];
         float[] loss = new float[(int) total];
         for (int s = 0; s < total; s++) {
@@ -137,7 +139,8 @@ public final class ElasticDemoWorker implements Callable<Integer> {
             loss[s] = (float) model.state.getDouble("loss@" + s);
         }
         float[] eval = model.evaluate();
-        ElasticDemoResult r = new ElasticDemoResult(world, loss, model.parameterValues(), eval[0], eval[1], seconds);
+        ElasticDemoResult r = new ElasticDemoResult(world, loss, model.parameterValues(), eval[0], eval[1], seconds,
+                commitFraction);
         r.write(result);
     }
 }
