@@ -60,7 +60,10 @@ final class SplitExchange {
                 newRank = i;
             }
         }
-        return parent.child(parent.name() + "/split-" + k + "/color-" + color, newRank, ids);
+        // a child starts at generation 0 of its own name: the name carries the parent's generation (after
+        // the first), so that the splits of a rebuilt parent never meet the records of an earlier one's
+        String base = parent.generation() == 0 ? parent.name() : parent.name() + "/gen-" + parent.generation();
+        return parent.child(base + "/split-" + k + "/color-" + color, newRank, ids);
     }
 
     private static CommException malformed(CommSpec parent, int r, int k) {

@@ -12,6 +12,7 @@ import dev.torus.tensor.Tensor;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -87,6 +88,25 @@ public final class ElasticGroup implements AutoCloseable {
     private volatile boolean pendingSeen;
     private boolean joinedRunning;
 
+    /**
+     * How a sub-communicator is cut from each generation's world, as {@link Communicator#split}
+     * cuts it: the color and key of rank {@code rank} in a world of {@code size}. A negative color
+     * leaves the rank out of every sub-communicator of this name.
+     */
+    public interface SplitRule {
+        int color(int rank, int size);
+
+        default int key(int rank, int size) {
+            return rank;
+        }
+    }
+
+    private static final int MAX_FORMATION_FAILURES = 5;
+    private int formationFailures;
+    private final Map<String, SplitRule> splitRules = new LinkedHashMap<>();
+    // written by the training thread, aborted by the heartbeat thread; a rank that opted out has no entry
+    private final Map<String, Communicator> splits = new java.util.concurrent.ConcurrentHashMap<>();
+
     private ElasticGroup(Store store, ElasticOptions opts, long id) {
         this.store = store;
         this.opts = opts;
@@ -102,11 +122,30 @@ public final class ElasticGroup implements AutoCloseable {
      * job is at its maximum size, or too few members came to form it).
      */
     public static ElasticGroup join(Store store, ElasticOptions opts, Duration timeout) {
+        return join(store, opts, timeout, Map.of());
+    }
+
+    /**
+     * As {@link #join(Store, ElasticOptions, Duration)}, with sub-communicators cut by {@code splits}
+     * from every generation's world, in the map's order, and rebuilt with it on every change
+     * ({@link #split(String)}). Every member must pass the same names and rules in the same order.
+     */
+    public static ElasticGroup join(Store store, ElasticOptions opts, Duration timeout, Map<String, SplitRule> splits) {
         if (store == null || opts == null || timeout == null || timeout.isNegative() || timeout.isZero()) {
             throw new IllegalArgumentException("store, opts and a positive timeout are required");
         }
+        if (splits == null) {
+            throw new IllegalArgumentException("splits must not be null (Map.of() for none)");
+        }
+        splits.forEach((name, rule) -> {
+            if (name == null || !name.matches("[A-Za-z0-9_-]{1,40}") || rule == null) {
+                throw new IllegalArgumentException("splits: each name must be 1-40 characters of [A-Za-z0-9_-] with a "
+                        + "rule, got '" + name + "' -> " + rule);
+            }
+        });
         long id = store.add("runs/" + opts.runId() + "/elastic/next-id", 1);
         ElasticGroup g = new ElasticGroup(store, opts, id);
+        g.splitRules.putAll(splits);
         try {
             store.setEphemeral(g.base + "members/" + id,
                     Long.toString(ProcessHandle.current().pid()).getBytes(StandardCharsets.US_ASCII));
@@ -126,6 +165,20 @@ public final class ElasticGroup implements AutoCloseable {
     /** The communicator of the current generation; null once this process is no longer a member. */
     public Communicator comm() {
         return comm;
+    }
+
+    /**
+     * The current generation's sub-communicator named {@code name} (see {@link SplitRule}); null when
+     * this rank's color left it out. Owned by the group: closed and rebuilt with every change.
+     *
+     * @throws IllegalArgumentException if no rule of that name was given to {@link #join}
+     */
+    public Communicator split(String name) {
+        if (!splitRules.containsKey(name)) {
+            throw new IllegalArgumentException("no split named '" + name + "'; known: " + splitRules.keySet());
+        }
+        requireMember();
+        return splits.get(name);
     }
 
     public long generation() {
@@ -230,6 +283,9 @@ public final class ElasticGroup implements AutoCloseable {
      */
     public MembershipChange recover(Exception cause) {
         requireMember();
+        for (Communicator sub : splits.values()) {
+            sub.abort("elastic recovery after: " + cause);
+        }
         comm.abort("elastic recovery after: " + cause);
         return recoverFrom(cause);
     }
@@ -278,6 +334,7 @@ public final class ElasticGroup implements AutoCloseable {
             }
         }
         if (comm != null) {
+            closeSplits(agreedFailure);
             if (agreedFailure) {
                 comm.abort("replaced by generation " + next);
             }
@@ -298,7 +355,12 @@ public final class ElasticGroup implements AutoCloseable {
             enter(next, agreed);
         } catch (CommException | StoreTimeoutException e) {
             // a member of the new generation died or stalled while it formed (its rendezvous record never
-            // came, or its connection failed): recover into the one after
+            // came, or its connection failed): recover into the one after; a failure that repeats with
+            // every generation (not a dead member) must end, not recurse forever
+            if (++formationFailures > MAX_FORMATION_FAILURES) {
+                throw new CommException("elastic run '" + opts.runId() + "': " + formationFailures + " generations in a "
+                        + "row failed to form (the last, " + next + ", with " + e + "); giving up", e);
+            }
             generation = next;
             members = agreed;
             MembershipChange again = recoverFrom(e);
@@ -359,10 +421,36 @@ public final class ElasticGroup implements AutoCloseable {
     private void enter(long gen, List<Long> m) {
         pendingSeen = false;
         int rank = m.indexOf(id);
-        comm = Communicator.builder().store(store).runId(opts.runId()).name("elastic-world").generation(gen)
+        Communicator c = Communicator.builder().store(store).runId(opts.runId()).name("elastic-world").generation(gen)
                 .rank(rank).size(m.size()).timeout(opts.opTimeout()).initTimeout(opts.initTimeout()).build();
+        try {
+            for (Map.Entry<String, SplitRule> e : splitRules.entrySet()) {
+                SplitRule r = e.getValue();
+                Communicator sub = c.split(r.color(rank, m.size()), r.key(rank, m.size()));
+                if (sub != null) {
+                    splits.put(e.getKey(), sub);
+                }
+            }
+        } catch (RuntimeException e) {
+            closeSplits(true);
+            c.abort("a split of generation " + gen + " failed: " + e.getMessage());
+            c.close();
+            throw e;
+        }
+        comm = c;
         generation = gen;
         members = List.copyOf(m);
+        formationFailures = 0;
+    }
+
+    private void closeSplits(boolean abort) {
+        for (Communicator s : splits.values()) {
+            if (abort) {
+                s.abort("the elastic generation ended");
+            }
+            s.close();
+        }
+        splits.clear();
     }
 
     private void raiseGeneration(long next) {
@@ -476,8 +564,12 @@ public final class ElasticGroup implements AutoCloseable {
             observe(m);
             if (!alive(m)) {
                 watchAbortedGeneration = g;
-                c.abort("member " + m + " of generation " + g + " sent no heartbeat for "
-                        + opts.detectionBound().toMillis() + " ms");
+                String why = "member " + m + " of generation " + g + " sent no heartbeat for "
+                        + opts.detectionBound().toMillis() + " ms";
+                for (Communicator sub : splits.values()) {
+                    sub.abort(why); // a collective on a sub-communicator may be the one stuck
+                }
+                c.abort(why);
                 return;
             }
         }
@@ -579,6 +671,7 @@ public final class ElasticGroup implements AutoCloseable {
     public void close() {
         closed = true;
         heartbeat.interrupt();
+        closeSplits(false);
         if (comm != null) {
             comm.close();
             comm = null;

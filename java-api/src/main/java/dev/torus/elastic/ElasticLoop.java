@@ -68,6 +68,12 @@ public final class ElasticLoop implements AutoCloseable {
      */
     public static ElasticLoop join(Store store, ElasticOptions opts, ElasticState state, Allocator allocator,
                                    int commitEvery, Path events) {
+        return join(store, opts, state, allocator, commitEvery, events, Map.of());
+    }
+
+    /** As above, with sub-communicators cut from every generation's world ({@link ElasticGroup#split(String)}). */
+    public static ElasticLoop join(Store store, ElasticOptions opts, ElasticState state, Allocator allocator,
+                                   int commitEvery, Path events, Map<String, ElasticGroup.SplitRule> splits) {
         if (state == null || allocator == null) {
             throw new IllegalArgumentException("state and allocator must not be null");
         }
@@ -82,7 +88,7 @@ public final class ElasticLoop implements AutoCloseable {
                         StandardOpenOption.APPEND);
             }
             long t0 = System.nanoTime();
-            g = ElasticGroup.join(store, opts, opts.initTimeout());
+            g = ElasticGroup.join(store, opts, opts.initTimeout(), splits);
             ElasticLoop loop = new ElasticLoop(g, state, allocator, commitEvery, w);
             if (!g.joinedRunning()) {
                 state.commit();

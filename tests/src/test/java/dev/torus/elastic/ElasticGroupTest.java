@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.torus.comm.CommException;
+import dev.torus.comm.Communicator;
 import dev.torus.comm.ReduceOp;
 import dev.torus.comm.StaleGenerationException;
 import dev.torus.zookeeper.EmbeddedZooKeeper;
@@ -222,6 +223,59 @@ class ElasticGroupTest {
         assertEquals(10, fresh.lastStep);
         assertEquals(lastTotal(survivors.get(0)), lastTotal(survivors.get(1)));
         assertEquals(lastTotal(survivors.get(0)), lastTotal(fresh));
+    }
+
+    /** A split by rank parity is cut again from every generation: after a leave 4 -> 3 its sizes are 2 and 1. */
+    @Test
+    void splitSubCommunicatorsAreRebuiltWithEveryGeneration() throws Exception {
+        String run = CommHarness.uniqueRunId("split");
+        java.util.Map<String, ElasticGroup.SplitRule> rules = java.util.Map.of("parity", (rank, size) -> rank % 2);
+        List<Future<List<String>>> fs = new ArrayList<>();
+        for (int i = 0; i < 4; i++) {
+            fs.add(pool.submit(() -> {
+                List<String> seen = new ArrayList<>();
+                try (ZooKeeperStore s = ZooKeeperStore.connect(zk.connectString(), "store", Duration.ofSeconds(10));
+                     ElasticGroup g = ElasticGroup.join(s, opts(run, 3, 4), Duration.ofSeconds(60), rules)) {
+                    while (g.comm().size() < 4) { // the fourth may be admitted after the first three formed
+                        g.boundary();
+                        Thread.sleep(20);
+                    }
+                    for (int step = 0; step < 8; step++) {
+                        if (step == 3 && g.comm().rank() == 3) {
+                            g.requestLeave();
+                        }
+                        MembershipChange c = g.boundary();
+                        if (c != null && !g.isMember()) {
+                            seen.add("left");
+                            return seen;
+                        }
+                        Communicator sub = g.split("parity");
+                        try (Tensor t = Tensor.fromArray(new float[] {1f}, 1)) {
+                            sub.allReduce(t, ReduceOp.SUM).await();
+                            seen.add("world " + g.comm().size() + " rank " + g.comm().rank() + " parity-size "
+                                    + sub.size() + " sum " + (int) t.toFloatArray()[0]);
+                        }
+                    }
+                    assertThrows(IllegalArgumentException.class, () -> g.split("nope"));
+                }
+                return seen;
+            }));
+        }
+        int leavers = 0;
+        for (Future<List<String>> f : fs) {
+            List<String> seen = f.get(120, TimeUnit.SECONDS);
+            if (seen.get(seen.size() - 1).equals("left")) {
+                leavers++;
+                continue;
+            }
+            assertTrue(seen.get(0).startsWith("world 4") && seen.get(0).endsWith("parity-size 2 sum 2"), seen.toString());
+            String last = seen.get(seen.size() - 1);
+            assertTrue(last.startsWith("world 3"), seen.toString());
+            int rank = Integer.parseInt(last.split(" ")[3]);
+            int expected = rank % 2 == 0 ? 2 : 1; // ranks 0 and 2 even, rank 1 odd
+            assertTrue(last.endsWith("parity-size " + expected + " sum " + expected), seen.toString());
+        }
+        assertEquals(1, leavers);
     }
 
     @Test
