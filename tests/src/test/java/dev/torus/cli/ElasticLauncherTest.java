@@ -109,7 +109,8 @@ class ElasticLauncherTest {
     void aJobBelowItsMinimumGetsAReplacementFromTheFailedWorkersLauncher() throws Exception {
         Path secret = secretFile("secret", JobSecret.generate());
         String run = "el-min-" + ProcessHandle.current().pid();
-        try (LauncherTest.Run a = launch(secret, run, "1", 2, 300, "--join-timeout", "60")) {
+        Path events = dir.resolve("events.jsonl");
+        try (LauncherTest.Run a = launch(secret, run, "1", 2, 300, "--join-timeout", "60", "--events", events.toString())) {
             a.awaitLines(60, out -> saw(out, "STEP 5 WORLD 2"));
             long victim = workerPid(a, 1);
             ProcessHandle.of(victim).ifPresent(ProcessHandle::destroyForcibly);
@@ -117,6 +118,13 @@ class ElasticLauncherTest {
             assertEquals(0, a.awaitExit(60), "err " + a.err);
             assertTrue(saw(a.err, "starting a replacement for local 1"), "err " + a.err);
             assertTrue(saw(a.err, "error file"), "the killed worker gets an error file: " + a.err);
+            List<String> ev = Files.readAllLines(events);
+            for (String kind : List.of("started", "failed", "replacement", "exited")) {
+                assertTrue(ev.stream().anyMatch(l -> l.contains("\"kind\":\"" + kind + "\"") && l.contains(run)),
+                        "the launcher's event log has a '" + kind + "' line: " + ev);
+            }
+            assertTrue(ev.stream().anyMatch(l -> l.contains("\"kind\":\"failed\"") && l.contains("\"exit_code\":137")),
+                    ev.toString());
         }
     }
 

@@ -81,6 +81,10 @@ public final class TorusRun implements Callable<Integer> {
             + "for replacements before it fails (default ${DEFAULT-VALUE}).")
     double joinTimeout;
 
+    @Option(names = "--events", description = "With --elastic: append this node's events (workers started, failed, "
+            + "replaced, leaving, exited) to this file as JSON lines.")
+    Path events;
+
     @Option(names = "--jvm-arg", description = "Extra JVM argument for Java workers (repeatable).")
     List<String> jvmArgs = new ArrayList<>();
 
@@ -200,8 +204,10 @@ public final class TorusRun implements Callable<Integer> {
         if (elastic) {
             return runElastic(spec, secret);
         }
-        if (commandSpec.commandLine().getParseResult().hasMatchedOption("--join-timeout")) {
-            throw new IllegalArgumentException("--join-timeout needs --elastic");
+        for (String o : new String[] {"--join-timeout", "--events"}) {
+            if (commandSpec.commandLine().getParseResult().hasMatchedOption(o)) {
+                throw new IllegalArgumentException(o + " needs --elastic");
+            }
         }
         Launcher launcher = new Launcher(spec, Launcher.prefixing(System.out, System.err), System.err)
                 .stuckTimeout(Duration.ofMillis((long) (stuckTimeout * 1000)));
@@ -229,6 +235,9 @@ public final class TorusRun implements Callable<Integer> {
         }
         ElasticLauncher launcher = new ElasticLauncher(launchSpec, Duration.ofMillis((long) (joinTimeout * 1000)), secret,
                 Duration.ofMillis((long) (stuckTimeout * 1000)), Launcher.prefixing(System.out, System.err), System.err);
+        if (events != null) {
+            launcher.events(events.toAbsolutePath());
+        }
         Thread hook = new Thread(launcher::shutdown, "torusrun-leave");
         Runtime.getRuntime().addShutdownHook(hook);
         int code = launcher.run();

@@ -63,6 +63,7 @@ public final class ElasticLauncher {
     private final java.util.concurrent.atomic.AtomicBoolean shutDown = new java.util.concurrent.atomic.AtomicBoolean();
     private int started;
     private String runId;
+    private Path eventFile;
 
     /**
      * @param secret the job's secret; required when {@code spec} names an endpoint (other nodes must
@@ -96,6 +97,40 @@ public final class ElasticLauncher {
         this.replacements = new int[spec.nprocPerNode()];
         this.finalCodes = new Integer[spec.nprocPerNode()];
         this.beats = new Path[spec.nprocPerNode()];
+    }
+
+    /**
+     * Appends one JSON line per event of this node to {@code file}: {@code started}, {@code failed},
+     * {@code replacement}, {@code stuck}, {@code leave} and {@code exited}, with the time, run id,
+     * launcher pid, local rank, worker pid and (for an exit) the code. The workers' own events (each
+     * membership change, with generations, world sizes and timings) come from {@code ElasticLoop}.
+     */
+    public synchronized ElasticLauncher events(Path file) {
+        this.eventFile = file;
+        return this;
+    }
+
+    private synchronized void event(String kind, int local, WorkerProcess w, Integer code) {
+        if (eventFile == null) {
+            return;
+        }
+        Map<String, Object> o = new java.util.LinkedHashMap<>();
+        o.put("kind", kind);
+        o.put("time", java.time.Instant.now().toString());
+        o.put("run_id", runId);
+        o.put("launcher_pid", ProcessHandle.current().pid());
+        o.put("local_rank", local);
+        o.put("pid", w == null ? -1 : w.pid());
+        if (code != null) {
+            o.put("exit_code", code);
+        }
+        try {
+            Files.writeString(eventFile, dev.torus.cli.Json.write(o) + "\n", java.nio.file.StandardOpenOption.CREATE,
+                    java.nio.file.StandardOpenOption.APPEND);
+        } catch (IOException e) {
+            log.println("torusrun: cannot write the event file " + eventFile + ": " + e.getMessage());
+            eventFile = null; // once: the job matters more than its log
+        }
     }
 
     /** Error files written so far. */
@@ -156,6 +191,7 @@ public final class ElasticLauncher {
         slots[local] = w;
         finalCodes[local] = null;
         started++;
+        event(replacements[local] == 0 ? "started" : "replacement", local, w, null);
         log.println("torusrun: started elastic worker local " + local + " pid " + w.pid() + " (run " + runId + ", world "
                 + env.get(ElasticOptions.MIN_ENV) + ".." + env.get(ElasticOptions.MAX_ENV) + ")");
     }
@@ -177,6 +213,7 @@ public final class ElasticLauncher {
                 if (code == null && !stuckTimeout.isZero()) {
                     stuck = w.stuckReason(stuckTimeout, beats[local]);
                     if (stuck != null) {
+                        event("stuck", local, w, null);
                         log.println("torusrun: elastic worker local " + local + " (pid " + w.pid() + ") is stuck: " + stuck
                                 + "; killing it");
                         w.kill();
@@ -189,6 +226,9 @@ public final class ElasticLauncher {
                 }
                 w.drainOutput(1000);
                 finalCodes[local] = code;
+                if (code == 0) {
+                    event("exited", local, w, 0);
+                }
                 if (code != 0) {
                     if (stopping) {
                         return 130;
@@ -198,6 +238,7 @@ public final class ElasticLauncher {
                         written.add(f);
                     }
                     firstFailure = firstFailure == 0 ? code : firstFailure;
+                    event("failed", local, w, code);
                     log.println("torusrun: not restarting it: the job goes on without it unless it falls below its "
                             + "minimum of " + env.get(ElasticOptions.MIN_ENV));
                 }
@@ -259,6 +300,7 @@ public final class ElasticLauncher {
                     + "their next step boundary (killed after " + LEAVE_GRACE_MILLIS / 1000 + " s)");
         }
         for (WorkerProcess w : leaving) {
+            event("leave", w.localRank, w, null);
             Thread t = new Thread(() -> w.stop(LEAVE_GRACE_MILLIS), "torusrun-leave-" + w.localRank);
             t.start();
             stoppers.add(t);
@@ -271,6 +313,7 @@ public final class ElasticLauncher {
             }
         }
         for (WorkerProcess w : leaving) {
+            event("exited", w.localRank, w, w.exitCode());
             log.println("torusrun: elastic worker local " + w.localRank + " (pid " + w.pid() + ") exited with code "
                     + w.exitCode() + (Integer.valueOf(0).equals(w.exitCode()) ? " (left)" : ""));
         }
