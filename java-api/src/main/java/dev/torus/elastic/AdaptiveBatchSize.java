@@ -21,6 +21,9 @@ package dev.torus.elastic;
  * feed it the same (all-reduced) figures so that all decide alike. Not thread-safe.
  */
 public final class AdaptiveBatchSize {
+    /** The largest batch considered (2^30 samples): beyond it the candidate loop would overflow. */
+    public static final int MAX_BATCH = 1 << 30;
+
     private final int baseBatch;
     private final double baseLr;
     private final int minBatch;
@@ -41,8 +44,9 @@ public final class AdaptiveBatchSize {
         if (!(baseLr > 0) || Double.isInfinite(baseLr)) {
             throw new IllegalArgumentException("baseLr must be a positive number, got " + baseLr);
         }
-        if (minBatch < 1 || maxBatch < minBatch) {
-            throw new IllegalArgumentException("need 1 <= minBatch <= maxBatch, got " + minBatch + " and " + maxBatch);
+        if (minBatch < 1 || maxBatch < minBatch || maxBatch > MAX_BATCH) {
+            throw new IllegalArgumentException("need 1 <= minBatch <= maxBatch <= " + MAX_BATCH + ", got " + minBatch
+                    + " and " + maxBatch);
         }
         if (!(minGain >= 0 && minGain < 10)) {
             throw new IllegalArgumentException("minGain must be in [0, 10), got " + minGain);
@@ -56,6 +60,9 @@ public final class AdaptiveBatchSize {
 
     /** AdaScale's learning rate for a global batch {@code batch} at noise scale {@code noiseScale} (NaN: {@code baseLr}). */
     public double learningRate(int batch, double noiseScale) {
+        if (batch < 1) {
+            throw new IllegalArgumentException("batch must be >= 1, got " + batch);
+        }
         if (Double.isNaN(noiseScale)) {
             return baseLr;
         }
@@ -65,6 +72,13 @@ public final class AdaptiveBatchSize {
 
     /** Predicted samples of progress per second (at the base batch's efficiency) for {@code batch} on {@code world} ranks. */
     public static double goodput(int batch, int world, double noiseScale, StepTimeModel times, int baseBatch) {
+        if (batch < 1 || world < 1 || baseBatch < 1) {
+            throw new IllegalArgumentException("batch, world and baseBatch must be >= 1, got " + batch + ", " + world
+                    + " and " + baseBatch);
+        }
+        if (times == null) {
+            throw new IllegalArgumentException("times must not be null");
+        }
         double t = times.predict((double) batch / world);
         if (Double.isNaN(t) || t <= 0) {
             return Double.NaN;
@@ -81,6 +95,9 @@ public final class AdaptiveBatchSize {
         if (currentBatch < 1) {
             throw new IllegalArgumentException("currentBatch must be >= 1, got " + currentBatch);
         }
+        if (noise == null || times == null) {
+            throw new IllegalArgumentException("noise and times must not be null");
+        }
         double bn = noise.noiseScale();
         double current = goodput(currentBatch, world, bn, times, baseBatch);
         if (Double.isNaN(bn) || Double.isNaN(current)) {
@@ -88,11 +105,11 @@ public final class AdaptiveBatchSize {
         }
         int best = currentBatch;
         double bestGoodput = current;
-        int first = Math.max(world, (minBatch + world - 1) / world * world);
-        for (int b = first; b <= maxBatch; b += world) {
-            double g = goodput(b, world, bn, times, baseBatch);
+        long first = Math.max(world, ((long) minBatch + world - 1) / world * world);
+        for (long b = first; b <= maxBatch; b += world) { // long: maxBatch + world cannot overflow
+            double g = goodput((int) b, world, bn, times, baseBatch);
             if (g > bestGoodput) {
-                best = b;
+                best = (int) b;
                 bestGoodput = g;
             }
         }

@@ -58,7 +58,8 @@ import java.util.TreeSet;
  */
 public final class ElasticGroup implements AutoCloseable {
     /**
-     * Test instrumentation, null in production: called with "rebuild" once a new generation's record
+     * Test instrumentation, null in production: called with "admitted" when a joiner is listed in a
+     * generation and before it joins its communicator, with "rebuild" once a new generation's record
      * is agreed and before its communicator forms, and (from {@link ElasticLoop}) with "sync" before a
      * state transfer. The fault tests set it in a worker process to die at exactly those points.
      */
@@ -131,8 +132,14 @@ public final class ElasticGroup implements AutoCloseable {
      * ({@link #split(String)}). Every member must pass the same names and rules in the same order.
      */
     public static ElasticGroup join(Store store, ElasticOptions opts, Duration timeout, Map<String, SplitRule> splits) {
-        if (store == null || opts == null || timeout == null || timeout.isNegative() || timeout.isZero()) {
-            throw new IllegalArgumentException("store, opts and a positive timeout are required");
+        if (store == null) {
+            throw new IllegalArgumentException("store must not be null");
+        }
+        if (opts == null) {
+            throw new IllegalArgumentException("opts must not be null");
+        }
+        if (timeout == null || timeout.isNegative() || timeout.isZero()) {
+            throw new IllegalArgumentException("timeout must be a positive duration, got " + timeout);
         }
         if (splits == null) {
             throw new IllegalArgumentException("splits must not be null (Map.of() for none)");
@@ -316,16 +323,24 @@ public final class ElasticGroup implements AutoCloseable {
         }
         int survivors = keep.size();
         addJoiners(keep, before, leaving, fenced);
-        if (!keep.isEmpty() && keep.size() < opts.minSize()) {
-            // (an empty generation is the end of the job: everyone left, nobody to wait for)
+        boolean belowMin = !keep.isEmpty() && keep.size() < opts.minSize(); // none: everyone left, the job's end
+        boolean leavingMyself = !keep.contains(id) && leaving.contains(id);
+        if (belowMin && !leavingMyself) {
             waitForReplacements(keep, survivors, before, leaving, fenced);
         }
         long next = genBefore + 1;
-        // the record says whether this generation follows a failure, so that every member rolls back alike
-        byte[] record = store.compareSet(base + "gen-" + next + "/members", null, encodeRecord(keep, failure));
+        byte[] record;
+        if (belowMin && leavingMyself) {
+            // the stayers decide the next generation, after waiting for replacements; a leaver only leaves
+            byte[] written = store.tryGet(base + "gen-" + next + "/members");
+            record = written != null ? written : encodeRecord(keep, failure);
+        } else {
+            // the record says whether this generation follows a failure, so that every member rolls back alike
+            record = store.compareSet(base + "gen-" + next + "/members", null, encodeRecord(keep, failure));
+            raiseGeneration(next);
+        }
         List<Long> agreed = decode(record);
         boolean agreedFailure = isFailureRecord(record);
-        raiseGeneration(next);
         List<Long> left = new ArrayList<>(before);
         left.removeAll(agreed);
         for (long l : left) {
@@ -394,7 +409,8 @@ public final class ElasticGroup implements AutoCloseable {
         long t0 = System.nanoTime();
         long deadline = t0 + opts.joinTimeout().toNanos();
         String flag = base + "below-min";
-        store.set(flag, ascii(keep.size()));
+        // ephemeral: a survivor killed while it waits must not leave a request for replacements behind
+        store.setEphemeral(flag, ascii(keep.size()));
         try {
             while (keep.size() < opts.minSize()) {
                 if (store.tryGet(base + "gen-" + (generation + 1) + "/members") != null) {

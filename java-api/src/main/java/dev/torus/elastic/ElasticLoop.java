@@ -53,6 +53,7 @@ public final class ElasticLoop implements AutoCloseable {
     private long stepNanos;
     private long commitNanos;
     private volatile boolean terminateRequested;
+    private sun.misc.SignalHandler previousTermHandler;
 
     private ElasticLoop(ElasticGroup group, ElasticState state, Allocator allocator, int commitEvery, Writer events) {
         this.group = group;
@@ -153,7 +154,11 @@ public final class ElasticLoop implements AutoCloseable {
      * It replaces the JVM's own SIGTERM handling (shutdown hooks do not run on SIGTERM).
      */
     public void leaveOnSigterm() {
-        sun.misc.Signal.handle(new sun.misc.Signal("TERM"), sig -> terminateRequested = true);
+        sun.misc.SignalHandler before = sun.misc.Signal.handle(new sun.misc.Signal("TERM"),
+                sig -> terminateRequested = true);
+        if (previousTermHandler == null) {
+            previousTermHandler = before;
+        }
     }
 
     public ElasticGroup group() {
@@ -248,7 +253,8 @@ public final class ElasticLoop implements AutoCloseable {
         String kind = c.failure() ? "failure" : !c.joined().isEmpty() && !c.left().isEmpty() ? "join+leave"
                 : !c.joined().isEmpty() ? "join" : !c.left().isEmpty() ? "leave" : "rebuild";
         note(kind, c.generationBefore(), c.generationAfter(), c.worldBefore(), c.worldAfter(), c.detectionMillis(),
-                c.rebuildMillis(), bytes, stateMs, rolledBack, t0 - c.detectionMillis() * 1_000_000);
+                c.rebuildMillis(), bytes, stateMs, rolledBack,
+                t0 - (c.detectionMillis() + c.rebuildMillis()) * 1_000_000); // the change began before both
         if (!group.isMember()) {
             flushPending();
             if (!group.leaveRequested()) {
@@ -329,6 +335,11 @@ public final class ElasticLoop implements AutoCloseable {
             try {
                 group.close();
             } finally {
+                if (previousTermHandler != null) {
+                    // SIGTERM means what it meant before this loop took it over
+                    sun.misc.Signal.handle(new sun.misc.Signal("TERM"), previousTermHandler);
+                    previousTermHandler = null;
+                }
                 if (ownedStore != null) {
                     ownedStore.close();
                 }

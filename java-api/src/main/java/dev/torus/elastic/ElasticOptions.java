@@ -41,8 +41,8 @@ public record ElasticOptions(String runId, int minSize, int maxSize, Duration de
         if (initTimeout == null || initTimeout.isNegative() || initTimeout.isZero()) {
             throw new IllegalArgumentException("initTimeout must be positive, got " + initTimeout);
         }
-        if (joinTimeout == null || joinTimeout.isNegative() || joinTimeout.isZero()) {
-            throw new IllegalArgumentException("joinTimeout must be positive, got " + joinTimeout);
+        if (joinTimeout == null || joinTimeout.toMillis() < 1 || joinTimeout.toDays() > 7) {
+            throw new IllegalArgumentException("joinTimeout must be between 1 ms and 7 days, got " + joinTimeout);
         }
     }
 
@@ -60,9 +60,18 @@ public record ElasticOptions(String runId, int minSize, int maxSize, Duration de
                     + "torusrun --elastic");
         }
         Duration init = Duration.ofSeconds(30);
-        return new ElasticOptions(run, (int) envLong(env, MIN_ENV, -1), (int) envLong(env, MAX_ENV, -1),
+        return new ElasticOptions(run, envInt(env, MIN_ENV), envInt(env, MAX_ENV),
                 Duration.ofMillis(envLong(env, DETECTION_ENV, 1000)), init, init,
                 Duration.ofMillis(envLong(env, JOIN_TIMEOUT_ENV, init.toMillis())));
+    }
+
+    private static int envInt(Map<String, String> env, String name) {
+        long v = envLong(env, name, -1);
+        if (v < 1 || v > 1 << 20) {
+            throw new IllegalArgumentException("environment variable " + name + " must be a world size in [1, "
+                    + (1 << 20) + "], got " + v);
+        }
+        return (int) v;
     }
 
     private static long envLong(Map<String, String> env, String name, long dflt) {
@@ -74,11 +83,16 @@ public record ElasticOptions(String runId, int minSize, int maxSize, Duration de
             }
             return dflt;
         }
+        long parsed;
         try {
-            return Long.parseLong(v.trim());
+            parsed = Long.parseLong(v.trim());
         } catch (NumberFormatException e) {
             throw new IllegalArgumentException("environment variable " + name + " must be an integer, got '" + v + "'");
         }
+        if (parsed < 1) {
+            throw new IllegalArgumentException("environment variable " + name + " must be positive, got " + parsed);
+        }
+        return parsed;
     }
 
     /** Defaults: failures detected within 1 s, 30 s collectives, 30 s init. */

@@ -55,7 +55,6 @@ public interface Store extends AutoCloseable {
     /** Largest value accepted by {@link #set} and {@link #compareSet}. */
     int maxValueBytes();
 
-    /** A view whose keys are resolved below {@code prefix}. Closing the view is a no-op. */
     /**
      * Sets {@code key} to {@code value} for as long as this store's session lives: the key
      * disappears by itself when the process holding the session dies or loses it. Elastic
@@ -74,6 +73,7 @@ public interface Store extends AutoCloseable {
         return null;
     }
 
+    /** A view whose keys are resolved below {@code prefix}. Closing the view is a no-op. */
     default Store withPrefix(String prefix) {
         return new PrefixStore(this, prefix);
     }

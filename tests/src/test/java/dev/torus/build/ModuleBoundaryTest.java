@@ -46,7 +46,10 @@ class ModuleBoundaryTest {
     private static final Pattern MODULE_JARS =
             Pattern.compile("(torus-api|torus-native|javacpp|cuda|openblas|slf4j-api)-[^" + Pattern.quote(File.separator)
                     + "]*\\.jar");
-    private static final String ADD_PLATFORMS = "dev.torus.jni.linux.x86_64,org.bytedeco.javacpp.linux.x86_64";
+    // the platform jars hold only native libraries, so nothing requires them: a module-path user adds them
+    // (OpenBLAS's for the nn layers; the cuda one on a GPU host)
+    private static final String ADD_PLATFORMS =
+            "dev.torus.jni.linux.x86_64,org.bytedeco.javacpp.linux.x86_64,org.bytedeco.openblas.linux.x86_64";
 
     private static String modulePath;
     private static String classPath;
@@ -109,6 +112,15 @@ class ModuleBoundaryTest {
                                 worst = Math.max(worst, Math.abs(back[i] - data[i]));
                             }
                             System.out.println("max-error " + worst);
+                            try (dev.torus.nn.Mlp mlp = new dev.torus.nn.Mlp(4, 8, 1, 2, 0f, dev.torus.Device.cpu(),
+                                    root, 3);
+                                 Tensor in = Tensor.fromArray(root, new float[] {1, 2, 3, 4}, 1, 4);
+                                 dev.torus.recompute.CheckpointedSequential net = new dev.torus.recompute
+                                         .CheckpointedSequential(mlp.layers(), dev.torus.recompute.CheckpointPolicy.none(),
+                                         root, 3);
+                                 Tensor logits = net.forward(in)) {
+                                System.out.println("logits " + logits.numel());
+                            }
                             try (Communicator c = Communicator.builder().endpoint(args[0]).runId(args[1])
                                     .rank(0).size(1).timeout(Duration.ofSeconds(20)).build()) {
                                 c.allReduce(x, ReduceOp.SUM);
@@ -124,6 +136,7 @@ class ModuleBoundaryTest {
             String err = r.line("max-error ");
             assertTrue(Double.parseDouble(err) <= 2.0 / 127 / 2 + 1e-6, "int8 round trip error " + err + "\n" + r.output);
             assertEquals(String.valueOf((float) Math.cos(0.02) * 2), r.line("allreduce "), r.output);
+            assertEquals("2", r.line("logits "), "an MLP forward (OpenBLAS GEMM) on the module path: " + r.output);
         }
     }
 

@@ -166,4 +166,39 @@ class ElasticLauncherTest {
             assertTrue(a.out.stream().noneMatch(l -> l.contains("WORLD 2")), "the rogue must never be admitted: " + a.out);
         }
     }
+
+    /** One worker per node, MIN 2: the node whose worker is killed must stay to replace it when the job asks. */
+    @Test
+    void aNodeWhoseOnlyWorkerDiedReplacesItWhenTheJobFallsBelowItsMinimum() throws Exception {
+        Path secret = secretFile("secret", JobSecret.generate());
+        String run = "el-node-" + ProcessHandle.current().pid();
+        try (LauncherTest.Run a = launch(secret, run, "2", 1, 300, "--join-timeout", "60");
+             LauncherTest.Run b = launch(secret, run, "2", 1, 300, "--join-timeout", "60")) {
+            a.awaitLines(60, out -> saw(out, "STEP 5 WORLD 2"));
+            ProcessHandle.of(workerPid(b, 0)).ifPresent(ProcessHandle::destroyForcibly);
+            assertEquals(0, a.awaitExit(120), "err " + a.err);
+            assertEquals(0, b.awaitExit(60), "b replaced its worker, which finished: err " + b.err);
+            assertTrue(saw(b.err, "starting a replacement for local 0"), "err " + b.err);
+            assertTrue(saw(b.out, "DONE 300"), "out " + b.out);
+        }
+    }
+
+    @Test
+    void workersDieWithTheirLauncher() throws Exception {
+        Path secret = secretFile("secret", JobSecret.generate());
+        String run = "el-orphan-" + ProcessHandle.current().pid();
+        try (LauncherTest.Run a = launch(secret, run, "1", 2, 5000)) {
+            a.awaitLines(60, out -> saw(out, "STEP 3 WORLD 2"));
+            List<ProcessHandle> ws = List.of(ProcessHandle.of(workerPid(a, 0)).orElseThrow(),
+                    ProcessHandle.of(workerPid(a, 1)).orElseThrow());
+            a.process.toHandle().destroyForcibly();
+            long t0 = System.nanoTime();
+            for (ProcessHandle w : ws) {
+                w.onExit().get(20, java.util.concurrent.TimeUnit.SECONDS);
+            }
+            double s = (System.nanoTime() - t0) / 1e9;
+            System.out.printf("elastic launcher: workers gone %.2f s after the launcher's SIGKILL%n", s);
+            assertTrue(s <= 5, "workers outlived their launcher by " + s + " s");
+        }
+    }
 }

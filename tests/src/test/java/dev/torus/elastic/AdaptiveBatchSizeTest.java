@@ -113,6 +113,40 @@ class AdaptiveBatchSizeTest {
         assertFalse(picky.decide(batch, world, noise, times).changed());
     }
 
+    /** The 5% rule, at its edge: a candidate 3% better is not taken, one 6% better is. */
+    @Test
+    void theBatchChangesOnlyForAtLeastTheMinimumGain() {
+        GradientNoiseScale noise = new GradientNoiseScale(0.0);
+        // |g_b|^2 and |g_B|^2 that give |G|^2 = 1 and tr(Σ) = 6: B_noise = 6
+        noise.update(1 + 6.0 / 8, 1 + 6.0 / 16, 8, 16);
+        assertEquals(6, noise.noiseScale(), 1e-9);
+        StepTimeModel times = new StepTimeModel(1.0);
+        times.observe(8, 0.100);   // a step time that grows with the batch: fixed 0.05 s + 6.25 ms per sample
+        times.observe(16, 0.150);
+        // two candidates, the current 16 and 32 (world 16: the multiples of 16 in 16..32)
+        double g16 = AdaptiveBatchSize.goodput(16, 16, 6, times, 16);
+        double g32 = AdaptiveBatchSize.goodput(32, 16, 6, times, 16); // 1.8x the throughput, 22/38 the efficiency
+        double gain = g32 / g16 - 1;
+        assertTrue(gain > 0.03 && gain < 0.06, "the setup wants a gain between 3% and 6%, got " + gain);
+        assertFalse(new AdaptiveBatchSize(16, 0.1, 16, 32, gain + 0.01).decide(16, 16, noise, times).changed(),
+                "a gain just below the threshold keeps the batch");
+        AdaptiveBatchSize.Decision d = new AdaptiveBatchSize(16, 0.1, 16, 32, gain - 0.01).decide(16, 16, noise, times);
+        assertTrue(d.changed() && d.batch() == 32, "a gain just above the threshold takes the better batch: " + d);
+    }
+
+    @Test
+    void theCandidateLoopEndsAtTheLargestBatches() {
+        GradientNoiseScale noise = new GradientNoiseScale(0.0);
+        noise.update(2, 1.5, 8, 16);
+        StepTimeModel times = new StepTimeModel(1.0);
+        times.observe(8, 0.1);
+        times.observe(16, 0.2);
+        AdaptiveBatchSize a = new AdaptiveBatchSize(16, 0.1, AdaptiveBatchSize.MAX_BATCH - 10,
+                AdaptiveBatchSize.MAX_BATCH, 0.05);
+        assertTrue(a.decide(16, 7, noise, times).batch() > 0, "ends, without overflowing");
+        assertThrows(IllegalArgumentException.class, () -> new AdaptiveBatchSize(16, 0.1, 1, Integer.MAX_VALUE, 0.05));
+    }
+
     private static double trueGoodput(int b, int world, double noiseScale) {
         return b / (0.030 + 0.0002 * b / world) * (noiseScale + 32) / (noiseScale + b);
     }

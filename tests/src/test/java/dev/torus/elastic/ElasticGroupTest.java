@@ -216,7 +216,7 @@ class ElasticGroupTest {
             assertEquals(3, r.worldAfter(), "the replacement restores the minimum: " + r);
             assertEquals(List.of(crashed.group.id()), r.left());
             assertEquals(List.of(fresh.group.id()), r.joined());
-            assertTrue(r.detectionMillis() >= 600, "detection waited for the bound: " + r);
+            assertTrue(r.detectionMillis() >= 1000, "detection waited for the bound (1 s): " + r);
             assertEquals(10, m.lastStep);
             System.out.println("recovery below the minimum, with a replacement: " + r);
         }
@@ -276,6 +276,40 @@ class ElasticGroupTest {
             assertTrue(last.endsWith("parity-size " + expected + " sum " + expected), seen.toString());
         }
         assertEquals(1, leavers);
+    }
+
+    /** MIN 2, one of two leaves: the leaver is out at once; the stayer waits for a replacement, then fails. */
+    @Test
+    void aLeaveBelowTheMinimumLetsTheLeaverGoAndTheStayerWaitsForAReplacement() throws Exception {
+        String run = CommHarness.uniqueRunId("leave-min");
+        ElasticOptions o = new ElasticOptions(run, 2, 2, Duration.ofSeconds(1), Duration.ofSeconds(5),
+                Duration.ofSeconds(20), Duration.ofSeconds(3));
+        List<Future<String>> fs = new ArrayList<>();
+        for (int i = 0; i < 2; i++) {
+            fs.add(pool.submit(() -> {
+                try (ZooKeeperStore s = ZooKeeperStore.connect(zk.connectString(), "store", Duration.ofSeconds(10));
+                     ElasticGroup g = ElasticGroup.join(s, o, Duration.ofSeconds(60))) {
+                    if (g.comm().rank() == 1) {
+                        g.requestLeave();
+                    }
+                    long t0 = System.nanoTime();
+                    try {
+                        MembershipChange c = g.boundary();
+                        return (g.isMember() ? "stayed " : "left ") + c + " after " + (System.nanoTime() - t0) / 1_000_000;
+                    } catch (JobBelowMinimumException e) {
+                        return "below-min after " + (System.nanoTime() - t0) / 1_000_000 + " ms: " + e.getMessage();
+                    }
+                }
+            }));
+        }
+        List<String> r = List.of(fs.get(0).get(60, TimeUnit.SECONDS), fs.get(1).get(60, TimeUnit.SECONDS));
+        assertTrue(r.stream().anyMatch(x -> x.startsWith("left ")), r.toString());
+        String stayer = r.stream().filter(x -> x.startsWith("below-min")).findFirst()
+                .orElseThrow(() -> new AssertionError("the stayer must fail below the minimum: " + r));
+        assertTrue(stayer.contains("fewer than minSize 2") && stayer.contains("joinTimeout (3000 ms)"), stayer);
+        long leftMs = Long.parseLong(r.stream().filter(x -> x.startsWith("left ")).findFirst().orElseThrow()
+                .replaceAll(".* after ", ""));
+        assertTrue(leftMs < 2000, "the leaver did not wait for replacements: " + leftMs + " ms");
     }
 
     @Test

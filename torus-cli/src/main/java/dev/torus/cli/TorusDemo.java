@@ -132,9 +132,6 @@ public final class TorusDemo implements Callable<Integer> {
         if (options.isCuda()) {
             throw new IllegalArgumentException("--elastic runs on --device cpu: NCCL grow and shrink are not built yet");
         }
-        if (microBatch < 1) {
-            throw new IllegalArgumentException("--micro-batch must be >= 1, got " + microBatch);
-        }
         if (commitEvery < 1) {
             throw new IllegalArgumentException("--commit-every must be >= 1, got " + commitEvery);
         }
@@ -142,6 +139,10 @@ public final class TorusDemo implements Callable<Integer> {
             throw new IllegalArgumentException("--step-pause-ms must be in [0, 10000], got " + stepPauseMs);
         }
         options.check();
+        if (microBatch < 1 || microBatch > options.batchSize()) {
+            throw new IllegalArgumentException("--micro-batch must be in [1, --batch " + options.batchSize() + "], got "
+                    + microBatch);
+        }
         long total = options.elasticSteps();
         ElasticSchedule sched = ElasticSchedule.parse(
                 schedule == null ? ElasticSchedule.DEFAULT : schedule, total,

@@ -230,8 +230,15 @@ public final class TorusRun implements Callable<Integer> {
     }
 
     private int runElastic(LaunchSpec launchSpec, JobSecret secret) throws Exception {
-        if (!(joinTimeout > 0)) {
-            throw new IllegalArgumentException("--join-timeout must be a positive number of seconds, got " + joinTimeout);
+        if (!(joinTimeout >= 0.001 && joinTimeout <= 7 * 24 * 3600)) {
+            throw new IllegalArgumentException("--join-timeout must be between 0.001 and 604800 seconds (7 days), got "
+                    + joinTimeout);
+        }
+        for (String o : new String[] {"--stale-run-age", "--rdzv-last-call", "--max-restarts"}) {
+            if (commandSpec.commandLine().getParseResult().hasMatchedOption(o)) {
+                throw new IllegalArgumentException(o + " does not apply to --elastic (no node rendezvous, no job "
+                        + "restarts: a failed worker is replaced only when the job falls below MIN)");
+            }
         }
         ElasticLauncher launcher = new ElasticLauncher(launchSpec, Duration.ofMillis((long) (joinTimeout * 1000)), secret,
                 Duration.ofMillis((long) (stuckTimeout * 1000)), Launcher.prefixing(System.out, System.err), System.err);

@@ -48,6 +48,7 @@ class ElasticDemoTest {
         String summary = Files.readString(dir.resolve("summary.json"));
         assertTrue(summary.contains("\"reference_equal\":true"), summary);
         assertTrue(summary.contains("\"max_param_diff\":0"), summary);
+        assertTrue(summary.contains("\"replicas_equal\":true"), summary);
         assertTrue(summary.contains("\"kind\":\"failure\""), "the kill must show as a failure: " + summary);
         assertTrue(summary.contains("\"kind\":\"leave\""), summary);
         assertTrue(summary.contains("\"kind\":\"joined\""), summary);
@@ -60,6 +61,23 @@ class ElasticDemoTest {
         // the join made a world of 3 (its steps may have been rolled back by the kill that followed)
         assertTrue(summary.contains("\"world_after\":3"), summary);
         assertEquals(1, w[w.length - 1], worlds);
+    }
+
+    /** The comparison behind reference_equal: one flipped bit, a -0 for a +0, or a missing value is a difference. */
+    @Test
+    void theBitwiseComparisonFailsOnAnyDifference() {
+        float[] a = {1.5f, -2.25f, 0f, 3e-8f};
+        assertEquals(1.0, ElasticDemoRun.compare(a, a.clone())[0]);
+        assertEquals(0.0, ElasticDemoRun.compare(a, a.clone())[1]);
+        float[] flipped = a.clone();
+        flipped[3] = Float.intBitsToFloat(Float.floatToRawIntBits(flipped[3]) ^ 1);
+        double[] c = ElasticDemoRun.compare(a, flipped);
+        assertEquals(0.0, c[0], "one bit");
+        assertTrue(c[1] > 0 && c[1] < 1e-12, "the difference is reported: " + c[1]);
+        float[] negZero = a.clone();
+        negZero[2] = -0f;
+        assertEquals(0.0, ElasticDemoRun.compare(a, negZero)[0], "-0 is not +0 bit for bit");
+        assertEquals(0.0, ElasticDemoRun.compare(a, java.util.Arrays.copyOf(a, 3))[0], "a missing value");
     }
 
     /** The replay is deterministic, and a different world-size history gives different bits: the comparison is not vacuous. */

@@ -44,6 +44,10 @@ class ElasticScheduleTest {
         assertMessage("'kill@5:2': there will be only 2 workers", "start=2,kill@5:2");
         assertMessage("would make 9 workers", "start=8,join@1");
         assertMessage("would leave no worker", "start=2,kill@1,leave@2");
+        assertMessage("rank 1 is already stopped", "start=3,kill@5:1,kill@5:1");
+        assertMessage("would leave no worker of the running job", "start=1,join@3,kill@3:0");
+        // ranks of one step are those of the world when the step is reached
+        assertEquals("start=3,kill@5:0,kill@5:2", ElasticSchedule.parse("start=3,kill@5:0,kill@5:2", 100, 8).spec());
     }
 
     private static void assertMessage(String expected, String spec) {

@@ -53,6 +53,11 @@ public final class DemoOptions {
         config(1, Device.cpu());
     }
 
+    /** The --batch value. */
+    public int batchSize() {
+        return batch;
+    }
+
     /** The --hook value as given. */
     public String hookName() {
         return hook.trim();

@@ -40,6 +40,7 @@ public final class ElasticDemoRun {
     public static final int MAX_WORLD = 8;
     private static final long EVENT_WAIT_MILLIS = 120_000;
     private static final long RUN_LIMIT_MILLIS = 20 * 60_000;
+    private static final long REPLAY_LIMIT_SECONDS = 600;
     private static final Pattern EVENT_FIELD = Pattern.compile("\"([a-z_]+)\":(-?\\d+|\"[a-z+]*\")");
 
     private final DemoOptions options;
@@ -54,6 +55,7 @@ public final class ElasticDemoRun {
     private final PrintStream err;
     private final List<Worker> workers = new ArrayList<>();
     private final LinkedBlockingQueue<Line> lines = new LinkedBlockingQueue<>();
+    private final Map<Integer, String> finalHashes = new TreeMap<>(); // worker index -> "step hash"
 
     /** A worker process and what its progress lines said last. */
     private static final class Worker {
@@ -153,15 +155,19 @@ public final class ElasticDemoRun {
             List<String> rargs = options.toArgs();
             rargs.addAll(List.of("--history", resultFile.toString(), "--result", replayFile.toString(), "--micro-batch",
                     "" + microBatch));
+            Path replayLog = outDir.resolve("elastic-replay.log");
             ProcessBuilder pb = new ProcessBuilder(Launcher.javaCommand(List.of("-Xmx384m", "-XX:+UseSerialGC"),
-                    ElasticDemoReplay.class.getName(), rargs)).redirectErrorStream(true);
+                    ElasticDemoReplay.class.getName(), rargs)).redirectErrorStream(true)
+                    .redirectOutput(replayLog.toFile());
             pb.environment().put("OPENBLAS_NUM_THREADS", "1");
             pb.environment().put(LauncherLink.PID_ENV, Long.toString(ProcessHandle.current().pid()));
             Process p = pb.start();
-            String output = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-            if (!p.waitFor(600, TimeUnit.SECONDS) || p.exitValue() != 0) {
+            boolean ended = p.waitFor(REPLAY_LIMIT_SECONDS, TimeUnit.SECONDS);
+            if (!ended || p.exitValue() != 0) {
                 p.destroyForcibly();
-                err.println("torus demo --elastic: the single-process replay failed:\n" + output);
+                err.println("torus demo --elastic: the single-process replay " + (ended ? "failed (exit code "
+                        + p.exitValue() + ")" : "did not finish within " + REPLAY_LIMIT_SECONDS + " s") + "; its output "
+                        + "is in " + replayLog);
                 return 1;
             }
             replay = ElasticDemoResult.read(replayFile);
@@ -212,6 +218,8 @@ public final class ElasticDemoRun {
                                     s * (double) options.batch / ((System.nanoTime() - trainStart) / 1e9));
                         }
                     }
+                } else if (!l.stderr && l.text.startsWith(ElasticDemoWorker.FINAL_LINE + " ")) {
+                    finalHashes.put(l.worker.index, l.text.substring(ElasticDemoWorker.FINAL_LINE.length() + 1));
                 } else {
                     (l.stderr ? err : out).println("[w" + l.worker.index + "] " + l.text);
                 }
@@ -337,15 +345,12 @@ public final class ElasticDemoRun {
         Boolean equal = null;
         double maxDiff = Double.NaN;
         if (replay != null) {
-            equal = run.params().length == replay.params().length;
-            maxDiff = 0;
-            for (int i = 0; equal && i < run.params().length; i++) {
-                equal = Float.floatToRawIntBits(run.params()[i]) == Float.floatToRawIntBits(replay.params()[i]);
-            }
-            for (int i = 0; i < Math.min(run.params().length, replay.params().length); i++) {
-                maxDiff = Math.max(maxDiff, Math.abs((double) run.params()[i] - replay.params()[i]));
-            }
+            double[] cmp = compare(run.params(), replay.params());
+            equal = cmp[0] == 1;
+            maxDiff = cmp[1];
         }
+        // every member that finished must hold the same parameters as the others (rank 0's are the result)
+        boolean replicasEqual = !finalHashes.isEmpty() && finalHashes.values().stream().distinct().count() == 1;
         List<Map<String, Object>> events = readEvents(eventsDir);
         out.println();
         out.printf(Locale.ROOT, "membership changes seen: %d; training took %.1f s; commits (every %d step%s) took "
@@ -353,9 +358,13 @@ public final class ElasticDemoRun {
                 commitEvery == 1 ? "" : "s", 100 * run.commitFraction());
         out.printf(Locale.ROOT, "held-out accuracy %.4f (loss %.4f): %s (target %.2f)%n", run.testAccuracy(),
                 run.testLoss(), accuracyOk ? "PASS" : "FAIL", targetAccuracy);
+        out.printf(Locale.ROOT, "the %d members that finished hold the same parameters: %s%n", finalHashes.size(),
+                replicasEqual ? "PASS" : "FAIL " + finalHashes);
         if (replay != null) {
             out.printf(Locale.ROOT, "replayed single process: parameters %s (max |difference| %.3g): %s%n",
                     equal ? "bitwise equal" : "differ", maxDiff, equal ? "PASS" : "FAIL");
+        } else {
+            out.println("replay skipped (--skip-single): reference_equal is not known");
         }
 
         Path png = outDir.resolve("loss.png");
@@ -382,7 +391,10 @@ public final class ElasticDemoRun {
         // measured on the member that is rank 0 at the end, over the steps it took part in
         el.put("commit_share_of_step_time", run.commitFraction());
         el.put("micro_batch", microBatch);
+        el.put("replay", replay == null ? "skipped" : "done");
         el.put("reference_equal", equal);
+        el.put("replicas_equal", replicasEqual);
+        el.put("final_members", finalHashes.size());
         el.put("max_param_diff", replay == null ? null : maxDiff);
 
         Map<String, Object> s = new LinkedHashMap<>();
@@ -405,12 +417,23 @@ public final class ElasticDemoRun {
         if (plotError != null) {
             s.put("plot_error", plotError);
         }
-        boolean passed = accuracyOk && (equal == null || equal) && plotError == null;
+        boolean passed = accuracyOk && replicasEqual && (equal == null || equal) && plotError == null;
         s.put("passed", passed);
         Path json = outDir.resolve("summary.json");
         Files.writeString(json, Json.write(s) + "\n");
         out.println("wrote " + (plotError == null ? png + " and " : "") + json);
         return passed ? 0 : 1;
+    }
+
+    /** {1 if bitwise equal else 0, the largest absolute difference} of two parameter vectors. */
+    static double[] compare(float[] a, float[] b) {
+        boolean equal = a.length == b.length;
+        double max = a.length == b.length ? 0 : Double.POSITIVE_INFINITY;
+        for (int i = 0; i < Math.min(a.length, b.length); i++) {
+            equal &= Float.floatToRawIntBits(a[i]) == Float.floatToRawIntBits(b[i]);
+            max = Math.max(max, Math.abs((double) a[i] - b[i]));
+        }
+        return new double[] {equal ? 1 : 0, max};
     }
 
     /** Every worker's JSONL events, in file order per worker; a line that is not one of ours is an error. */

@@ -36,6 +36,7 @@ import picocli.CommandLine.Option;
 @Command(name = "elastic-demo-worker")
 public final class ElasticDemoWorker implements Callable<Integer> {
     static final String STEP_LINE = "@estep";
+    static final String FINAL_LINE = "@efinal";
 
     @Mixin
     DemoOptions options = new DemoOptions();
@@ -120,7 +121,12 @@ public final class ElasticDemoWorker implements Callable<Integer> {
                 if (reducer[0] != null) {
                     reducer[0].close();
                 }
-                if (!loop.group().isMember() || loop.comm().rank() != 0) {
+                if (!loop.group().isMember()) {
+                    return 0;
+                }
+                // every member that finished states its final parameters: the driver checks that they agree
+                System.out.println(FINAL_LINE + " " + model.state.step() + " " + parameterHash(model));
+                if (loop.comm().rank() != 0) {
                     return 0;
                 }
                 writeResult(model, total, (System.nanoTime() - t0) / 1e9,
@@ -142,5 +148,18 @@ public final class ElasticDemoWorker implements Callable<Integer> {
         ElasticDemoResult r = new ElasticDemoResult(world, loss, model.parameterValues(), eval[0], eval[1], seconds,
                 commitFraction);
         r.write(result);
+    }
+
+    static String parameterHash(ElasticDemoModel model) {
+        try {
+            java.security.MessageDigest md = java.security.MessageDigest.getInstance("SHA-256");
+            for (float v : model.parameterValues()) {
+                int b = Float.floatToRawIntBits(v);
+                md.update(new byte[] {(byte) b, (byte) (b >> 8), (byte) (b >> 16), (byte) (b >> 24)});
+            }
+            return java.util.HexFormat.of().formatHex(md.digest(), 0, 16);
+        } catch (java.security.NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        }
     }
 }

@@ -97,23 +97,42 @@ public record ElasticSchedule(int start, List<Event> events) {
         }
         events.sort(Comparator.comparingLong(Event::step)); // stable: same-step events keep their order
         ElasticSchedule s = new ElasticSchedule(start, events);
+        // events of one step fire together: their ranks are those of the world when the step is reached
         int world = start;
-        for (Event e : s.events) {
-            if (e.kind == Kind.JOIN) {
-                if (world + 1 > maxWorld) {
-                    throw new IllegalArgumentException("--schedule item '" + e + "' would make " + (world + 1)
-                            + " workers, more than the most the demo runs (" + maxWorld + ")");
+        for (int i = 0; i < s.events.size(); ) {
+            long step = s.events.get(i).step;
+            int joins = 0;
+            java.util.Set<Integer> taken = new java.util.HashSet<>();
+            for (; i < s.events.size() && s.events.get(i).step == step; i++) {
+                Event e = s.events.get(i);
+                if (e.kind == Kind.JOIN) {
+                    joins++;
+                    continue;
                 }
-                world++;
-            } else {
                 if (e.rank >= world) {
                     throw new IllegalArgumentException("--schedule item '" + e + "': there will be only " + world
-                            + " workers (ranks 0-" + (world - 1) + ") at that point");
+                            + " workers (ranks 0-" + (world - 1) + ") at step " + step);
                 }
-                if (world == 1) {
-                    throw new IllegalArgumentException("--schedule item '" + e + "' would leave no worker");
+                int rank = e.rank;
+                if (rank < 0) {
+                    rank = world - 1;
+                    while (taken.contains(rank)) {
+                        rank--;
+                    }
                 }
-                world--;
+                if (!taken.add(rank)) {
+                    throw new IllegalArgumentException("--schedule item '" + e + "': rank " + rank + " is already "
+                            + "stopped by another event of step " + step);
+                }
+                if (taken.size() >= world) {
+                    throw new IllegalArgumentException("--schedule item '" + e + "' would leave no worker of the running "
+                            + "job at step " + step + " (a joiner takes the state from the others)");
+                }
+            }
+            world += joins - taken.size();
+            if (world > maxWorld) {
+                throw new IllegalArgumentException("--schedule at step " + step + " would make " + world
+                        + " workers, more than the most the demo runs (" + maxWorld + ")");
             }
         }
         return s;

@@ -43,6 +43,8 @@ public final class ElasticLauncher {
     private static final long LEAVE_GRACE_MILLIS = 30_000;
     /** Replacements one slot may get: a worker that fails at once every time must not loop forever. */
     private static final int MAX_REPLACEMENTS_PER_SLOT = 3;
+    /** How long a node whose workers all failed waits for the job to ask for replacements. */
+    private static final long LINGER_NANOS = 10_000_000_000L;
 
     private final LaunchSpec spec;
     private final Duration joinTimeout;
@@ -198,6 +200,7 @@ public final class ElasticLauncher {
 
     private int watch(Map<String, String> env, String runId) throws IOException, InterruptedException {
         int firstFailure = 0;
+        long lastFailureNanos = 0;
         while (true) {
             if (stopping) {
                 return 130;
@@ -238,6 +241,7 @@ public final class ElasticLauncher {
                         written.add(f);
                     }
                     firstFailure = firstFailure == 0 ? code : firstFailure;
+                    lastFailureNanos = System.nanoTime();
                     event("failed", local, w, code);
                     log.println("torusrun: not restarting it: the job goes on without it unless it falls below its "
                             + "minimum of " + env.get(ElasticOptions.MIN_ENV));
@@ -258,8 +262,17 @@ public final class ElasticLauncher {
             }
             if (!anyAlive) {
                 boolean anyClean = false;
-                for (Integer c : finalCodes) {
+                boolean replaceable = false;
+                for (int local = 0; local < slots.length; local++) {
+                    Integer c = finalCodes[local];
                     anyClean |= c != null && c == 0;
+                    replaceable |= c != null && c != 0 && replacements[local] < MAX_REPLACEMENTS_PER_SLOT;
+                }
+                // every worker here failed: stay a while, for the survivors elsewhere may find the job below
+                // its minimum only after their detection bound, and ask for replacements
+                if (!anyClean && replaceable && System.nanoTime() - lastFailureNanos < LINGER_NANOS) {
+                    Thread.sleep(POLL_MILLIS);
+                    continue;
                 }
                 return anyClean ? 0 : firstFailure;
             }
