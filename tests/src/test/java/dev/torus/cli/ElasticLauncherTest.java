@@ -161,6 +161,10 @@ class ElasticLauncherTest {
             try (LauncherTest.Run rogue = launch(other, run, "1:2", 1, 300)) {
                 int code = rogue.awaitExit(60);
                 assertNotEquals(0, code, "out " + rogue.out + " err " + rogue.err);
+                List<String> all = new ArrayList<>(rogue.out);
+                all.addAll(rogue.err);
+                assertTrue(all.stream().anyMatch(l -> l.contains("StoreAuthException") || l.contains("refused")
+                        || l.contains("another credential")), "the refusal names the cause: " + all);
             }
             assertEquals(0, a.awaitExit(120), "err " + a.err);
             assertTrue(a.out.stream().noneMatch(l -> l.contains("WORLD 2")), "the rogue must never be admitted: " + a.out);
