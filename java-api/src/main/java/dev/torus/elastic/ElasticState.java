@@ -103,6 +103,11 @@ public final class ElasticState {
         return v;
     }
 
+    /** Whether a user scalar of that name exists (in the live state). */
+    public boolean hasScalar(String key) {
+        return scalars.containsKey(checkKey(key));
+    }
+
     /** A named user scalar stored as its IEEE bits (exact). */
     public void putDouble(String key, double value) {
         putLong(key, Double.doubleToRawLongBits(value));

@@ -75,4 +75,20 @@ public final class GradientNoiseScale {
         }
         return (bn + m0) / (bn + m);
     }
+
+    /** The estimator's state {gradSq, trace, weight}, for an elastic commit (every member must hold the same). */
+    public double[] state() {
+        return new double[] {gradSq, trace, weight};
+    }
+
+    /** Takes back a {@link #state()}; the decay stays this estimator's own. */
+    public void restore(double[] state) {
+        if (state == null || state.length != 3) {
+            throw new IllegalArgumentException("state must be the 3 values state() returns, got "
+                    + (state == null ? "null" : state.length + " values"));
+        }
+        gradSq = state[0];
+        trace = state[1];
+        weight = state[2];
+    }
 }

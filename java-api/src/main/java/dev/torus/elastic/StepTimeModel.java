@@ -69,4 +69,24 @@ public final class StepTimeModel {
         double[] c = coefficients();
         return c[0] + c[1] * perRankBatch;
     }
+
+    /** The fit's state (its weighted sums and the range seen), for an elastic commit. */
+    public double[] state() {
+        return new double[] {w, sx, sy, sxx, sxy, minX, maxX};
+    }
+
+    /** Takes back a {@link #state()}; the decay stays this model's own. */
+    public void restore(double[] state) {
+        if (state == null || state.length != 7) {
+            throw new IllegalArgumentException("state must be the 7 values state() returns, got "
+                    + (state == null ? "null" : state.length + " values"));
+        }
+        w = state[0];
+        sx = state[1];
+        sy = state[2];
+        sxx = state[3];
+        sxy = state[4];
+        minX = state[5];
+        maxX = state[6];
+    }
 }

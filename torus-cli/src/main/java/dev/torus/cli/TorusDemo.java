@@ -68,6 +68,11 @@ public final class TorusDemo implements Callable<Integer> {
             + "(a joiner's JVM takes seconds to start) (default ${DEFAULT-VALUE}).")
     int stepPauseMs;
 
+    @Option(names = "--adaptive-batch", description = "With --elastic: MIN:MAX global batch, chosen every "
+            + "10 steps by goodput (gradient noise scale and measured step time), changed only for a 5% gain, with "
+            + "AdaScale's learning rate; the replay follows the recorded batches.")
+    String adaptiveBatch;
+
     @Spec
     CommandSpec spec;
 
@@ -97,7 +102,8 @@ public final class TorusDemo implements Callable<Integer> {
         if (elastic) {
             return elastic();
         }
-        for (String o : new String[] {"--schedule", "--micro-batch", "--commit-every", "--step-pause-ms"}) {
+        for (String o : new String[] {"--schedule", "--micro-batch", "--commit-every", "--step-pause-ms",
+                "--adaptive-batch"}) {
             if (spec.commandLine().getParseResult().hasMatchedOption(o)) {
                 throw new IllegalArgumentException(o + " needs --elastic");
             }
@@ -144,10 +150,22 @@ public final class TorusDemo implements Callable<Integer> {
                     + microBatch);
         }
         long total = options.elasticSteps();
+        int[] adaptive = null;
+        if (adaptiveBatch != null) {
+            adaptive = dev.torus.cli.launch.LaunchSpec.parseNodes("--adaptive-batch", adaptiveBatch);
+            if (adaptive[0] < 1 || adaptive[1] < adaptive[0] || adaptive[1] > 1 << 20) {
+                throw new IllegalArgumentException("--adaptive-batch must be MIN:MAX with 1 <= MIN <= MAX <= "
+                        + (1 << 20) + ", got '" + adaptiveBatch + "'");
+            }
+            if (options.batchSize() < adaptive[0] || options.batchSize() > adaptive[1]) {
+                throw new IllegalArgumentException("--batch " + options.batchSize() + " must lie in --adaptive-batch "
+                        + adaptiveBatch + " (it is where the batch starts)");
+            }
+        }
         ElasticSchedule sched = ElasticSchedule.parse(
                 schedule == null ? ElasticSchedule.DEFAULT : schedule, total,
                 ElasticDemoRun.MAX_WORLD);
-        return new ElasticDemoRun(options, sched, microBatch, commitEvery, stepPauseMs, out,
+        return new ElasticDemoRun(options, sched, microBatch, commitEvery, stepPauseMs, adaptive, out,
                 targetAccuracy, skipSingle, System.out, System.err).run();
     }
 }

@@ -19,8 +19,8 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * {@code ./torus demo --elastic} with real worker processes (joins, a kill -9 of rank 0 with a
- * rollback, a graceful leave), checked bit for bit against its single-process replay; and the
- * replay's arithmetic, which must tell two world-size histories apart.
+ * rollback, a graceful leave, an adaptive batch), checked bit for bit against its single-process
+ * replay; and the replay's arithmetic, which must tell two world-size histories apart.
  */
 class ElasticDemoTest {
 
@@ -38,7 +38,7 @@ class ElasticDemoTest {
             code = TorusDemo.commandLine().execute("--elastic", "--epochs", "6", "--train-rows", "3072", "--batch", "96",
                     "--width", "32", "--blocks", "2", "--micro-batch", "20", "--commit-every", "3", "--step-pause-ms",
                     "40", "--target-accuracy", "0", "--schedule", "start=2,join@3,kill@8:0,leave@14",
-                    "--out", dir.toString());
+                    "--adaptive-batch", "48:768", "--out", dir.toString());
         } finally {
             System.setOut(saved);
         }
@@ -57,10 +57,27 @@ class ElasticDemoTest {
         String worlds = summary.substring(summary.indexOf("\"world_per_step\":[") + 18);
         worlds = worlds.substring(0, worlds.indexOf(']'));
         int[] w = Arrays.stream(worlds.split(",")).mapToInt(Integer::parseInt).toArray();
-        assertEquals(192, w.length);
+        // an adaptive batch: the steps cover 6 epochs of 3072 samples whatever the batches were
+        String batches = summary.substring(summary.indexOf("\"batch_per_step\":[") + 18);
+        batches = batches.substring(0, batches.indexOf(']'));
+        int[] b = Arrays.stream(batches.split(",")).mapToInt(Integer::parseInt).toArray();
+        assertEquals(w.length, b.length);
+        assertEquals(6 * 3072, Arrays.stream(b).asLongStream().sum() - overshoot(b, 3072), "samples covered");
         // the join made a world of 3 (its steps may have been rolled back by the kill that followed)
         assertTrue(summary.contains("\"world_after\":3"), summary);
         assertEquals(1, w[w.length - 1], worlds);
+    }
+
+    /** Samples a batch list claims beyond the data: each epoch's last step takes only what is left. */
+    private static long overshoot(int[] batches, int rows) {
+        long over = 0;
+        int consumed = 0;
+        for (int batch : batches) {
+            int take = Math.min(batch, rows - consumed);
+            over += batch - take;
+            consumed = (consumed + take) % rows;
+        }
+        return over;
     }
 
     /** The comparison behind reference_equal: one flipped bit, a -0 for a +0, or a missing value is a difference. */

@@ -96,9 +96,14 @@ final class ElasticDemoModel implements AutoCloseable {
      * parameters in order, followed by its scaled share of the loss. Leaves the parameters' gradients set.
      */
     float[] localGradient(int rank, int world) {
+        return localGradient(rank, world, globalBatch);
+    }
+
+    /** As above, for a step of global batch {@code batch} (adaptive batch sizing changes it). */
+    float[] localGradient(int rank, int world, int batch) {
         optimizer.zeroGrad();
-        int n = sampler.nextBatchSize(globalBatch);
-        int[] mine = sampler.shard(globalBatch, rank, world);
+        int n = sampler.nextBatchSize(batch);
+        int[] mine = sampler.shard(batch, rank, world);
         float loss = 0f;
         float[] xb = new float[microBatch * DemoData.FEATURES];
         int[] yb = new int[microBatch];
@@ -136,6 +141,11 @@ final class ElasticDemoModel implements AutoCloseable {
 
     /** Sets the parameters' gradients from {@code flat} (as {@link #localGradient} lays it out) and steps the optimizer; returns the loss element. */
     float applyAndStep(float[] flat) {
+        return applyAndStep(flat, globalBatch);
+    }
+
+    /** As above, after a step of global batch {@code batch}. */
+    float applyAndStep(float[] flat, int batch) {
         int at = 0;
         for (Parameter p : params) {
             int k = (int) p.numel();
@@ -145,7 +155,7 @@ final class ElasticDemoModel implements AutoCloseable {
             at += k;
         }
         optimizer.step();
-        sampler.advance(globalBatch);
+        sampler.advance(batch);
         return flat[numel];
     }
 
@@ -167,6 +177,11 @@ final class ElasticDemoModel implements AutoCloseable {
             }
         }
         return acc;
+    }
+
+    /** Elements of the flattened gradient (the loss and any statistics follow them). */
+    int numel() {
+        return numel;
     }
 
     /** The parameters' values, flattened in order (for the bitwise comparison). */

@@ -10,7 +10,7 @@ import picocli.CommandLine.Option;
 
 /**
  * The elastic demo's reference: one process that replays the run's surviving history. For every
- * step it uses that step's world size W: it computes each of the W ranks' parts exactly as a worker
+ * step it uses that step's world size W, global batch and learning rate: it computes each of the W ranks' parts exactly as a worker
  * does ({@link ElasticDemoModel#localGradient}), averages them in rank order as the exact all-reduce
  * does, and steps the optimizer. Started as a process of its own with the workers' thread settings,
  * so that its kernels run as theirs did. Reads the history from the run's result, writes its own.
@@ -41,21 +41,24 @@ public final class ElasticDemoReplay implements Callable<Integer> {
         try (ElasticDemoModel model = new ElasticDemoModel(options.width, options.blocks, options.batch, microBatch,
                 options.epochs, options.lr, options.seed, options.trainRows, options.testRows,
                 options.checkpointPolicy(), "elastic-demo-replay")) {
-            if (run.world().length != model.totalSteps()) {
-                throw new IllegalArgumentException("--history has " + run.world().length + " steps, the run has "
-                        + model.totalSteps());
-            }
             float[] loss = new float[run.world().length];
             for (int s = 0; s < loss.length; s++) {
                 int w = run.world()[s];
+                int batch = run.batch()[s];
+                model.optimizer.setLearningRate(run.lr()[s]);
                 float[][] parts = new float[w][];
                 for (int r = 0; r < w; r++) {
-                    parts[r] = model.localGradient(r, w);
+                    parts[r] = model.localGradient(r, w, batch);
                 }
-                loss[s] = model.applyAndStep(ElasticDemoModel.rankOrderedAverage(parts));
+                loss[s] = model.applyAndStep(ElasticDemoModel.rankOrderedAverage(parts), batch);
+            }
+            if (model.sampler.epoch() != options.epochs || model.sampler.consumed() != 0) {
+                throw new IllegalArgumentException("--history does not cover the run: after its " + loss.length
+                        + " steps the data is at epoch " + model.sampler.epoch() + " position "
+                        + model.sampler.consumed() + ", not at the end of epoch " + options.epochs);
             }
             float[] eval = model.evaluate();
-            new ElasticDemoResult(run.world(), loss, model.parameterValues(), eval[0], eval[1],
+            new ElasticDemoResult(run.world(), loss, run.batch(), run.lr(), model.parameterValues(), eval[0], eval[1],
                     (System.nanoTime() - t0) / 1e9, Double.NaN).write(result);
         }
         return 0;

@@ -10,14 +10,14 @@ import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 
 /**
- * What an elastic demo run (or its replay) ends with: the world size and loss of every step of the
- * surviving history, the final parameters, the held-out loss and accuracy, the training time, and the
+ * What an elastic demo run (or its replay) ends with: the world size, loss, global batch and learning
+ * rate of every step of the surviving history, the final parameters, the held-out loss and accuracy, the training time, and the
  * share of the writer's step time that went to commits (NaN for the replay).
  * Written by one process and read by the driver, as a small binary file (written to a temporary
  * name, then moved, so that a half-written file is never read).
  */
-record ElasticDemoResult(int[] world, float[] loss, float[] params, float testLoss, float testAccuracy,
-                         double seconds, double commitFraction) {
+record ElasticDemoResult(int[] world, float[] loss, int[] batch, float[] lr, float[] params, float testLoss,
+                         float testAccuracy, double seconds, double commitFraction) {
     private static final int MAGIC = 0x54454452; // "TEDR"
 
     void write(Path file) throws IOException {
@@ -29,6 +29,8 @@ record ElasticDemoResult(int[] world, float[] loss, float[] params, float testLo
             for (int i = 0; i < world.length; i++) {
                 out.writeInt(world[i]);
                 out.writeFloat(loss[i]);
+                out.writeInt(batch[i]);
+                out.writeFloat(lr[i]);
             }
             out.writeInt(params.length);
             for (float p : params) {
@@ -49,14 +51,18 @@ record ElasticDemoResult(int[] world, float[] loss, float[] params, float testLo
                 throw new IOException(file + " is not an elastic demo result");
             }
             int steps = in.readInt();
-            if (steps < 0 || 8L * steps > size) {
+            if (steps < 0 || 16L * steps > size) {
                 throw new IOException(file + ": bad step count " + steps);
             }
             int[] world = new int[steps];
             float[] loss = new float[steps];
+            int[] batch = new int[steps];
+            float[] lr = new float[steps];
             for (int i = 0; i < steps; i++) {
                 world[i] = in.readInt();
                 loss[i] = in.readFloat();
+                batch[i] = in.readInt();
+                lr[i] = in.readFloat();
             }
             int n = in.readInt();
             if (n < 0 || 4L * n > size) {
@@ -66,7 +72,7 @@ record ElasticDemoResult(int[] world, float[] loss, float[] params, float testLo
             for (int i = 0; i < n; i++) {
                 params[i] = in.readFloat();
             }
-            return new ElasticDemoResult(world, loss, params, in.readFloat(), in.readFloat(), in.readDouble(),
+            return new ElasticDemoResult(world, loss, batch, lr, params, in.readFloat(), in.readFloat(), in.readDouble(),
                     in.readDouble());
         }
     }

@@ -48,6 +48,7 @@ public final class ElasticDemoRun {
     private final int microBatch;
     private final int commitEvery;
     private final int stepPauseMs;
+    private final int[] adaptive; // {min, max} global batch, or null for a fixed batch
     private final Path outDir;
     private final double targetAccuracy;
     private final boolean skipReplay;
@@ -76,13 +77,14 @@ public final class ElasticDemoRun {
     /** A membership change the driver saw: the first progress line of a new generation. */
     private record Change(long step, long generation, int worldBefore, int worldAfter) {}
 
-    public ElasticDemoRun(DemoOptions options, ElasticSchedule schedule, int microBatch, int commitEvery, int stepPauseMs, Path outDir,
+    public ElasticDemoRun(DemoOptions options, ElasticSchedule schedule, int microBatch, int commitEvery, int stepPauseMs, int[] adaptive, Path outDir,
                           double targetAccuracy, boolean skipReplay, PrintStream out, PrintStream err) {
         this.options = options;
         this.schedule = schedule;
         this.microBatch = microBatch;
         this.commitEvery = commitEvery;
         this.stepPauseMs = stepPauseMs;
+        this.adaptive = adaptive;
         this.outDir = outDir;
         this.targetAccuracy = targetAccuracy;
         this.skipReplay = skipReplay;
@@ -98,6 +100,11 @@ public final class ElasticDemoRun {
                 options.trainRows, total, options.batch, microBatch);
         out.printf(Locale.ROOT, "  schedule %s; exact fp32 rank-ordered all-reduce, commit every %d step%s, "
                 + "checkpointing %s%n", schedule.spec(), commitEvery, commitEvery == 1 ? "" : "s", options.policy);
+        if (adaptive != null) {
+            out.printf(Locale.ROOT, "  adaptive batch: %d to %d by goodput (gradient noise scale x measured step time), "
+                    + "checked every %d steps, AdaScale learning rate; the step count is an estimate%n", adaptive[0],
+                    adaptive[1], ElasticDemoWorker.ADAPT_EVERY);
+        }
         Files.createDirectories(outDir);
         Path eventsDir = outDir.resolve("elastic-events");
         deleteFlat(eventsDir);
@@ -114,12 +121,14 @@ public final class ElasticDemoRun {
         env.put("OPENBLAS_NUM_THREADS", "1");
         List<String> args = options.toArgs();
         args.addAll(List.of("--result", resultFile.toString(), "--events", eventsDir.toString(), "--micro-batch",
-                "" + microBatch, "--commit-every", "" + commitEvery, "--step-pause-ms", "" + stepPauseMs, "--min", "" + range[0], "--max", "" + MAX_WORLD));
+                "" + microBatch, "--commit-every", "" + commitEvery, "--step-pause-ms", "" + stepPauseMs,
+                "--adaptive-min", "" + (adaptive == null ? 0 : adaptive[0]), "--adaptive-max",
+                "" + (adaptive == null ? 0 : adaptive[1]), "--min", "" + range[0], "--max", "" + MAX_WORLD));
         List<String> cmd = Launcher.javaCommand(List.of("-Xmx384m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"),
                 ElasticDemoWorker.class.getName(), args);
 
         boolean tty = System.console() != null;
-        ProgressBar bar = new ProgressBar(out, "world " + schedule.start(), tty);
+        ProgressBar bar = new ProgressBar(out, label(schedule.start(), options.batchSize()), tty);
         List<Change> changes = new ArrayList<>();
         String failure;
         long trainStart = System.nanoTime();
@@ -184,6 +193,7 @@ public final class ElasticDemoRun {
         long step = 0;
         Map<Integer, Worker> byRank = new TreeMap<>();
         long dueSince = -1;            // when the job first reached the next event's step
+        int lastBatch = 0;
         long trainStart = System.nanoTime();
         boolean tty = System.console() != null;
         long deadline = System.nanoTime() + RUN_LIMIT_MILLIS * 1_000_000;
@@ -197,12 +207,13 @@ public final class ElasticDemoRun {
                     int rank = Integer.parseInt(f[3]);
                     long gen = Long.parseLong(f[4]);
                     float loss = Float.parseFloat(f[5]);
+                    int batchNow = Integer.parseInt(f[6]);
                     l.worker.rank = rank;
                     l.worker.generation = gen;
                     if (gen > latestGen) {
                         if (latestGen >= 0) {
                             changes.add(new Change(s - 1, gen, world, w));
-                            bar.setLabel("world " + w);
+                            bar.setLabel(label(w, batchNow));
                             out.printf(Locale.ROOT, "%s  step %d: world %d -> %d (generation %d)%-30s%n", tty ? "\r" : "",
                                     s - 1, world, w, gen, "");
                         }
@@ -214,6 +225,14 @@ public final class ElasticDemoRun {
                         byRank.put(rank, l.worker);
                         if (rank == 0) {
                             step = s;
+                            if (adaptive != null && batchNow != lastBatch) {
+                                if (lastBatch > 0) {
+                                    out.printf(Locale.ROOT, "%s  step %d: global batch %d -> %d%-30s%n", tty ? "\r" : "",
+                                            s, lastBatch, batchNow, "");
+                                }
+                                lastBatch = batchNow;
+                                bar.setLabel(label(w, batchNow));
+                            }
                             bar.update((int) s, (int) total, loss,
                                     s * (double) options.batch / ((System.nanoTime() - trainStart) / 1e9));
                         }
@@ -263,12 +282,17 @@ public final class ElasticDemoRun {
                         return "worker w" + w.index + " was asked to leave and exited with code " + w.process.exitValue();
                     }
                 }
-                return step >= total ? null : "every worker exited at step " + step + " of " + total;
+                // with an adaptive batch the step count was an estimate; the replay checks that the data was covered
+                return step >= total || adaptive != null ? null : "every worker exited at step " + step + " of " + total;
             }
             if (System.nanoTime() > deadline) {
                 return "the run did not finish within " + RUN_LIMIT_MILLIS / 60_000 + " minutes";
             }
         }
+    }
+
+    private String label(int world, int batch) {
+        return adaptive == null ? "world " + world : "world " + world + ", batch " + batch;
     }
 
     private void fire(ElasticSchedule.Event e, Map<Integer, Worker> byRank, Set<Integer> taken, int world,
@@ -387,6 +411,12 @@ public final class ElasticDemoRun {
         el.put("changes_seen", changes.stream().map(c -> Map.of("step", c.step, "generation", c.generation,
                 "world_before", c.worldBefore, "world_after", c.worldAfter)).toList());
         el.put("world_per_step", run.world());
+        el.put("batch_per_step", run.batch());
+        el.put("learning_rate_per_step", run.lr());
+        if (adaptive != null) {
+            el.put("adaptive_batch", Map.of("min", adaptive[0], "max", adaptive[1], "every_steps",
+                    ElasticDemoWorker.ADAPT_EVERY, "min_gain", 0.05, "learning_rate_rule", "AdaScale gain"));
+        }
         el.put("commit_every", commitEvery);
         // measured on the member that is rank 0 at the end, over the steps it took part in
         el.put("commit_share_of_step_time", run.commitFraction());
