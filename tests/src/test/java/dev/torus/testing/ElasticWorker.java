@@ -50,23 +50,7 @@ public final class ElasticWorker {
                         + " running " + loop.group().joinedRunning() + " step " + state.step());
                 while (loop.next(steps)) {
                     long before = state.step();
-                    loop.step(comm -> {
-                        int[] mine = sampler.shard(BATCH, comm.rank(), comm.size());
-                        for (Parameter p : mlp.parameters()) {
-                            float[] grad = new float[(int) p.numel()];
-                            for (int i : mine) {
-                                for (int k = 0; k < grad.length; k++) {
-                                    grad[k] += ((i * 31 + k) % 17 - 8) * 1e-3f;
-                                }
-                            }
-                            try (Tensor t = Tensor.fromArray(grad, p.value().shape())) {
-                                comm.allReduce(t, ReduceOp.SUM).await();
-                                p.grad().copyFrom(t);
-                            }
-                        }
-                        opt.step();
-                        sampler.advance(BATCH);
-                    });
+                    loop.step(comm -> syntheticStep(comm, sampler, mlp, opt, BATCH));
                     if (state.step() > before) {
                         // the live parameters, not the last commit: replicas must agree after every step
                         java.security.MessageDigest md = java.security.MessageDigest.getInstance("SHA-256");
@@ -85,5 +69,29 @@ public final class ElasticWorker {
                 System.out.println("DONE " + state.step() + " HASH " + state.committedHash());
             }
         }
+    }
+
+    /**
+     * One step on a synthetic gradient: each sample index contributes a fixed pattern, each rank sums its
+     * shard, the group sums over ranks; the optimizer steps and the sampler moves on. Deterministic, so
+     * that replicas can be compared by hash.
+     */
+    public static void syntheticStep(dev.torus.comm.Communicator comm, ElasticSampler sampler, Mlp mlp, AdamW opt,
+                                     int batch) {
+        int[] mine = sampler.shard(batch, comm.rank(), comm.size());
+        for (Parameter p : mlp.parameters()) {
+            float[] grad = new float[(int) p.numel()];
+            for (int i : mine) {
+                for (int k = 0; k < grad.length; k++) {
+                    grad[k] += ((i * 31 + k) % 17 - 8) * 1e-3f;
+                }
+            }
+            try (Tensor t = Tensor.fromArray(grad, p.value().shape())) {
+                comm.allReduce(t, ReduceOp.SUM).await();
+                p.grad().copyFrom(t);
+            }
+        }
+        opt.step();
+        sampler.advance(batch);
     }
 }

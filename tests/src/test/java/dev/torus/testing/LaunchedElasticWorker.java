@@ -1,15 +1,12 @@
 package dev.torus.testing;
 
 import dev.torus.Device;
-import dev.torus.comm.ReduceOp;
 import dev.torus.elastic.ElasticLoop;
 import dev.torus.elastic.ElasticSampler;
 import dev.torus.elastic.ElasticState;
 import dev.torus.memory.Allocator;
 import dev.torus.nn.AdamW;
 import dev.torus.nn.Mlp;
-import dev.torus.nn.Parameter;
-import dev.torus.tensor.Tensor;
 import java.nio.file.Path;
 
 /**
@@ -33,23 +30,7 @@ public final class LaunchedElasticWorker {
                     : Path.of(events, "worker-" + ProcessHandle.current().pid() + ".jsonl"))) {
                 while (loop.next(steps)) {
                     long before = state.step();
-                    loop.step(comm -> {
-                        int[] mine = sampler.shard(16, comm.rank(), comm.size());
-                        for (Parameter p : mlp.parameters()) {
-                            float[] grad = new float[(int) p.numel()];
-                            for (int i : mine) {
-                                for (int k = 0; k < grad.length; k++) {
-                                    grad[k] += ((i * 31 + k) % 17 - 8) * 1e-3f;
-                                }
-                            }
-                            try (Tensor t = Tensor.fromArray(grad, p.value().shape())) {
-                                comm.allReduce(t, ReduceOp.SUM).await();
-                                p.grad().copyFrom(t);
-                            }
-                        }
-                        opt.step();
-                        sampler.advance(16);
-                    });
+                    loop.step(comm -> ElasticWorker.syntheticStep(comm, sampler, mlp, opt, 16));
                     if (state.step() > before) {
                         System.out.println("STEP " + state.step() + " WORLD " + loop.comm().size());
                         Thread.sleep(sleep);

@@ -82,6 +82,12 @@ final class ElasticDemoModel implements AutoCloseable {
         this.numel = Math.toIntExact(total);
     }
 
+    /** The model of the demo's options (what its workers and its replay both train). */
+    static ElasticDemoModel of(DemoOptions o, int microBatch, String name) {
+        return new ElasticDemoModel(o.width, o.blocks, o.batch, microBatch, o.epochs, o.lr, o.seed, o.trainRows,
+                o.testRows, o.checkpointPolicy(), name);
+    }
+
     /** Steps of the whole run: every epoch ends with a short step when the batch does not divide the data. */
     static long totalSteps(int trainRows, int globalBatch, int epochs) {
         return (long) epochs * ((trainRows + globalBatch - 1) / globalBatch);

@@ -38,9 +38,7 @@ public final class ElasticDemoReplay implements Callable<Integer> {
         NativeLibrary.setCpuThreads(1);
         ElasticDemoResult run = ElasticDemoResult.read(history);
         long t0 = System.nanoTime();
-        try (ElasticDemoModel model = new ElasticDemoModel(options.width, options.blocks, options.batch, microBatch,
-                options.epochs, options.lr, options.seed, options.trainRows, options.testRows,
-                options.checkpointPolicy(), "elastic-demo-replay")) {
+        try (ElasticDemoModel model = ElasticDemoModel.of(options, microBatch, "elastic-demo-replay")) {
             float[] loss = new float[run.world().length];
             for (int s = 0; s < loss.length; s++) {
                 int w = run.world()[s];

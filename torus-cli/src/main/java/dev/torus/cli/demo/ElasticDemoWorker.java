@@ -86,9 +86,7 @@ public final class ElasticDemoWorker implements Callable<Integer> {
                 Duration.ofSeconds(30), Duration.ofSeconds(60));
         try (Store store = Stores.open(env.get("TORUS_RDZV_ENDPOINT"), "store", Duration.ofSeconds(15),
                      JobSecret.fromEnvironment(env));
-             ElasticDemoModel model = new ElasticDemoModel(options.width, options.blocks, options.batch, microBatch,
-                     options.epochs, options.lr, options.seed, options.trainRows, options.testRows,
-                     options.checkpointPolicy(), "elastic-demo-worker")) {
+             ElasticDemoModel model = ElasticDemoModel.of(options, microBatch, "elastic-demo-worker")) {
             long t0 = System.nanoTime();
             Files.createDirectories(events);
             Path eventFile = events.resolve("worker-" + ProcessHandle.current().pid() + ".jsonl");
