@@ -26,6 +26,7 @@ module dev.torus {
     exports dev.torus.recompute;
     exports dev.torus.comm;
     exports dev.torus.parallel;
+    exports dev.torus.parallel.pipeline;
     exports dev.torus.rendezvous;
     exports dev.torus.elastic;
 

@@ -1,0 +1,253 @@
+package dev.torus.parallel.pipeline;
+
+import dev.torus.DType;
+import dev.torus.comm.Communicator;
+import dev.torus.comm.Work;
+import dev.torus.memory.Allocator;
+import dev.torus.recompute.Segment;
+import dev.torus.recompute.SegmentContext;
+import dev.torus.tensor.Tensor;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Deque;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.IntFunction;
+
+/**
+ * One stage of a pipeline-parallel model, in its own process: rank s of {@code comm} (of size p)
+ * runs its contiguous run of segments for every micro-batch of a step, in the order a
+ * {@link PipelineSchedule} gives, and exchanges activations (forward) and their gradients
+ * (backward) with its neighbours through the communicator's send and recv.
+ *
+ * <p>Exactness: each segment runs with the same inputs and random keys ({@link #context}) as in one
+ * process, and every stage runs its backward passes in micro-batch order, so each parameter's
+ * gradient accumulates exactly as in one process that runs the micro-batches one after the other:
+ * bitwise equal.
+ *
+ * <p>Transfers carry a small header (the shape) ahead of the data, so that a receiver allocates the
+ * right buffer and a gradient whose shape differs from the activation it answers is refused, naming
+ * both stages and shapes. Sends are asynchronous and awaited at the end of the step; a stage posts
+ * every send before it waits on a receive, so crossed pairs (a forward going down while a gradient
+ * comes up) cannot deadlock. Any failure aborts the communicator, so the other stages fail within
+ * the op timeout instead of waiting.
+ *
+ * <p>The stage borrows the communicator, the segments and the allocator; it frees every tensor it
+ * allocates (stashed activations, received buffers) by the end of {@link #step}. Not thread-safe.
+ */
+public final class PipelineStage {
+    /** What the last stage does with its output: the loss and its gradient (which the stage then owns and frees). */
+    public interface Loss {
+        Result apply(Tensor output, int microBatch);
+
+        record Result(float loss, Tensor gradient) {}
+    }
+
+    /** A step's outcome on this stage: the micro-batch losses (last stage only) and the most micro-batches stashed at once. */
+    public record StepResult(float[] losses, int peakStashedMicroBatches) {}
+
+    private static final int MAX_RANK = 6;
+
+    private final Communicator comm;
+    private final List<? extends Segment> segments;
+    private final int firstSegment;
+    private final PipelineSchedule schedule;
+    private final Allocator allocator;
+    private final long seed;
+
+    /**
+     * @param segments this stage's segments (in order)
+     * @param firstSegment the index of the first of them in the whole model (it keys their randomness)
+     */
+    public PipelineStage(Communicator comm, List<? extends Segment> segments, int firstSegment, PipelineSchedule schedule,
+                         Allocator allocator, long seed) {
+        if (comm == null || schedule == null || allocator == null) {
+            throw new IllegalArgumentException("comm, schedule and allocator must not be null");
+        }
+        if (segments == null || segments.isEmpty()) {
+            throw new IllegalArgumentException("segments of stage " + comm.rank() + " must be a non-empty list");
+        }
+        if (firstSegment < 0) {
+            throw new IllegalArgumentException("firstSegment must be >= 0, got " + firstSegment);
+        }
+        this.comm = comm;
+        this.segments = List.copyOf(segments);
+        this.firstSegment = firstSegment;
+        this.schedule = schedule;
+        this.allocator = allocator;
+        this.seed = seed;
+    }
+
+    /** The context segment {@code segmentIndex} (of the whole model) runs in for micro-batch {@code microBatch}. */
+    public static SegmentContext context(Allocator allocator, long seed, int microBatch, int segmentIndex) {
+        return SegmentContext.of(allocator, seed, (long) microBatch * 1_000_003L + segmentIndex);
+    }
+
+    /**
+     * Runs one step of {@code microBatches} micro-batches. Stage 0 takes micro-batch i from
+     * {@code input.apply(i)} (the caller owns those tensors); the last stage hands each output to
+     * {@code loss}. Parameter gradients accumulate into the segments' parameters; zero them before.
+     */
+    public StepResult step(int microBatches, IntFunction<Tensor> input, Loss loss) {
+        int s = comm.rank();
+        int p = comm.size();
+        if (microBatches < 1) {
+            throw new IllegalArgumentException("microBatches must be >= 1, got " + microBatches);
+        }
+        if (s == 0 && input == null) {
+            throw new IllegalArgumentException("stage 0 needs the micro-batch inputs");
+        }
+        if (s == p - 1 && loss == null) {
+            throw new IllegalArgumentException("the last stage (" + s + ") needs a loss");
+        }
+        Map<Integer, List<Tensor>> stash = new HashMap<>();
+        Map<Integer, Tensor> lossGradients = new HashMap<>();      // last stage
+        Map<Integer, Object[]> activationSends = new HashMap<>();  // {Work, the activation}: freed when its gradient is back
+        Deque<Object[]> pendingSends = new ArrayDeque<>();          // {Work, Tensor to free after it}
+        float[] losses = new float[s == p - 1 ? microBatches : 0];
+        int peak = 0;
+        try {
+            for (PipelineSchedule.Action a : schedule.actions(s, p, microBatches)) {
+                int mb = a.microBatch();
+                if (a.forward()) {
+                    Tensor x = s == 0 ? input.apply(mb) : receive(s - 1, mb, true, null);
+                    List<Tensor> inputs = new ArrayList<>(segments.size());
+                    stash.put(mb, inputs);
+                    peak = Math.max(peak, stash.size());
+                    Tensor cur = x;
+                    for (int i = 0; i < segments.size(); i++) {
+                        inputs.add(cur);
+                        cur = segments.get(i).forward(cur, context(allocator, seed, mb, firstSegment + i));
+                    }
+                    if (s == p - 1) {
+                        Loss.Result r = loss.apply(cur, mb);
+                        losses[mb] = r.loss();
+                        cur.close();
+                        lossGradients.put(mb, r.gradient());
+                    } else {
+                        activationSends.put(mb, send(cur, s + 1, mb, true, pendingSends));
+                    }
+                } else {
+                    Tensor g;
+                    if (s == p - 1) {
+                        g = lossGradients.remove(mb);
+                    } else {
+                        // the activation's send is complete (its gradient needed it): free it, keep its shape
+                        Object[] sent = activationSends.remove(mb);
+                        ((Work) sent[0]).await();
+                        Tensor activation = (Tensor) sent[1];
+                        long[] shape = activation.shape();
+                        activation.close();
+                        g = receive(s + 1, mb, false, shape);
+                    }
+                    List<Tensor> inputs = stash.remove(mb);
+                    for (int i = segments.size() - 1; i >= 0; i--) {
+                        Tensor in = inputs.get(i);
+                        Tensor gin = segments.get(i).backward(in, g, context(allocator, seed, mb, firstSegment + i));
+                        g.close();
+                        if (i > 0 || s > 0) {
+                            in.close(); // a received activation or an intermediate output (stage 0's input is the caller's)
+                        }
+                        g = gin;
+                    }
+                    if (s > 0) {
+                        pendingSends.add(send(g, s - 1, mb, false, pendingSends));
+                    } else {
+                        g.close();
+                    }
+                }
+            }
+            while (!pendingSends.isEmpty()) {
+                Object[] ps = pendingSends.poll();
+                ((Work) ps[0]).await();
+                closeQuietly((Tensor) ps[1]);
+            }
+            return new StepResult(losses, peak);
+        } catch (RuntimeException e) {
+            comm.abort("pipeline stage " + s + " failed: " + e.getMessage());
+            for (Object[] ps : pendingSends) {
+                closeQuietly((Tensor) ps[1]);
+            }
+            for (Object[] as : activationSends.values()) {
+                closeQuietly((Tensor) as[1]);
+            }
+            stash.forEach((mb, inputs) -> {
+                for (int i = s == 0 ? 1 : 0; i < inputs.size(); i++) {
+                    closeQuietly(inputs.get(i));
+                }
+            });
+            lossGradients.values().forEach(PipelineStage::closeQuietly);
+            throw e;
+        }
+    }
+
+    private static int tag(int mb, boolean forward, boolean header) {
+        return 4 * mb + (forward ? 0 : 2) + (header ? 0 : 1);
+    }
+
+    /**
+     * Sends the shape (queued in {@code pending}, freed at the end of the step), then the data; returns
+     * {Work, t} for the data, whose caller frees {@code t} once the work is done.
+     */
+    private Object[] send(Tensor t, int peer, int mb, boolean forward, Deque<Object[]> pending) {
+        if (t.dtype() != DType.FLOAT32) {
+            throw new IllegalStateException("pipeline stage " + comm.rank() + " can only send FLOAT32 tensors, got "
+                    + t.dtype());
+        }
+        long[] shape = t.shape();
+        if (shape.length > MAX_RANK) {
+            throw new IllegalStateException("pipeline stage " + comm.rank() + ": tensors of rank > " + MAX_RANK
+                    + " are not supported, got " + Arrays.toString(shape));
+        }
+        int[] header = new int[MAX_RANK + 1];
+        header[0] = shape.length;
+        for (int i = 0; i < shape.length; i++) {
+            header[1 + i] = Math.toIntExact(shape[i]);
+        }
+        Tensor h = Tensor.fromArray(allocator, header, header.length);
+        pending.add(new Object[] {comm.send(h, peer, tag(mb, forward, true)), h});
+        return new Object[] {comm.send(t, peer, tag(mb, forward, false)), t};
+    }
+
+    /**
+     * Receives the shape, then the data, from {@code peer}. For a gradient, {@code expected} is the shape
+     * of the activation it answers: they must match.
+     */
+    private Tensor receive(int peer, int mb, boolean forward, long[] expected) {
+        int[] header;
+        try (Tensor h = Tensor.zeros(allocator, DType.INT32, dev.torus.Device.cpu(), MAX_RANK + 1)) {
+            comm.recv(h, peer, tag(mb, forward, true)).await();
+            header = h.toIntArray();
+        }
+        int rank = header[0];
+        if (rank < 0 || rank > MAX_RANK) {
+            throw new IllegalStateException("pipeline stage " + comm.rank() + " got a malformed header from stage " + peer
+                    + " for micro-batch " + mb + ": rank " + rank);
+        }
+        long[] shape = new long[rank];
+        for (int i = 0; i < rank; i++) {
+            shape[i] = header[1 + i];
+        }
+        if (expected != null && !Arrays.equals(expected, shape)) {
+            throw new IllegalStateException("pipeline stage " + peer + " sent a gradient of shape " + Arrays.toString(shape)
+                    + " for micro-batch " + mb + ", but stage " + comm.rank() + " sent it an activation of shape "
+                    + Arrays.toString(expected));
+        }
+        Tensor t = Tensor.empty(allocator, DType.FLOAT32, dev.torus.Device.cpu(), shape);
+        try {
+            comm.recv(t, peer, tag(mb, forward, false)).await();
+        } catch (RuntimeException e) {
+            t.close();
+            throw e;
+        }
+        return t;
+    }
+
+    private static void closeQuietly(Tensor t) {
+        if (t != null && !t.isClosed()) {
+            t.close();
+        }
+    }
+}

@@ -1,0 +1,241 @@
+package dev.torus.parallel.pipeline;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.torus.Device;
+import dev.torus.memory.Allocator;
+import dev.torus.nn.Layer;
+import dev.torus.nn.Mlp;
+import dev.torus.nn.Parameter;
+import dev.torus.nn.SoftmaxCrossEntropy;
+import dev.torus.recompute.Segment;
+import dev.torus.recompute.SegmentContext;
+import dev.torus.tensor.Tensor;
+import dev.torus.testing.CommHarness;
+import dev.torus.zookeeper.EmbeddedZooKeeper;
+import dev.torus.zookeeper.ZooKeeperStore;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Pipeline stages as threads of one JVM, each with its own Gloo communicator: the parameter gradients
+ * of every stage are bitwise equal to one process that runs the same micro-batches one after the other,
+ * for GPipe and 1F1B, 2 and 3 stages, and m = 1, 2 and 5 micro-batches (m < p included); the stashed
+ * activations peak at m (GPipe) and min(m, p - s) (1F1B).
+ */
+class PipelineStageTest {
+    private static final int IN = 8;
+    private static final int WIDTH = 16;
+    private static final int BLOCKS = 3;
+    private static final int CLASSES = 4;
+    private static final int ROWS = 6;
+    private static final long SEED = 17;
+    private static EmbeddedZooKeeper zk;
+
+    @BeforeAll
+    static void start() {
+        zk = EmbeddedZooKeeper.startWithoutAuth();
+    }
+
+    @AfterAll
+    static void stop() {
+        zk.close();
+    }
+
+    private static float[] inputs(int mb) {
+        SplittableRandom r = new SplittableRandom(100 + mb);
+        float[] x = new float[ROWS * IN];
+        for (int i = 0; i < x.length; i++) {
+            x[i] = (float) r.nextGaussian();
+        }
+        return x;
+    }
+
+    private static int[] labels(int mb) {
+        int[] y = new int[ROWS];
+        for (int i = 0; i < ROWS; i++) {
+            y[i] = (mb * 7 + i * 3) % CLASSES;
+        }
+        return y;
+    }
+
+    private static Mlp model(Allocator a) {
+        return new Mlp(IN, WIDTH, BLOCKS, CLASSES, 0.1f, Device.cpu(), a, SEED); // dropout: the random keys must match
+    }
+
+    /** One process: the micro-batches one after the other; every parameter's gradient, in model order. */
+    private static List<float[]> reference(int m) {
+        try (Allocator a = Allocator.root("reference"); Mlp mlp = model(a)) {
+            List<Layer> layers = mlp.layers();
+            for (int mb = 0; mb < m; mb++) {
+                List<Tensor> ins = new ArrayList<>();
+                Tensor cur = Tensor.fromArray(a, inputs(mb), ROWS, IN);
+                for (int i = 0; i < layers.size(); i++) {
+                    ins.add(cur);
+                    cur = layers.get(i).forward(cur, PipelineStage.context(a, SEED, mb, i));
+                }
+                Tensor g;
+                try (Tensor y = Tensor.fromArray(a, labels(mb), ROWS);
+                     SoftmaxCrossEntropy.Result r = SoftmaxCrossEntropy.lossAndGrad(cur, y, a)) {
+                    g = Tensor.fromArray(a, r.gradLogits().toFloatArray(), r.gradLogits().shape());
+                }
+                cur.close();
+                for (int i = layers.size() - 1; i >= 0; i--) {
+                    Tensor gin = layers.get(i).backward(ins.get(i), g, PipelineStage.context(a, SEED, mb, i));
+                    g.close();
+                    ins.get(i).close();
+                    g = gin;
+                }
+                g.close();
+            }
+            List<float[]> grads = new ArrayList<>();
+            for (Parameter p : mlp.parameters()) {
+                grads.add(p.grad().toFloatArray());
+            }
+            return grads;
+        }
+    }
+
+    /** The pipeline: per stage, {peak stashed, then each of its parameters' gradients}. */
+    private static List<List<float[]>> pipeline(int stages, int m, PipelineSchedule schedule) throws Exception {
+        try (ZooKeeperStore store = ZooKeeperStore.connect(zk.connectString(), "store", Duration.ofSeconds(10))) {
+            return CommHarness.run(store, stages, Duration.ofSeconds(30), comm -> {
+                try (Allocator a = Allocator.root("stage-" + comm.rank()); Mlp mlp = model(a)) {
+                    List<List<Layer>> parts = StagePartition.byCount(mlp.layers(), stages);
+                    int first = StagePartition.firstIndices(mlp.layers().size(), stages)[comm.rank()];
+                    List<Layer> mine = parts.get(comm.rank());
+                    PipelineStage stage = new PipelineStage(comm, mine, first, schedule, a, SEED);
+                    List<Tensor> xs = new ArrayList<>();
+                    PipelineStage.StepResult r;
+                    try {
+                        r = stage.step(m, mb -> {
+                            Tensor x = Tensor.fromArray(a, inputs(mb), ROWS, IN);
+                            xs.add(x);
+                            return x;
+                        }, (out, mb) -> {
+                            try (Tensor y = Tensor.fromArray(a, labels(mb), ROWS);
+                                 SoftmaxCrossEntropy.Result l = SoftmaxCrossEntropy.lossAndGrad(out, y, a)) {
+                                return new PipelineStage.Loss.Result(l.loss(), Tensor.fromArray(a,
+                                        l.gradLogits().toFloatArray(), l.gradLogits().shape()));
+                            }
+                        });
+                    } finally {
+                        xs.forEach(Tensor::close);
+                    }
+                    List<float[]> out = new ArrayList<>();
+                    out.add(new float[] {r.peakStashedMicroBatches()});
+                    for (Layer l : mine) {
+                        for (Parameter p : l.parameters()) {
+                            out.add(p.grad().toFloatArray());
+                        }
+                    }
+                    return out;
+                }
+            });
+        }
+    }
+
+    @Test
+    void everyScheduleGivesBitwiseTheGradientsOfOneProcess() throws Exception {
+        for (PipelineSchedule schedule : PipelineSchedule.values()) {
+            for (int stages : new int[] {2, 3}) {
+                for (int m : new int[] {1, 2, 5}) {
+                    List<float[]> ref = reference(m);
+                    List<List<float[]>> got = pipeline(stages, m, schedule);
+                    List<float[]> all = new ArrayList<>();
+                    for (int s = 0; s < stages; s++) {
+                        List<float[]> st = got.get(s);
+                        int peak = (int) st.get(0)[0];
+                        int expected = schedule == PipelineSchedule.GPIPE ? m : Math.min(m, stages - s);
+                        assertEquals(expected, peak, schedule + " p=" + stages + " m=" + m + ": stashed micro-batches "
+                                + "on stage " + s);
+                        all.addAll(st.subList(1, st.size()));
+                    }
+                    assertEquals(ref.size(), all.size());
+                    for (int i = 0; i < ref.size(); i++) {
+                        assertArrayEquals(ref.get(i), all.get(i), schedule + " p=" + stages + " m=" + m
+                                + ": gradient of parameter " + i + " differs from one process");
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
+    void schedulesAreWellFormedForEveryMicroBatchCount() {
+        for (PipelineSchedule sch : PipelineSchedule.values()) {
+            for (int p = 1; p <= 5; p++) {
+                for (int m = 1; m <= 9; m++) {
+                    for (int s = 0; s < p; s++) {
+                        List<PipelineSchedule.Action> acts = sch.actions(s, p, m);
+                        assertEquals(2 * m, acts.size());
+                        int nextB = 0;
+                        boolean[] done = new boolean[m];
+                        for (PipelineSchedule.Action a : acts) {
+                            if (a.forward()) {
+                                done[a.microBatch()] = true;
+                            } else {
+                                assertTrue(done[a.microBatch()], sch + ": B" + a.microBatch() + " before its F");
+                                assertEquals(nextB++, a.microBatch(), sch + ": backwards in micro-batch order");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assertEquals("[F0, F1, B0, F2, B1, B2]", PipelineSchedule.ONE_F_ONE_B.actions(2, 4, 3).toString());
+        assertEquals(3.0 / 11, PipelineSchedule.GPIPE.theoreticalBubble(4, 8), 1e-12);
+    }
+
+    @Test
+    void badInputsNameTheArgument() throws Exception {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> StagePartition.byCount(List.of(1, 2, 3), 4));
+        assertTrue(e.getMessage().contains("stages must be in [1, 3]"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> PipelineSchedule.GPIPE.actions(0, 2, 0));
+        assertTrue(e.getMessage().contains("microBatches"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> PipelineSchedule.parse("--schedule", "zb-h2"));
+        assertTrue(e.getMessage().contains("--schedule"), e.getMessage());
+        assertEquals(List.of(List.of(1, 2), List.of(3, 4), List.of(5)), StagePartition.byCount(List.of(1, 2, 3, 4, 5), 3));
+        assertArrayEquals(new int[] {0, 2, 4}, StagePartition.firstIndices(5, 3));
+    }
+
+    /** A stage whose backward answers with the wrong shape: the stage below names both stages and shapes. */
+    @Test
+    void aGradientOfTheWrongShapeIsRefusedNamingBothStages() throws Exception {
+        Segment wrong = new Segment() {
+            @Override
+            public Tensor forward(Tensor input, SegmentContext ctx) {
+                return Tensor.fromArray(ctx.allocator(), input.toFloatArray(), input.shape());
+            }
+
+            @Override
+            public Tensor backward(Tensor input, Tensor gradOutput, SegmentContext ctx) {
+                return Tensor.zeros(ctx.allocator(), dev.torus.DType.FLOAT32, Device.cpu(), 3, 3);
+            }
+        };
+        try (ZooKeeperStore store = ZooKeeperStore.connect(zk.connectString(), "store", Duration.ofSeconds(10))) {
+            Exception e = assertThrows(Exception.class, () -> CommHarness.run(store, 2, Duration.ofSeconds(10), comm -> {
+                try (Allocator a = Allocator.root("bad-" + comm.rank())) {
+                    PipelineStage st = new PipelineStage(comm, List.of(wrong), comm.rank(), PipelineSchedule.ONE_F_ONE_B,
+                            a, SEED);
+                    try (Tensor x = Tensor.fromArray(a, new float[] {1, 2, 3, 4}, 2, 2)) {
+                        st.step(1, mb -> x, (out, mb) -> new PipelineStage.Loss.Result(0f,
+                                Tensor.fromArray(a, out.toFloatArray(), out.shape())));
+                    }
+                    return null;
+                }
+            }));
+            assertTrue(e.getMessage().contains("stage 1 sent a gradient of shape [3, 3]")
+                    && e.getMessage().contains("stage 0 sent it an activation of shape [2, 2]"), e.getMessage());
+        }
+    }
+}
