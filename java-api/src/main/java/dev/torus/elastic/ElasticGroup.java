@@ -257,7 +257,9 @@ public final class ElasticGroup implements AutoCloseable {
             if (System.nanoTime() > deadline) {
                 throw new StoreTimeoutException("member " + id + " of elastic run '" + opts.runId() + "' was not admitted: "
                         + (g == null ? "fewer than minSize " + opts.minSize() + " members came"
-                        : "the job (generation " + parse(g) + ") did not admit it; is it at maxSize " + opts.maxSize() + "?"));
+                        : "the job (generation " + parse(g) + ") did not admit it within " + opts.initTimeout().toMillis()
+                        + " ms: it may be full (at its maxSize; this member's is " + opts.maxSize() + "), finished, or "
+                        + "started with other bounds"));
             }
             sleep(opts.heartbeatPeriod().toMillis());
         }

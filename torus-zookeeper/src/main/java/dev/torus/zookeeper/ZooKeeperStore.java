@@ -186,6 +186,17 @@ public final class ZooKeeperStore implements Store {
                 String h = hp.trim();
                 int colon = h.lastIndexOf(':');
                 if (colon > 0 && !h.endsWith("]")) {
+                    String port = h.substring(colon + 1);
+                    int n;
+                    try {
+                        n = Integer.parseInt(port);
+                    } catch (NumberFormatException e) {
+                        n = -1;
+                    }
+                    if (n < 1 || n > 65535) {
+                        throw new IllegalArgumentException("connectString '" + connectString + "': port '" + port
+                                + "' of '" + h + "' must be a number in [1, 65535]");
+                    }
                     h = h.substring(0, colon);
                 }
                 names.add(h.replace("[", "").replace("]", ""));

@@ -64,6 +64,7 @@ public final class ElasticDemoRun {
         final Process process;
         int rank = -1;
         long generation = -1;
+        boolean member;        // it completed a step: it was admitted
         String fate = "running"; // "left", "killed" once the driver signalled it
 
         Worker(int index, Process process) {
@@ -200,14 +201,15 @@ public final class ElasticDemoRun {
         while (true) {
             Line l = lines.poll(20, TimeUnit.MILLISECONDS);
             while (l != null) {
-                if (!l.stderr && l.text.startsWith(ElasticDemoWorker.STEP_LINE + " ")) {
-                    String[] f = l.text.split(" ");
-                    long s = Long.parseLong(f[1]);
-                    int w = Integer.parseInt(f[2]);
-                    int rank = Integer.parseInt(f[3]);
-                    long gen = Long.parseLong(f[4]);
-                    float loss = Float.parseFloat(f[5]);
-                    int batchNow = Integer.parseInt(f[6]);
+                long[] v = l.stderr ? null : parseStepLine(l.text);
+                if (v != null) {
+                    long s = v[0];
+                    int w = (int) v[1];
+                    int rank = (int) v[2];
+                    long gen = v[3];
+                    float loss = Float.intBitsToFloat((int) v[4]);
+                    int batchNow = (int) v[5];
+                    l.worker.member = true;
                     l.worker.rank = rank;
                     l.worker.generation = gen;
                     if (gen > latestGen) {
@@ -263,6 +265,19 @@ public final class ElasticDemoRun {
                             + world + " at step " + step + ", the schedule expected " + planned;
                 }
             }
+            // a joiner still waiting for admission when every member is done would wait out its timeout
+            boolean membersDone = workers.stream().anyMatch(w -> w.member)
+                    && workers.stream().filter(w -> w.member).noneMatch(w -> w.process.isAlive());
+            if (membersDone && lines.isEmpty()) {
+                for (Worker w : workers) {
+                    if (!w.member && w.process.isAlive()) {
+                        w.fate = "too late";
+                        w.process.destroyForcibly();
+                        return "the job finished at step " + step + " before worker w" + w.index + " (started for "
+                                + "a join) was admitted; schedule joins earlier, or use more --epochs or --step-pause-ms";
+                    }
+                }
+            }
             boolean anyAlive = false;
             for (Worker w : workers) {
                 if (w.process.isAlive()) {
@@ -282,12 +297,37 @@ public final class ElasticDemoRun {
                         return "worker w" + w.index + " was asked to leave and exited with code " + w.process.exitValue();
                     }
                 }
+                int plannedEnd = schedule.plannedWorldBefore(schedule.events().size());
+                if (world != plannedEnd) {
+                    return "the run ended with " + world + " workers, but the schedule " + schedule.spec() + " leads to "
+                            + plannedEnd;
+                }
                 // with an adaptive batch the step count was an estimate; the replay checks that the data was covered
                 return step >= total || adaptive != null ? null : "every worker exited at step " + step + " of " + total;
             }
             if (System.nanoTime() > deadline) {
                 return "the run did not finish within " + RUN_LIMIT_MILLIS / 60_000 + " minutes";
             }
+        }
+    }
+
+    /**
+     * The fields of a worker's progress line (step, world, rank, generation, loss bits, batch), or null for
+     * anything else, a line cut short by a killed worker included.
+     */
+    static long[] parseStepLine(String text) {
+        if (!text.startsWith(ElasticDemoWorker.STEP_LINE + " ")) {
+            return null;
+        }
+        String[] f = text.split(" ");
+        if (f.length != 7) {
+            return null;
+        }
+        try {
+            return new long[] {Long.parseLong(f[1]), Integer.parseInt(f[2]), Integer.parseInt(f[3]), Long.parseLong(f[4]),
+                    Float.floatToRawIntBits(Float.parseFloat(f[5])), Integer.parseInt(f[6])};
+        } catch (NumberFormatException e) {
+            return null;
         }
     }
 

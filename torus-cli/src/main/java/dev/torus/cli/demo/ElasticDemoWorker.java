@@ -76,7 +76,7 @@ public final class ElasticDemoWorker implements Callable<Integer> {
     }
 
     @Override
-    public Integer call() throws IOException, InterruptedException {
+    public Integer call() throws Exception {
         // one thread per worker everywhere: the replay must compute every rank's gradient bit for bit alike
         NativeLibrary.setCpuThreads(1);
         AtomicBoolean term = new AtomicBoolean();
@@ -100,7 +100,12 @@ public final class ElasticDemoWorker implements Callable<Integer> {
             model.state.putLong("batch", options.batch);
             long[] lastGeneration = {-1};
             double[] previous = {0, 0}; // rank 0's last step: {seconds, per-rank batch}
-            try (ElasticLoop loop = ElasticLoop.join(store, opts, model.state, model.root, commitEvery, eventFile)) {
+            try (ElasticLoop loop = ElasticLoop.join(store, opts, model.state, model.root, commitEvery, eventFile);
+                 AutoCloseable closeReducer = () -> {
+                     if (reducer[0] != null) {
+                         reducer[0].close();
+                     }
+                 }) {
                 // the run is a number of epochs: with an adaptive batch the number of steps is not known ahead
                 while (model.sampler.epoch() < options.epochs && loop.next(Long.MAX_VALUE)) {
                     if (term.get() && !loop.group().leaveRequested()) {
@@ -154,16 +159,15 @@ public final class ElasticDemoWorker implements Callable<Integer> {
                         previous[1] = (double) batch / comm.size();
                     });
                     if (model.state.step() > step) {
-                        System.out.printf(Locale.ROOT, "%s %d %d %d %d %.6f %d%n", STEP_LINE, model.state.step(),
-                                loop.comm().size(), loop.comm().rank(), loop.group().generation(), loss[0], used[0]);
+                        // one write per line: a worker killed mid-line must not leave half a line behind
+                        System.out.print(String.format(Locale.ROOT, "%s %d %d %d %d %.6f %d%n", STEP_LINE,
+                                model.state.step(), loop.comm().size(), loop.comm().rank(), loop.group().generation(),
+                                loss[0], used[0]));
                         System.out.flush();
                         if (stepPauseMs > 0) {
                             Thread.sleep(stepPauseMs);
                         }
                     }
-                }
-                if (reducer[0] != null) {
-                    reducer[0].close();
                 }
                 if (!loop.group().isMember()) {
                     return 0;

@@ -43,6 +43,8 @@ public final class ElasticLauncher {
     private static final long LEAVE_GRACE_MILLIS = 30_000;
     /** Replacements one slot may get: a worker that fails at once every time must not loop forever. */
     private static final int MAX_REPLACEMENTS_PER_SLOT = 3;
+    /** A worker stopped or silent this long counts as stuck while the job waits below its minimum. */
+    private static final Duration BELOW_MIN_STUCK = Duration.ofSeconds(2);
     /** How long a node whose workers all failed waits for the job to ask for replacements. */
     private static final long LINGER_NANOS = 10_000_000_000L;
 
@@ -83,6 +85,10 @@ public final class ElasticLauncher {
         }
         if (joinTimeout == null || joinTimeout.isNegative() || joinTimeout.isZero()) {
             throw new IllegalArgumentException("--join-timeout must be positive, got " + joinTimeout);
+        }
+        if ((long) spec.maxNodes() * spec.nprocPerNode() > 1 << 20) {
+            throw new IllegalArgumentException("--nnodes MAX x --nproc-per-node must be at most " + (1 << 20)
+                    + " workers, got " + spec.maxNodes() + " x " + spec.nprocPerNode());
         }
         if (spec.maxRestarts() != 0) {
             throw new IllegalArgumentException("--max-restarts does not apply to --elastic: a failed worker is replaced "
@@ -158,8 +164,11 @@ public final class ElasticLauncher {
             }
             store = ZooKeeperStore.builder(endpoint).root("store").connectTimeout(spec.rdzvTimeout()).jobSecret(secret)
                     .build();
-            store.set("runs/" + runId + "/agents/elastic-" + ProcessHandle.current().pid(), new byte[0]);
-            heartbeatDir = Files.createTempDirectory(PrivateFiles.userDirectory(), "hb-elastic-");
+            clearFinishedRun();
+            store.setEphemeral("runs/" + runId + "/agents/elastic-" + ProcessHandle.current().pid(), new byte[0]);
+            Path mine = PrivateFiles.userDirectory();
+            PrivateFiles.sweepHeartbeatDirs(mine); // those of killed launchers, static or elastic
+            heartbeatDir = Files.createTempDirectory(mine, "hb-" + ProcessHandle.current().pid() + "-elastic-");
         }
         Map<String, String> env = new HashMap<>(spec.extraEnv());
         env.put("TORUS_RDZV_ENDPOINT", endpoint);
@@ -247,8 +256,25 @@ public final class ElasticLauncher {
                             + "minimum of " + env.get(ElasticOptions.MIN_ENV));
                 }
             }
-            // the survivors announce a job below its minimum: replace this node's failed workers
-            if (belowMinimum()) {
+            // the survivors announce a job below its minimum: replace this node's failed workers, and kill (to
+            // replace) a stopped or silent one at once rather than after the stuck timeout, which may be longer
+            // than the job's wait for replacements
+            boolean below = belowMinimum();
+            if (below) {
+                for (int local = 0; local < slots.length; local++) {
+                    WorkerProcess w = slots[local];
+                    if (w != null && finalCodes[local] == null && w.isAlive()) {
+                        String why = w.stuckReason(BELOW_MIN_STUCK, beats[local]);
+                        if (why != null) {
+                            log.println("torusrun: the job is below its minimum and elastic worker local " + local
+                                    + " (pid " + w.pid() + ") is stuck: " + why + "; killing it to replace it");
+                            event("stuck", local, w, null);
+                            w.kill();
+                        }
+                    }
+                }
+            }
+            if (below) {
                 for (int local = 0; local < slots.length; local++) {
                     if (finalCodes[local] != null && finalCodes[local] != 0
                             && replacements[local] < MAX_REPLACEMENTS_PER_SLOT) {
@@ -277,6 +303,34 @@ public final class ElasticLauncher {
                 return anyClean ? 0 : firstFailure;
             }
             Thread.sleep(POLL_MILLIS);
+        }
+    }
+
+    /**
+     * A run id whose job has ended (a generation record, no live member, no live launcher) is cleared, so
+     * that it can be used again; a job that still has members is joined.
+     */
+    private void clearFinishedRun() {
+        String run = "runs/" + runId;
+        if (store.tryGet(run + "/elastic/gen") != null && store.list(run + "/elastic/members").isEmpty()
+                && store.list(run + "/agents").stream().noneMatch(a -> a.startsWith("elastic-"))) {
+            store.delete(run);
+            log.println("torusrun: removed the keys of the ended elastic job '" + runId + "' to start it afresh");
+        }
+    }
+
+    /** The last launcher of a job that has ended removes its keys (a failure to do so is reported, not thrown). */
+    private void removeKeysIfEnded() {
+        String run = "runs/" + runId;
+        try {
+            store.delete(run + "/agents/elastic-" + ProcessHandle.current().pid());
+            if (store.list(run + "/elastic/members").isEmpty()
+                    && store.list(run + "/agents").stream().noneMatch(a -> a.startsWith("elastic-"))) {
+                store.delete(run);
+                log.println("torusrun: the elastic job '" + runId + "' has ended; removed its keys");
+            }
+        } catch (RuntimeException e) {
+            log.println("torusrun: could not remove the keys of '" + runId + "': " + e.getMessage());
         }
     }
 
@@ -332,6 +386,9 @@ public final class ElasticLauncher {
         }
         synchronized (this) {
             if (store != null) {
+                if (runId != null) {
+                    removeKeysIfEnded();
+                }
                 store.close();
                 store = null;
             }
