@@ -304,7 +304,8 @@ class ElasticProcessTest {
                 assertTrue(extra.p.waitFor(60, TimeUnit.SECONDS), "the third joiner did not give up: " + extra.out);
                 Thread.sleep(300);
                 assertTrue(extra.p.exitValue() != 0, extra.out.toString());
-                assertTrue(extra.out.stream().anyMatch(l -> l.contains("was not admitted") && l.contains("at its maxSize; this member's is 2")),
+                assertTrue(extra.out.stream().anyMatch(l -> l.contains("was not admitted")
+                        && l.contains("at its maxSize; this member's is 2")),
                         "the refusal names the cause: " + extra.out);
                 System.out.printf("elastic processes: a join beyond MAX gave up after %.1f s%n", (System.nanoTime() - t0) / 1e9);
             }
