@@ -27,6 +27,7 @@ module dev.torus {
     exports dev.torus.comm;
     exports dev.torus.parallel;
     exports dev.torus.parallel.pipeline;
+    exports dev.torus.parallel.tensor;
     exports dev.torus.rendezvous;
     exports dev.torus.elastic;
 

@@ -1,0 +1,61 @@
+package dev.torus.parallel.tensor;
+
+import dev.torus.Device;
+import dev.torus.memory.Allocator;
+import dev.torus.nn.BiasGelu;
+import dev.torus.nn.Layer;
+import dev.torus.nn.Linear;
+import dev.torus.tensor.Tensor;
+import java.util.List;
+
+/**
+ * Megatron's tensor-parallel MLP block, from a one-process block Linear(in → hidden, no bias), bias + GELU,
+ * Linear(hidden → out): the first linear split by columns, the bias + GELU on this rank's slice of the
+ * hidden features, the second split by rows. One all-reduce in forward (after the second linear) and
+ * one in backward (the input gradient of the first): {@link TensorParallel#forwardAllReduces()} and
+ * {@link TensorParallel#backwardAllReduces()} count them. Its layers are ordinary {@link Layer}s, to
+ * run in order (or in a checkpointed sequence); the block owns them.
+ */
+public final class ParallelMlpBlock implements AutoCloseable {
+    private final List<Layer> layers;
+
+    public ParallelMlpBlock(Linear first, BiasGelu gelu, Linear second, TensorParallel tp, Device device,
+                            Allocator allocator, long seed) {
+        if (first == null || gelu == null || second == null || tp == null) {
+            throw new IllegalArgumentException("first, gelu, second and tp must not be null");
+        }
+        if (first.bias() != null) {
+            throw new IllegalArgumentException("first must have no bias: the block's bias is the GELU's");
+        }
+        ColumnParallelLinear column = new ColumnParallelLinear(first, tp, device, allocator, seed);
+        BiasGelu part = null;
+        RowParallelLinear row = null;
+        try {
+            int hidden = (int) first.weight().value().shape()[0];
+            int slice = tp.shard("the hidden features", hidden);
+            part = new BiasGelu(slice, device, allocator);
+            try (Tensor b = Tensor.fromArray(allocator, TensorParallel.rows(gelu.bias().value().toFloatArray(), 1,
+                    tp.rank() * slice, slice), slice)) {
+                part.bias().value().copyFrom(b);
+            }
+            row = new RowParallelLinear(second, tp, device, allocator, seed);
+        } catch (RuntimeException e) {
+            column.close();
+            if (part != null) {
+                part.close();
+            }
+            throw e;
+        }
+        this.layers = List.of(column, part, row);
+    }
+
+    /** Column-parallel linear, bias + GELU on this rank's slice, row-parallel linear. */
+    public List<Layer> layers() {
+        return layers;
+    }
+
+    @Override
+    public void close() {
+        layers.forEach(Layer::close);
+    }
+}
