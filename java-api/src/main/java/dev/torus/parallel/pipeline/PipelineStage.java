@@ -167,11 +167,12 @@ public final class PipelineStage {
             return new StepResult(losses, peak);
         } catch (RuntimeException e) {
             comm.abort("pipeline stage " + s + " failed: " + e.getMessage());
+            // after the abort the pending sends end at once; their buffers can be freed only then
             for (Object[] ps : pendingSends) {
-                closeQuietly((Tensor) ps[1]);
+                settle(ps);
             }
             for (Object[] as : activationSends.values()) {
-                closeQuietly((Tensor) as[1]);
+                settle(as);
             }
             stash.forEach((mb, inputs) -> {
                 for (int i = s == 0 ? 1 : 0; i < inputs.size(); i++) {
@@ -246,8 +247,22 @@ public final class PipelineStage {
     }
 
     private static void closeQuietly(Tensor t) {
-        if (t != null && !t.isClosed()) {
-            t.close();
+        try {
+            if (t != null && !t.isClosed()) {
+                t.close();
+            }
+        } catch (RuntimeException e) {
+            // cleaning up after a failure: the failure is what the caller must see
         }
+    }
+
+    /** Waits out a failed step's pending send (aborted, it ends at once), then frees its buffer. */
+    private static void settle(Object[] pending) {
+        try {
+            ((Work) pending[0]).await();
+        } catch (RuntimeException e) {
+            // it failed with the step
+        }
+        closeQuietly((Tensor) pending[1]);
     }
 }
