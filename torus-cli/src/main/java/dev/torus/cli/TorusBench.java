@@ -19,7 +19,7 @@ import picocli.CommandLine.Option;
         subcommands = {TorusBench.Quant.class, TorusBench.AllReduce.class, TorusBench.AllGather.class,
                 TorusBench.ReduceScatter.class, TorusBench.Broadcast.class, TorusBench.SendRecv.class,
                 TorusBench.Recompute.class, TorusBench.Dp.class, TorusBench.Rendezvous.class,
-                TorusBench.Elastic.class})
+                TorusBench.Elastic.class, TorusBench.Pipeline.class})
 public final class TorusBench implements Runnable {
     @Override
     public void run() {
@@ -57,6 +57,44 @@ public final class TorusBench implements Runnable {
         @Override
         public Integer call() throws Exception {
             new dev.torus.cli.bench.ElasticBench(System.out).run(json);
+            return 0;
+        }
+    }
+
+    /** Pipeline schedules: measured bubble against theory, with emulated compute. */
+    @Command(name = "pipeline", mixinStandardHelpOptions = true,
+            description = "One JVM per pipeline stage, with emulated compute (forward and backward park for fixed "
+                    + "times): the measured idle fraction of GPipe and 1F1B against (p-1)/(m+p-1), and stage 0's peak "
+                    + "of stashed micro-batches against the schedule's promise (~40 s on 2 cores).")
+    static final class Pipeline implements Callable<Integer> {
+        @Option(names = "--json", description = "Also write one JSON object per row to FILE.")
+        Path json;
+
+        @Option(names = "--stages", defaultValue = "4", description = "Stages, one JVM each (default ${DEFAULT-VALUE}).")
+        int stages;
+
+        @Option(names = "--micro-batches", split = ",", defaultValue = "4,8,16",
+                description = "Micro-batch counts (default ${DEFAULT-VALUE}).")
+        List<Integer> microBatches;
+
+        @Option(names = "--forward-ms", defaultValue = "10", description = "Emulated forward time (default ${DEFAULT-VALUE}).")
+        double forwardMs;
+
+        @Option(names = "--backward-ms", defaultValue = "20", description = "Emulated backward time (default "
+                + "${DEFAULT-VALUE}).")
+        double backwardMs;
+
+        @Option(names = "--steps", defaultValue = "3", description = "Timed steps (default ${DEFAULT-VALUE}).")
+        int steps;
+
+        @Override
+        public Integer call() throws Exception {
+            for (int m : microBatches) {
+                if (m < 1) {
+                    throw new IllegalArgumentException("--micro-batches must all be >= 1, got " + m);
+                }
+            }
+            new dev.torus.cli.bench.PipelineBench(System.out, stages, forwardMs, backwardMs, steps).run(microBatches, json);
             return 0;
         }
     }

@@ -1,0 +1,90 @@
+package dev.torus.cli.bench;
+
+import dev.torus.comm.Communicator;
+import dev.torus.memory.Allocator;
+import dev.torus.parallel.pipeline.PipelineSchedule;
+import dev.torus.parallel.pipeline.PipelineStage;
+import dev.torus.recompute.Segment;
+import dev.torus.recompute.SegmentContext;
+import dev.torus.tensor.Tensor;
+import java.util.List;
+import java.util.Locale;
+
+/**
+ * One stage of {@code torus-bench pipeline}, as its own JVM: a segment whose forward and backward
+ * only park for calibrated times (emulated compute), run through the chosen schedule for a few
+ * steps. It prints {@code @pipe STAGE BUSY_MS STEP_MS PEAK}: the time it spent in F and B, the
+ * step's wall time and the most micro-batches it held, averaged over the timed steps.
+ * Arguments: schedule, micro-batches, forward ms, backward ms, timed steps.
+ */
+public final class PipelineBenchWorker {
+    static final String RESULT = "@pipe";
+
+    private PipelineBenchWorker() {}
+
+    /** Parks for a fixed time and passes its input through; counts the time it spent. */
+    static final class EmulatedSegment implements Segment {
+        private final long forwardNanos;
+        private final long backwardNanos;
+        long busyNanos;
+
+        EmulatedSegment(double forwardMs, double backwardMs) {
+            this.forwardNanos = (long) (forwardMs * 1e6);
+            this.backwardNanos = (long) (backwardMs * 1e6);
+        }
+
+        @Override
+        public Tensor forward(Tensor input, SegmentContext ctx) {
+            park(forwardNanos);
+            return Tensor.fromArray(ctx.allocator(), input.toFloatArray(), input.shape());
+        }
+
+        @Override
+        public Tensor backward(Tensor input, Tensor gradOutput, SegmentContext ctx) {
+            park(backwardNanos);
+            return Tensor.fromArray(ctx.allocator(), gradOutput.toFloatArray(), gradOutput.shape());
+        }
+
+        private void park(long nanos) {
+            long t0 = System.nanoTime();
+            long end = t0 + nanos;
+            for (long left = nanos; left > 0; left = end - System.nanoTime()) {
+                java.util.concurrent.locks.LockSupport.parkNanos(left);
+            }
+            busyNanos += System.nanoTime() - t0;
+        }
+    }
+
+    public static void main(String[] args) throws Exception {
+        PipelineSchedule schedule = PipelineSchedule.parse("schedule", args[0]);
+        int m = Integer.parseInt(args[1]);
+        double f = Double.parseDouble(args[2]);
+        double b = Double.parseDouble(args[3]);
+        int steps = Integer.parseInt(args[4]);
+        try (Communicator comm = Communicator.fromEnv(); Allocator a = Allocator.root("pipeline-bench")) {
+            EmulatedSegment seg = new EmulatedSegment(f, b);
+            PipelineStage stage = new PipelineStage(comm, List.of(seg), comm.rank(), schedule, a, 1);
+            try (Tensor x = Tensor.fromArray(a, new float[8], 1, 8)) {
+                double busy = 0;
+                double wall = 0;
+                int peak = 0;
+                for (int s = -1; s < steps; s++) { // one untimed step first
+                    seg.busyNanos = 0;
+                    comm.barrier().await();
+                    long t0 = System.nanoTime();
+                    PipelineStage.StepResult r = stage.step(m, mb -> x, (out, mb) -> new PipelineStage.Loss.Result(0f,
+                            Tensor.fromArray(a, out.toFloatArray(), out.shape())));
+                    long t1 = System.nanoTime();
+                    if (s >= 0) {
+                        busy += seg.busyNanos / 1e6;
+                        wall += (t1 - t0) / 1e6;
+                        peak = Math.max(peak, r.peakStashedMicroBatches());
+                    }
+                }
+                System.out.println(String.format(Locale.ROOT, "%s %d %.3f %.3f %d", RESULT, comm.rank(), busy / steps,
+                        wall / steps, peak));
+                System.out.flush();
+            }
+        }
+    }
+}
