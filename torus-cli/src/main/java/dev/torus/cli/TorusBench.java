@@ -87,6 +87,10 @@ public final class TorusBench implements Runnable {
         @Option(names = "--steps", defaultValue = "3", description = "Timed steps (default ${DEFAULT-VALUE}).")
         int steps;
 
+        @Option(names = "--trace", description = "Write a Chrome trace (Perfetto, chrome://tracing) of each "
+                + "configuration's last step to FILE.")
+        Path trace;
+
         @Override
         public Integer call() throws Exception {
             for (int m : microBatches) {
@@ -94,7 +98,8 @@ public final class TorusBench implements Runnable {
                     throw new IllegalArgumentException("--micro-batches must all be >= 1, got " + m);
                 }
             }
-            new dev.torus.cli.bench.PipelineBench(System.out, stages, forwardMs, backwardMs, steps).run(microBatches, json);
+            new dev.torus.cli.bench.PipelineBench(System.out, stages, forwardMs, backwardMs, steps).run(microBatches, json,
+                    trace);
             return 0;
         }
     }

@@ -45,6 +45,15 @@ public final class PipelineStage {
         record Result(float loss, Tensor gradient) {}
     }
 
+    /**
+     * Receives one slice of a stage's timeline: {@code name} is F3, B3 (a pass of micro-batch 3), recv-F3
+     * or recv-B3 (waiting for its input or gradient); times are {@link System#nanoTime()} (one clock for
+     * every process of a host on Linux).
+     */
+    public interface Trace {
+        void slice(String name, long startNanos, long endNanos);
+    }
+
     /** A step's outcome on this stage: the micro-batch losses (last stage only) and the most micro-batches stashed at once. */
     public record StepResult(float[] losses, int peakStashedMicroBatches) {}
 
@@ -56,6 +65,7 @@ public final class PipelineStage {
     private final PipelineSchedule schedule;
     private final Allocator allocator;
     private final long seed;
+    private Trace trace;
 
     /**
      * @param segments this stage's segments (in order)
@@ -78,6 +88,18 @@ public final class PipelineStage {
         this.schedule = schedule;
         this.allocator = allocator;
         this.seed = seed;
+    }
+
+    /** Records this stage's timeline into {@code trace} (null: none) from the next step on. */
+    public PipelineStage trace(Trace trace) {
+        this.trace = trace;
+        return this;
+    }
+
+    private void slice(String name, long t0) {
+        if (trace != null) {
+            trace.slice(name, t0, System.nanoTime());
+        }
     }
 
     /** The context segment {@code segmentIndex} (of the whole model) runs in for micro-batch {@code microBatch}. */
@@ -112,7 +134,12 @@ public final class PipelineStage {
             for (PipelineSchedule.Action a : schedule.actions(s, p, microBatches)) {
                 int mb = a.microBatch();
                 if (a.forward()) {
+                    long r0 = System.nanoTime();
                     Tensor x = s == 0 ? input.apply(mb) : receive(s - 1, mb, true, null);
+                    if (s > 0) {
+                        slice("recv-F" + mb, r0);
+                    }
+                    long f0 = System.nanoTime();
                     List<Tensor> inputs = new ArrayList<>(segments.size());
                     stash.put(mb, inputs);
                     peak = Math.max(peak, stash.size());
@@ -129,6 +156,7 @@ public final class PipelineStage {
                     } else {
                         activationSends.put(mb, send(cur, s + 1, mb, true, pendingSends));
                     }
+                    slice("F" + mb, f0);
                 } else {
                     Tensor g;
                     if (s == p - 1) {
@@ -140,8 +168,11 @@ public final class PipelineStage {
                         Tensor activation = (Tensor) sent[1];
                         long[] shape = activation.shape();
                         activation.close();
+                        long r0 = System.nanoTime();
                         g = receive(s + 1, mb, false, shape);
+                        slice("recv-B" + mb, r0);
                     }
+                    long b0 = System.nanoTime();
                     List<Tensor> inputs = stash.remove(mb);
                     for (int i = segments.size() - 1; i >= 0; i--) {
                         Tensor in = inputs.get(i);
@@ -157,6 +188,7 @@ public final class PipelineStage {
                     } else {
                         g.close();
                     }
+                    slice("B" + mb, b0);
                 }
             }
             while (!pendingSends.isEmpty()) {

@@ -45,6 +45,9 @@ public final class PipelineBench {
     }
 
     /** {stage -> {busy ms, step ms, peak}} of one configuration. */
+    /** Chrome trace events of the last configuration launched (one row per stage). */
+    private final List<String> traceEvents = new ArrayList<>();
+
     Map<Integer, double[]> launch(PipelineSchedule schedule, int m) throws IOException, InterruptedException {
         List<String> cmd = Launcher.javaCommand(List.of("-Xmx128m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"),
                 PipelineBenchWorker.class.getName(), List.of(schedule == PipelineSchedule.GPIPE ? "gpipe" : "1f1b",
@@ -55,7 +58,12 @@ public final class PipelineBench {
                 System.getProperty("java.io.tmpdir"), "torus-bench-pipeline-errors"), Duration.ofSeconds(60),
                 Duration.ZERO);
         Launcher l = new Launcher(spec, (rank, stderr, line) -> {
-            if (!stderr && line.startsWith(PipelineBenchWorker.RESULT)) {
+            if (!stderr && line.startsWith(PipelineBenchWorker.SLICE + " ")) {
+                String[] f = line.split(" ");
+                synchronized (traceEvents) {
+                    traceEvents.add(f[1] + " " + f[2] + " " + f[3] + " " + f[4]);
+                }
+            } else if (!stderr && line.startsWith(PipelineBenchWorker.RESULT)) {
                 String[] f = line.split(" ");
                 synchronized (result) {
                     result.put(Integer.parseInt(f[1]), new double[] {Double.parseDouble(f[2]), Double.parseDouble(f[3]),
@@ -75,7 +83,47 @@ public final class PipelineBench {
         return result;
     }
 
+    /**
+     * Writes the slices collected so far as a Chrome trace (the Trace Event format that Perfetto and
+     * chrome://tracing open): one process per configuration, one thread row per stage, one slice per
+     * pass or wait, in microseconds from the configuration's first slice.
+     */
+    private void writeTrace(Path file, Map<String, List<String>> byConfig) throws IOException {
+        StringBuilder sb = new StringBuilder("{\"traceEvents\":[");
+        int pid = 0;
+        boolean first = true;
+        for (Map.Entry<String, List<String>> c : byConfig.entrySet()) {
+            long origin = Long.MAX_VALUE;
+            for (String e : c.getValue()) {
+                origin = Math.min(origin, Long.parseLong(e.split(" ")[2]));
+            }
+            sb.append(first ? "" : ",").append("{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":").append(pid)
+                    .append(",\"args\":{\"name\":").append(dev.torus.cli.Json.quote(c.getKey())).append("}}");
+            first = false;
+            for (String e : c.getValue()) {
+                String[] f = e.split(" ");
+                long t0 = Long.parseLong(f[2]);
+                long t1 = Long.parseLong(f[3]);
+                sb.append(",{\"name\":").append(dev.torus.cli.Json.quote(f[1])).append(",\"cat\":\"")
+                        .append(f[1].startsWith("recv") ? "wait" : "compute").append("\",\"ph\":\"X\",\"pid\":")
+                        .append(pid).append(",\"tid\":").append(f[0]).append(",\"ts\":")
+                        .append(String.format(java.util.Locale.ROOT, "%.1f", (t0 - origin) / 1e3)).append(",\"dur\":")
+                        .append(String.format(java.util.Locale.ROOT, "%.1f", (t1 - t0) / 1e3)).append("}");
+            }
+            pid++;
+        }
+        sb.append("]}\n");
+        java.nio.file.Files.writeString(file, sb.toString());
+    }
+
     public List<BenchRow> run(List<Integer> microBatches, Path json) throws IOException, InterruptedException {
+        return run(microBatches, json, null);
+    }
+
+    /** As above; {@code trace} (may be null) gets a Chrome trace of each configuration's last step. */
+    public List<BenchRow> run(List<Integer> microBatches, Path json, Path trace) throws IOException,
+            InterruptedException {
+        Map<String, List<String>> traces = new java.util.LinkedHashMap<>();
         String[] cols = {"schedule", "p", "m", "step_ms", "ideal_ms", "bubble", "theory", "ratio", "peak_stage0",
                 "promised"};
         int[] widths = {9, 3, 4, 9, 9, 8, 8, 7, 12, 9};
@@ -85,7 +133,9 @@ public final class PipelineBench {
                     + "pipeline's step (the slowest stage's) not spent computing, theory (p-1)/(m+p-1)", stages, forwardMs, backwardMs, steps));
             for (PipelineSchedule sch : PipelineSchedule.values()) {
                 for (int m : microBatches) {
+                    traceEvents.clear();
                     Map<Integer, double[]> r = launch(sch, m);
+                    traces.put((sch == PipelineSchedule.GPIPE ? "gpipe" : "1f1b") + " m=" + m, new ArrayList<>(traceEvents));
                     // the pipeline's step ends when its last stage-step does (stage 0's last backward);
                     // a stage idles for whatever part of that it does not compute
                     double step = 0;
@@ -109,6 +159,11 @@ public final class PipelineBench {
                                 + " micro-batches, the schedule promises " + promised);
                     }
                 }
+            }
+            if (trace != null) {
+                writeTrace(trace, traces);
+                out.println("# wrote the timeline of each configuration's last step to " + trace
+                        + " (open it in Perfetto or chrome://tracing)");
             }
             return report.rows();
         }

@@ -19,6 +19,7 @@ import java.util.Locale;
  */
 public final class PipelineBenchWorker {
     static final String RESULT = "@pipe";
+    static final String SLICE = "@slice";
 
     private PipelineBenchWorker() {}
 
@@ -64,12 +65,20 @@ public final class PipelineBenchWorker {
         try (Communicator comm = Communicator.fromEnv(); Allocator a = Allocator.root("pipeline-bench")) {
             EmulatedSegment seg = new EmulatedSegment(f, b);
             PipelineStage stage = new PipelineStage(comm, List.of(seg), comm.rank(), schedule, a, 1);
+            List<String> slices = new java.util.ArrayList<>();
+            boolean[] record = {false};
+            stage.trace((name, t0, t1) -> {
+                if (record[0]) {
+                    slices.add(SLICE + " " + comm.rank() + " " + name + " " + t0 + " " + t1);
+                }
+            });
             try (Tensor x = Tensor.fromArray(a, new float[8], 1, 8)) {
                 double busy = 0;
                 double wall = 0;
                 int peak = 0;
                 for (int s = -1; s < steps; s++) { // one untimed step first
                     seg.busyNanos = 0;
+                    record[0] = s == steps - 1; // the timeline of the last step
                     comm.barrier().await();
                     long t0 = System.nanoTime();
                     PipelineStage.StepResult r = stage.step(m, mb -> x, (out, mb) -> new PipelineStage.Loss.Result(0f,
@@ -80,6 +89,9 @@ public final class PipelineBenchWorker {
                         wall += (t1 - t0) / 1e6;
                         peak = Math.max(peak, r.peakStashedMicroBatches());
                     }
+                }
+                for (String line : slices) {
+                    System.out.println(line);
                 }
                 System.out.println(String.format(Locale.ROOT, "%s %d %.3f %.3f %d", RESULT, comm.rank(), busy / steps,
                         wall / steps, peak));
