@@ -2,12 +2,9 @@ package dev.torus.parallel.tensor;
 
 import dev.torus.Device;
 import dev.torus.memory.Allocator;
-import dev.torus.nn.Layer;
 import dev.torus.nn.Linear;
-import dev.torus.nn.Parameter;
 import dev.torus.recompute.SegmentContext;
 import dev.torus.tensor.Tensor;
-import java.util.List;
 
 /**
  * A linear layer whose output features are split over a tensor-parallel group (Megatron's column
@@ -17,37 +14,26 @@ import java.util.List;
  * "f": one all-reduce), so the layer before it sees the gradient of the whole layer. Owns its
  * shard's parameters.
  */
-public final class ColumnParallelLinear implements Layer {
-    private final TensorParallel tp;
-    private final Linear shard;
-    private final String key;
-
+public final class ColumnParallelLinear extends ShardedLinear {
     /**
      * This rank's shard of {@code full} (which stays the caller's), in {@code allocator}.
      *
      * @throws IllegalArgumentException if the group's size does not divide the output features
      */
     public ColumnParallelLinear(Linear full, TensorParallel tp, Device device, Allocator allocator, long seed) {
+        super(tp, shardOf(full, tp, device, allocator, seed), "column");
+    }
+
+    private static Linear shardOf(Linear full, TensorParallel tp, Device device, Allocator allocator, long seed) {
         long[] w = full.weight().value().shape();
         int out = (int) w[0];
         int in = (int) w[1];
         int part = tp.shard("the output features", out);
-        this.tp = tp;
-        this.shard = new Linear(in, part, full.bias() != null, device, allocator, seed);
+        Linear shard = new Linear(in, part, full.bias() != null, device, allocator, seed);
         TensorParallel.load(shard, TensorParallel.rows(full.weight().value().toFloatArray(), in, tp.rank() * part, part),
                 full.bias() == null ? null : TensorParallel.rows(full.bias().value().toFloatArray(), 1, tp.rank() * part,
                         part), allocator);
-        this.key = tp.newKey("column");
-    }
-
-    @Override
-    public List<Parameter> parameters() {
-        return shard.parameters();
-    }
-
-    @Override
-    public long[] outputShape(long[] inputShape) {
-        return shard.outputShape(inputShape);
+        return shard;
     }
 
     @Override
@@ -65,15 +51,5 @@ public final class ColumnParallelLinear implements Layer {
             throw e;
         }
         return dx;
-    }
-
-    @Override
-    public void close() {
-        shard.close();
-    }
-
-    @Override
-    public String toString() {
-        return "ColumnParallelLinear(" + shard + ", rank " + tp.rank() + " of " + tp.size() + ")";
     }
 }

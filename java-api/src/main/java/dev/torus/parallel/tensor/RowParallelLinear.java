@@ -2,12 +2,9 @@ package dev.torus.parallel.tensor;
 
 import dev.torus.Device;
 import dev.torus.memory.Allocator;
-import dev.torus.nn.Layer;
 import dev.torus.nn.Linear;
-import dev.torus.nn.Parameter;
 import dev.torus.recompute.SegmentContext;
 import dev.torus.tensor.Tensor;
-import java.util.List;
 
 /**
  * A linear layer whose input features are split over a tensor-parallel group (Megatron's row
@@ -17,37 +14,26 @@ import java.util.List;
  * 0 before the sum, and only rank 0 holds it. Backward needs no communication: the output gradient
  * is the same on every rank. Owns its shard's parameters.
  */
-public final class RowParallelLinear implements Layer {
-    private final TensorParallel tp;
-    private final Linear shard;
-    private final String key;
-
+public final class RowParallelLinear extends ShardedLinear {
     /**
      * This rank's shard of {@code full} (which stays the caller's), in {@code allocator}.
      *
      * @throws IllegalArgumentException if the group's size does not divide the input features
      */
     public RowParallelLinear(Linear full, TensorParallel tp, Device device, Allocator allocator, long seed) {
+        super(tp, shardOf(full, tp, device, allocator, seed), "row");
+    }
+
+    private static Linear shardOf(Linear full, TensorParallel tp, Device device, Allocator allocator, long seed) {
         long[] w = full.weight().value().shape();
         int out = (int) w[0];
         int in = (int) w[1];
         int part = tp.shard("the input features", in);
         boolean bias = full.bias() != null && tp.rank() == 0;
-        this.tp = tp;
-        this.shard = new Linear(part, out, bias, device, allocator, seed);
+        Linear shard = new Linear(part, out, bias, device, allocator, seed);
         TensorParallel.load(shard, TensorParallel.columns(full.weight().value().toFloatArray(), out, in,
                 tp.rank() * part, part), bias ? full.bias().value().toFloatArray() : null, allocator);
-        this.key = tp.newKey("row");
-    }
-
-    @Override
-    public List<Parameter> parameters() {
-        return shard.parameters();
-    }
-
-    @Override
-    public long[] outputShape(long[] inputShape) {
-        return shard.outputShape(inputShape);
+        return shard;
     }
 
     @Override
@@ -65,15 +51,5 @@ public final class RowParallelLinear implements Layer {
     @Override
     public Tensor backward(Tensor input, Tensor gradOutput, SegmentContext ctx) {
         return shard.backward(input, gradOutput, ctx);
-    }
-
-    @Override
-    public void close() {
-        shard.close();
-    }
-
-    @Override
-    public String toString() {
-        return "RowParallelLinear(" + shard + ", rank " + tp.rank() + " of " + tp.size() + ")";
     }
 }
