@@ -110,6 +110,31 @@ public final class Linear implements Layer {
 
     @Override
     public Tensor backward(Tensor x, Tensor dy, SegmentContext ctx) {
+        long rows = checkBackward(x, dy);
+        return Ops.filled(ctx.allocator(), device, x.shape(), dx -> {
+            Ops.gemm(false, false, rows, in, out, dy, out, weight.value(), in, 0f, dx, in, "Linear backward (dx)");
+            weightGradients(rows, x, dy);
+        });
+    }
+
+    @Override
+    public boolean splitsBackward() {
+        return true;
+    }
+
+    @Override
+    public Tensor backwardInput(Tensor x, Tensor dy, SegmentContext ctx) {
+        long rows = checkBackward(x, dy);
+        return Ops.filled(ctx.allocator(), device, x.shape(), dx ->
+                Ops.gemm(false, false, rows, in, out, dy, out, weight.value(), in, 0f, dx, in, "Linear backward (dx)"));
+    }
+
+    @Override
+    public void backwardWeights(Tensor x, Tensor dy, SegmentContext ctx) {
+        weightGradients(checkBackward(x, dy), x, dy);
+    }
+
+    private long checkBackward(Tensor x, Tensor dy) {
         long rows = Checks.rows("Linear", "input", x, in, device);
         Checks.float32("gradOutput", dy);
         if (!java.util.Arrays.equals(dy.shape(), outputShape(x.shape()))) {
@@ -117,13 +142,14 @@ public final class Linear implements Layer {
                     + java.util.Arrays.toString(outputShape(x.shape())) + ", got " + java.util.Arrays.toString(dy.shape()));
         }
         Checks.sameDevice("Linear", "gradOutput", dy, device);
-        return Ops.filled(ctx.allocator(), device, x.shape(), dx -> {
-            Ops.gemm(false, false, rows, in, out, dy, out, weight.value(), in, 0f, dx, in, "Linear backward (dx)");
-            Ops.gemm(true, false, out, in, rows, dy, out, x, in, 1f, weight.grad(), in, "Linear backward (dW)");
-            if (bias != null) {
-                Ops.columnSum(dy, bias.grad(), rows, out, true, "Linear backward (db)");
-            }
-        });
+        return rows;
+    }
+
+    private void weightGradients(long rows, Tensor x, Tensor dy) {
+        Ops.gemm(true, false, out, in, rows, dy, out, x, in, 1f, weight.grad(), in, "Linear backward (dW)");
+        if (bias != null) {
+            Ops.columnSum(dy, bias.grad(), rows, out, true, "Linear backward (db)");
+        }
     }
 
     @Override

@@ -64,8 +64,8 @@ public final class TorusBench implements Runnable {
     /** Pipeline schedules: measured bubble against theory, with emulated compute. */
     @Command(name = "pipeline", mixinStandardHelpOptions = true,
             description = "One JVM per pipeline stage, with emulated compute (forward and backward park for fixed "
-                    + "times): the measured idle fraction of GPipe and 1F1B against (p-1)/(m+p-1), and stage 0's peak "
-                    + "of stashed micro-batches against the schedule's promise (~40 s on 2 cores).")
+                    + "times): the measured idle fraction of GPipe, 1F1B and ZB-H1 against theory, and stage 0's "
+                    + "peak of stashed micro-batches against the schedule's promise (~40 s on 2 cores).")
     static final class Pipeline implements Callable<Integer> {
         @Option(names = "--json", description = "Also write one JSON object per row to FILE.")
         Path json;
@@ -80,9 +80,13 @@ public final class TorusBench implements Runnable {
         @Option(names = "--forward-ms", defaultValue = "10", description = "Emulated forward time (default ${DEFAULT-VALUE}).")
         double forwardMs;
 
-        @Option(names = "--backward-ms", defaultValue = "20", description = "Emulated backward time (default "
+        @Option(names = "--backward-ms", defaultValue = "10", description = "Emulated input-gradient time (B; default "
                 + "${DEFAULT-VALUE}).")
         double backwardMs;
+
+        @Option(names = "--weight-ms", defaultValue = "10", description = "Emulated weight-gradient time (W, run apart "
+                + "by zb-h1, with B by the others; default ${DEFAULT-VALUE}).")
+        double weightMs;
 
         @Option(names = "--steps", defaultValue = "3", description = "Timed steps (default ${DEFAULT-VALUE}).")
         int steps;
@@ -98,8 +102,8 @@ public final class TorusBench implements Runnable {
                     throw new IllegalArgumentException("--micro-batches must all be >= 1, got " + m);
                 }
             }
-            new dev.torus.cli.bench.PipelineBench(System.out, stages, forwardMs, backwardMs, steps).run(microBatches, json,
-                    trace);
+            new dev.torus.cli.bench.PipelineBench(System.out, stages, forwardMs, backwardMs, weightMs, steps)
+                    .run(microBatches, json, trace);
             return 0;
         }
     }

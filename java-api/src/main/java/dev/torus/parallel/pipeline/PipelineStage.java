@@ -4,6 +4,7 @@ import dev.torus.DType;
 import dev.torus.comm.Communicator;
 import dev.torus.comm.Work;
 import dev.torus.memory.Allocator;
+import dev.torus.nn.Layer;
 import dev.torus.recompute.Segment;
 import dev.torus.recompute.SegmentContext;
 import dev.torus.tensor.Tensor;
@@ -125,6 +126,8 @@ public final class PipelineStage {
             throw new IllegalArgumentException("the last stage (" + s + ") needs a loss");
         }
         Map<Integer, List<Tensor>> stash = new HashMap<>();
+        // ZB-H1: per micro-batch, {layer, its input, its output gradient, segment index} awaiting the W pass
+        Map<Integer, List<Object[]>> awaitingWeights = new HashMap<>();
         Map<Integer, Tensor> lossGradients = new HashMap<>();      // last stage
         Map<Integer, Object[]> activationSends = new HashMap<>();  // {Work, the activation}: freed when its gradient is back
         Deque<Object[]> pendingSends = new ArrayDeque<>();          // {Work, Tensor to free after it}
@@ -142,7 +145,6 @@ public final class PipelineStage {
                     long f0 = System.nanoTime();
                     List<Tensor> inputs = new ArrayList<>(segments.size());
                     stash.put(mb, inputs);
-                    peak = Math.max(peak, stash.size());
                     Tensor cur = x;
                     for (int i = 0; i < segments.size(); i++) {
                         inputs.add(cur);
@@ -157,7 +159,7 @@ public final class PipelineStage {
                         activationSends.put(mb, send(cur, s + 1, mb, true, pendingSends));
                     }
                     slice("F" + mb, f0);
-                } else {
+                } else if (a.kind() == PipelineSchedule.Kind.B) {
                     Tensor g;
                     if (s == p - 1) {
                         g = lossGradients.remove(mb);
@@ -174,14 +176,27 @@ public final class PipelineStage {
                     }
                     long b0 = System.nanoTime();
                     List<Tensor> inputs = stash.remove(mb);
+                    List<Object[]> later = new ArrayList<>();
                     for (int i = segments.size() - 1; i >= 0; i--) {
                         Tensor in = inputs.get(i);
-                        Tensor gin = segments.get(i).backward(in, g, context(allocator, seed, mb, firstSegment + i));
-                        g.close();
-                        if (i > 0 || s > 0) {
-                            in.close(); // a received activation or an intermediate output (stage 0's input is the caller's)
+                        Segment seg = segments.get(i);
+                        SegmentContext ctx = context(allocator, seed, mb, firstSegment + i);
+                        boolean own = i > 0 || s > 0; // stage 0's input is the caller's
+                        Tensor gin;
+                        if (schedule == PipelineSchedule.ZB_H1 && seg instanceof Layer l && l.splitsBackward()) {
+                            gin = l.backwardInput(in, g, ctx);
+                            later.add(new Object[] {l, in, g, i, own}); // both stay for the W pass
+                        } else {
+                            gin = seg.backward(in, g, ctx);
+                            g.close();
+                            if (own) {
+                                in.close();
+                            }
                         }
                         g = gin;
+                    }
+                    if (!later.isEmpty()) {
+                        awaitingWeights.put(mb, later);
                     }
                     if (s > 0) {
                         pendingSends.add(send(g, s - 1, mb, false, pendingSends));
@@ -189,7 +204,25 @@ public final class PipelineStage {
                         g.close();
                     }
                     slice("B" + mb, b0);
+                } else {
+                    long w0 = System.nanoTime();
+                    List<Object[]> later = awaitingWeights.remove(mb);
+                    if (later != null) {
+                        for (Object[] e : later) {
+                            Tensor in = (Tensor) e[1];
+                            Tensor g = (Tensor) e[2];
+                            ((Layer) e[0]).backwardWeights(in, g, context(allocator, seed, mb, firstSegment + (int) e[3]));
+                            g.close();
+                            if ((boolean) e[4]) {
+                                in.close();
+                            }
+                        }
+                    }
+                    slice("W" + mb, w0);
                 }
+                java.util.Set<Integer> held = new java.util.HashSet<>(stash.keySet());
+                held.addAll(awaitingWeights.keySet());
+                peak = Math.max(peak, held.size());
             }
             while (!pendingSends.isEmpty()) {
                 Object[] ps = pendingSends.poll();
@@ -212,6 +245,12 @@ public final class PipelineStage {
                 }
             });
             lossGradients.values().forEach(PipelineStage::closeQuietly);
+            awaitingWeights.values().forEach(list -> list.forEach(w -> {
+                closeQuietly((Tensor) w[2]);
+                if ((boolean) w[4]) {
+                    closeQuietly((Tensor) w[1]);
+                }
+            }));
             throw e;
         }
     }

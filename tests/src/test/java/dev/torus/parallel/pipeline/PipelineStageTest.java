@@ -154,7 +154,9 @@ class PipelineStageTest {
                     for (int s = 0; s < stages; s++) {
                         List<float[]> st = got.get(s);
                         int peak = (int) st.get(0)[0];
-                        int expected = schedule == PipelineSchedule.GPIPE ? m : Math.min(m, stages - s);
+                        int expected = schedule == PipelineSchedule.GPIPE ? m
+                                : schedule == PipelineSchedule.ONE_F_ONE_B ? Math.min(m, stages - s)
+                                : schedule.activationsHeld(s, stages, m);
                         assertEquals(expected, peak, schedule + " p=" + stages + " m=" + m + ": stashed micro-batches "
                                 + "on stage " + s);
                         all.addAll(st.subList(1, st.size()));
@@ -176,21 +178,36 @@ class PipelineStageTest {
                 for (int m = 1; m <= 9; m++) {
                     for (int s = 0; s < p; s++) {
                         List<PipelineSchedule.Action> acts = sch.actions(s, p, m);
-                        assertEquals(2 * m, acts.size());
+                        assertEquals((sch == PipelineSchedule.ZB_H1 ? 3 : 2) * m, acts.size());
                         int nextB = 0;
+                        int nextW = 0;
                         boolean[] done = new boolean[m];
+                        boolean[] back = new boolean[m];
                         for (PipelineSchedule.Action a : acts) {
-                            if (a.forward()) {
-                                done[a.microBatch()] = true;
-                            } else {
-                                assertTrue(done[a.microBatch()], sch + ": B" + a.microBatch() + " before its F");
-                                assertEquals(nextB++, a.microBatch(), sch + ": backwards in micro-batch order");
+                            switch (a.kind()) {
+                                case F -> done[a.microBatch()] = true;
+                                case B -> {
+                                    assertTrue(done[a.microBatch()], sch + ": B" + a.microBatch() + " before its F");
+                                    assertEquals(nextB++, a.microBatch(), sch + ": backwards in micro-batch order");
+                                    back[a.microBatch()] = true;
+                                }
+                                case W -> {
+                                    assertTrue(back[a.microBatch()], sch + ": W" + a.microBatch() + " before its B");
+                                    assertEquals(nextW++, a.microBatch(), sch + ": weight passes in micro-batch order");
+                                }
                             }
                         }
                     }
                 }
             }
         }
+        assertEquals("[F0, F1, F2, F3, B0, W0, F4, B1, W1, F5, B2, W2, F6, B3, W3, F7, B4, W4, B5, W5, B6, W6, B7, W7]",
+                PipelineSchedule.ZB_H1.actions(0, 4, 8).toString());
+        for (int s = 0; s < 4; s++) {
+            assertEquals(PipelineSchedule.ONE_F_ONE_B.activationsHeld(s, 4, 8),
+                    PipelineSchedule.ZB_H1.activationsHeld(s, 4, 8), "ZB-H1 holds what 1F1B holds, stage " + s);
+        }
+        assertEquals("[F0, B0, W0, F1, B1, W1]", PipelineSchedule.ZB_H1.actions(3, 4, 2).toString());
         assertEquals("[F0, F1, B0, F2, B1, B2]", PipelineSchedule.ONE_F_ONE_B.actions(2, 4, 3).toString());
         assertEquals(3.0 / 11, PipelineSchedule.GPIPE.theoreticalBubble(4, 8), 1e-12);
     }
@@ -202,6 +219,7 @@ class PipelineStageTest {
         assertTrue(e.getMessage().contains("stages must be in [1, 3]"), e.getMessage());
         e = assertThrows(IllegalArgumentException.class, () -> PipelineSchedule.GPIPE.actions(0, 2, 0));
         assertTrue(e.getMessage().contains("microBatches"), e.getMessage());
+        assertEquals(PipelineSchedule.ZB_H1, PipelineSchedule.parse("--schedule", "zb-h1"));
         e = assertThrows(IllegalArgumentException.class, () -> PipelineSchedule.parse("--schedule", "zb-h2"));
         assertTrue(e.getMessage().contains("--schedule"), e.getMessage());
         assertEquals(List.of(List.of(1, 2), List.of(3, 4), List.of(5)), StagePartition.byCount(List.of(1, 2, 3, 4, 5), 3));

@@ -24,15 +24,16 @@ public final class PipelineBench {
     private final int stages;
     private final double forwardMs;
     private final double backwardMs;
+    private final double weightMs;
     private final int steps;
 
-    public PipelineBench(PrintStream out, int stages, double forwardMs, double backwardMs, int steps) {
+    public PipelineBench(PrintStream out, int stages, double forwardMs, double backwardMs, double weightMs, int steps) {
         if (stages < 2) {
             throw new IllegalArgumentException("--stages must be >= 2, got " + stages);
         }
-        if (!(forwardMs > 0) || !(backwardMs > 0)) {
-            throw new IllegalArgumentException("--forward-ms and --backward-ms must be positive, got " + forwardMs + " and "
-                    + backwardMs);
+        if (!(forwardMs > 0) || !(backwardMs > 0) || !(weightMs > 0)) {
+            throw new IllegalArgumentException("--forward-ms, --backward-ms and --weight-ms must be positive, got "
+                    + forwardMs + ", " + backwardMs + " and " + weightMs);
         }
         if (steps < 1) {
             throw new IllegalArgumentException("--steps must be >= 1, got " + steps);
@@ -41,6 +42,7 @@ public final class PipelineBench {
         this.stages = stages;
         this.forwardMs = forwardMs;
         this.backwardMs = backwardMs;
+        this.weightMs = weightMs;
         this.steps = steps;
     }
 
@@ -50,8 +52,8 @@ public final class PipelineBench {
 
     Map<Integer, double[]> launch(PipelineSchedule schedule, int m) throws IOException, InterruptedException {
         List<String> cmd = Launcher.javaCommand(List.of("-Xmx128m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"),
-                PipelineBenchWorker.class.getName(), List.of(schedule == PipelineSchedule.GPIPE ? "gpipe" : "1f1b",
-                        "" + m, "" + forwardMs, "" + backwardMs, "" + steps));
+                PipelineBenchWorker.class.getName(), List.of(schedule.label(), "" + m, "" + forwardMs, "" + backwardMs,
+                        "" + weightMs, "" + steps));
         Map<Integer, double[]> result = new TreeMap<>();
         List<String> errors = new ArrayList<>();
         LaunchSpec spec = new LaunchSpec(stages, 1, 1, null, null, 0, cmd, Map.of(), Path.of(
@@ -129,13 +131,14 @@ public final class PipelineBench {
         int[] widths = {9, 3, 4, 9, 9, 8, 8, 7, 12, 9};
         try (BenchReport report = new BenchReport(out, json, cols, widths)) {
             report.header(String.format(java.util.Locale.ROOT, "# pipeline: %d stage JVMs, emulated compute F=%.0f ms, "
-                    + "B=%.0f ms (parked, not computed), %d timed steps; bubble = mean over stages of the share of the "
-                    + "pipeline's step (the slowest stage's) not spent computing, theory (p-1)/(m+p-1)", stages, forwardMs, backwardMs, steps));
+                    + "B=%.0f ms, W=%.0f ms (parked, not computed; B+W in one pass for gpipe and 1f1b), %d timed steps; bubble = mean over stages of the share of the "
+                    + "pipeline's step (the slowest stage's) not spent computing, theory (p-1)/(m+p-1), zb-h1 (p-1)/(3m+p-1) "
+                    + "for F=B=W", stages, forwardMs, backwardMs, weightMs, steps));
             for (PipelineSchedule sch : PipelineSchedule.values()) {
                 for (int m : microBatches) {
                     traceEvents.clear();
                     Map<Integer, double[]> r = launch(sch, m);
-                    traces.put((sch == PipelineSchedule.GPIPE ? "gpipe" : "1f1b") + " m=" + m, new ArrayList<>(traceEvents));
+                    traces.put(sch.label() + " m=" + m, new ArrayList<>(traceEvents));
                     // the pipeline's step ends when its last stage-step does (stage 0's last backward);
                     // a stage idles for whatever part of that it does not compute
                     double step = 0;
@@ -148,10 +151,13 @@ public final class PipelineBench {
                     }
                     idle /= r.size();
                     double theory = sch.theoreticalBubble(stages, m);
-                    int promised = sch == PipelineSchedule.GPIPE ? m : Math.min(m, stages);
-                    report.add(new BenchRow().put("schedule", sch == PipelineSchedule.GPIPE ? "gpipe" : "1f1b")
+                    int promised = sch.activationsHeld(0, stages, m);
+                    double ideal = sch == PipelineSchedule.ZB_H1
+                            ? m * (forwardMs + backwardMs + weightMs) + (stages - 1) * (forwardMs + backwardMs - weightMs)
+                            : (m + stages - 1) * (forwardMs + backwardMs + weightMs);
+                    report.add(new BenchRow().put("schedule", sch.label())
                             .put("p", stages).put("m", m).put("step_ms", step)
-                            .put("ideal_ms", (m + stages - 1) * (forwardMs + backwardMs))
+                            .put("ideal_ms", ideal)
                             .put("bubble", idle).put("theory", theory).put("ratio", idle / theory)
                             .put("peak_stage0", (int) r.get(0)[2]).put("promised", promised));
                     if ((int) r.get(0)[2] != promised) {

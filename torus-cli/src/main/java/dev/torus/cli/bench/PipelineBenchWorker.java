@@ -4,7 +4,6 @@ import dev.torus.comm.Communicator;
 import dev.torus.memory.Allocator;
 import dev.torus.parallel.pipeline.PipelineSchedule;
 import dev.torus.parallel.pipeline.PipelineStage;
-import dev.torus.recompute.Segment;
 import dev.torus.recompute.SegmentContext;
 import dev.torus.tensor.Tensor;
 import java.util.List;
@@ -15,7 +14,7 @@ import java.util.Locale;
  * only park for calibrated times (emulated compute), run through the chosen schedule for a few
  * steps. It prints {@code @pipe STAGE BUSY_MS STEP_MS PEAK}: the time it spent in F and B, the
  * step's wall time and the most micro-batches it held, averaged over the timed steps.
- * Arguments: schedule, micro-batches, forward ms, backward ms, timed steps.
+ * Arguments: schedule, micro-batches, forward ms, input-gradient ms, weight-gradient ms, timed steps.
  */
 public final class PipelineBenchWorker {
     static final String RESULT = "@pipe";
@@ -23,15 +22,36 @@ public final class PipelineBenchWorker {
 
     private PipelineBenchWorker() {}
 
-    /** Parks for a fixed time and passes its input through; counts the time it spent. */
-    static final class EmulatedSegment implements Segment {
+    /**
+     * Parks for a fixed time and passes its input through; counts the time it spent. Its backward splits
+     * into an input-gradient part (B) and a weight-gradient part (W), as a linear layer's does.
+     */
+    static final class EmulatedSegment implements dev.torus.nn.Layer {
         private final long forwardNanos;
         private final long backwardNanos;
+        private final long weightNanos;
         long busyNanos;
 
-        EmulatedSegment(double forwardMs, double backwardMs) {
+        EmulatedSegment(double forwardMs, double backwardMs, double weightMs) {
             this.forwardNanos = (long) (forwardMs * 1e6);
             this.backwardNanos = (long) (backwardMs * 1e6);
+            this.weightNanos = (long) (weightMs * 1e6);
+        }
+
+        @Override
+        public boolean splitsBackward() {
+            return true;
+        }
+
+        @Override
+        public Tensor backwardInput(Tensor input, Tensor gradOutput, SegmentContext ctx) {
+            park(backwardNanos);
+            return Tensor.fromArray(ctx.allocator(), gradOutput.toFloatArray(), gradOutput.shape());
+        }
+
+        @Override
+        public void backwardWeights(Tensor input, Tensor gradOutput, SegmentContext ctx) {
+            park(weightNanos);
         }
 
         @Override
@@ -42,7 +62,7 @@ public final class PipelineBenchWorker {
 
         @Override
         public Tensor backward(Tensor input, Tensor gradOutput, SegmentContext ctx) {
-            park(backwardNanos);
+            park(backwardNanos + weightNanos);
             return Tensor.fromArray(ctx.allocator(), gradOutput.toFloatArray(), gradOutput.shape());
         }
 
@@ -61,9 +81,10 @@ public final class PipelineBenchWorker {
         int m = Integer.parseInt(args[1]);
         double f = Double.parseDouble(args[2]);
         double b = Double.parseDouble(args[3]);
-        int steps = Integer.parseInt(args[4]);
+        double w = Double.parseDouble(args[4]);
+        int steps = Integer.parseInt(args[5]);
         try (Communicator comm = Communicator.fromEnv(); Allocator a = Allocator.root("pipeline-bench")) {
-            EmulatedSegment seg = new EmulatedSegment(f, b);
+            EmulatedSegment seg = new EmulatedSegment(f, b, w);
             PipelineStage stage = new PipelineStage(comm, List.of(seg), comm.rank(), schedule, a, 1);
             List<String> slices = new java.util.ArrayList<>();
             boolean[] record = {false};
