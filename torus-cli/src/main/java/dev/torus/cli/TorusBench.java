@@ -19,7 +19,7 @@ import picocli.CommandLine.Option;
         subcommands = {TorusBench.Quant.class, TorusBench.AllReduce.class, TorusBench.AllGather.class,
                 TorusBench.ReduceScatter.class, TorusBench.Broadcast.class, TorusBench.SendRecv.class,
                 TorusBench.Recompute.class, TorusBench.Dp.class, TorusBench.Rendezvous.class,
-                TorusBench.Elastic.class, TorusBench.Pipeline.class})
+                TorusBench.Elastic.class, TorusBench.Pipeline.class, TorusBench.Tp.class})
 public final class TorusBench implements Runnable {
     @Override
     public void run() {
@@ -104,6 +104,41 @@ public final class TorusBench implements Runnable {
             }
             new dev.torus.cli.bench.PipelineBench(System.out, stages, forwardMs, backwardMs, weightMs, steps)
                     .run(microBatches, json, trace);
+            return 0;
+        }
+    }
+
+    /** Tensor-parallel MLP block against data parallelism on the same ranks. */
+    @Command(name = "tp", mixinStandardHelpOptions = true,
+            description = "Megatron's MLP block on t in-process ranks, tensor-parallel against data-parallel: step time, "
+                    + "all-reduces per step and floats reduced (~30 s on 2 cores).")
+    static final class Tp implements Callable<Integer> {
+        @Option(names = "--json", description = "Also write one JSON object per row to FILE.")
+        Path json;
+
+        @Option(names = "--ranks", split = ",", defaultValue = "2,4", description = "Degrees (default ${DEFAULT-VALUE}).")
+        List<Integer> ranks;
+
+        @Option(names = "--in", defaultValue = "256", description = "Input and output features (default ${DEFAULT-VALUE}).")
+        int in;
+
+        @Option(names = "--hidden", defaultValue = "1024", description = "Hidden features (default ${DEFAULT-VALUE}).")
+        int hidden;
+
+        @Option(names = "--rows", defaultValue = "64", description = "Rows per step (default ${DEFAULT-VALUE}).")
+        int rows;
+
+        @Option(names = "--steps", defaultValue = "10", description = "Timed steps (default ${DEFAULT-VALUE}).")
+        int steps;
+
+        @Override
+        public Integer call() throws Exception {
+            for (int t : ranks) {
+                if (t < 1) {
+                    throw new IllegalArgumentException("--ranks must all be >= 1, got " + t);
+                }
+            }
+            new dev.torus.cli.bench.TpBench(System.out, in, hidden, rows, steps).run(ranks, json);
             return 0;
         }
     }
