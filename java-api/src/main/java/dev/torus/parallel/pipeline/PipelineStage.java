@@ -220,9 +220,8 @@ public final class PipelineStage {
                     }
                     slice("W" + mb, w0);
                 }
-                java.util.Set<Integer> held = new java.util.HashSet<>(stash.keySet());
-                held.addAll(awaitingWeights.keySet());
-                peak = Math.max(peak, held.size());
+                // a micro-batch leaves the stash at its B and enters awaitingWeights then: the two are disjoint
+                peak = Math.max(peak, stash.size() + awaitingWeights.size());
             }
             while (!pendingSends.isEmpty()) {
                 Object[] ps = pendingSends.poll();

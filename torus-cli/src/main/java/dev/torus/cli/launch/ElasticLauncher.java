@@ -43,6 +43,7 @@ public final class ElasticLauncher {
     private static final long LEAVE_GRACE_MILLIS = 30_000;
     /** Replacements one slot may get: a worker that fails at once every time must not loop forever. */
     private static final int MAX_REPLACEMENTS_PER_SLOT = 3;
+    private static final long BELOW_MIN_POLL_NANOS = 250_000_000L;
     /** A worker stopped or silent this long counts as stuck while the job waits below its minimum. */
     private static final Duration BELOW_MIN_STUCK = Duration.ofSeconds(2);
     /** How long a node whose workers all failed waits for the job to ask for replacements. */
@@ -210,6 +211,8 @@ public final class ElasticLauncher {
     private int watch(Map<String, String> env, String runId) throws IOException, InterruptedException {
         int firstFailure = 0;
         long lastFailureNanos = 0;
+        long lastBelowMinPoll = 0;
+        boolean below = false;
         while (true) {
             if (stopping) {
                 return 130;
@@ -259,7 +262,14 @@ public final class ElasticLauncher {
             // the survivors announce a job below its minimum: replace this node's failed workers, and kill (to
             // replace) a stopped or silent one at once rather than after the stuck timeout, which may be longer
             // than the job's wait for replacements
-            boolean below = belowMinimum();
+            // the store is read at most every BELOW_MIN_POLL, not at every pass of this loop, and at once after
+            // a failure: a survivor that gave up removed the flag before it exited, and a stale reading would
+            // start a replacement for a job that has ended
+            long now = System.nanoTime();
+            if (now - lastBelowMinPoll >= BELOW_MIN_POLL_NANOS || lastFailureNanos > lastBelowMinPoll) {
+                lastBelowMinPoll = now;
+                below = belowMinimum();
+            }
             if (below) {
                 for (int local = 0; local < slots.length; local++) {
                     WorkerProcess w = slots[local];
