@@ -61,34 +61,68 @@ public final class PipelineStage {
     private static final int MAX_RANK = 6;
 
     private final Communicator comm;
-    private final List<? extends Segment> segments;
-    private final int firstSegment;
+    private final List<List<Segment>> chunks;
+    private final int[] firstSegments;
     private final PipelineSchedule schedule;
     private final Allocator allocator;
     private final long seed;
     private Trace trace;
 
     /**
+     * A stage of a schedule with one model chunk per rank (GPipe, 1F1B, ZB-H1).
+     *
      * @param segments this stage's segments (in order)
      * @param firstSegment the index of the first of them in the whole model (it keys their randomness)
      */
     public PipelineStage(Communicator comm, List<? extends Segment> segments, int firstSegment, PipelineSchedule schedule,
                          Allocator allocator, long seed) {
+        this(comm, List.of(checkSegments(comm, segments)), new int[] {firstSegment}, schedule, allocator, seed);
+    }
+
+    /**
+     * A stage with {@code schedule.chunks()} model chunks: chunk c of rank s is virtual stage c·p + s of the
+     * model's p·v ({@link StagePartition#byCount} of the segments into p·v parts, part c·p + s).
+     *
+     * @param chunks this rank's chunks, each a non-empty list of segments in order
+     * @param firstSegments for each chunk, the index of its first segment in the whole model
+     */
+    public PipelineStage(Communicator comm, List<? extends List<? extends Segment>> chunks, int[] firstSegments,
+                         PipelineSchedule schedule, Allocator allocator, long seed) {
         if (comm == null || schedule == null || allocator == null) {
             throw new IllegalArgumentException("comm, schedule and allocator must not be null");
         }
-        if (segments == null || segments.isEmpty()) {
-            throw new IllegalArgumentException("segments of stage " + comm.rank() + " must be a non-empty list");
+        if (chunks == null || chunks.size() != schedule.chunks()) {
+            throw new IllegalArgumentException("the " + schedule + " schedule needs " + schedule.chunks()
+                    + " model chunks per stage, got " + (chunks == null ? "null" : chunks.size()));
         }
-        if (firstSegment < 0) {
-            throw new IllegalArgumentException("firstSegment must be >= 0, got " + firstSegment);
+        if (firstSegments == null || firstSegments.length != chunks.size()) {
+            throw new IllegalArgumentException("firstSegments must give one index per chunk (" + chunks.size() + ")");
+        }
+        if (schedule.isInterleaved() && comm.size() < 2) {
+            throw new IllegalArgumentException("an interleaved schedule needs at least 2 stages, the communicator has "
+                    + comm.size());
+        }
+        List<List<Segment>> copy = new ArrayList<>();
+        for (int c = 0; c < chunks.size(); c++) {
+            copy.add(List.copyOf(checkSegments(comm, chunks.get(c))));
+            if (firstSegments[c] < 0) {
+                throw new IllegalArgumentException("firstSegments[" + c + "] must be >= 0, got " + firstSegments[c]);
+            }
         }
         this.comm = comm;
-        this.segments = List.copyOf(segments);
-        this.firstSegment = firstSegment;
+        this.chunks = List.copyOf(copy);
+        this.firstSegments = firstSegments.clone();
         this.schedule = schedule;
         this.allocator = allocator;
         this.seed = seed;
+    }
+
+    private static List<? extends Segment> checkSegments(Communicator comm, List<? extends Segment> segments) {
+        if (segments == null || segments.isEmpty()) {
+            throw new IllegalArgumentException("segments of stage " + (comm == null ? "?" : comm.rank())
+                    + " must be a non-empty list");
+        }
+        return segments;
     }
 
     /** Records this stage's timeline into {@code trace} (null: none) from the next step on. */
@@ -116,8 +150,14 @@ public final class PipelineStage {
     public StepResult step(int microBatches, IntFunction<Tensor> input, Loss loss) {
         int s = comm.rank();
         int p = comm.size();
+        int v = chunks.size();
+        int virtualStages = p * v;
         if (microBatches < 1) {
             throw new IllegalArgumentException("microBatches must be >= 1, got " + microBatches);
+        }
+        if ((long) microBatches * virtualStages * 4 > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("microBatches × virtual stages must stay below 2^29, got "
+                    + microBatches + " × " + virtualStages);
         }
         if (s == 0 && input == null) {
             throw new IllegalArgumentException("stage 0 needs the micro-batch inputs");
@@ -125,10 +165,11 @@ public final class PipelineStage {
         if (s == p - 1 && loss == null) {
             throw new IllegalArgumentException("the last stage (" + s + ") needs a loss");
         }
+        // keyed by micro-batch × v + chunk
         Map<Integer, List<Tensor>> stash = new HashMap<>();
-        // ZB-H1: per micro-batch, {layer, its input, its output gradient, segment index} awaiting the W pass
+        // ZB-H1: per micro-batch, {layer, its input, its output gradient, segment index, owned} awaiting the W pass
         Map<Integer, List<Object[]>> awaitingWeights = new HashMap<>();
-        Map<Integer, Tensor> lossGradients = new HashMap<>();      // last stage
+        Map<Integer, Tensor> lossGradients = new HashMap<>();      // the last virtual stage
         Map<Integer, Object[]> activationSends = new HashMap<>();  // {Work, the activation}: freed when its gradient is back
         Deque<Object[]> pendingSends = new ArrayDeque<>();          // {Work, Tensor to free after it}
         float[] losses = new float[s == p - 1 ? microBatches : 0];
@@ -136,54 +177,70 @@ public final class PipelineStage {
         try {
             for (PipelineSchedule.Action a : schedule.actions(s, p, microBatches)) {
                 int mb = a.microBatch();
+                int c = a.chunk();
+                int key = mb * v + c;
+                int virt = c * p + s;
+                List<Segment> segments = chunks.get(c);
+                int firstSegment = firstSegments[c];
+                boolean first = virt == 0;
+                boolean last = virt == virtualStages - 1;
                 if (a.forward()) {
                     long r0 = System.nanoTime();
-                    Tensor x = s == 0 ? input.apply(mb) : receive(s - 1, mb, true, null);
-                    if (s > 0) {
-                        slice("recv-F" + mb, r0);
+                    Tensor x = first ? input.apply(mb) : receive((virt - 1) % p, mb, virt - 1, true, null);
+                    if (!first) {
+                        slice("recv-" + a, r0);
                     }
                     long f0 = System.nanoTime();
                     List<Tensor> inputs = new ArrayList<>(segments.size());
-                    stash.put(mb, inputs);
+                    stash.put(key, inputs);
                     Tensor cur = x;
                     for (int i = 0; i < segments.size(); i++) {
                         inputs.add(cur);
-                        cur = segments.get(i).forward(cur, context(allocator, seed, mb, firstSegment + i));
+                        try {
+                            cur = segments.get(i).forward(cur, context(allocator, seed, mb, firstSegment + i));
+                        } catch (IllegalArgumentException | IllegalStateException e) {
+                            if (i > 0 || first) {
+                                throw e;
+                            }
+                            throw new IllegalStateException("pipeline stage " + s + " cannot take the activation of shape "
+                                    + Arrays.toString(x.shape()) + " that stage " + (virt - 1) % p + " sent for micro-batch "
+                                    + mb + ": " + e.getMessage(), e);
+                        }
                     }
-                    if (s == p - 1) {
+                    if (last) {
                         Loss.Result r = loss.apply(cur, mb);
                         losses[mb] = r.loss();
                         cur.close();
-                        lossGradients.put(mb, r.gradient());
+                        lossGradients.put(key, r.gradient());
                     } else {
-                        activationSends.put(mb, send(cur, s + 1, mb, true, pendingSends));
+                        activationSends.put(key, send(cur, (virt + 1) % p, mb, virt, true, pendingSends));
                     }
-                    slice("F" + mb, f0);
+                    slice(a.toString(), f0);
                 } else if (a.kind() == PipelineSchedule.Kind.B) {
                     Tensor g;
-                    if (s == p - 1) {
-                        g = lossGradients.remove(mb);
+                    if (last) {
+                        g = lossGradients.remove(key);
                     } else {
                         // the activation's send is complete (its gradient needed it): free it, keep its shape
-                        Object[] sent = activationSends.remove(mb);
+                        Object[] sent = activationSends.remove(key);
                         ((Work) sent[0]).await();
                         Tensor activation = (Tensor) sent[1];
                         long[] shape = activation.shape();
                         activation.close();
                         long r0 = System.nanoTime();
-                        g = receive(s + 1, mb, false, shape);
-                        slice("recv-B" + mb, r0);
+                        g = receive((virt + 1) % p, mb, virt, false, shape);
+                        slice("recv-" + a, r0);
                     }
                     long b0 = System.nanoTime();
-                    List<Tensor> inputs = stash.remove(mb);
+                    List<Tensor> inputs = stash.remove(key);
                     List<Object[]> later = new ArrayList<>();
                     for (int i = segments.size() - 1; i >= 0; i--) {
                         Tensor in = inputs.get(i);
                         Segment seg = segments.get(i);
                         SegmentContext ctx = context(allocator, seed, mb, firstSegment + i);
-                        boolean own = i > 0 || s > 0; // stage 0's input is the caller's
+                        boolean own = i > 0 || !first; // the first virtual stage's input is the caller's
                         Tensor gin;
-                        if (schedule == PipelineSchedule.ZB_H1 && seg instanceof Layer l && l.splitsBackward()) {
+                        if (schedule.splitsWeightGradients() && seg instanceof Layer l && l.splitsBackward()) {
                             gin = l.backwardInput(in, g, ctx);
                             later.add(new Object[] {l, in, g, i, own}); // both stay for the W pass
                         } else {
@@ -196,17 +253,17 @@ public final class PipelineStage {
                         g = gin;
                     }
                     if (!later.isEmpty()) {
-                        awaitingWeights.put(mb, later);
+                        awaitingWeights.put(key, later);
                     }
-                    if (s > 0) {
-                        pendingSends.add(send(g, s - 1, mb, false, pendingSends));
+                    if (!first) {
+                        pendingSends.add(send(g, (virt - 1) % p, mb, virt - 1, false, pendingSends));
                     } else {
                         g.close();
                     }
-                    slice("B" + mb, b0);
+                    slice(a.toString(), b0);
                 } else {
                     long w0 = System.nanoTime();
-                    List<Object[]> later = awaitingWeights.remove(mb);
+                    List<Object[]> later = awaitingWeights.remove(key);
                     if (later != null) {
                         for (Object[] e : later) {
                             Tensor in = (Tensor) e[1];
@@ -218,7 +275,7 @@ public final class PipelineStage {
                             }
                         }
                     }
-                    slice("W" + mb, w0);
+                    slice(a.toString(), w0);
                 }
                 // a micro-batch leaves the stash at its B and enters awaitingWeights then: the two are disjoint
                 peak = Math.max(peak, stash.size() + awaitingWeights.size());
@@ -238,8 +295,9 @@ public final class PipelineStage {
             for (Object[] as : activationSends.values()) {
                 settle(as);
             }
-            stash.forEach((mb, inputs) -> {
-                for (int i = s == 0 ? 1 : 0; i < inputs.size(); i++) {
+            stash.forEach((key, inputs) -> {
+                boolean callers = s == 0 && key % v == 0; // the first virtual stage's input is the caller's
+                for (int i = callers ? 1 : 0; i < inputs.size(); i++) {
                     closeQuietly(inputs.get(i));
                 }
             });
@@ -254,15 +312,16 @@ public final class PipelineStage {
         }
     }
 
-    private static int tag(int mb, boolean forward, boolean header) {
-        return 4 * mb + (forward ? 0 : 2) + (header ? 0 : 1);
+    /** The tag of a transfer across boundary b (between virtual stages b and b+1) for micro-batch mb. */
+    private int tag(int mb, int boundary, boolean forward, boolean header) {
+        return 4 * (mb * comm.size() * chunks.size() + boundary) + (forward ? 0 : 2) + (header ? 0 : 1);
     }
 
     /**
      * Sends the shape (queued in {@code pending}, freed at the end of the step), then the data; returns
      * {Work, t} for the data, whose caller frees {@code t} once the work is done.
      */
-    private Object[] send(Tensor t, int peer, int mb, boolean forward, Deque<Object[]> pending) {
+    private Object[] send(Tensor t, int peer, int mb, int boundary, boolean forward, Deque<Object[]> pending) {
         if (t.dtype() != DType.FLOAT32) {
             throw new IllegalStateException("pipeline stage " + comm.rank() + " can only send FLOAT32 tensors, got "
                     + t.dtype());
@@ -278,18 +337,18 @@ public final class PipelineStage {
             header[1 + i] = Math.toIntExact(shape[i]);
         }
         Tensor h = Tensor.fromArray(allocator, header, header.length);
-        pending.add(new Object[] {comm.send(h, peer, tag(mb, forward, true)), h});
-        return new Object[] {comm.send(t, peer, tag(mb, forward, false)), t};
+        pending.add(new Object[] {comm.send(h, peer, tag(mb, boundary, forward, true)), h});
+        return new Object[] {comm.send(t, peer, tag(mb, boundary, forward, false)), t};
     }
 
     /**
      * Receives the shape, then the data, from {@code peer}. For a gradient, {@code expected} is the shape
      * of the activation it answers: they must match.
      */
-    private Tensor receive(int peer, int mb, boolean forward, long[] expected) {
+    private Tensor receive(int peer, int mb, int boundary, boolean forward, long[] expected) {
         int[] header;
         try (Tensor h = Tensor.zeros(allocator, DType.INT32, dev.torus.Device.cpu(), MAX_RANK + 1)) {
-            comm.recv(h, peer, tag(mb, forward, true)).await();
+            comm.recv(h, peer, tag(mb, boundary, forward, true)).await();
             header = h.toIntArray();
         }
         int rank = header[0];
@@ -308,7 +367,7 @@ public final class PipelineStage {
         }
         Tensor t = Tensor.empty(allocator, DType.FLOAT32, dev.torus.Device.cpu(), shape);
         try {
-            comm.recv(t, peer, tag(mb, forward, false)).await();
+            comm.recv(t, peer, tag(mb, boundary, forward, false)).await();
         } catch (RuntimeException e) {
             t.close();
             throw e;

@@ -128,13 +128,13 @@ public final class PipelineBench {
         Map<String, List<String>> traces = new java.util.LinkedHashMap<>();
         String[] cols = {"schedule", "p", "m", "step_ms", "ideal_ms", "bubble", "theory", "ratio", "peak_stage0",
                 "promised"};
-        int[] widths = {9, 3, 4, 9, 9, 8, 8, 7, 12, 9};
+        int[] widths = {14, 3, 4, 9, 9, 8, 8, 7, 12, 9};
         try (BenchReport report = new BenchReport(out, json, cols, widths)) {
             report.header(String.format(java.util.Locale.ROOT, "# pipeline: %d stage JVMs, emulated compute F=%.0f ms, "
                     + "B=%.0f ms, W=%.0f ms (parked, not computed; B+W in one pass for gpipe and 1f1b), %d timed steps; bubble = mean over stages of the share of the "
-                    + "pipeline's step (the slowest stage's) not spent computing, theory (p-1)/(m+p-1), zb-h1 (p-1)/(3m+p-1) "
+                    + "pipeline's step (the slowest stage's) not spent computing, theory (p-1)/(m+p-1), interleaved:v (p-1)/(vm+p-1), zb-h1 (p-1)/(3m+p-1) "
                     + "for F=B=W", stages, forwardMs, backwardMs, weightMs, steps));
-            for (PipelineSchedule sch : PipelineSchedule.values()) {
+            for (PipelineSchedule sch : PipelineSchedule.representatives()) {
                 for (int m : microBatches) {
                     traceEvents.clear();
                     Map<Integer, double[]> r = launch(sch, m);
@@ -152,9 +152,10 @@ public final class PipelineBench {
                     idle /= r.size();
                     double theory = sch.theoreticalBubble(stages, m);
                     int promised = sch.activationsHeld(0, stages, m);
+                    double pass = forwardMs + backwardMs + weightMs;
                     double ideal = sch == PipelineSchedule.ZB_H1
-                            ? m * (forwardMs + backwardMs + weightMs) + (stages - 1) * (forwardMs + backwardMs - weightMs)
-                            : (m + stages - 1) * (forwardMs + backwardMs + weightMs);
+                            ? m * pass + (stages - 1) * (forwardMs + backwardMs - weightMs)
+                            : (m * sch.chunks() + stages - 1) * pass / sch.chunks();
                     report.add(new BenchRow().put("schedule", sch.label())
                             .put("p", stages).put("m", m).put("step_ms", step)
                             .put("ideal_ms", ideal)

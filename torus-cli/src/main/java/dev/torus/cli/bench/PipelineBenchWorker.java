@@ -84,8 +84,18 @@ public final class PipelineBenchWorker {
         double w = Double.parseDouble(args[4]);
         int steps = Integer.parseInt(args[5]);
         try (Communicator comm = Communicator.fromEnv(); Allocator a = Allocator.root("pipeline-bench")) {
-            EmulatedSegment seg = new EmulatedSegment(f, b, w);
-            PipelineStage stage = new PipelineStage(comm, List.of(seg), comm.rank(), schedule, a, 1);
+            // an interleaved rank holds v chunks, each 1/v of the stage's work
+            int v = schedule.chunks();
+            List<EmulatedSegment> segs = new java.util.ArrayList<>();
+            List<List<EmulatedSegment>> chunks = new java.util.ArrayList<>();
+            int[] firsts = new int[v];
+            for (int c = 0; c < v; c++) {
+                EmulatedSegment seg = new EmulatedSegment(f / v, b / v, w / v);
+                segs.add(seg);
+                chunks.add(List.of(seg));
+                firsts[c] = c * comm.size() + comm.rank();
+            }
+            PipelineStage stage = new PipelineStage(comm, chunks, firsts, schedule, a, 1);
             List<String> slices = new java.util.ArrayList<>();
             boolean[] record = {false};
             stage.trace((name, t0, t1) -> {
@@ -98,7 +108,7 @@ public final class PipelineBenchWorker {
                 double wall = 0;
                 int peak = 0;
                 for (int s = -1; s < steps; s++) { // one untimed step first
-                    seg.busyNanos = 0;
+                    segs.forEach(seg -> seg.busyNanos = 0);
                     record[0] = s == steps - 1; // the timeline of the last step
                     comm.barrier().await();
                     long t0 = System.nanoTime();
@@ -106,7 +116,7 @@ public final class PipelineBenchWorker {
                             Tensor.fromArray(a, out.toFloatArray(), out.shape())));
                     long t1 = System.nanoTime();
                     if (s >= 0) {
-                        busy += seg.busyNanos / 1e6;
+                        busy += segs.stream().mapToLong(seg -> seg.busyNanos).sum() / 1e6;
                         wall += (t1 - t0) / 1e6;
                         peak = Math.max(peak, r.peakStashedMicroBatches());
                     }
