@@ -49,6 +49,25 @@ public abstract sealed class CheckpointPolicy {
         return new Budget(bytes);
     }
 
+    /**
+     * For each of {@code segments}, whether this policy keeps its input, for engines other than
+     * {@link CheckpointedSequential} (pipeline stages). The first input is always kept.
+     *
+     * @throws IllegalArgumentException for {@link #budget}, whose plan needs the input's shape
+     */
+    public boolean[] keptInputs(List<? extends Segment> segments) {
+        if (segments == null || segments.isEmpty()) {
+            throw new IllegalArgumentException("segments must be a non-empty list");
+        }
+        if (needsSizes()) {
+            throw new IllegalArgumentException("the " + this + " policy plans from input shapes inside "
+                    + "CheckpointedSequential; use none, every-k, sqrt(n) or selective here");
+        }
+        boolean[] keep = plan(List.copyOf(segments), null);
+        keep[0] = true;
+        return keep;
+    }
+
     /** For each segment index, whether its input is kept. */
     abstract boolean[] plan(List<Segment> segments, PlanSizes sizes);
 

@@ -5,6 +5,7 @@ import dev.torus.comm.Communicator;
 import dev.torus.comm.Work;
 import dev.torus.memory.Allocator;
 import dev.torus.nn.Layer;
+import dev.torus.recompute.CheckpointPolicy;
 import dev.torus.recompute.Segment;
 import dev.torus.recompute.SegmentContext;
 import dev.torus.tensor.Tensor;
@@ -55,8 +56,12 @@ public final class PipelineStage {
         void slice(String name, long startNanos, long endNanos);
     }
 
-    /** A step's outcome on this stage: the micro-batch losses (last stage only) and the most micro-batches stashed at once. */
-    public record StepResult(float[] losses, int peakStashedMicroBatches) {}
+    /**
+     * A step's outcome on this stage: the micro-batch losses (last stage only), the most micro-batches
+     * stashed at once (per chunk), and the most bytes of activations held between passes (the kept
+     * segment inputs, and under ZB-H1 the inputs and gradients awaiting their W pass).
+     */
+    public record StepResult(float[] losses, int peakStashedMicroBatches, long peakStashedBytes) {}
 
     private static final int MAX_RANK = 6;
 
@@ -67,6 +72,9 @@ public final class PipelineStage {
     private final Allocator allocator;
     private final long seed;
     private Trace trace;
+    private long stashedBytes;
+    private CheckpointPolicy checkpoint = CheckpointPolicy.none();
+    private List<boolean[]> kept;
 
     /**
      * A stage of a schedule with one model chunk per rank (GPipe, 1F1B, ZB-H1).
@@ -115,6 +123,35 @@ public final class PipelineStage {
         this.schedule = schedule;
         this.allocator = allocator;
         this.seed = seed;
+        this.kept = plan(CheckpointPolicy.none());
+    }
+
+    /**
+     * Checkpointing inside the stage, for every schedule: each chunk keeps only the segment inputs that
+     * {@code policy} keeps ({@link CheckpointPolicy#keptInputs}; none, every-k, sqrt(n) or selective) and its
+     * backward recomputes the others from the nearest kept one, with the same random keys, so gradients
+     * stay bitwise those of no checkpointing.
+     */
+    public PipelineStage checkpoint(CheckpointPolicy policy) {
+        if (policy == null) {
+            throw new IllegalArgumentException("policy must not be null (CheckpointPolicy.none() keeps everything)");
+        }
+        this.kept = plan(policy);
+        this.checkpoint = policy;
+        return this;
+    }
+
+    /** The checkpoint policy (none by default). */
+    public CheckpointPolicy checkpointPolicy() {
+        return checkpoint;
+    }
+
+    private List<boolean[]> plan(CheckpointPolicy policy) {
+        List<boolean[]> out = new ArrayList<>();
+        for (List<Segment> chunk : chunks) {
+            out.add(policy.keptInputs(chunk));
+        }
+        return out;
     }
 
     private static List<? extends Segment> checkSegments(Communicator comm, List<? extends Segment> segments) {
@@ -174,6 +211,8 @@ public final class PipelineStage {
         Deque<Object[]> pendingSends = new ArrayDeque<>();          // {Work, Tensor to free after it}
         float[] losses = new float[s == p - 1 ? microBatches : 0];
         int peak = 0;
+        long peakBytes = 0;
+        stashedBytes = 0;
         try {
             for (PipelineSchedule.Action a : schedule.actions(s, p, microBatches)) {
                 int mb = a.microBatch();
@@ -191,13 +230,15 @@ public final class PipelineStage {
                         slice("recv-" + a, r0);
                     }
                     long f0 = System.nanoTime();
+                    boolean[] keep = kept.get(c);
                     List<Tensor> inputs = new ArrayList<>(segments.size());
                     stash.put(key, inputs);
                     Tensor cur = x;
                     for (int i = 0; i < segments.size(); i++) {
                         inputs.add(cur);
+                        Tensor next;
                         try {
-                            cur = segments.get(i).forward(cur, context(allocator, seed, mb, firstSegment + i));
+                            next = segments.get(i).forward(cur, context(allocator, seed, mb, firstSegment + i));
                         } catch (IllegalArgumentException | IllegalStateException e) {
                             if (i > 0 || first) {
                                 throw e;
@@ -206,6 +247,13 @@ public final class PipelineStage {
                                     + Arrays.toString(x.shape()) + " that stage " + (virt - 1) % p + " sent for micro-batch "
                                     + mb + ": " + e.getMessage(), e);
                         }
+                        if (!keep[i]) { // recomputed in backward (never the chunk's input: keep[0] holds)
+                            inputs.set(i, null);
+                            cur.close();
+                        } else {
+                            stashedBytes += cur.byteSize();
+                        }
+                        cur = next;
                     }
                     if (last) {
                         Loss.Result r = loss.apply(cur, mb);
@@ -232,9 +280,15 @@ public final class PipelineStage {
                         slice("recv-" + a, r0);
                     }
                     long b0 = System.nanoTime();
-                    List<Tensor> inputs = stash.remove(key);
+                    List<Tensor> inputs = stash.get(key); // left in the stash until done, so a failure frees it
+                    for (Tensor in : inputs) {
+                        stashedBytes -= in == null ? 0 : in.byteSize();
+                    }
                     List<Object[]> later = new ArrayList<>();
                     for (int i = segments.size() - 1; i >= 0; i--) {
+                        if (inputs.get(i) == null) {
+                            recompute(segments, firstSegment, mb, inputs, i);
+                        }
                         Tensor in = inputs.get(i);
                         Segment seg = segments.get(i);
                         SegmentContext ctx = context(allocator, seed, mb, firstSegment + i);
@@ -243,6 +297,7 @@ public final class PipelineStage {
                         if (schedule.splitsWeightGradients() && seg instanceof Layer l && l.splitsBackward()) {
                             gin = l.backwardInput(in, g, ctx);
                             later.add(new Object[] {l, in, g, i, own}); // both stay for the W pass
+                            stashedBytes += in.byteSize() + g.byteSize();
                         } else {
                             gin = seg.backward(in, g, ctx);
                             g.close();
@@ -252,6 +307,7 @@ public final class PipelineStage {
                         }
                         g = gin;
                     }
+                    stash.remove(key);
                     if (!later.isEmpty()) {
                         awaitingWeights.put(key, later);
                     }
@@ -269,6 +325,7 @@ public final class PipelineStage {
                             Tensor in = (Tensor) e[1];
                             Tensor g = (Tensor) e[2];
                             ((Layer) e[0]).backwardWeights(in, g, context(allocator, seed, mb, firstSegment + (int) e[3]));
+                            stashedBytes -= in.byteSize() + g.byteSize();
                             g.close();
                             if ((boolean) e[4]) {
                                 in.close();
@@ -279,13 +336,14 @@ public final class PipelineStage {
                 }
                 // a micro-batch leaves the stash at its B and enters awaitingWeights then: the two are disjoint
                 peak = Math.max(peak, stash.size() + awaitingWeights.size());
+                peakBytes = Math.max(peakBytes, stashedBytes);
             }
             while (!pendingSends.isEmpty()) {
                 Object[] ps = pendingSends.poll();
                 ((Work) ps[0]).await();
                 closeQuietly((Tensor) ps[1]);
             }
-            return new StepResult(losses, peak);
+            return new StepResult(losses, peak, peakBytes);
         } catch (RuntimeException e) {
             comm.abort("pipeline stage " + s + " failed: " + e.getMessage());
             // after the abort the pending sends end at once; their buffers can be freed only then
@@ -298,7 +356,7 @@ public final class PipelineStage {
             stash.forEach((key, inputs) -> {
                 boolean callers = s == 0 && key % v == 0; // the first virtual stage's input is the caller's
                 for (int i = callers ? 1 : 0; i < inputs.size(); i++) {
-                    closeQuietly(inputs.get(i));
+                    closeQuietly(inputs.get(i)); // null where it was not kept
                 }
             });
             lossGradients.values().forEach(PipelineStage::closeQuietly);
@@ -309,6 +367,22 @@ public final class PipelineStage {
                 }
             }));
             throw e;
+        }
+    }
+
+    /**
+     * Refills {@code inputs[top]} and the other dropped inputs below it down to the nearest kept one,
+     * by running the segments forward again from that one with the same random keys (the same bits).
+     */
+    private void recompute(List<Segment> segments, int firstSegment, int mb, List<Tensor> inputs, int top) {
+        int from = top;
+        while (inputs.get(from) == null) {
+            from--; // input 0 is always kept
+        }
+        Tensor cur = inputs.get(from);
+        for (int i = from; i < top; i++) {
+            cur = segments.get(i).forward(cur, context(allocator, seed, mb, firstSegment + i));
+            inputs.set(i + 1, cur);
         }
     }
 

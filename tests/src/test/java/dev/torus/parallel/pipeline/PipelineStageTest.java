@@ -105,10 +105,15 @@ class PipelineStageTest {
     }
 
     /** A stage's outcome: the most micro-batches it stashed, and its parameters' gradients per virtual stage. */
-    private record StageOutcome(int peak, java.util.Map<Integer, List<float[]>> gradients) {}
+    private record StageOutcome(int peak, long peakBytes, java.util.Map<Integer, List<float[]>> gradients) {}
 
     /** The pipeline: each stage's outcome, in stage order. */
     private static List<StageOutcome> pipeline(int stages, int m, PipelineSchedule schedule) throws Exception {
+        return pipeline(stages, m, schedule, dev.torus.recompute.CheckpointPolicy.none());
+    }
+
+    private static List<StageOutcome> pipeline(int stages, int m, PipelineSchedule schedule,
+                                               dev.torus.recompute.CheckpointPolicy policy) throws Exception {
         try (ZooKeeperStore store = ZooKeeperStore.connect(zk.connectString(), "store", Duration.ofSeconds(10))) {
             return CommHarness.run(store, stages, Duration.ofSeconds(30), comm -> {
                 try (Allocator a = Allocator.root("stage-" + comm.rank()); Mlp mlp = model(a)) {
@@ -122,7 +127,7 @@ class PipelineStageTest {
                         mine.add(parts.get(c * stages + comm.rank()));
                         myFirsts[c] = firsts[c * stages + comm.rank()];
                     }
-                    PipelineStage stage = new PipelineStage(comm, mine, myFirsts, schedule, a, SEED);
+                    PipelineStage stage = new PipelineStage(comm, mine, myFirsts, schedule, a, SEED).checkpoint(policy);
                     List<Tensor> xs = new ArrayList<>();
                     PipelineStage.StepResult r;
                     try {
@@ -150,7 +155,7 @@ class PipelineStageTest {
                         }
                         grads.put(c * stages + comm.rank(), g);
                     }
-                    return new StageOutcome(r.peakStashedMicroBatches(), grads);
+                    return new StageOutcome(r.peakStashedMicroBatches(), r.peakStashedBytes(), grads);
                 }
             });
         }
@@ -184,6 +189,40 @@ class PipelineStageTest {
                 }
             }
         }
+    }
+
+    /**
+     * Checkpointing inside each stage, under every schedule: the gradients stay bitwise those of one process
+     * and each stage holds fewer bytes of activations between passes than without it.
+     */
+    @Test
+    void checkpointingInsideAStageComposesWithEverySchedule() throws Exception {
+        int stages = 2;
+        int m = 4;
+        List<float[]> ref = reference(m);
+        for (PipelineSchedule schedule : PipelineSchedule.representatives()) {
+            List<StageOutcome> plain = pipeline(stages, m, schedule);
+            for (dev.torus.recompute.CheckpointPolicy policy : List.of(dev.torus.recompute.CheckpointPolicy.everyK(3),
+                    dev.torus.recompute.CheckpointPolicy.sqrtN())) {
+                List<StageOutcome> got = pipeline(stages, m, schedule, policy);
+                java.util.Map<Integer, List<float[]>> byVirtual = new java.util.TreeMap<>();
+                for (int s = 0; s < stages; s++) {
+                    assertTrue(got.get(s).peakBytes() < plain.get(s).peakBytes(), schedule + " " + policy + " stage " + s
+                            + ": " + got.get(s).peakBytes() + " bytes held, without checkpointing "
+                            + plain.get(s).peakBytes());
+                    assertEquals(plain.get(s).peak(), got.get(s).peak(), "the same micro-batches are in flight");
+                    byVirtual.putAll(got.get(s).gradients());
+                }
+                List<float[]> all = new ArrayList<>();
+                byVirtual.values().forEach(all::addAll);
+                for (int i = 0; i < ref.size(); i++) {
+                    assertArrayEquals(ref.get(i), all.get(i), schedule + " " + policy + ": gradient " + i);
+                }
+            }
+        }
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> dev.torus.recompute.CheckpointPolicy.budget(1 << 20).keptInputs(List.of(new dev.torus.nn.Dropout(0.1f))));
+        assertTrue(e.getMessage().contains("budget"), e.getMessage());
     }
 
     /**
