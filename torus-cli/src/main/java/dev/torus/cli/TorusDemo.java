@@ -4,6 +4,9 @@ import dev.torus.Device;
 import dev.torus.cli.demo.DemoRun;
 import dev.torus.cli.demo.ElasticDemoRun;
 import dev.torus.cli.demo.ElasticSchedule;
+import dev.torus.cli.demo.ParallelDemoRun;
+import dev.torus.cli.demo.ParallelLayout;
+import dev.torus.parallel.pipeline.PipelineSchedule;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import picocli.CommandLine;
@@ -52,8 +55,18 @@ public final class TorusDemo implements Callable<Integer> {
     boolean elastic;
 
     @Option(names = "--schedule", description = "With --elastic: start=N,join@STEP,leave@STEP[:RANK],kill@STEP[:RANK] "
-            + "(default " + ElasticSchedule.DEFAULT + ").")
+            + "(default " + ElasticSchedule.DEFAULT + "). With --parallel: the pipeline schedule, gpipe, 1f1b, "
+            + "interleaved:V or zb-h1 (default 1f1b).")
     String schedule;
+
+    @Option(names = "--parallel", description = "Model parallelism: dp=D,pp=P,tp=T (D data-parallel replicas of a "
+            + "P-stage pipeline of T-way tensor-parallel MLP blocks, D*P*T worker processes); checked against one "
+            + "process on the same batches.")
+    String parallel;
+
+    @Option(names = "--micro-batches", defaultValue = "4", description = "With --parallel: micro-batches per replica "
+            + "and step (default ${DEFAULT-VALUE}).")
+    int microBatches;
 
     @Option(names = "--micro-batch", defaultValue = "64", description = "With --elastic: the most rows a worker "
             + "computes at once; a larger shard is accumulated in micro-batches (default ${DEFAULT-VALUE}).")
@@ -99,13 +112,28 @@ public final class TorusDemo implements Callable<Integer> {
         if (!(targetAccuracy >= 0 && targetAccuracy <= 1)) {
             throw new IllegalArgumentException("--target-accuracy must be in [0, 1], got " + targetAccuracy);
         }
+        if (elastic && parallel != null) {
+            throw new IllegalArgumentException("--elastic and --parallel cannot be combined (elastic model parallelism "
+                    + "is not built)");
+        }
+        CommandLine.ParseResult parsed = spec.commandLine().getParseResult();
+        if (!elastic && parallel == null && parsed.hasMatchedOption("--micro-batches")) {
+            throw new IllegalArgumentException("--micro-batches needs --parallel");
+        }
         if (elastic) {
+            if (parsed.hasMatchedOption("--micro-batches")) {
+                throw new IllegalArgumentException("--micro-batches needs --parallel (--elastic takes --micro-batch)");
+            }
             return elastic();
+        }
+        if (parallel != null) {
+            return parallel(parsed);
         }
         for (String o : new String[] {"--schedule", "--micro-batch", "--commit-every", "--step-pause-ms",
                 "--adaptive-batch"}) {
-            if (spec.commandLine().getParseResult().hasMatchedOption(o)) {
-                throw new IllegalArgumentException(o + " needs --elastic");
+            if (parsed.hasMatchedOption(o)) {
+                throw new IllegalArgumentException(o + " needs --elastic" + (o.equals("--schedule") ? " or --parallel"
+                        : ""));
             }
         }
         boolean cuda = options.isCuda();
@@ -120,6 +148,27 @@ public final class TorusDemo implements Callable<Integer> {
             throw new IllegalArgumentException("--loss-tolerance must be >= 0, got " + lossTolerance);
         }
         return new DemoRun(options, n, out, targetAccuracy, lossTolerance, skipSingle, System.out, System.err).run();
+    }
+
+    private int parallel(CommandLine.ParseResult parsed) throws Exception {
+        for (String o : new String[] {"--micro-batch", "--commit-every", "--step-pause-ms", "--adaptive-batch",
+                "--workers", "--loss-tolerance"}) {
+            if (parsed.hasMatchedOption(o)) {
+                throw new IllegalArgumentException(o + " does not apply to --parallel" + (o.equals("--workers")
+                        ? ": dp*pp*tp sets the worker count" : o.equals("--micro-batch") ? " (it takes --micro-batches)"
+                        : ""));
+            }
+        }
+        if (parsed.hasMatchedOption("--hook") && !options.hookName().equals("none")) {
+            throw new IllegalArgumentException("--parallel reduces with the exact fp32 all-reduce (the comparison with "
+                    + "one process needs it); --hook must be none or left out, got '" + options.hookName() + "'");
+        }
+        ParallelLayout layout = ParallelLayout.parse(parallel);
+        PipelineSchedule sched = schedule == null ? PipelineSchedule.ONE_F_ONE_B
+                : PipelineSchedule.parse("--schedule", schedule);
+        ParallelDemoRun.check(options, layout, sched, microBatches);
+        return new ParallelDemoRun(options, layout, sched, microBatches, out, targetAccuracy, skipSingle, System.out,
+                System.err).run();
     }
 
     private int elastic() throws Exception {

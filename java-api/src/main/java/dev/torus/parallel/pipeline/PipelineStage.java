@@ -48,8 +48,10 @@ public final class PipelineStage {
     }
 
     /**
-     * Receives one slice of a stage's timeline: {@code name} is F3, B3 (a pass of micro-batch 3), recv-F3
-     * or recv-B3 (waiting for its input or gradient); times are {@link System#nanoTime()} (one clock for
+     * Receives one slice of a stage's timeline: {@code name} is F3, B3, W3 (a pass of micro-batch 3; F3c1
+     * on chunk 1 of an interleaved stage), recv-F3 or recv-B3 (waiting for its input or gradient), or send-F3
+     * or send-B3 (posting the output or the input gradient: the send itself runs in the background, and its
+     * slice lies inside the pass's); times are {@link System#nanoTime()} (one clock for
      * every process of a host on Linux).
      */
     public interface Trace {
@@ -261,7 +263,9 @@ public final class PipelineStage {
                         cur.close();
                         lossGradients.put(key, r.gradient());
                     } else {
+                        long s0 = System.nanoTime();
                         activationSends.put(key, send(cur, (virt + 1) % p, mb, virt, true, pendingSends));
+                        slice("send-" + a, s0);
                     }
                     slice(a.toString(), f0);
                 } else if (a.kind() == PipelineSchedule.Kind.B) {
@@ -312,7 +316,9 @@ public final class PipelineStage {
                         awaitingWeights.put(key, later);
                     }
                     if (!first) {
+                        long s0 = System.nanoTime();
                         pendingSends.add(send(g, (virt - 1) % p, mb, virt - 1, false, pendingSends));
+                        slice("send-" + a, s0);
                     } else {
                         g.close();
                     }

@@ -85,37 +85,19 @@ public final class PipelineBench {
         return result;
     }
 
-    /**
-     * Writes the slices collected so far as a Chrome trace (the Trace Event format that Perfetto and
-     * chrome://tracing open): one process per configuration, one thread row per stage, one slice per
-     * pass or wait, in microseconds from the configuration's first slice.
-     */
+    /** Writes the slices collected so far as a Chrome trace: one process per configuration, one row per stage. */
     private void writeTrace(Path file, Map<String, List<String>> byConfig) throws IOException {
-        StringBuilder sb = new StringBuilder("{\"traceEvents\":[");
-        int pid = 0;
-        boolean first = true;
+        List<dev.torus.cli.ChromeTrace.Group> groups = new ArrayList<>();
         for (Map.Entry<String, List<String>> c : byConfig.entrySet()) {
-            long origin = Long.MAX_VALUE;
-            for (String e : c.getValue()) {
-                origin = Math.min(origin, Long.parseLong(e.split(" ")[2]));
-            }
-            sb.append(first ? "" : ",").append("{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":").append(pid)
-                    .append(",\"args\":{\"name\":").append(dev.torus.cli.Json.quote(c.getKey())).append("}}");
-            first = false;
+            List<dev.torus.cli.ChromeTrace.Slice> slices = new ArrayList<>();
             for (String e : c.getValue()) {
                 String[] f = e.split(" ");
-                long t0 = Long.parseLong(f[2]);
-                long t1 = Long.parseLong(f[3]);
-                sb.append(",{\"name\":").append(dev.torus.cli.Json.quote(f[1])).append(",\"cat\":\"")
-                        .append(f[1].startsWith("recv") ? "wait" : "compute").append("\",\"ph\":\"X\",\"pid\":")
-                        .append(pid).append(",\"tid\":").append(f[0]).append(",\"ts\":")
-                        .append(String.format(java.util.Locale.ROOT, "%.1f", (t0 - origin) / 1e3)).append(",\"dur\":")
-                        .append(String.format(java.util.Locale.ROOT, "%.1f", (t1 - t0) / 1e3)).append("}");
+                slices.add(new dev.torus.cli.ChromeTrace.Slice(Integer.parseInt(f[0]), f[1], Long.parseLong(f[2]),
+                        Long.parseLong(f[3])));
             }
-            pid++;
+            groups.add(new dev.torus.cli.ChromeTrace.Group(c.getKey(), Map.of(), slices));
         }
-        sb.append("]}\n");
-        java.nio.file.Files.writeString(file, sb.toString());
+        dev.torus.cli.ChromeTrace.write(file, groups);
     }
 
     public List<BenchRow> run(List<Integer> microBatches, Path json) throws IOException, InterruptedException {
