@@ -37,6 +37,14 @@ public final class SegmentContext {
         return new SegmentContext(allocator, seed, rngOffset, 0, false);
     }
 
+    /**
+     * The same context (allocator, offset, index, recomputing) with another seed: for a layer that draws
+     * from a stream of its own, such as {@link dev.torus.parallel.tensor.TensorParallelDropout}'s per-rank one.
+     */
+    public SegmentContext withSeed(long seed) {
+        return new SegmentContext(allocator, seed, rngOffset, index, recomputing);
+    }
+
     /** Allocate every returned tensor here (the engine accounts and frees them). */
     public Allocator allocator() {
         return allocator;

@@ -15,12 +15,31 @@ import java.util.List;
  * one in backward (the input gradient of the first): {@link TensorParallel#forwardAllReduces()} and
  * {@link TensorParallel#backwardAllReduces()} count them. Its layers are ordinary {@link Layer}s, to
  * run in order (or in a checkpointed sequence); the block owns them.
+ *
+ * <p>With a hidden dropout probability above 0, a {@link TensorParallelDropout#perRank} follows the GELU, on
+ * this rank's slice of the hidden features (inside the tensor-parallel region, so each rank draws its own
+ * mask). Dropout after the block, on its replicated output, is the caller's: {@link TensorParallelDropout#shared}.
  */
 public final class ParallelMlpBlock implements AutoCloseable {
     private final List<Layer> layers;
 
+    /** The block without dropout: column-parallel linear, bias + GELU, row-parallel linear. */
     public ParallelMlpBlock(Linear first, BiasGelu gelu, Linear second, TensorParallel tp, Device device,
                             Allocator allocator, long seed) {
+        this(first, gelu, second, 0f, tp, device, allocator, seed);
+    }
+
+    /**
+     * The block with dropout of probability {@code hiddenDropout} on the hidden slice (none when 0).
+     *
+     * @throws IllegalArgumentException if {@code hiddenDropout} is not in [0, 1), a layer or {@code tp} is null,
+     *                                  {@code first} has a bias, or the degree does not divide the features
+     */
+    public ParallelMlpBlock(Linear first, BiasGelu gelu, Linear second, float hiddenDropout, TensorParallel tp,
+                            Device device, Allocator allocator, long seed) {
+        if (!(hiddenDropout >= 0f && hiddenDropout < 1f)) {
+            throw new IllegalArgumentException("hiddenDropout must be in [0, 1), got " + hiddenDropout);
+        }
         if (first == null || gelu == null || second == null || tp == null) {
             throw new IllegalArgumentException("first, gelu, second and tp must not be null");
         }
@@ -46,10 +65,15 @@ public final class ParallelMlpBlock implements AutoCloseable {
             }
             throw e;
         }
-        this.layers = List.of(column, part, row);
+        this.layers = hiddenDropout > 0f
+                ? List.of(column, part, TensorParallelDropout.perRank(hiddenDropout, tp), row)
+                : List.of(column, part, row);
     }
 
-    /** Column-parallel linear, bias + GELU on this rank's slice, row-parallel linear. */
+    /**
+     * Column-parallel linear, bias + GELU on this rank's slice, the per-rank dropout (only with a hidden
+     * dropout above 0), row-parallel linear.
+     */
     public List<Layer> layers() {
         return layers;
     }
