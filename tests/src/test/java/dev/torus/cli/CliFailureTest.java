@@ -72,6 +72,33 @@ class CliFailureTest {
     }
 
     @Test
+    void parallelDemoOptionsAreCheckedBeforeAnyWorkerStarts() {
+        String[][] cases = {
+            {"dp=, pp= and tp=", "--parallel", "dp=2,xp=2"},
+            {"must be >= 1", "--parallel", "dp=0,pp=2"},
+            {"pp twice", "--parallel", "pp=2,pp=3"},
+            {"positive integer", "--parallel", "tp=two"},
+            {"at most 16", "--parallel", "dp=4,pp=4,tp=2"},
+            {"--micro-batches must be >= 1", "--parallel", "pp=2", "--micro-batches", "0"},
+            {"must split evenly into dp=3", "--parallel", "dp=3,pp=2", "--batch", "256"},
+            {"divisible by tp=3", "--parallel", "tp=3", "--batch", "96", "--width", "32"},
+            {"needs at least 12 segments", "--parallel", "pp=4", "--schedule", "interleaved:3", "--blocks", "2"},
+            {"needs at least 6 segments", "--parallel", "pp=6", "--blocks", "1", "--batch", "96", "--micro-batches", "4"},
+            {"needs pp >= 2", "--parallel", "dp=2", "--schedule", "interleaved:2"},
+            {"--schedule", "--parallel", "pp=2", "--schedule", "zb-h3"},
+            {"--hook must be none", "--parallel", "pp=2", "--hook", "int8"},
+            {"--workers does not apply", "--parallel", "pp=2", "--workers", "3"},
+            {"cannot be combined", "--parallel", "pp=2", "--elastic"},
+            {"--micro-batches needs --parallel", "--micro-batches", "4"},
+            {"--device cpu", "--parallel", "pp=2", "--device", "cuda"},
+        };
+        for (String[] c : cases) {
+            String[] args = java.util.Arrays.copyOfRange(c, 1, c.length);
+            assertOneLine(run(TorusDemo.commandLine(), args), "torus demo", c[0]);
+        }
+    }
+
+    @Test
     void aMissingGpuIsOneLineNotAStackTrace() {
         assumeFalse(Device.isCudaAvailable(), "this host has a GPU");
         assertOneLine(run(TorusBench.commandLine(), "allreduce", "--backend", "nccl", "--nproc", "1"), "torus-bench",

@@ -176,9 +176,25 @@ public final class PipelineStage {
         }
     }
 
-    /** The context segment {@code segmentIndex} (of the whole model) runs in for micro-batch {@code microBatch}. */
+    /**
+     * The context segment {@code segmentIndex} (of the whole model) runs in for micro-batch {@code microBatch}:
+     * the random key is the step's seed mixed with the micro-batch (SplitMix64), and each segment's counter
+     * range starts 2^40 after the previous one's, so no two segments or micro-batches share random numbers
+     * (a counter-based layer draws element i at offset + i).
+     */
     public static SegmentContext context(Allocator allocator, long seed, int microBatch, int segmentIndex) {
-        return SegmentContext.of(allocator, seed, (long) microBatch * 1_000_003L + segmentIndex);
+        if (microBatch < 0 || segmentIndex < 0 || segmentIndex >= 1 << 23) {
+            throw new IllegalArgumentException("microBatch must be >= 0 and segmentIndex in [0, 2^23), got " + microBatch
+                    + " and " + segmentIndex);
+        }
+        return SegmentContext.of(allocator, mix(seed + 0x9E3779B97F4A7C15L * (microBatch + 1L)),
+                (long) segmentIndex << 40);
+    }
+
+    private static long mix(long z) {
+        z = (z ^ (z >>> 30)) * 0xBF58476D1CE4E5B9L;
+        z = (z ^ (z >>> 27)) * 0x94D049BB133111EBL;
+        return z ^ (z >>> 31);
     }
 
     /**

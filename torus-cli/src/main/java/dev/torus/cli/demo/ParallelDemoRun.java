@@ -96,6 +96,50 @@ public final class ParallelDemoRun {
         }
     }
 
+    /**
+     * Checks that every rank sits where the mesh order puts it (tp fastest, then dp, then pp) and that each of
+     * its groups holds exactly the ranks that share its other two coordinates; returns null or what is wrong.
+     */
+    String checkMesh(Map<Integer, int[]> coords, Map<Integer, String[]> groups) {
+        if (coords.size() != layout.world()) {
+            return "only " + coords.size() + " of " + layout.world() + " ranks reported their place in the mesh";
+        }
+        for (Map.Entry<Integer, int[]> e : coords.entrySet()) {
+            int r = e.getKey();
+            int d = e.getValue()[0];
+            int s = e.getValue()[1];
+            int t = e.getValue()[2];
+            if (dev.torus.parallel.DeviceMesh.worldRank(s, d, t, layout.dp(), layout.tp()) != r) {
+                return "rank " + r + " reports dp " + d + ", pp " + s + ", tp " + t + ", which is rank "
+                        + dev.torus.parallel.DeviceMesh.worldRank(s, d, t, layout.dp(), layout.tp());
+            }
+            StringBuilder dp = new StringBuilder();
+            StringBuilder pp = new StringBuilder();
+            StringBuilder tp = new StringBuilder();
+            for (int i = 0; i < layout.dp(); i++) {
+                dp.append(i == 0 ? "" : ",").append(dev.torus.parallel.DeviceMesh.worldRank(s, i, t, layout.dp(),
+                        layout.tp()));
+            }
+            for (int i = 0; i < layout.pp(); i++) {
+                pp.append(i == 0 ? "" : ",").append(dev.torus.parallel.DeviceMesh.worldRank(i, d, t, layout.dp(),
+                        layout.tp()));
+            }
+            for (int i = 0; i < layout.tp(); i++) {
+                tp.append(i == 0 ? "" : ",").append(dev.torus.parallel.DeviceMesh.worldRank(s, d, i, layout.dp(),
+                        layout.tp()));
+            }
+            String[] got = groups.get(r);
+            String[] want = {dp.toString(), pp.toString(), tp.toString()};
+            String[] names = {"dp", "pp", "tp"};
+            for (int g = 0; g < 3; g++) {
+                if (!want[g].equals(got[g])) {
+                    return "rank " + r + "'s " + names[g] + " group holds ranks " + got[g] + ", expected " + want[g];
+                }
+            }
+        }
+        return null;
+    }
+
     public int run() throws IOException, InterruptedException {
         int steps = options.epochs * (options.trainRows / options.batch);
         out.printf(Locale.ROOT, "Torus parallel demo: %s = %d worker processes; MLP of %d Megatron blocks (width %d, "
@@ -123,6 +167,7 @@ public final class ParallelDemoRun {
         Map<Integer, double[]> stepLoss = new TreeMap<>();            // step -> loss of each dp replica
         Map<String, double[]> stages = new TreeMap<>();               // "pp dp tp" -> busy, wall, peak, bytes
         Map<Integer, int[]> coords = new TreeMap<>();                 // world rank -> dp, pp, tp
+        Map<Integer, String[]> groups = new TreeMap<>();              // world rank -> dp, pp, tp group members
         List<ChromeTrace.Slice> slices = new ArrayList<>();
         List<String> errors = new ArrayList<>();
         boolean tty = System.console() != null;
@@ -150,6 +195,7 @@ public final class ParallelDemoRun {
                 } else if (f[0].equals(ParallelDemoWorker.MESH)) {
                     coords.put(Integer.parseInt(f[1]), new int[] {Integer.parseInt(f[2]), Integer.parseInt(f[3]),
                             Integer.parseInt(f[4])});
+                    groups.put(Integer.parseInt(f[1]), new String[] {f[5], f[6], f[7]});
                 } else if (f[0].equals(ParallelDemoWorker.SLICE)) {
                     int row = dev.torus.parallel.DeviceMesh.worldRank(Integer.parseInt(f[1]), Integer.parseInt(f[2]),
                             Integer.parseInt(f[3]), layout.dp(), layout.tp());
@@ -261,7 +307,12 @@ public final class ParallelDemoRun {
         coords.forEach((r, c) -> mesh.add(Map.of("rank", r, "dp", c[0], "pp", c[1], "tp", c[2])));
         par.put("ranks", mesh);
 
-        boolean pass = true;
+        String meshError = checkMesh(coords, groups);
+        par.put("mesh_verified", meshError == null);
+        if (meshError != null) {
+            err.println("torus demo --parallel: " + meshError);
+        }
+        boolean pass = meshError == null;
         String verdict;
         double accuracy = Double.NaN;
         if (ref != null) {
@@ -284,7 +335,7 @@ public final class ParallelDemoRun {
             par.put("parameters_compared", Long.parseLong(ref[3]));
             par.put("accuracy", accuracy);
             par.put("reference_accuracy", Double.parseDouble(ref[5]));
-            pass = equal && firstLossDiff <= FIRST_LOSS_TOLERANCE && accuracy >= targetAccuracy;
+            pass = pass && equal && firstLossDiff <= FIRST_LOSS_TOLERANCE && accuracy >= targetAccuracy;
             verdict = String.format(Locale.ROOT, "parameters after %d steps %s one process (max relative difference "
                             + "%.3g%s), first-step loss within %.2g, held-out accuracy %.4f (target %.2f): %s", steps,
                     bitwise ? "bitwise equal to" : "DIFFER from", maxRel, layout.tp() == 1 ? ""

@@ -78,8 +78,10 @@ public final class ParallelDemoWorker implements Callable<Integer> {
              Allocator a = Allocator.root("parallel-demo-" + world.rank());
              DeviceMesh mesh = new DeviceMesh(world, lay.dp(), lay.pp(), lay.tp());
              TensorParallel tp = new TensorParallel(mesh.tpGroup(), a)) {
+            // the members of each group as the group itself reports them: a sum of one-hot world ranks
             System.out.println(MESH + " " + world.rank() + " " + mesh.dpRank() + " " + mesh.ppRank() + " "
-                    + mesh.tpRank());
+                    + mesh.tpRank() + " " + members(mesh.dpGroup(), world, a) + " " + members(mesh.ppGroup(), world, a)
+                    + " " + members(mesh.tpGroup(), world, a));
             List<Layer> layers = ParallelDemoModel.build(options.width, options.blocks, options.seed, tp, a);
             try {
                 int v = schedule.chunks();
@@ -112,6 +114,23 @@ public final class ParallelDemoWorker implements Callable<Integer> {
             }
         }
         return 0;
+    }
+
+    /** The world ranks in {@code group}, comma-separated, as an all-reduce over the group finds them. */
+    private static String members(Communicator group, Communicator world, Allocator a) {
+        float[] oneHot = new float[world.size()];
+        oneHot[world.rank()] = 1;
+        try (Tensor t = Tensor.fromArray(a, oneHot, oneHot.length)) {
+            group.allReduce(t, dev.torus.comm.ReduceOp.SUM).await();
+            float[] sum = t.toFloatArray();
+            StringBuilder sb = new StringBuilder();
+            for (int r = 0; r < sum.length; r++) {
+                if (sum[r] != 0) {
+                    sb.append(sb.length() == 0 ? "" : ",").append(r).append(sum[r] == 1 ? "" : "x" + sum[r]);
+                }
+            }
+            return sb.toString();
+        }
     }
 
     private void train(ParallelLayout lay, DeviceMesh mesh, PipelineStage stage, DataParallel dp, AdamW opt,
