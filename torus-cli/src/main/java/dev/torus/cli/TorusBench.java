@@ -64,8 +64,9 @@ public final class TorusBench implements Runnable {
     /** Pipeline schedules: measured bubble against theory, with emulated compute. */
     @Command(name = "pipeline", mixinStandardHelpOptions = true,
             description = "One JVM per pipeline stage, with emulated compute (forward and backward park for fixed "
-                    + "times): the measured idle fraction of GPipe, 1F1B and ZB-H1 against theory, and stage 0's "
-                    + "peak of stashed micro-batches against the schedule's promise (~40 s on 2 cores).")
+                    + "times) or the MLP (--mlp): the measured idle fraction of GPipe, 1F1B, interleaved 1F1B and "
+                    + "ZB-H1 against theory, and stage 0's peak of stashed micro-batches against the schedule's "
+                    + "promise (~60 s on 2 cores).")
     static final class Pipeline implements Callable<Integer> {
         @Option(names = "--json", description = "Also write one JSON object per row to FILE.")
         Path json;
@@ -95,6 +96,14 @@ public final class TorusBench implements Runnable {
                 + "configuration's last step to FILE.")
         Path trace;
 
+        @Option(names = "--schedules", split = ",", defaultValue = "gpipe,1f1b,interleaved:2,zb-h1",
+                description = "Schedules (default ${DEFAULT-VALUE}).")
+        List<String> schedules;
+
+        @Option(names = "--mlp", description = "Real compute instead of emulated: the demo's MLP as WIDTH:BLOCKS:ROWS "
+                + "(for example 256:8:64), its layers split over the stages; the stages then share the cores.")
+        String mlp;
+
         @Override
         public Integer call() throws Exception {
             for (int m : microBatches) {
@@ -102,8 +111,13 @@ public final class TorusBench implements Runnable {
                     throw new IllegalArgumentException("--micro-batches must all be >= 1, got " + m);
                 }
             }
+            List<dev.torus.parallel.pipeline.PipelineSchedule> parsed = new java.util.ArrayList<>();
+            for (String sch : schedules) {
+                parsed.add(dev.torus.parallel.pipeline.PipelineSchedule.parse("--schedules", sch));
+            }
+            int[] real = mlp == null ? null : dev.torus.cli.bench.PipelineBench.parseMlp(mlp);
             new dev.torus.cli.bench.PipelineBench(System.out, stages, forwardMs, backwardMs, weightMs, steps)
-                    .run(microBatches, json, trace);
+                    .compute(real).run(parsed, microBatches, json, trace);
             return 0;
         }
     }

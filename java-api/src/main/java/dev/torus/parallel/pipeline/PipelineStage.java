@@ -29,9 +29,10 @@ import java.util.function.IntFunction;
  * gradient accumulates exactly as in one process that runs the micro-batches one after the other:
  * bitwise equal.
  *
- * <p>Transfers carry a small header (the shape) ahead of the data, so that a receiver allocates the
- * right buffer and a gradient whose shape differs from the activation it answers is refused, naming
- * both stages and shapes. Sends are asynchronous and awaited at the end of the step; a stage posts
+ * <p>An activation travels after a small header (its shape), so that the receiver allocates the right
+ * buffer; with {@link #fixedShapes} the header goes only in the first step. A gradient needs none: its
+ * receiver knows the shape of the activation it answers, and its sender refuses a gradient of another shape,
+ * naming both stages and shapes. Sends are asynchronous and awaited at the end of the step; a stage posts
  * every send before it waits on a receive, so crossed pairs (a forward going down while a gradient
  * comes up) cannot deadlock. Any failure aborts the communicator, so the other stages fail within
  * the op timeout instead of waiting.
@@ -76,6 +77,8 @@ public final class PipelineStage {
     private Trace trace;
     private long stashedBytes;
     private CheckpointPolicy checkpoint = CheckpointPolicy.none();
+    private boolean fixedShapes;
+    private final Map<Long, long[]> knownShapes = new HashMap<>();
     private List<boolean[]> kept;
 
     /**
@@ -140,6 +143,21 @@ public final class PipelineStage {
         }
         this.kept = plan(policy);
         this.checkpoint = policy;
+        return this;
+    }
+
+    /**
+     * Promises that every step sends activations of the shapes of the first step (per micro-batch and stage
+     * boundary), as Megatron and PyTorch's pipelining assume: after the first step an activation goes without
+     * its shape header, one message instead of two. A stage that breaks the promise fails with a clear error
+     * naming both shapes (and its neighbours with it, through the abort). Both neighbours must agree: set it
+     * on every stage or on none. Off by default.
+     */
+    public PipelineStage fixedShapes(boolean fixed) {
+        this.fixedShapes = fixed;
+        if (!fixed) {
+            knownShapes.clear();
+        }
         return this;
     }
 
@@ -225,6 +243,7 @@ public final class PipelineStage {
         // ZB-H1: per micro-batch, {layer, its input, its output gradient, segment index, owned} awaiting the W pass
         Map<Integer, List<Object[]>> awaitingWeights = new HashMap<>();
         Map<Integer, Tensor> lossGradients = new HashMap<>();      // the last virtual stage
+        Map<Integer, long[]> receivedShapes = new HashMap<>();     // the activations received, for their gradients
         Map<Integer, Object[]> activationSends = new HashMap<>();  // {Work, the activation}: freed when its gradient is back
         Deque<Object[]> pendingSends = new ArrayDeque<>();          // {Work, Tensor to free after it}
         float[] losses = new float[s == p - 1 ? microBatches : 0];
@@ -244,6 +263,9 @@ public final class PipelineStage {
                 if (a.forward()) {
                     long r0 = System.nanoTime();
                     Tensor x = first ? input.apply(mb) : receive((virt - 1) % p, mb, virt - 1, true, null);
+                    if (!first) {
+                        receivedShapes.put(key, x.shape());
+                    }
                     if (!first) {
                         slice("recv-" + a, r0);
                     }
@@ -280,7 +302,12 @@ public final class PipelineStage {
                         lossGradients.put(key, r.gradient());
                     } else {
                         long s0 = System.nanoTime();
-                        activationSends.put(key, send(cur, (virt + 1) % p, mb, virt, true, pendingSends));
+                        try {
+                            activationSends.put(key, send(cur, (virt + 1) % p, mb, virt, true, pendingSends));
+                        } catch (RuntimeException e) {
+                            cur.close(); // not handed to the transport
+                            throw e;
+                        }
                         slice("send-" + a, s0);
                     }
                     slice(a.toString(), f0);
@@ -332,8 +359,21 @@ public final class PipelineStage {
                         awaitingWeights.put(key, later);
                     }
                     if (!first) {
+                        long[] answered = receivedShapes.remove(key);
+                        if (!Arrays.equals(answered, g.shape())) {
+                            long[] bad = g.shape();
+                            g.close();
+                            throw new IllegalStateException("pipeline stage " + s + " computed an input gradient of shape "
+                                    + Arrays.toString(bad) + " for micro-batch " + mb + ", but stage " + (virt - 1) % p
+                                    + " sent it an activation of shape " + Arrays.toString(answered));
+                        }
                         long s0 = System.nanoTime();
-                        pendingSends.add(send(g, (virt - 1) % p, mb, virt - 1, false, pendingSends));
+                        try {
+                            pendingSends.add(send(g, (virt - 1) % p, mb, virt - 1, false, pendingSends));
+                        } catch (RuntimeException e) {
+                            g.close(); // not handed to the transport
+                            throw e;
+                        }
                         slice("send-" + a, s0);
                     } else {
                         g.close();
@@ -414,8 +454,10 @@ public final class PipelineStage {
     }
 
     /**
-     * Sends the shape (queued in {@code pending}, freed at the end of the step), then the data; returns
-     * {Work, t} for the data, whose caller frees {@code t} once the work is done.
+     * Sends {@code t} to {@code peer}; returns {Work, t} for the data, whose caller frees {@code t} once the
+     * work is done. An activation goes after a shape header (queued in {@code pending}, freed at the end of the
+     * step) unless the shape is already known to both sides ({@link #fixedShapes}); a gradient never needs
+     * one (its receiver knows the shape of the activation it answers).
      */
     private Object[] send(Tensor t, int peer, int mb, int boundary, boolean forward, Deque<Object[]> pending) {
         if (t.dtype() != DType.FLOAT32) {
@@ -427,39 +469,49 @@ public final class PipelineStage {
             throw new IllegalStateException("pipeline stage " + comm.rank() + ": tensors of rank > " + MAX_RANK
                     + " are not supported, got " + Arrays.toString(shape));
         }
-        int[] header = new int[MAX_RANK + 1];
-        header[0] = shape.length;
-        for (int i = 0; i < shape.length; i++) {
-            header[1 + i] = Math.toIntExact(shape[i]);
+        if (forward) {
+            long key = shapeKey(boundary, mb);
+            long[] known = fixedShapes ? knownShapes.get(key) : null;
+            if (known == null) {
+                int[] header = new int[MAX_RANK + 1];
+                header[0] = shape.length;
+                for (int i = 0; i < shape.length; i++) {
+                    header[1 + i] = Math.toIntExact(shape[i]);
+                }
+                Tensor h = Tensor.fromArray(allocator, header, header.length);
+                pending.add(new Object[] {comm.send(h, peer, tag(mb, boundary, true, true)), h});
+                if (fixedShapes) {
+                    knownShapes.put(key, shape);
+                }
+            } else if (!Arrays.equals(known, shape)) {
+                throw new IllegalStateException("pipeline stage " + comm.rank() + " produced an activation of shape "
+                        + Arrays.toString(shape) + " for micro-batch " + mb + ", but with fixed shapes it must keep "
+                        + "the first step's " + Arrays.toString(known) + " (turn fixedShapes off for shapes that vary)");
+            }
         }
-        Tensor h = Tensor.fromArray(allocator, header, header.length);
-        pending.add(new Object[] {comm.send(h, peer, tag(mb, boundary, forward, true)), h});
         return new Object[] {comm.send(t, peer, tag(mb, boundary, forward, false)), t};
     }
 
+    private static long shapeKey(int boundary, int mb) {
+        return ((long) boundary << 32) | mb;
+    }
+
     /**
-     * Receives the shape, then the data, from {@code peer}. For a gradient, {@code expected} is the shape
-     * of the activation it answers: they must match.
+     * Receives an activation (after its shape header, unless the shape is known from an earlier step with
+     * {@link #fixedShapes}) or a gradient of {@code gradientShape}, the shape of the activation it answers,
+     * from {@code peer}.
      */
-    private Tensor receive(int peer, int mb, int boundary, boolean forward, long[] expected) {
-        int[] header;
-        try (Tensor h = Tensor.zeros(allocator, DType.INT32, dev.torus.Device.cpu(), MAX_RANK + 1)) {
-            comm.recv(h, peer, tag(mb, boundary, forward, true)).await();
-            header = h.toIntArray();
-        }
-        int rank = header[0];
-        if (rank < 0 || rank > MAX_RANK) {
-            throw new IllegalStateException("pipeline stage " + comm.rank() + " got a malformed header from stage " + peer
-                    + " for micro-batch " + mb + ": rank " + rank);
-        }
-        long[] shape = new long[rank];
-        for (int i = 0; i < rank; i++) {
-            shape[i] = header[1 + i];
-        }
-        if (expected != null && !Arrays.equals(expected, shape)) {
-            throw new IllegalStateException("pipeline stage " + peer + " sent a gradient of shape " + Arrays.toString(shape)
-                    + " for micro-batch " + mb + ", but stage " + comm.rank() + " sent it an activation of shape "
-                    + Arrays.toString(expected));
+    private Tensor receive(int peer, int mb, int boundary, boolean forward, long[] gradientShape) {
+        long[] shape = gradientShape;
+        if (forward) {
+            long key = shapeKey(boundary, mb);
+            shape = fixedShapes ? knownShapes.get(key) : null;
+            if (shape == null) {
+                shape = receiveHeader(peer, mb, boundary);
+                if (fixedShapes) {
+                    knownShapes.put(key, shape);
+                }
+            }
         }
         Tensor t = Tensor.empty(allocator, DType.FLOAT32, dev.torus.Device.cpu(), shape);
         try {
@@ -469,6 +521,28 @@ public final class PipelineStage {
             throw e;
         }
         return t;
+    }
+
+    private long[] receiveHeader(int peer, int mb, int boundary) {
+        int[] header;
+        try (Tensor h = Tensor.zeros(allocator, DType.INT32, dev.torus.Device.cpu(), MAX_RANK + 1)) {
+            comm.recv(h, peer, tag(mb, boundary, true, true)).await();
+            header = h.toIntArray();
+        }
+        int rank = header[0];
+        if (rank < 0 || rank > MAX_RANK) {
+            throw new IllegalStateException("pipeline stage " + comm.rank() + " got a malformed header from stage " + peer
+                    + " for micro-batch " + mb + ": rank " + rank);
+        }
+        long[] shape = new long[rank];
+        for (int i = 0; i < rank; i++) {
+            if (header[1 + i] < 0) {
+                throw new IllegalStateException("pipeline stage " + comm.rank() + " got a malformed header from stage "
+                        + peer + " for micro-batch " + mb + ": size " + header[1 + i]);
+            }
+            shape[i] = header[1 + i];
+        }
+        return shape;
     }
 
     private static void closeQuietly(Tensor t) {

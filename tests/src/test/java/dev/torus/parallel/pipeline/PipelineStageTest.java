@@ -328,6 +328,76 @@ class PipelineStageTest {
         assertArrayEquals(new int[] {0, 2, 4}, StagePartition.firstIndices(5, 3));
     }
 
+    private static final Segment COPY = new Segment() {
+        @Override
+        public Tensor forward(Tensor input, SegmentContext ctx) {
+            return Tensor.fromArray(ctx.allocator(), input.toFloatArray(), input.shape());
+        }
+
+        @Override
+        public Tensor backward(Tensor input, Tensor gradOutput, SegmentContext ctx) {
+            return Tensor.fromArray(ctx.allocator(), gradOutput.toFloatArray(), gradOutput.shape());
+        }
+    };
+
+    /**
+     * Fixed shapes: steps after the first send no shape header and give the same losses; an activation of
+     * another shape later is refused by its sender, naming both shapes, and the other stage fails too.
+     */
+    @Test
+    void fixedShapesSkipTheHeaderAfterTheFirstStepAndRefuseAChange() throws Exception {
+        try (ZooKeeperStore store = ZooKeeperStore.connect(zk.connectString(), "store", Duration.ofSeconds(10))) {
+            List<String> got = CommHarness.run(store, 2, Duration.ofSeconds(10), comm -> {
+                try (Allocator a = Allocator.root("fixed-" + comm.rank())) {
+                    PipelineStage st = new PipelineStage(comm, List.of(COPY), comm.rank(), PipelineSchedule.ONE_F_ONE_B,
+                            a, SEED).fixedShapes(true);
+                    StringBuilder sb = new StringBuilder();
+                    PipelineStage.Loss loss = (out, mb) -> new PipelineStage.Loss.Result(out.toFloatArray()[0] + mb,
+                            Tensor.fromArray(a, out.toFloatArray(), out.shape()));
+                    for (int rows : new int[] {2, 2, 3}) {
+                        float[] v = new float[rows * 2];
+                        java.util.Arrays.fill(v, rows);
+                        try (Tensor x = Tensor.fromArray(a, v, rows, 2)) {
+                            float[] l = st.step(3, mb -> x, loss).losses();
+                            sb.append(java.util.Arrays.toString(l)).append(';');
+                        } catch (RuntimeException e) {
+                            sb.append("error: ").append(e.getMessage());
+                        }
+                    }
+                    return sb.toString();
+                }
+            });
+            assertTrue(got.get(1).startsWith("[2.0, 3.0, 4.0];[2.0, 3.0, 4.0];error"), got.get(1));
+            assertTrue(got.get(0).startsWith("[];[];error: pipeline stage 0 produced an activation of shape [3, 2]")
+                    && got.get(0).contains("the first step's [2, 2]"), got.get(0));
+        }
+    }
+
+    /** The stage after gets an activation its first segment cannot take: it names both stages and the shape. */
+    @Test
+    void anActivationTheNextStageCannotTakeNamesBothStages() throws Exception {
+        try (ZooKeeperStore store = ZooKeeperStore.connect(zk.connectString(), "store", Duration.ofSeconds(10))) {
+            List<String> errors = CommHarness.run(store, 2, Duration.ofSeconds(10), comm -> {
+                try (Allocator a = Allocator.root("act-" + comm.rank());
+                     dev.torus.nn.Linear five = new dev.torus.nn.Linear(5, 3, true, Device.cpu(), a, 1)) {
+                    Segment mine = comm.rank() == 0 ? COPY : five;
+                    PipelineStage st = new PipelineStage(comm, List.of(mine), comm.rank(), PipelineSchedule.GPIPE, a,
+                            SEED);
+                    try (Tensor x = Tensor.fromArray(a, new float[] {1, 2, 3, 4}, 2, 2)) {
+                        st.step(2, mb -> x, (out, mb) -> new PipelineStage.Loss.Result(0f,
+                                Tensor.fromArray(a, out.toFloatArray(), out.shape())));
+                    }
+                    return "no error";
+                } catch (RuntimeException e) {
+                    return e.getMessage();
+                }
+            });
+            assertTrue(errors.get(1).contains("pipeline stage 1 cannot take the activation of shape [2, 2] that stage 0 "
+                    + "sent for micro-batch 0"), errors.get(1));
+            assertTrue(!errors.get(0).equals("no error"), "stage 0 must fail too");
+        }
+    }
+
     /** A stage whose backward answers with the wrong shape: the stage below names both stages and shapes. */
     @Test
     void aGradientOfTheWrongShapeIsRefusedNamingBothStages() throws Exception {
@@ -343,7 +413,8 @@ class PipelineStageTest {
             }
         };
         try (ZooKeeperStore store = ZooKeeperStore.connect(zk.connectString(), "store", Duration.ofSeconds(10))) {
-            Exception e = assertThrows(Exception.class, () -> CommHarness.run(store, 2, Duration.ofSeconds(10), comm -> {
+            long t0 = System.nanoTime();
+            List<String> errors = CommHarness.run(store, 2, Duration.ofSeconds(10), comm -> {
                 try (Allocator a = Allocator.root("bad-" + comm.rank())) {
                     PipelineStage st = new PipelineStage(comm, List.of(wrong), comm.rank(), PipelineSchedule.ONE_F_ONE_B,
                             a, SEED);
@@ -351,11 +422,17 @@ class PipelineStageTest {
                         st.step(1, mb -> x, (out, mb) -> new PipelineStage.Loss.Result(0f,
                                 Tensor.fromArray(a, out.toFloatArray(), out.shape())));
                     }
-                    return null;
+                    return "no error";
+                } catch (RuntimeException e) {
+                    return e.getMessage();
                 }
-            }));
-            assertTrue(e.getMessage().contains("stage 1 sent a gradient of shape [3, 3]")
-                    && e.getMessage().contains("stage 0 sent it an activation of shape [2, 2]"), e.getMessage());
+            });
+            double seconds = (System.nanoTime() - t0) / 1e9;
+            // the stage that computed it names both stages and shapes; its neighbour fails through the abort
+            assertTrue(errors.get(1).contains("stage 1 computed an input gradient of shape [3, 3]")
+                    && errors.get(1).contains("stage 0 sent it an activation of shape [2, 2]"), errors.get(1));
+            assertTrue(!errors.get(0).equals("no error"), "stage 0 must fail too");
+            assertTrue(seconds < 10, "both stages end before the 10 s op timeout, took " + seconds + " s");
         }
     }
 }

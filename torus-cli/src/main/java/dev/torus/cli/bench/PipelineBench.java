@@ -53,7 +53,7 @@ public final class PipelineBench {
     Map<Integer, double[]> launch(PipelineSchedule schedule, int m) throws IOException, InterruptedException {
         List<String> cmd = Launcher.javaCommand(List.of("-Xmx128m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"),
                 PipelineBenchWorker.class.getName(), List.of(schedule.label(), "" + m, "" + forwardMs, "" + backwardMs,
-                        "" + weightMs, "" + steps));
+                        "" + weightMs, "" + steps, mlp == null ? "emulated" : mlp[0] + ":" + mlp[1] + ":" + mlp[2]));
         Map<Integer, double[]> result = new TreeMap<>();
         List<String> errors = new ArrayList<>();
         LaunchSpec spec = new LaunchSpec(stages, 1, 1, null, null, 0, cmd, Map.of(), Path.of(
@@ -85,6 +85,10 @@ public final class PipelineBench {
         return result;
     }
 
+    private double theoryOf(PipelineSchedule sch, int m) {
+        return sch.theoreticalBubble(stages, m);
+    }
+
     /** Writes the slices collected so far as a Chrome trace: one process per configuration, one row per stage. */
     private void writeTrace(Path file, Map<String, List<String>> byConfig) throws IOException {
         List<dev.torus.cli.ChromeTrace.Group> groups = new ArrayList<>();
@@ -100,23 +104,62 @@ public final class PipelineBench {
         dev.torus.cli.ChromeTrace.write(file, groups);
     }
 
-    public List<BenchRow> run(List<Integer> microBatches, Path json) throws IOException, InterruptedException {
-        return run(microBatches, json, null);
+    private int[] mlp; // {width, blocks, rows}, or null for emulated compute
+
+    /** Real compute: the MLP of {@code width, blocks, rows} (null: emulated, the default). */
+    public PipelineBench compute(int[] mlp) {
+        this.mlp = mlp == null ? null : mlp.clone();
+        return this;
     }
 
-    /** As above; {@code trace} (may be null) gets a Chrome trace of each configuration's last step. */
-    public List<BenchRow> run(List<Integer> microBatches, Path json, Path trace) throws IOException,
-            InterruptedException {
+    /** Parses --mlp WIDTH:BLOCKS:ROWS. */
+    public static int[] parseMlp(String text) {
+        String[] f = text.split(":");
+        if (f.length != 3) {
+            throw new IllegalArgumentException("--mlp must be WIDTH:BLOCKS:ROWS, got '" + text + "'");
+        }
+        int[] v = new int[3];
+        for (int i = 0; i < 3; i++) {
+            try {
+                v[i] = Integer.parseInt(f[i].trim());
+            } catch (NumberFormatException e) {
+                v[i] = -1;
+            }
+            if (v[i] < 1 || v[i] > 1 << 16) {
+                throw new IllegalArgumentException("--mlp must be WIDTH:BLOCKS:ROWS of integers in [1, 65536], got '"
+                        + text + "'");
+            }
+        }
+        return v;
+    }
+
+    public List<BenchRow> run(List<Integer> microBatches, Path json) throws IOException, InterruptedException {
+        return run(PipelineSchedule.representatives(), microBatches, json, null);
+    }
+
+    /** As above, for {@code schedules}; {@code trace} (may be null) gets a Chrome trace of each configuration's last step. */
+    public List<BenchRow> run(List<PipelineSchedule> schedules, List<Integer> microBatches, Path json, Path trace)
+            throws IOException, InterruptedException {
+        if (mlp != null && mlp[1] * 4 + 1 < stages * 2) {
+            throw new IllegalArgumentException("--mlp: " + mlp[1] + " blocks give " + (mlp[1] * 4 + 1)
+                    + " layers, too few for " + stages + " stages of up to 2 virtual stages");
+        }
         Map<String, List<String>> traces = new java.util.LinkedHashMap<>();
         String[] cols = {"schedule", "p", "m", "step_ms", "ideal_ms", "bubble", "theory", "ratio", "peak_stage0",
                 "promised"};
         int[] widths = {14, 3, 4, 9, 9, 8, 8, 7, 12, 9};
         try (BenchReport report = new BenchReport(out, json, cols, widths)) {
-            report.header(String.format(java.util.Locale.ROOT, "# pipeline: %d stage JVMs, emulated compute F=%.0f ms, "
-                    + "B=%.0f ms, W=%.0f ms (parked, not computed; B+W in one pass for gpipe and 1f1b), %d timed steps; bubble = mean over stages of the share of the "
+            String compute = mlp != null ? String.format(java.util.Locale.ROOT, "real compute: the MLP of width %d, %d "
+                    + "blocks, %d rows per micro-batch, its layers split by count (the stages share the cores)", mlp[0],
+                    mlp[1], mlp[2]) : String.format(java.util.Locale.ROOT, "emulated compute F=%.0f ms, B=%.0f ms, "
+                    + "W=%.0f ms (parked, not computed; B+W in one pass but for zb-h1; an interleaved chunk parks 1/v "
+                    + "of them)", forwardMs, backwardMs, weightMs);
+            report.header(String.format(java.util.Locale.ROOT, "# pipeline: %d stage JVMs, %s, %d timed steps; "
+                    + "bubble = mean over stages of the share of the "
                     + "pipeline's step (the slowest stage's) not spent computing, theory (p-1)/(m+p-1), interleaved:v (p-1)/(vm+p-1), zb-h1 (p-1)/(3m+p-1) "
-                    + "for F=B=W", stages, forwardMs, backwardMs, weightMs, steps));
-            for (PipelineSchedule sch : PipelineSchedule.representatives()) {
+                    + "for F=B=W; ideal_ms with real compute: the busiest stage's compute / (1 - theory)", stages, compute,
+                    steps));
+            for (PipelineSchedule sch : schedules) {
                 for (int m : microBatches) {
                     traceEvents.clear();
                     Map<Integer, double[]> r = launch(sch, m);
@@ -135,7 +178,13 @@ public final class PipelineBench {
                     double theory = sch.theoreticalBubble(stages, m);
                     int promised = sch.activationsHeld(0, stages, m);
                     double pass = forwardMs + backwardMs + weightMs;
-                    double ideal = sch == PipelineSchedule.ZB_H1
+                    double busiest = 0;
+                    for (double[] v : r.values()) {
+                        busiest = Math.max(busiest, v[0]);
+                    }
+                    // real compute: the step a perfect pipeline of the busiest stage would take
+                    double ideal = mlp != null ? busiest / (1 - theoryOf(sch, m))
+                            : sch == PipelineSchedule.ZB_H1
                             ? m * pass + (stages - 1) * (forwardMs + backwardMs - weightMs)
                             : (m * sch.chunks() + stages - 1) * pass / sch.chunks();
                     report.add(new BenchRow().put("schedule", sch.label())

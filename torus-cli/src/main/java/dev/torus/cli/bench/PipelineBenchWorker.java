@@ -14,11 +14,14 @@ import java.util.Locale;
  * only park for calibrated times (emulated compute), run through the chosen schedule for a few
  * steps. It prints {@code @pipe STAGE BUSY_MS STEP_MS PEAK}: the time it spent in F and B, the
  * step's wall time and the most micro-batches it held, averaged over the timed steps.
- * Arguments: schedule, micro-batches, forward ms, input-gradient ms, weight-gradient ms, timed steps.
+ * Arguments: schedule, micro-batches, forward ms, input-gradient ms, weight-gradient ms, timed steps, and
+ * {@code emulated} or {@code WIDTH:BLOCKS:ROWS} (real compute: the MLP's layers split over the stages; busy
+ * time is then the stage's F, B and W passes as its trace measures them).
  */
 public final class PipelineBenchWorker {
     static final String RESULT = "@pipe";
     static final String SLICE = "@slice";
+    private static final int CLASSES = 8;
 
     private PipelineBenchWorker() {}
 
@@ -83,40 +86,82 @@ public final class PipelineBenchWorker {
         double b = Double.parseDouble(args[3]);
         double w = Double.parseDouble(args[4]);
         int steps = Integer.parseInt(args[5]);
+        String mode = args.length > 6 ? args[6] : "emulated";
         try (Communicator comm = Communicator.fromEnv(); Allocator a = Allocator.root("pipeline-bench")) {
             // an interleaved rank holds v chunks, each 1/v of the stage's work
             int v = schedule.chunks();
             List<EmulatedSegment> segs = new java.util.ArrayList<>();
-            List<List<EmulatedSegment>> chunks = new java.util.ArrayList<>();
+            List<List<? extends dev.torus.recompute.Segment>> chunks = new java.util.ArrayList<>();
             int[] firsts = new int[v];
-            for (int c = 0; c < v; c++) {
-                EmulatedSegment seg = new EmulatedSegment(f / v, b / v, w / v);
-                segs.add(seg);
-                chunks.add(List.of(seg));
-                firsts[c] = c * comm.size() + comm.rank();
+            dev.torus.nn.Mlp mlp = null;
+            int rows = 1;
+            int width = 8;
+            if (mode.equals("emulated")) {
+                for (int c = 0; c < v; c++) {
+                    EmulatedSegment seg = new EmulatedSegment(f / v, b / v, w / v);
+                    segs.add(seg);
+                    chunks.add(List.of(seg));
+                    firsts[c] = c * comm.size() + comm.rank();
+                }
+            } else { // real compute: the MLP's layers split by count over the p·v virtual stages
+                String[] dims = mode.split(":");
+                width = Integer.parseInt(dims[0]);
+                rows = Integer.parseInt(dims[2]);
+                mlp = new dev.torus.nn.Mlp(width, width, Integer.parseInt(dims[1]), CLASSES, 0f,
+                        dev.torus.Device.cpu(), a, 11);
+                int virtual = comm.size() * v;
+                List<List<dev.torus.nn.Layer>> parts = dev.torus.parallel.pipeline.StagePartition.byCount(mlp.layers(),
+                        virtual);
+                int[] all = dev.torus.parallel.pipeline.StagePartition.firstIndices(mlp.layers().size(), virtual);
+                for (int c = 0; c < v; c++) {
+                    chunks.add(parts.get(c * comm.size() + comm.rank()));
+                    firsts[c] = all[c * comm.size() + comm.rank()];
+                }
             }
-            PipelineStage stage = new PipelineStage(comm, chunks, firsts, schedule, a, 1);
+            PipelineStage stage = new PipelineStage(comm, chunks, firsts, schedule, a, 1).fixedShapes(true);
+            long[] computeNanos = {0};
             List<String> slices = new java.util.ArrayList<>();
             boolean[] record = {false};
             stage.trace((name, t0, t1) -> {
+                if (!name.startsWith("recv") && !name.startsWith("send")) {
+                    computeNanos[0] += t1 - t0;
+                }
                 if (record[0]) {
                     slices.add(SLICE + " " + comm.rank() + " " + name + " " + t0 + " " + t1);
                 }
             });
-            try (Tensor x = Tensor.fromArray(a, new float[8], 1, 8)) {
+            float[] data = new float[rows * width];
+            java.util.SplittableRandom rnd = new java.util.SplittableRandom(5);
+            for (int i = 0; i < data.length; i++) {
+                data[i] = (float) rnd.nextGaussian();
+            }
+            int[] labels = new int[rows];
+            for (int i = 0; i < rows; i++) {
+                labels[i] = i % CLASSES;
+            }
+            boolean real = mlp != null;
+            try (Tensor x = Tensor.fromArray(a, data, rows, width); Tensor y = Tensor.fromArray(a, labels, rows);
+                 AutoCloseable model = mlp == null ? () -> { } : mlp) {
                 double busy = 0;
                 double wall = 0;
                 int peak = 0;
+                PipelineStage.Loss loss = real ? (out, mb) -> {
+                    try (dev.torus.nn.SoftmaxCrossEntropy.Result l = dev.torus.nn.SoftmaxCrossEntropy.lossAndGrad(out, y,
+                            a)) {
+                        return new PipelineStage.Loss.Result(l.loss(), Tensor.fromArray(a, l.gradLogits().toFloatArray(),
+                                l.gradLogits().shape()));
+                    }
+                } : (out, mb) -> new PipelineStage.Loss.Result(0f, Tensor.fromArray(a, out.toFloatArray(), out.shape()));
                 for (int s = -1; s < steps; s++) { // one untimed step first
                     segs.forEach(seg -> seg.busyNanos = 0);
+                    computeNanos[0] = 0;
                     record[0] = s == steps - 1; // the timeline of the last step
                     comm.barrier().await();
                     long t0 = System.nanoTime();
-                    PipelineStage.StepResult r = stage.step(m, mb -> x, (out, mb) -> new PipelineStage.Loss.Result(0f,
-                            Tensor.fromArray(a, out.toFloatArray(), out.shape())));
+                    PipelineStage.StepResult r = stage.step(m, mb -> x, loss);
                     long t1 = System.nanoTime();
                     if (s >= 0) {
-                        busy += segs.stream().mapToLong(seg -> seg.busyNanos).sum() / 1e6;
+                        busy += real ? computeNanos[0] / 1e6 : segs.stream().mapToLong(seg -> seg.busyNanos).sum() / 1e6;
                         wall += (t1 - t0) / 1e6;
                         peak = Math.max(peak, r.peakStashedMicroBatches());
                     }

@@ -99,7 +99,7 @@ public final class ParallelDemoWorker implements Callable<Integer> {
                     }
                 }
                 PipelineStage stage = new PipelineStage(mesh.ppGroup(), chunks, myFirsts, schedule, a, options.seed)
-                        .checkpoint(options.checkpointPolicy());
+                        .checkpoint(options.checkpointPolicy()).fixedShapes(true); // every micro-batch has mbRows rows
                 try (DataParallel dp = DataParallel.builder(mesh.dpGroup(), params).hook(CommHook.none()).allocator(a)
                         .build();
                      AdamW opt = new AdamW(params, options.lr, a)) {
