@@ -78,6 +78,7 @@ public final class PipelineStage {
     private long stashedBytes;
     private CheckpointPolicy checkpoint = CheckpointPolicy.none();
     private boolean fixedShapes;
+    private dev.torus.Device device = dev.torus.Device.cpu();
     private final Map<Long, long[]> knownShapes = new HashMap<>();
     private List<boolean[]> kept;
 
@@ -158,6 +159,18 @@ public final class PipelineStage {
         if (!fixed) {
             knownShapes.clear();
         }
+        return this;
+    }
+
+    /**
+     * Where received activations and gradients are allocated: the device the stage's segments compute on
+     * (the CPU by default). With a CUDA device the communicator must be one that moves CUDA tensors (NCCL).
+     */
+    public PipelineStage device(dev.torus.Device device) {
+        if (device == null) {
+            throw new IllegalArgumentException("device must not be null");
+        }
+        this.device = device;
         return this;
     }
 
@@ -479,6 +492,11 @@ public final class PipelineStage {
                     header[1 + i] = Math.toIntExact(shape[i]);
                 }
                 Tensor h = Tensor.fromArray(allocator, header, header.length);
+                if (!device.isCpu()) {
+                    try (Tensor host = h) {
+                        h = host.to(device);
+                    }
+                }
                 pending.add(new Object[] {comm.send(h, peer, tag(mb, boundary, true, true)), h});
                 if (fixedShapes) {
                     knownShapes.put(key, shape);
@@ -513,7 +531,7 @@ public final class PipelineStage {
                 }
             }
         }
-        Tensor t = Tensor.empty(allocator, DType.FLOAT32, dev.torus.Device.cpu(), shape);
+        Tensor t = Tensor.empty(allocator, DType.FLOAT32, device, shape);
         try {
             comm.recv(t, peer, tag(mb, boundary, forward, false)).await();
         } catch (RuntimeException e) {
@@ -525,7 +543,7 @@ public final class PipelineStage {
 
     private long[] receiveHeader(int peer, int mb, int boundary) {
         int[] header;
-        try (Tensor h = Tensor.zeros(allocator, DType.INT32, dev.torus.Device.cpu(), MAX_RANK + 1)) {
+        try (Tensor h = Tensor.zeros(allocator, DType.INT32, device, MAX_RANK + 1)) {
             comm.recv(h, peer, tag(mb, boundary, true, true)).await();
             header = h.toIntArray();
         }

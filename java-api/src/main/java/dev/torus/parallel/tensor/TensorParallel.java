@@ -60,9 +60,16 @@ public final class TensorParallel implements AutoCloseable {
         return "tp-" + kind + "-" + layers.getAndIncrement();
     }
 
-    /** Sums {@code t} (FLOAT32, CPU) over the group in place, in rank order. */
+    /**
+     * Sums {@code t} (FLOAT32) over the group in place: in rank order for a CPU tensor; with the backend's own
+     * all-reduce (NCCL's order, not bitwise the one-process split) for a CUDA tensor.
+     */
     void allReduce(String key, Tensor t, boolean forward) {
-        reducer.allReduce(key, t, ReduceOp.SUM).await();
+        if (t.device().isCuda()) {
+            comm.allReduce(t, ReduceOp.SUM).await();
+        } else {
+            reducer.allReduce(key, t, ReduceOp.SUM).await();
+        }
         (forward ? forwardAllReduces : backwardAllReduces).incrementAndGet();
     }
 
