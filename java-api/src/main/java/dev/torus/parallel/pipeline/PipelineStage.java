@@ -260,11 +260,15 @@ public final class PipelineStage {
         Map<Integer, Object[]> activationSends = new HashMap<>();  // {Work, the activation}: freed when its gradient is back
         Deque<Object[]> pendingSends = new ArrayDeque<>();          // {Work, Tensor to free after it}
         float[] losses = new float[s == p - 1 ? microBatches : 0];
+        ReceivesAhead ahead = null;
         int peak = 0;
         long peakBytes = 0;
         stashedBytes = 0;
         try {
-            for (PipelineSchedule.Action a : schedule.actions(s, p, microBatches)) {
+            List<PipelineSchedule.Action> actions = schedule.actions(s, p, microBatches);
+            ahead = new ReceivesAhead(actions, p, v, activationSends);
+            ahead.post();
+            for (PipelineSchedule.Action a : actions) {
                 int mb = a.microBatch();
                 int c = a.chunk();
                 int key = mb * v + c;
@@ -275,7 +279,7 @@ public final class PipelineStage {
                 boolean last = virt == virtualStages - 1;
                 if (a.forward()) {
                     long r0 = System.nanoTime();
-                    Tensor x = first ? input.apply(mb) : receive((virt - 1) % p, mb, virt - 1, true, null);
+                    Tensor x = first ? input.apply(mb) : ahead.take((virt - 1) % p, mb, virt - 1, true, null);
                     if (!first) {
                         receivedShapes.put(key, x.shape());
                     }
@@ -336,7 +340,7 @@ public final class PipelineStage {
                         long[] shape = activation.shape();
                         activation.close();
                         long r0 = System.nanoTime();
-                        g = receive((virt + 1) % p, mb, virt, false, shape);
+                        g = ahead.take((virt + 1) % p, mb, virt, false, shape);
                         slice("recv-" + a, r0);
                     }
                     long b0 = System.nanoTime();
@@ -409,6 +413,7 @@ public final class PipelineStage {
                     }
                     slice(a.toString(), w0);
                 }
+                ahead.post();
                 // a micro-batch leaves the stash at its B and enters awaitingWeights then: the two are disjoint
                 peak = Math.max(peak, stash.size() + awaitingWeights.size());
                 peakBytes = Math.max(peakBytes, stashedBytes);
@@ -421,9 +426,12 @@ public final class PipelineStage {
             return new StepResult(losses, peak, peakBytes);
         } catch (RuntimeException e) {
             comm.abort("pipeline stage " + s + " failed: " + e.getMessage());
-            // after the abort the pending sends end at once; their buffers can be freed only then
+            // after the abort the pending sends and receives end at once; their buffers can be freed only then
             for (Object[] ps : pendingSends) {
                 settle(ps);
+            }
+            if (ahead != null) {
+                ahead.settleAll();
             }
             for (Object[] as : activationSends.values()) {
                 settle(as);
@@ -458,6 +466,102 @@ public final class PipelineStage {
         for (int i = from; i < top; i++) {
             cur = segments.get(i).forward(cur, context(allocator, seed, mb, firstSegment + i));
             inputs.set(i + 1, cur);
+        }
+    }
+
+    /** The most receives a stage posts before it needs them. */
+    static final int RECEIVES_AHEAD = 2;
+
+    /**
+     * Posts a stage's receives before it needs them, so that a neighbour's send completes as soon as it is
+     * made and the data is there when the pass starts: the latency leaves the critical path. Receives are
+     * posted strictly in the order the stage consumes them (the communicator runs one peer's receives one
+     * after another, and the schedules send to each peer in that same order), at most
+     * {@value #RECEIVES_AHEAD} ahead, and only where the buffer's shape is known: a gradient's once its
+     * activation has gone out, an activation's once its shape is fixed ({@link #fixedShapes}). A receive
+     * that needs a header is made when it is needed, and nothing after it is posted before it.
+     */
+    private final class ReceivesAhead {
+        private record Planned(int peer, int mb, int boundary, boolean forward, int key) {}
+
+        private final List<Planned> plan = new ArrayList<>();
+        private final Map<Integer, Object[]> activationSends;
+        private final Deque<Object[]> posted = new ArrayDeque<>(); // {Work, Tensor}, in plan order
+        private int nextPost;   // the first plan entry not posted
+        private int nextTake;   // the first plan entry not taken
+
+        ReceivesAhead(List<PipelineSchedule.Action> actions, int p, int v, Map<Integer, Object[]> activationSends) {
+            this.activationSends = activationSends;
+            int last = p * v - 1;
+            for (PipelineSchedule.Action a : actions) {
+                int virt = a.chunk() * p + comm.rank();
+                int key = a.microBatch() * v + a.chunk();
+                if (a.kind() == PipelineSchedule.Kind.F && virt > 0) {
+                    plan.add(new Planned((virt - 1) % p, a.microBatch(), virt - 1, true, key));
+                } else if (a.kind() == PipelineSchedule.Kind.B && virt < last) {
+                    plan.add(new Planned((virt + 1) % p, a.microBatch(), virt, false, key));
+                }
+            }
+        }
+
+        /** Posts what can be posted now. */
+        void post() {
+            while (nextPost < plan.size() && nextPost - nextTake < RECEIVES_AHEAD) {
+                Planned r = plan.get(nextPost);
+                long[] shape;
+                if (r.forward()) {
+                    shape = fixedShapes ? knownShapes.get(shapeKey(r.boundary(), r.mb())) : null;
+                } else {
+                    Object[] sent = activationSends.get(r.key());
+                    shape = sent == null ? null : ((Tensor) sent[1]).shape();
+                }
+                if (shape == null) {
+                    return; // needs a header, or its activation has not gone out yet
+                }
+                Tensor t = Tensor.empty(allocator, DType.FLOAT32, device, shape);
+                try {
+                    posted.add(new Object[] {comm.recv(t, r.peer(), tag(r.mb(), r.boundary(), r.forward(), false)), t});
+                } catch (RuntimeException e) {
+                    t.close();
+                    throw e;
+                }
+                nextPost++;
+            }
+        }
+
+        /** The next receive of the plan, which must be this one: waited for if posted, else made now. */
+        Tensor take(int peer, int mb, int boundary, boolean forward, long[] gradientShape) {
+            Planned want = plan.get(nextTake);
+            if (want.peer() != peer || want.mb() != mb || want.boundary() != boundary || want.forward() != forward) {
+                throw new IllegalStateException("internal error: pipeline stage " + comm.rank() + " receives out of "
+                        + "plan order");
+            }
+            nextTake++;
+            if (nextTake > nextPost) { // not posted: receive it now (with its header if it has one)
+                nextPost = nextTake;
+                return receive(peer, mb, boundary, forward, gradientShape);
+            }
+            Object[] r = posted.poll();
+            Tensor t = (Tensor) r[1];
+            try {
+                ((Work) r[0]).await();
+            } catch (RuntimeException e) {
+                t.close();
+                throw e;
+            }
+            if (gradientShape != null && !Arrays.equals(gradientShape, t.shape())) {
+                t.close();
+                throw new IllegalStateException("internal error: a gradient buffer of the wrong shape was posted");
+            }
+            return t;
+        }
+
+        /** After a failure (the communicator aborted): waits out every posted receive and frees its buffer. */
+        void settleAll() {
+            for (Object[] r : posted) {
+                settle(r);
+            }
+            posted.clear();
         }
     }
 

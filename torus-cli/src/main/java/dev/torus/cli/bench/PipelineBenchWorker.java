@@ -120,14 +120,15 @@ public final class PipelineBenchWorker {
             }
             PipelineStage stage = new PipelineStage(comm, chunks, firsts, schedule, a, 1).fixedShapes(true);
             long[] computeNanos = {0};
-            List<String> slices = new java.util.ArrayList<>();
+            // raw records: building strings inside the timed step would bootstrap string concatenation there
+            List<Object[]> slices = new java.util.ArrayList<>();
             boolean[] record = {false};
             stage.trace((name, t0, t1) -> {
                 if (!name.startsWith("recv") && !name.startsWith("send")) {
                     computeNanos[0] += t1 - t0;
                 }
                 if (record[0]) {
-                    slices.add(SLICE + " " + comm.rank() + " " + name + " " + t0 + " " + t1);
+                    slices.add(new Object[] {name, t0, t1});
                 }
             });
             float[] data = new float[rows * width];
@@ -166,8 +167,8 @@ public final class PipelineBenchWorker {
                         peak = Math.max(peak, r.peakStashedMicroBatches());
                     }
                 }
-                for (String line : slices) {
-                    System.out.println(line);
+                for (Object[] sl : slices) {
+                    System.out.println(SLICE + " " + comm.rank() + " " + sl[0] + " " + sl[1] + " " + sl[2]);
                 }
                 System.out.println(String.format(Locale.ROOT, "%s %d %.3f %.3f %d", RESULT, comm.rank(), busy / steps,
                         wall / steps, peak));

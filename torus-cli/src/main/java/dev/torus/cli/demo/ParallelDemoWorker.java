@@ -136,7 +136,7 @@ public final class ParallelDemoWorker implements Callable<Integer> {
     private void train(ParallelLayout lay, DeviceMesh mesh, PipelineStage stage, DataParallel dp, AdamW opt,
                        DemoData train, int steps, int batch, int replicaRows, int mbRows, Allocator a) {
         boolean lastStage = mesh.ppRank() == lay.pp() - 1;
-        List<String> slices = new ArrayList<>();
+        List<Object[]> slices = new ArrayList<>(); // raw: no string building inside the step
         long[] busy = {0};
         boolean[] record = {false};
         stage.trace((name, t0, t1) -> {
@@ -144,7 +144,7 @@ public final class ParallelDemoWorker implements Callable<Integer> {
                 busy[0] += t1 - t0;
             }
             if (record[0]) {
-                slices.add(name + " " + t0 + " " + t1);
+                slices.add(new Object[] {name, t0, t1});
             }
         });
         int stepsPerEpoch = options.trainRows / batch;
@@ -198,8 +198,9 @@ public final class ParallelDemoWorker implements Callable<Integer> {
                         sum / microBatches));
             }
         }
-        for (String s : slices) {
-            System.out.println(SLICE + " " + mesh.ppRank() + " " + mesh.dpRank() + " " + mesh.tpRank() + " " + s);
+        for (Object[] s : slices) {
+            System.out.println(SLICE + " " + mesh.ppRank() + " " + mesh.dpRank() + " " + mesh.tpRank() + " " + s[0] + " "
+                    + s[1] + " " + s[2]);
         }
         int timed = Math.max(1, steps - 1);
         System.out.println(String.format(Locale.ROOT, "%s %d %d %d %.3f %.3f %d %d", STAGE, mesh.ppRank(), mesh.dpRank(),
