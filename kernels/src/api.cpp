@@ -1,5 +1,6 @@
 // The C ABI: argument checks, then dispatch to the CPU kernels (best ISA the
 // machine supports) or to the CUDA kernels.
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -141,6 +142,75 @@ int torus_host_copy(void* dst, const void* src, int64_t bytes) {
         pool.run(tasks, [&](int64_t t) {
             int64_t s = bytes * t / tasks / 64 * 64, e = t + 1 == tasks ? bytes : bytes * (t + 1) / tasks / 64 * 64;
             std::memcpy((char*)dst + s, (const char*)src + s, (size_t)(e - s));
+        });
+        return (int)TORUS_OK;
+    });
+}
+
+extern "C++" {
+namespace {
+// Runs body(lo, hi) over [0, n) in contiguous ranges on the kernel pool; ranges are
+// multiples of 16 elements so that vector loops stay aligned with each other.
+template <class F>
+void f32_ranges(int64_t n, F&& body) {
+    ThreadPool& pool = ThreadPool::instance();
+    const int64_t tasks = pool.split(n, 1 << 16);
+    pool.run(tasks, [&](int64_t t) {
+        int64_t lo = n * t / tasks / 16 * 16, hi = t + 1 == tasks ? n : n * (t + 1) / tasks / 16 * 16;
+        if (hi > lo) body(lo, hi);
+    });
+}
+
+int f32_binary(const char* op, float* dst, const float* a, const float* b, int64_t n, bool add) {
+    return guarded(op, [&] {
+        if (n < 0) return fail(TORUS_ERR_INVALID_ARGUMENT, std::string(op) + ": n must be >= 0");
+        if (n == 0) return (int)TORUS_OK;
+        TORUS_CHECK(check_pointer(op, "dst", dst, n * 4));
+        TORUS_CHECK(check_pointer(op, "a", a, n * 4));
+        TORUS_CHECK(check_pointer(op, "b", b, n * 4));
+        f32_ranges(n, [&](int64_t lo, int64_t hi) {
+            if (add) {
+                for (int64_t i = lo; i < hi; i++) dst[i] = a[i] + b[i];
+            } else {
+                for (int64_t i = lo; i < hi; i++) dst[i] = a[i] - b[i];
+            }
+        });
+        return (int)TORUS_OK;
+    });
+}
+}  // namespace
+}  // extern "C++"
+
+int torus_f32_add(float* dst, const float* a, const float* b, int64_t n) {
+    return f32_binary("f32_add", dst, a, b, n, true);
+}
+
+int torus_f32_sub(float* dst, const float* a, const float* b, int64_t n) {
+    return f32_binary("f32_sub", dst, a, b, n, false);
+}
+
+int torus_f32_sum_chunks(float* dst, const float* src, int ranks, int64_t chunk, int divisor) {
+    return guarded("f32_sum_chunks", [&] {
+        if (ranks < 1) return fail(TORUS_ERR_INVALID_ARGUMENT, "f32_sum_chunks: ranks must be >= 1");
+        if (chunk < 0) return fail(TORUS_ERR_INVALID_ARGUMENT, "f32_sum_chunks: chunk must be >= 0");
+        if (divisor < 1) return fail(TORUS_ERR_INVALID_ARGUMENT, "f32_sum_chunks: divisor must be >= 1");
+        if (chunk == 0) return (int)TORUS_OK;
+        TORUS_CHECK(check_pointer("f32_sum_chunks", "dst", dst, chunk * 4));
+        TORUS_CHECK(check_pointer("f32_sum_chunks", "src", src, chunk * ranks * 4));
+        const float k = (float)divisor;
+        f32_ranges(chunk, [&](int64_t lo, int64_t hi) {
+            // in cache-sized windows: each element adds rank 0, 1, ... in order, as the scalar loop does
+            for (int64_t w = lo; w < hi; w += 4096) {
+                int64_t e = std::min(hi, w + 4096);
+                for (int64_t i = w; i < e; i++) dst[i] = src[i];
+                for (int r = 1; r < ranks; r++) {
+                    const float* s = src + (int64_t)r * chunk;
+                    for (int64_t i = w; i < e; i++) dst[i] = dst[i] + s[i];
+                }
+                if (divisor != 1) {
+                    for (int64_t i = w; i < e; i++) dst[i] = dst[i] / k;
+                }
+            }
         });
         return (int)TORUS_OK;
     });

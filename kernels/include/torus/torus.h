@@ -68,6 +68,16 @@ int torus_host_free(void* ptr, int pinned);
 int torus_host_copy(void* dst, const void* src, int64_t bytes);
 int torus_host_zero(void* dst, int64_t bytes);
 
+/* ---- fp32 element-wise loops of the gradient hooks (host memory) -------- */
+/* dst[i] = a[i] + b[i], and a[i] - b[i]; dst may alias a or b. IEEE fp32, no
+ * contraction: bitwise the scalar loop. */
+int torus_f32_add(float* dst, const float* a, const float* b, int64_t n);
+int torus_f32_sub(float* dst, const float* a, const float* b, int64_t n);
+/* dst[i] = (src[i] + src[chunk + i] + ... + src[(ranks-1)*chunk + i]) / divisor,
+ * added in rank order from src[i]; no division when divisor is 1. dst must not
+ * overlap src. Bitwise the scalar loop at any thread count. */
+int torus_f32_sum_chunks(float* dst, const float* src, int ranks, int64_t chunk, int divisor);
+
 /* ---- device memory, streams, events ----------------------------------- */
 int torus_stream_create(int device, void** out);
 int torus_stream_destroy(int device, void* stream);

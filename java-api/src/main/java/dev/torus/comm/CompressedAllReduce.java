@@ -6,14 +6,11 @@ import dev.torus.DType;
 import dev.torus.Device;
 import dev.torus.NativeLibrary;
 import dev.torus.tensor.Tensor;
-import dev.torus.jni.MemoryView;
 import dev.torus.jni.TorusNative;
 import dev.torus.memory.Allocator;
 import dev.torus.quant.QuantSpec;
 import dev.torus.quant.QuantizedTensor;
 import dev.torus.quant.Quantizer;
-import java.nio.ByteOrder;
-import java.nio.FloatBuffer;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
@@ -287,15 +284,9 @@ public final class CompressedAllReduce implements AutoCloseable {
         }
     }
 
-    /** fp32 loops over native host memory, in windows that direct buffers can address. */
+    /** fp32 loops over native host memory: native kernels on the kernel thread pool. */
     static final class FloatLoops {
-        private static final long WINDOW = 1L << 28; // elements
-
         private FloatLoops() {}
-
-        static FloatBuffer f(long addr, long count) {
-            return MemoryView.of(addr, count * 4).order(ByteOrder.nativeOrder()).asFloatBuffer();
-        }
 
         static void copy(long dst, long src, long count) {
             if (count > 0) {
@@ -303,47 +294,24 @@ public final class CompressedAllReduce implements AutoCloseable {
             }
         }
 
+        /** dst = a + b, element-wise (native, on the kernel thread pool; bitwise the scalar loop). */
         static void add(long dst, long a, long b, long count) {
-            for (long o = 0; o < count; o += WINDOW) {
-                int m = (int) Math.min(WINDOW, count - o);
-                FloatBuffer d = f(dst + 4 * o, m), x = f(a + 4 * o, m), y = f(b + 4 * o, m);
-                for (int i = 0; i < m; i++) {
-                    d.put(i, x.get(i) + y.get(i));
-                }
+            if (count > 0) {
+                NativeLibrary.check(TorusNative.torus_f32_add(dst, a, b, count), "f32_add");
             }
         }
 
+        /** dst = a − b, element-wise (native). */
         static void sub(long dst, long a, long b, long count) {
-            for (long o = 0; o < count; o += WINDOW) {
-                int m = (int) Math.min(WINDOW, count - o);
-                FloatBuffer d = f(dst + 4 * o, m), x = f(a + 4 * o, m), y = f(b + 4 * o, m);
-                for (int i = 0; i < m; i++) {
-                    d.put(i, x.get(i) - y.get(i));
-                }
+            if (count > 0) {
+                NativeLibrary.check(TorusNative.torus_f32_sub(dst, a, b, count), "f32_sub");
             }
         }
 
-        /** dst[i] = (sum over r in rank order of src[r * chunk + i]) / divisor. */
+        /** dst[i] = (sum over r in rank order of src[r * chunk + i]) / divisor (native; no division for 1). */
         static void sumChunks(long dst, long src, int ranks, long chunk, int divisor) {
-            for (long o = 0; o < chunk; o += WINDOW) {
-                int m = (int) Math.min(WINDOW, chunk - o);
-                FloatBuffer d = f(dst + 4 * o, m);
-                FloatBuffer first = f(src + 4 * o, m);
-                for (int i = 0; i < m; i++) {
-                    d.put(i, first.get(i));
-                }
-                for (int r = 1; r < ranks; r++) {
-                    FloatBuffer s = f(src + 4 * (r * chunk + o), m);
-                    for (int i = 0; i < m; i++) {
-                        d.put(i, d.get(i) + s.get(i));
-                    }
-                }
-                if (divisor != 1) {
-                    float k = divisor;
-                    for (int i = 0; i < m; i++) {
-                        d.put(i, d.get(i) / k);
-                    }
-                }
+            if (chunk > 0) {
+                NativeLibrary.check(TorusNative.torus_f32_sum_chunks(dst, src, ranks, chunk, divisor), "f32_sum_chunks");
             }
         }
     }
