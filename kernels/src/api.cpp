@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "common.hpp"
 #include "cpu/cpu_kernels.hpp"
@@ -187,6 +188,61 @@ int torus_f32_add(float* dst, const float* a, const float* b, int64_t n) {
 
 int torus_f32_sub(float* dst, const float* a, const float* b, int64_t n) {
     return f32_binary("f32_sub", dst, a, b, n, false);
+}
+
+int torus_host_stream(void* dst, int64_t dst_bytes, const void* src, int64_t src_bytes) {
+    return guarded("host_stream", [&] {
+        if (dst_bytes < 0 || src_bytes < 0) return fail(TORUS_ERR_INVALID_ARGUMENT, "host_stream: byte counts must be >= 0");
+        if (src_bytes < 8) return (int)TORUS_OK;
+        TORUS_CHECK(check_pointer("host_stream", "src", src, src_bytes));
+        if (dst_bytes > 0) TORUS_CHECK(check_pointer("host_stream", "dst", dst, dst_bytes));
+        const uint64_t* in = (const uint64_t*)src;
+        uint64_t* out = (uint64_t*)dst;
+        const int64_t wi = src_bytes / 8, wo = dst_bytes / 8;
+        static volatile uint64_t sink;
+        ThreadPool& pool = ThreadPool::instance();
+        if (wo == 0) {  // read only: fold every word into one
+            const int64_t tasks = pool.split(wi, 1 << 15);
+            std::vector<uint64_t> part((size_t)tasks, 0);
+            pool.run(tasks, [&](int64_t t) {
+                int64_t lo = wi * t / tasks, hi = wi * (t + 1) / tasks;
+                uint64_t x0 = 0, x1 = 0, x2 = 0, x3 = 0;
+                int64_t i = lo;
+                for (; i + 4 <= hi; i += 4) { x0 ^= in[i]; x1 ^= in[i + 1]; x2 ^= in[i + 2]; x3 ^= in[i + 3]; }
+                for (; i < hi; i++) x0 ^= in[i];
+                part[(size_t)t] = x0 ^ x1 ^ x2 ^ x3;
+            });
+            uint64_t x = 0;
+            for (uint64_t p : part) x ^= p;
+            sink = x;
+        } else if (wi >= wo) {  // narrowing: each output word folds r input words; the rest into the last
+            const int64_t r = wi / wo;
+            const int64_t tasks = pool.split(wo, 1 << 14);
+            pool.run(tasks, [&](int64_t t) {
+                int64_t lo = wo * t / tasks, hi = wo * (t + 1) / tasks;
+                for (int64_t j = lo; j < hi; j++) {
+                    uint64_t x = 0;
+                    for (int64_t k = 0; k < r; k++) x ^= in[j * r + k];
+                    out[j] = x;
+                }
+            });
+            uint64_t x = out[wo - 1];
+            for (int64_t k = wo * r; k < wi; k++) x ^= in[k];
+            out[wo - 1] = x;
+        } else {  // widening: each input word written r times; the rest copies the last
+            const int64_t r = wo / wi;
+            const int64_t tasks = pool.split(wi, 1 << 14);
+            pool.run(tasks, [&](int64_t t) {
+                int64_t lo = wi * t / tasks, hi = wi * (t + 1) / tasks;
+                for (int64_t j = lo; j < hi; j++) {
+                    const uint64_t x = in[j];
+                    for (int64_t k = 0; k < r; k++) out[j * r + k] = x;
+                }
+            });
+            for (int64_t k = wi * r; k < wo; k++) out[k] = in[wi - 1];
+        }
+        return (int)TORUS_OK;
+    });
 }
 
 int torus_f32_sum_chunks(float* dst, const float* src, int ranks, int64_t chunk, int divisor) {

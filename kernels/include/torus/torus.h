@@ -73,6 +73,10 @@ int torus_host_zero(void* dst, int64_t bytes);
  * contraction: bitwise the scalar loop. */
 int torus_f32_add(float* dst, const float* a, const float* b, int64_t n);
 int torus_f32_sub(float* dst, const float* a, const float* b, int64_t n);
+/* The streaming ceiling of a kernel that reads src_bytes and writes dst_bytes:
+ * reads every 8-byte word of src once and writes every word of dst once (XOR
+ * folds, no floating point). With dst_bytes 0 it only reads. Host memory. */
+int torus_host_stream(void* dst, int64_t dst_bytes, const void* src, int64_t src_bytes);
 /* dst[i] = (src[i] + src[chunk + i] + ... + src[(ranks-1)*chunk + i]) / divisor,
  * added in rank order from src[i]; no division when divisor is 1. dst must not
  * overlap src. Bitwise the scalar loop at any thread count. */

@@ -59,6 +59,9 @@ public final class TorusNative {
 
     public static native int torus_host_zero(@Cast("void*") long dst, long bytes);
 
+    public static native int torus_host_stream(@Cast("void*") long dst, long dstBytes, @Cast("const void*") long src,
+                                               long srcBytes);
+
     public static native int torus_f32_add(@Cast("float*") long dst, @Cast("const float*") long a,
                                            @Cast("const float*") long b, long n);
 

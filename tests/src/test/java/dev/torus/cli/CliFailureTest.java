@@ -91,6 +91,7 @@ class CliFailureTest {
             {"cannot be combined", "--parallel", "pp=2", "--elastic"},
             {"--micro-batches needs --parallel", "--micro-batches", "4"},
             {"--device cpu", "--parallel", "pp=2", "--device", "cuda"},
+            {"--skip-single does not apply", "--parallel", "pp=2", "--skip-single"},
         };
         for (String[] c : cases) {
             String[] args = java.util.Arrays.copyOfRange(c, 1, c.length);

@@ -152,11 +152,11 @@ public final class TorusDemo implements Callable<Integer> {
 
     private int parallel(CommandLine.ParseResult parsed) throws Exception {
         for (String o : new String[] {"--micro-batch", "--commit-every", "--step-pause-ms", "--adaptive-batch",
-                "--workers", "--loss-tolerance"}) {
+                "--workers", "--loss-tolerance", "--skip-single"}) {
             if (parsed.hasMatchedOption(o)) {
                 throw new IllegalArgumentException(o + " does not apply to --parallel" + (o.equals("--workers")
                         ? ": dp*pp*tp sets the worker count" : o.equals("--micro-batch") ? " (it takes --micro-batches)"
-                        : ""));
+                        : o.equals("--skip-single") ? ": the comparison with one process is the demo's check" : ""));
             }
         }
         if (parsed.hasMatchedOption("--hook") && !options.hookName().equals("none")) {

@@ -299,17 +299,27 @@ public final class PipelineSchedule {
     }
 
     /**
-     * The idle fraction of an ideal pipeline of equal stages: (p−1)/(m+p−1) for GPipe and 1F1B, and
-     * (p−1)/(vm+p−1) interleaved (the fill and drain shrink to 1/v of a stage's pass). For ZB-H1 with equal
-     * F, B and W passes, the cool-down gaps are filled by W passes and the bubble is a third of 1F1B's,
-     * (p−1)/(3m+p−1) of a stage's 3m passes (the zero-bubble paper's figure for its schedule 1).
+     * The idle fraction of an ideal pipeline of equal passes, for this schedule as built: (p−1)/(m+p−1) for
+     * GPipe and 1F1B; (p−1)/(vm+p−1) interleaved (the fill and drain shrink to 1/v of a stage's pass); for
+     * ZB-H1 with equal F, B and W, 2(p−1)/(3m+2(p−1)): each W runs right after its B, which takes W off the
+     * cool-down's critical path (p−1)(F+B) but does not fill the warm-up gaps. The zero-bubble paper's
+     * handcrafted schedule, which moves W passes into those gaps, reaches {@link #paperBubble}.
      */
     public double theoreticalBubble(int stages, int microBatches) {
         return switch (family) {
-            case ZB_H1 -> (stages - 1.0) / (3.0 * microBatches + stages - 1.0);
+            case ZB_H1 -> 2.0 * (stages - 1.0) / (3.0 * microBatches + 2.0 * (stages - 1.0));
             case INTERLEAVED -> (stages - 1.0) / ((double) chunks * microBatches + stages - 1.0);
             default -> (stages - 1.0) / (microBatches + stages - 1.0);
         };
+    }
+
+    /**
+     * The bubble the literature gives for the schedule: as {@link #theoreticalBubble}, except ZB-H1's
+     * (p−1)/(3m+p−1), a third of 1F1B's, which needs the paper's W placement (not built).
+     */
+    public double paperBubble(int stages, int microBatches) {
+        return family == Family.ZB_H1 ? (stages - 1.0) / (3.0 * microBatches + stages - 1.0)
+                : theoreticalBubble(stages, microBatches);
     }
 
     /**

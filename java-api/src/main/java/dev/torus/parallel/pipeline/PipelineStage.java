@@ -61,8 +61,10 @@ public final class PipelineStage {
 
     /**
      * A step's outcome on this stage: the micro-batch losses (last stage only), the most micro-batches
-     * stashed at once (per chunk), and the most bytes of activations held between passes (the kept
-     * segment inputs, and under ZB-H1 the inputs and gradients awaiting their W pass).
+     * stashed at once (per chunk), and the most bytes of activations held between passes: the kept segment
+     * inputs, the outputs sent on and held until their gradient returns, and under ZB-H1 the inputs and
+     * gradients awaiting their W pass (not a pass's transient tensors, nor the at most {@value #RECEIVES_AHEAD}
+     * receive buffers posted ahead).
      */
     public record StepResult(float[] losses, int peakStashedMicroBatches, long peakStashedBytes) {}
 
@@ -102,8 +104,14 @@ public final class PipelineStage {
      */
     public PipelineStage(Communicator comm, List<? extends List<? extends Segment>> chunks, int[] firstSegments,
                          PipelineSchedule schedule, Allocator allocator, long seed) {
-        if (comm == null || schedule == null || allocator == null) {
-            throw new IllegalArgumentException("comm, schedule and allocator must not be null");
+        if (comm == null) {
+            throw new IllegalArgumentException("comm must not be null");
+        }
+        if (schedule == null) {
+            throw new IllegalArgumentException("schedule must not be null");
+        }
+        if (allocator == null) {
+            throw new IllegalArgumentException("allocator must not be null");
         }
         if (chunks == null || chunks.size() != schedule.chunks()) {
             throw new IllegalArgumentException("the " + schedule + " schedule needs " + schedule.chunks()
@@ -267,7 +275,8 @@ public final class PipelineStage {
         try {
             List<PipelineSchedule.Action> actions = schedule.actions(s, p, microBatches);
             ahead = new ReceivesAhead(actions, p, v, activationSends);
-            ahead.post();
+            ahead.post(0);
+            int index = 0;
             for (PipelineSchedule.Action a : actions) {
                 int mb = a.microBatch();
                 int c = a.chunk();
@@ -313,9 +322,17 @@ public final class PipelineStage {
                         cur = next;
                     }
                     if (last) {
-                        Loss.Result r = loss.apply(cur, mb);
+                        Loss.Result r;
+                        try {
+                            r = loss.apply(cur, mb);
+                        } finally {
+                            cur.close();
+                        }
+                        if (r == null || r.gradient() == null) {
+                            throw new IllegalStateException("the loss of pipeline stage " + s + " returned no gradient for "
+                                    + "micro-batch " + mb);
+                        }
                         losses[mb] = r.loss();
-                        cur.close();
                         lossGradients.put(key, r.gradient());
                     } else {
                         long s0 = System.nanoTime();
@@ -325,6 +342,7 @@ public final class PipelineStage {
                             cur.close(); // not handed to the transport
                             throw e;
                         }
+                        stashedBytes += cur.byteSize(); // held until its gradient comes back
                         slice("send-" + a, s0);
                     }
                     slice(a.toString(), f0);
@@ -334,10 +352,12 @@ public final class PipelineStage {
                         g = lossGradients.remove(key);
                     } else {
                         // the activation's send is complete (its gradient needed it): free it, keep its shape
-                        Object[] sent = activationSends.remove(key);
-                        ((Work) sent[0]).await();
+                        Object[] sent = activationSends.get(key);
+                        ((Work) sent[0]).await(); // on failure it stays in activationSends, freed by the cleanup
+                        activationSends.remove(key);
                         Tensor activation = (Tensor) sent[1];
                         long[] shape = activation.shape();
+                        stashedBytes -= activation.byteSize();
                         activation.close();
                         long r0 = System.nanoTime();
                         g = ahead.take((virt + 1) % p, mb, virt, false, shape);
@@ -349,27 +369,34 @@ public final class PipelineStage {
                         stashedBytes -= in == null ? 0 : in.byteSize();
                     }
                     List<Object[]> later = new ArrayList<>();
-                    for (int i = segments.size() - 1; i >= 0; i--) {
-                        if (inputs.get(i) == null) {
-                            recompute(segments, firstSegment, mb, inputs, i);
-                        }
-                        Tensor in = inputs.get(i);
-                        Segment seg = segments.get(i);
-                        SegmentContext ctx = context(allocator, seed, mb, firstSegment + i);
-                        boolean own = i > 0 || !first; // the first virtual stage's input is the caller's
-                        Tensor gin;
-                        if (schedule.splitsWeightGradients() && seg instanceof Layer l && l.splitsBackward()) {
-                            gin = l.backwardInput(in, g, ctx);
-                            later.add(new Object[] {l, in, g, i, own}); // both stay for the W pass
-                            stashedBytes += in.byteSize() + g.byteSize();
-                        } else {
-                            gin = seg.backward(in, g, ctx);
-                            g.close();
-                            if (own) {
-                                in.close();
+                    try {
+                        for (int i = segments.size() - 1; i >= 0; i--) {
+                            if (inputs.get(i) == null) {
+                                recompute(segments, firstSegment, mb, inputs, i);
                             }
+                            Tensor in = inputs.get(i);
+                            Segment seg = segments.get(i);
+                            SegmentContext ctx = context(allocator, seed, mb, firstSegment + i);
+                            boolean own = i > 0 || !first; // the first virtual stage's input is the caller's
+                            Tensor gin;
+                            if (schedule.splitsWeightGradients() && seg instanceof Layer l && l.splitsBackward()) {
+                                gin = l.backwardInput(in, g, ctx);
+                                later.add(new Object[] {l, in, g, i, own}); // both stay for the W pass
+                                stashedBytes += in.byteSize() + g.byteSize();
+                            } else {
+                                gin = seg.backward(in, g, ctx);
+                                g.close();
+                                if (own) {
+                                    in.close();
+                                }
+                            }
+                            g = gin;
                         }
-                        g = gin;
+                    } catch (RuntimeException e) {
+                        // the inputs are still in the stash (freed by the cleanup); the gradients are not
+                        closeQuietly(g);
+                        later.forEach(w -> closeQuietly((Tensor) w[2]));
+                        throw e;
                     }
                     stash.remove(key);
                     if (!later.isEmpty()) {
@@ -413,7 +440,7 @@ public final class PipelineStage {
                     }
                     slice(a.toString(), w0);
                 }
-                ahead.post();
+                ahead.post(++index);
                 // a micro-batch leaves the stash at its B and enters awaitingWeights then: the two are disjoint
                 peak = Math.max(peak, stash.size() + awaitingWeights.size());
                 peakBytes = Math.max(peakBytes, stashedBytes);
@@ -471,18 +498,23 @@ public final class PipelineStage {
 
     /** The most receives a stage posts before it needs them. */
     static final int RECEIVES_AHEAD = 2;
+    /**
+     * How many passes ahead a receive may be posted. The op timeout counts from the posting, so a receive
+     * posted ahead waits at most this many passes longer than one made when needed.
+     */
+    static final int PASSES_AHEAD = 2;
 
     /**
-     * Posts a stage's receives before it needs them, so that a neighbour's send completes as soon as it is
-     * made and the data is there when the pass starts: the latency leaves the critical path. Receives are
-     * posted strictly in the order the stage consumes them (the communicator runs one peer's receives one
+     * Posts a stage's receives before it needs them (for the next {@value #PASSES_AHEAD} passes), so that a
+     * neighbour's send completes as soon as it is made and the data is there when the pass starts: the latency
+     * leaves the critical path. Receives are posted strictly in the order the stage consumes them (the communicator runs one peer's receives one
      * after another, and the schedules send to each peer in that same order), at most
      * {@value #RECEIVES_AHEAD} ahead, and only where the buffer's shape is known: a gradient's once its
      * activation has gone out, an activation's once its shape is fixed ({@link #fixedShapes}). A receive
      * that needs a header is made when it is needed, and nothing after it is posted before it.
      */
     private final class ReceivesAhead {
-        private record Planned(int peer, int mb, int boundary, boolean forward, int key) {}
+        private record Planned(int peer, int mb, int boundary, boolean forward, int key, int action) {}
 
         private final List<Planned> plan = new ArrayList<>();
         private final Map<Integer, Object[]> activationSends;
@@ -493,21 +525,25 @@ public final class PipelineStage {
         ReceivesAhead(List<PipelineSchedule.Action> actions, int p, int v, Map<Integer, Object[]> activationSends) {
             this.activationSends = activationSends;
             int last = p * v - 1;
-            for (PipelineSchedule.Action a : actions) {
+            for (int i = 0; i < actions.size(); i++) {
+                PipelineSchedule.Action a = actions.get(i);
                 int virt = a.chunk() * p + comm.rank();
                 int key = a.microBatch() * v + a.chunk();
                 if (a.kind() == PipelineSchedule.Kind.F && virt > 0) {
-                    plan.add(new Planned((virt - 1) % p, a.microBatch(), virt - 1, true, key));
+                    plan.add(new Planned((virt - 1) % p, a.microBatch(), virt - 1, true, key, i));
                 } else if (a.kind() == PipelineSchedule.Kind.B && virt < last) {
-                    plan.add(new Planned((virt + 1) % p, a.microBatch(), virt, false, key));
+                    plan.add(new Planned((virt + 1) % p, a.microBatch(), virt, false, key, i));
                 }
             }
         }
 
-        /** Posts what can be posted now. */
-        void post() {
+        /** Posts what can be posted before action {@code next} runs: receives of the next {@value #PASSES_AHEAD} passes. */
+        void post(int next) {
             while (nextPost < plan.size() && nextPost - nextTake < RECEIVES_AHEAD) {
                 Planned r = plan.get(nextPost);
+                if (r.action() >= next + PASSES_AHEAD) {
+                    return;
+                }
                 long[] shape;
                 if (r.forward()) {
                     shape = fixedShapes ? knownShapes.get(shapeKey(r.boundary(), r.mb())) : null;

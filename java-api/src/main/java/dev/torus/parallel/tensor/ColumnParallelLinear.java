@@ -25,15 +25,15 @@ public final class ColumnParallelLinear extends ShardedLinear {
     }
 
     private static Linear shardOf(Linear full, TensorParallel tp, Device device, Allocator allocator, long seed) {
+        checkArgs(full, tp, device, allocator);
         long[] w = full.weight().value().shape();
         int out = (int) w[0];
         int in = (int) w[1];
         int part = tp.shard("the output features", out);
         Linear shard = new Linear(in, part, full.bias() != null, device, allocator, seed);
-        TensorParallel.load(shard, TensorParallel.rows(full.weight().value().toFloatArray(), in, tp.rank() * part, part),
-                full.bias() == null ? null : TensorParallel.rows(full.bias().value().toFloatArray(), 1, tp.rank() * part,
-                        part), allocator);
-        return shard;
+        return loaded(shard, () -> TensorParallel.load(shard, TensorParallel.rows(full.weight().value().toFloatArray(), in,
+                tp.rank() * part, part), full.bias() == null ? null : TensorParallel.rows(full.bias().value().toFloatArray(),
+                1, tp.rank() * part, part), allocator));
     }
 
     @Override
@@ -43,7 +43,16 @@ public final class ColumnParallelLinear extends ShardedLinear {
 
     @Override
     public Tensor backward(Tensor input, Tensor gradOutput, SegmentContext ctx) {
-        Tensor dx = shard.backward(input, gradOutput, ctx);
+        return reduced(shard.backward(input, gradOutput, ctx));
+    }
+
+    /** The input gradient (all-reduced), leaving the weight gradient to {@link #backwardWeights} (zero bubble). */
+    @Override
+    public Tensor backwardInput(Tensor input, Tensor gradOutput, SegmentContext ctx) {
+        return reduced(shard.backwardInput(input, gradOutput, ctx));
+    }
+
+    private Tensor reduced(Tensor dx) {
         try {
             tp.allReduce(key, dx, false);
         } catch (RuntimeException e) {

@@ -40,11 +40,22 @@ public final class ParallelMlpBlock implements AutoCloseable {
         if (!(hiddenDropout >= 0f && hiddenDropout < 1f)) {
             throw new IllegalArgumentException("hiddenDropout must be in [0, 1), got " + hiddenDropout);
         }
-        if (first == null || gelu == null || second == null || tp == null) {
-            throw new IllegalArgumentException("first, gelu, second and tp must not be null");
+        for (Object[] a : new Object[][] {{"first", first}, {"gelu", gelu}, {"second", second}, {"tp", tp}}) {
+            if (a[1] == null) {
+                throw new IllegalArgumentException(a[0] + " must not be null");
+            }
         }
         if (first.bias() != null) {
             throw new IllegalArgumentException("first must have no bias: the block's bias is the GELU's");
+        }
+        long hiddenFeatures = first.weight().value().shape()[0];
+        if (gelu.bias().value().numel() != hiddenFeatures) {
+            throw new IllegalArgumentException("gelu has " + gelu.bias().value().numel() + " features, but first gives "
+                    + hiddenFeatures);
+        }
+        if (second.weight().value().shape()[1] != hiddenFeatures) {
+            throw new IllegalArgumentException("second takes " + second.weight().value().shape()[1] + " input features, "
+                    + "but first gives " + hiddenFeatures);
         }
         ColumnParallelLinear column = new ColumnParallelLinear(first, tp, device, allocator, seed);
         BiasGelu part = null;

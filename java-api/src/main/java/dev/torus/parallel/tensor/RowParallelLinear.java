@@ -25,15 +25,15 @@ public final class RowParallelLinear extends ShardedLinear {
     }
 
     private static Linear shardOf(Linear full, TensorParallel tp, Device device, Allocator allocator, long seed) {
+        checkArgs(full, tp, device, allocator);
         long[] w = full.weight().value().shape();
         int out = (int) w[0];
         int in = (int) w[1];
         int part = tp.shard("the input features", in);
         boolean bias = full.bias() != null && tp.rank() == 0;
         Linear shard = new Linear(part, out, bias, device, allocator, seed);
-        TensorParallel.load(shard, TensorParallel.columns(full.weight().value().toFloatArray(), out, in,
-                tp.rank() * part, part), bias ? full.bias().value().toFloatArray() : null, allocator);
-        return shard;
+        return loaded(shard, () -> TensorParallel.load(shard, TensorParallel.columns(full.weight().value().toFloatArray(),
+                out, in, tp.rank() * part, part), bias ? full.bias().value().toFloatArray() : null, allocator));
     }
 
     @Override
@@ -51,5 +51,11 @@ public final class RowParallelLinear extends ShardedLinear {
     @Override
     public Tensor backward(Tensor input, Tensor gradOutput, SegmentContext ctx) {
         return shard.backward(input, gradOutput, ctx);
+    }
+
+    /** The input gradient (no communication), leaving the weight gradient to {@link #backwardWeights}. */
+    @Override
+    public Tensor backwardInput(Tensor input, Tensor gradOutput, SegmentContext ctx) {
+        return shard.backwardInput(input, gradOutput, ctx);
     }
 }

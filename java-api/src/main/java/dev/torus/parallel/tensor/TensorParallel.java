@@ -68,7 +68,8 @@ public final class TensorParallel implements AutoCloseable {
         if (t.device().isCuda()) {
             comm.allReduce(t, ReduceOp.SUM).await();
         } else {
-            reducer.allReduce(key, t, ReduceOp.SUM).await();
+            // the reducer keeps per-key buffers of one size: a layer sees one key per tensor size
+            reducer.allReduce(key + "/" + t.numel(), t, ReduceOp.SUM).await();
         }
         (forward ? forwardAllReduces : backwardAllReduces).incrementAndGet();
     }

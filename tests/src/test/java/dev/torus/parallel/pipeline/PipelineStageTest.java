@@ -304,6 +304,8 @@ class PipelineStageTest {
                 PipelineSchedule.interleaved(2).actions(1, 2, 3).toString());
         assertEquals(3.0 / 11, PipelineSchedule.GPIPE.theoreticalBubble(4, 8), 1e-12);
         assertEquals(3.0 / 19, PipelineSchedule.interleaved(2).theoreticalBubble(4, 8), 1e-12);
+        assertEquals(6.0 / 30, PipelineSchedule.ZB_H1.theoreticalBubble(4, 8), 1e-12); // W after its B, as built
+        assertEquals(3.0 / 27, PipelineSchedule.ZB_H1.paperBubble(4, 8), 1e-12);
     }
 
     @Test

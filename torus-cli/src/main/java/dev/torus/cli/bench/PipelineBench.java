@@ -145,9 +145,9 @@ public final class PipelineBench {
                     + " layers, too few for " + stages + " stages of up to 2 virtual stages");
         }
         Map<String, List<String>> traces = new java.util.LinkedHashMap<>();
-        String[] cols = {"schedule", "p", "m", "step_ms", "ideal_ms", "bubble", "theory", "ratio", "peak_stage0",
-                "promised"};
-        int[] widths = {14, 3, 4, 9, 9, 8, 8, 7, 12, 9};
+        String[] cols = {"schedule", "p", "m", "step_ms", "ideal_ms", "bubble", "theory", "ratio", "paper",
+            "peak_stage0", "promised"};
+        int[] widths = {14, 3, 4, 9, 9, 8, 8, 7, 7, 12, 9};
         try (BenchReport report = new BenchReport(out, json, cols, widths)) {
             String compute = mlp != null ? String.format(java.util.Locale.ROOT, "real compute: the MLP of width %d, %d "
                     + "blocks, %d rows per micro-batch, its layers split by count (the stages share the cores)", mlp[0],
@@ -156,8 +156,8 @@ public final class PipelineBench {
                     + "of them)", forwardMs, backwardMs, weightMs);
             report.header(String.format(java.util.Locale.ROOT, "# pipeline: %d stage JVMs, %s, %d timed steps; "
                     + "bubble = mean over stages of the share of the "
-                    + "pipeline's step (the slowest stage's) not spent computing, theory (p-1)/(m+p-1), interleaved:v (p-1)/(vm+p-1), zb-h1 (p-1)/(3m+p-1) "
-                    + "for F=B=W; ideal_ms with real compute: the busiest stage's compute / (1 - theory)", stages, compute,
+                    + "pipeline's step (the slowest stage's) not spent computing, theory (p-1)/(m+p-1), interleaved:v (p-1)/(vm+p-1), zb-h1 as built "
+                    + "2(p-1)/(3m+2(p-1)) (paper column: the paper's W placement, (p-1)/(3m+p-1)) for F=B=W; ideal_ms with real compute: the busiest stage's compute / (1 - theory)", stages, compute,
                     steps));
             for (PipelineSchedule sch : schedules) {
                 for (int m : microBatches) {
@@ -184,13 +184,14 @@ public final class PipelineBench {
                     }
                     // real compute: the step a perfect pipeline of the busiest stage would take
                     double ideal = mlp != null ? busiest / (1 - theoryOf(sch, m))
-                            : sch == PipelineSchedule.ZB_H1
-                            ? m * pass + (stages - 1) * (forwardMs + backwardMs - weightMs)
+                            : sch == PipelineSchedule.ZB_H1 // as built: W after its B, (p-1)(F+B) of cool-down
+                            ? m * pass + (stages - 1) * (forwardMs + backwardMs)
                             : (m * sch.chunks() + stages - 1) * pass / sch.chunks();
                     report.add(new BenchRow().put("schedule", sch.label())
                             .put("p", stages).put("m", m).put("step_ms", step)
                             .put("ideal_ms", ideal)
                             .put("bubble", idle).put("theory", theory).put("ratio", idle / theory)
+                            .put("paper", sch.paperBubble(stages, m))
                             .put("peak_stage0", (int) r.get(0)[2]).put("promised", promised));
                     if ((int) r.get(0)[2] != promised) {
                         throw new IllegalStateException(sch + " m=" + m + ": stage 0 held " + (int) r.get(0)[2]

@@ -33,8 +33,8 @@ import dev.torus.quant.ScalarReference;
 public final class QuantBench {
     /** Table columns, also the JSON field order. */
     static final String[] COLUMNS = {"kernel", "device", "input_bytes", "elements", "bytes", "time_us", "gbps",
-        "memcpy_gbps", "ratio"};
-    static final int[] WIDTHS = {30, 8, 12, 11, 12, 11, 8, 12, 7};
+        "memcpy_gbps", "ratio", "stream_gbps", "stream_ratio"};
+    static final int[] WIDTHS = {30, 8, 12, 11, 12, 11, 8, 12, 7, 12, 13};
 
     private final PrintStream out;
     private final long minBytes;
@@ -63,6 +63,11 @@ public final class QuantBench {
 
         /** Bytes read plus bytes written for n input elements. */
         abstract long logicalBytes(long n);
+
+        /** Bytes read for n input elements (the rest of {@link #logicalBytes} is written): the fp32 input. */
+        long readBytes(long n) {
+            return 4 * n;
+        }
 
         /** Allocates inputs/outputs from x; the returned case owns them. */
         abstract Case prepare(Tensor x);
@@ -99,6 +104,11 @@ public final class QuantBench {
         k.add(new Kernel("cast f16->f32") {
             long logicalBytes(long n) {
                 return 6 * n;
+            }
+
+            @Override
+            long readBytes(long n) {
+                return 2 * n;
             }
 
             Case prepare(Tensor x) {
@@ -204,6 +214,11 @@ public final class QuantBench {
                 return n + (long) out.byteSize() * n + 4 * ((n + 255) / 256);
             }
 
+            @Override
+            long readBytes(long n) {
+                return n + 4 * ((n + 255) / 256);
+            }
+
             Case prepare(Tensor x) {
                 QuantizedTensor q = Quantizer.quantize(x, spec);
                 Tensor y = Tensor.empty(x.allocator(), out, x.device(), x.shape());
@@ -275,11 +290,13 @@ public final class QuantBench {
         try (Allocator alloc = Allocator.root("bench-quant-" + dname)) {
             selfCheck(device, kernels, alloc);
             report.header("# torus-bench quant on " + dname + " [" + device.describe() + "], "
-                    + Instant.now() + "; bytes = read + written; ratio = GB/s / memcpy GB/s of the same bytes");
+                    + Instant.now() + "; bytes = read + written; ratio = GB/s / memcpy GB/s of the same bytes; stream_ratio = GB/s / "
+                    + "a streaming loop that reads and writes each kernel's own byte counts with no arithmetic (CPU only)");
             KernelTimer timer = new KernelTimer(device, minBatchSeconds);
             for (long inBytes = minBytes; inBytes <= maxBytes; inBytes *= 4) {
                 long n = inBytes / 4;
                 Map<Long, Double> memcpy = new HashMap<>();
+                Map<String, Double> streams = new HashMap<>(); // "read/written" -> GB/s of the streaming ceiling
                 try (Tensor x = filledInput(alloc, device, n)) {
                     for (Kernel k : kernels) {
                         long bytes = k.logicalBytes(n);
@@ -289,10 +306,13 @@ public final class QuantBench {
                             sec = timer.secondsPerCall(c.op);
                         }
                         double gbps = bytes / sec / 1e9;
+                        long read = k.readBytes(n);
+                        double stream = device.isCpu() ? streams.computeIfAbsent(read + "/" + (bytes - read),
+                                key -> streamGbps(alloc, timer, read, bytes - read)) : Double.NaN;
                         report.add(new BenchRow().put("bench", "quant").put("kernel", k.name).put("device", dname)
                                 .put("input_bytes", inBytes).put("elements", n).put("bytes", bytes)
                                 .put("time_us", sec * 1e6).put("gbps", gbps).put("memcpy_gbps", copy)
-                                .put("ratio", gbps / copy));
+                                .put("ratio", gbps / copy).put("stream_gbps", stream).put("stream_ratio", gbps / stream));
                     }
                 }
             }
@@ -352,6 +372,16 @@ public final class QuantBench {
         }
         try (host) {
             return host.to(device);
+        }
+    }
+
+    /** GB/s (read + written) of the host streaming ceiling for a kernel that reads {@code read} and writes {@code written}. */
+    private static double streamGbps(Allocator alloc, KernelTimer timer, long read, long written) {
+        try (MemoryBuffer src = alloc.allocate(Device.cpu(), read);
+             MemoryBuffer dst = written > 0 ? alloc.allocate(Device.cpu(), written) : null) {
+            dev.torus.NativeLibrary.hostStream(dst, written, src, read); // touch the pages before timing
+            double sec = timer.secondsPerCall(() -> dev.torus.NativeLibrary.hostStream(dst, written, src, read));
+            return (read + written) / sec / 1e9;
         }
     }
 

@@ -73,14 +73,19 @@ final class ParallelDemoModel {
             }
             out.add(full.get(full.size() - 1));
         } catch (RuntimeException e) {
-            full.forEach(l -> {
-                try {
-                    l.close();
-                } catch (RuntimeException ignored) {
-                    // already closed
+            // each layer once: out holds some of full's layers (the replicated ones) and the shards
+            java.util.Set<Layer> closed = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
+            for (List<Layer> ls : List.of(out, full)) {
+                for (Layer l : ls) {
+                    if (closed.add(l)) {
+                        try {
+                            l.close();
+                        } catch (RuntimeException ignored) {
+                            // a block's layers were closed after it was cut
+                        }
+                    }
                 }
-            });
-            out.forEach(Layer::close);
+            }
             throw e;
         }
         return out;

@@ -35,6 +35,8 @@ public final class ParallelDemoReference implements Callable<Integer> {
     static final String RESULT = "@reference";
     /** {@code @reference-losses L0,L1,...}: the loss of every step. */
     static final String LOSSES = "@reference-losses";
+    /** {@code @reference-unsplit L}: the first step's loss of the plain (unsplit) model. */
+    static final String UNSPLIT = "@reference-unsplit";
 
     @Mixin
     DemoOptions options = new DemoOptions();
@@ -65,6 +67,7 @@ public final class ParallelDemoReference implements Callable<Integer> {
         int steps = options.epochs * stepsPerEpoch;
         StringBuilder losses = new StringBuilder();
         try (Allocator a = Allocator.root("parallel-reference")) {
+            System.out.println(UNSPLIT + " " + String.format(Locale.ROOT, "%.9g", firstLossUnsplit(lay, train, a)));
             List<Layer> layers = model(lay.tp(), a);
             List<Layer> assembled = model(lay.tp(), a);
             try {
@@ -130,6 +133,42 @@ public final class ParallelDemoReference implements Callable<Integer> {
             }
         }
         return 0;
+    }
+
+    /**
+     * The first step's loss of the one-process model without any split (plain GEMMs), on the same micro-batches:
+     * the check that the parallel run computes the model's loss, not only the split reference's.
+     */
+    private double firstLossUnsplit(ParallelLayout lay, DemoData train, Allocator a) {
+        int replicaRows = options.batch / lay.dp();
+        int mbRows = replicaRows / microBatches;
+        int[] order = ParallelDemoModel.order(options.seed, options.trainRows, 0);
+        float[] x = new float[mbRows * DemoData.FEATURES];
+        int[] y = new int[mbRows];
+        List<Layer> plain = ParallelDemoModel.full(options.width, options.blocks, options.seed, a);
+        try {
+            double loss = 0;
+            for (int d = 0; d < lay.dp(); d++) {
+                double replica = 0;
+                for (int mb = 0; mb < microBatches; mb++) {
+                    train.gather(order, d * replicaRows + mb * mbRows, mbRows, x, y, 0);
+                    Tensor cur = Tensor.fromArray(a, x, mbRows, DemoData.FEATURES);
+                    for (int i = 0; i < plain.size(); i++) {
+                        Tensor next = plain.get(i).forward(cur, PipelineStage.context(a, options.seed, mb, i));
+                        cur.close();
+                        cur = next;
+                    }
+                    Tensor[] g = new Tensor[1];
+                    replica += ParallelDemoModel.lossGradient(cur, y, microBatches, a, g);
+                    g[0].close();
+                    cur.close();
+                }
+                loss += replica / microBatches;
+            }
+            return loss / lay.dp();
+        } finally {
+            plain.forEach(Layer::close);
+        }
     }
 
     /** One micro-batch forward and backward; gradients accumulate; returns its loss. */
