@@ -46,10 +46,10 @@ public final class PipelineBench {
         this.steps = steps;
     }
 
-    /** {stage -> {busy ms, step ms, peak}} of one configuration. */
     /** Chrome trace events of the last configuration launched (one row per stage). */
     private final List<String> traceEvents = new ArrayList<>();
 
+    /** Runs one configuration: {stage -> {busy ms, step ms, peak}}. */
     Map<Integer, double[]> launch(PipelineSchedule schedule, int m) throws IOException, InterruptedException {
         List<String> cmd = Launcher.javaCommand(List.of("-Xmx128m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"),
                 PipelineBenchWorker.class.getName(), List.of(schedule.label(), "" + m, "" + forwardMs, "" + backwardMs,
