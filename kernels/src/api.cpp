@@ -199,47 +199,33 @@ int torus_host_stream(void* dst, int64_t dst_bytes, const void* src, int64_t src
         const uint64_t* in = (const uint64_t*)src;
         uint64_t* out = (uint64_t*)dst;
         const int64_t wi = src_bytes / 8, wo = dst_bytes / 8;
-        static volatile uint64_t sink;
+        // tiles of about 4 KiB of input, each with its proportional share of the output: fold the tile's
+        // input words (a vectorized XOR reduction), then fill its output words (a vectorized store)
+        const int64_t tiles = std::max<int64_t>(1, wi / 512);
+        std::vector<uint64_t> folded((size_t)std::max<int64_t>(1, ThreadPool::instance().split(tiles, 16)), 0);
         ThreadPool& pool = ThreadPool::instance();
-        if (wo == 0) {  // read only: fold every word into one
-            const int64_t tasks = pool.split(wi, 1 << 15);
-            std::vector<uint64_t> part((size_t)tasks, 0);
-            pool.run(tasks, [&](int64_t t) {
-                int64_t lo = wi * t / tasks, hi = wi * (t + 1) / tasks;
+        const int64_t tasks = (int64_t)folded.size();
+        pool.run(tasks, [&](int64_t task) {
+            int64_t t0 = tiles * task / tasks, t1 = tiles * (task + 1) / tasks;
+            uint64_t keep = 0;
+            for (int64_t t = t0; t < t1; t++) {
+                int64_t i0 = (int64_t)((__int128)wi * t / tiles), i1 = (int64_t)((__int128)wi * (t + 1) / tiles);
                 uint64_t x0 = 0, x1 = 0, x2 = 0, x3 = 0;
-                int64_t i = lo;
-                for (; i + 4 <= hi; i += 4) { x0 ^= in[i]; x1 ^= in[i + 1]; x2 ^= in[i + 2]; x3 ^= in[i + 3]; }
-                for (; i < hi; i++) x0 ^= in[i];
-                part[(size_t)t] = x0 ^ x1 ^ x2 ^ x3;
-            });
+                int64_t i = i0;
+                for (; i + 4 <= i1; i += 4) { x0 ^= in[i]; x1 ^= in[i + 1]; x2 ^= in[i + 2]; x3 ^= in[i + 3]; }
+                for (; i < i1; i++) x0 ^= in[i];
+                const uint64_t x = x0 ^ x1 ^ x2 ^ x3;
+                int64_t o0 = (int64_t)((__int128)wo * t / tiles), o1 = (int64_t)((__int128)wo * (t + 1) / tiles);
+                for (int64_t o = o0; o < o1; o++) out[o] = x;
+                keep ^= x;
+            }
+            folded[(size_t)task] = keep;
+        });
+        if (wo == 0) {
             uint64_t x = 0;
-            for (uint64_t p : part) x ^= p;
+            for (uint64_t f : folded) x ^= f;
+            static volatile uint64_t sink;
             sink = x;
-        } else if (wi >= wo) {  // narrowing: each output word folds r input words; the rest into the last
-            const int64_t r = wi / wo;
-            const int64_t tasks = pool.split(wo, 1 << 14);
-            pool.run(tasks, [&](int64_t t) {
-                int64_t lo = wo * t / tasks, hi = wo * (t + 1) / tasks;
-                for (int64_t j = lo; j < hi; j++) {
-                    uint64_t x = 0;
-                    for (int64_t k = 0; k < r; k++) x ^= in[j * r + k];
-                    out[j] = x;
-                }
-            });
-            uint64_t x = out[wo - 1];
-            for (int64_t k = wo * r; k < wi; k++) x ^= in[k];
-            out[wo - 1] = x;
-        } else {  // widening: each input word written r times; the rest copies the last
-            const int64_t r = wo / wi;
-            const int64_t tasks = pool.split(wi, 1 << 14);
-            pool.run(tasks, [&](int64_t t) {
-                int64_t lo = wi * t / tasks, hi = wi * (t + 1) / tasks;
-                for (int64_t j = lo; j < hi; j++) {
-                    const uint64_t x = in[j];
-                    for (int64_t k = 0; k < r; k++) out[j * r + k] = x;
-                }
-            });
-            for (int64_t k = wi * r; k < wo; k++) out[k] = in[wi - 1];
         }
         return (int)TORUS_OK;
     });
