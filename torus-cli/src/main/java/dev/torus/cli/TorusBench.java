@@ -353,6 +353,10 @@ public final class TorusBench implements Runnable {
                 + "(default ${DEFAULT-VALUE}).")
         int rounds;
 
+        @Option(names = "--residual", description = "Residual blocks (x + block(x)); a residual block recomputes its "
+                + "inner layers in backward under every policy.")
+        boolean residual;
+
         @Option(names = "--policy", split = ",", description = "Policies: none, every-K, sqrt(n), selective, budget(P%%) "
                 + "(P%% of the none peak). Default: all, plus sqrt(n) with fp16, bf16 and int8 checkpoints.")
         List<String> policies;
@@ -390,7 +394,7 @@ public final class TorusBench implements Runnable {
                 Path file = json == null || list.size() == 1 ? json
                         : json.resolveSibling(json.getFileName() + "." + d.toString().replace(':', '-'));
                 List<BenchRow> rows = new dev.torus.cli.bench.RecomputeBench(System.out, blocks, width, batch, dropout,
-                        steps, rounds).run(d, configs, file);
+                        steps, rounds).residual(residual).run(d, configs, file);
                 all.addAll(rows);
             }
             for (BenchRow r : all) {

@@ -38,6 +38,13 @@ public final class RecomputeBench {
     private final float dropout;
     private final int steps;
     private final int rounds;
+    private boolean residual;
+
+    /** Residual blocks (x + block(x)) instead of plain ones. */
+    public RecomputeBench residual(boolean residual) {
+        this.residual = residual;
+        return this;
+    }
 
     public RecomputeBench(PrintStream out, int blocks, int width, int batch, float dropout, int steps, int rounds) {
         this.out = out;
@@ -84,12 +91,12 @@ public final class RecomputeBench {
         int[] widths = {8, 13, 14, 10, 11, 13, 13, 10, 11, 10, 7};
         List<BenchRow> rows = new ArrayList<>();
         try (Allocator root = Allocator.root("recompute-bench");
-             Mlp mlp = new Mlp(width, width, blocks, classes, dropout, device, root, 1);
+             Mlp mlp = new Mlp(width, width, blocks, classes, dropout, residual, device, root, 1);
              Sgd opt = new Sgd(mlp.parameters(), 1e-3f, 0.9f, root);
              BenchReport report = new BenchReport(out, json, cols, widths)) {
-            report.header(String.format("# recompute: %d-block MLP (%d layers), width %d, batch %d, dropout %.2f, %s; "
+            report.header(String.format("# recompute: %d-block %sMLP (%d layers), width %d, batch %d, dropout %.2f, %s; "
                             + "step = forward + softmax-CE + backward + SGD; ratios against 'none' in this run",
-                    blocks, mlp.layers().size(), width, batch, dropout, device));
+                    blocks, residual ? "residual " : "", mlp.layers().size(), width, batch, dropout, device));
             Random r = new Random(7);
             float[] x = new float[batch * width];
             int[] y = new int[batch];
