@@ -22,4 +22,12 @@ final class ExpectedFailures {
             throw e;
         };
     }
+
+    /** A value picocli cannot parse (a type error, a repeated option): one line and a pointer to --help, exit 2. */
+    static CommandLine.IParameterExceptionHandler oneLineParse(String program) {
+        return (e, args) -> {
+            e.getCommandLine().getErr().println(program + ": " + e.getMessage() + " (see --help)");
+            return 2;
+        };
+    }
 }

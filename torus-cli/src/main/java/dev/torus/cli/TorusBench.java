@@ -42,6 +42,7 @@ public final class TorusBench implements Runnable {
     public static CommandLine commandLine() {
         CommandLine cl = new CommandLine(new TorusBench());
         cl.setExecutionExceptionHandler(ExpectedFailures.oneLine("torus-bench"));
+        cl.setParameterExceptionHandler(ExpectedFailures.oneLineParse("torus-bench"));
         return cl;
     }
 
@@ -107,9 +108,16 @@ public final class TorusBench implements Runnable {
         @Override
         public Integer call() throws Exception {
             for (int m : microBatches) {
-                if (m < 1) {
-                    throw new IllegalArgumentException("--micro-batches must all be >= 1, got " + m);
+                if (m < 1 || m > 1024) {
+                    throw new IllegalArgumentException("--micro-batches must all be in [1, 1024], got " + m);
                 }
+            }
+            if (stages > 16) {
+                throw new IllegalArgumentException("--stages must be at most 16 (one JVM each), got " + stages);
+            }
+            if (trace != null && (trace.toAbsolutePath().getParent() == null
+                    || !java.nio.file.Files.isDirectory(trace.toAbsolutePath().getParent()))) {
+                throw new IllegalArgumentException("--trace " + trace + ": its directory does not exist");
             }
             List<dev.torus.parallel.pipeline.PipelineSchedule> parsed = new java.util.ArrayList<>();
             for (String sch : schedules) {

@@ -82,7 +82,7 @@ public final class TorusDemo implements Callable<Integer> {
     int stepPauseMs;
 
     @Option(names = "--adaptive-batch", description = "With --elastic: MIN:MAX global batch, chosen every "
-            + "10 steps by goodput (gradient noise scale and measured step time), changed only for a 5% gain, with "
+            + "10 steps by goodput (gradient noise scale and measured step time), changed only for a 5%% gain, with "
             + "AdaScale's learning rate; the replay follows the recorded batches.")
     String adaptiveBatch;
 
@@ -104,6 +104,7 @@ public final class TorusDemo implements Callable<Integer> {
     public static CommandLine commandLine() {
         CommandLine cl = new CommandLine(new TorusDemo());
         cl.setExecutionExceptionHandler(ExpectedFailures.oneLine("torus demo"));
+        cl.setParameterExceptionHandler(ExpectedFailures.oneLineParse("torus demo"));
         return cl;
     }
 

@@ -299,27 +299,76 @@ public final class PipelineSchedule {
     }
 
     /**
-     * The idle fraction of an ideal pipeline of equal passes, for this schedule as built: (p−1)/(m+p−1) for
-     * GPipe and 1F1B; (p−1)/(vm+p−1) interleaved (the fill and drain shrink to 1/v of a stage's pass); for
-     * ZB-H1 with equal F, B and W, 2(p−1)/(3m+2(p−1)): each W runs right after its B, which takes W off the
-     * cool-down's critical path (p−1)(F+B) but does not fill the warm-up gaps. The zero-bubble paper's
-     * handcrafted schedule, which moves W passes into those gaps, reaches {@link #paperBubble}.
+     * The idle fraction of this schedule as built, on an ideal pipeline: every stage's F takes 1, its whole
+     * backward 2 (B and W 1 each where they are split), transfers take no time, and each stage runs its
+     * {@link #actions} in order as soon as their inputs are there. For m ≥ p this is (p−1)/(m+p−1) for GPipe
+     * and 1F1B, (p−1)/(vm+p−1) interleaved (the fill and drain shrink to 1/v of a stage's pass), and for ZB-H1,
+     * whose W runs right after its B, 2(p−1)/(3m+2(p−1)): W leaves the cool-down's critical path (p−1)(F+B) but
+     * does not fill the warm-up gaps. With m &lt; p the run gives the exact figure where those formulas do not
+     * hold. The zero-bubble paper's handcrafted placement reaches {@link #paperBubble}.
      */
     public double theoreticalBubble(int stages, int microBatches) {
-        return switch (family) {
-            case ZB_H1 -> 2.0 * (stages - 1.0) / (3.0 * microBatches + 2.0 * (stages - 1.0));
-            case INTERLEAVED -> (stages - 1.0) / ((double) chunks * microBatches + stages - 1.0);
-            default -> (stages - 1.0) / (microBatches + stages - 1.0);
-        };
+        if (family == Family.INTERLEAVED && stages < 2) {
+            throw new IllegalArgumentException("an interleaved schedule needs at least 2 stages, got " + stages);
+        }
+        List<List<Action>> all = new ArrayList<>();
+        for (int s = 0; s < stages; s++) {
+            all.add(actions(s, stages, microBatches));
+        }
+        int virtual = stages * chunks;
+        boolean split = family == Family.ZB_H1;
+        java.util.Map<Long, Long> done = new java.util.HashMap<>(); // (kind, virtual stage, mb) -> end
+        int[] at = new int[stages];
+        long[] free = new long[stages];
+        boolean progress = true;
+        while (progress) {
+            progress = false;
+            for (int s = 0; s < stages; s++) {
+                while (at[s] < all.get(s).size()) {
+                    Action a = all.get(s).get(at[s]);
+                    int virt = a.chunk() * stages + s;
+                    Long dep = switch (a.kind()) {
+                        case F -> virt == 0 ? Long.valueOf(0) : done.get(key(Kind.F, virt - 1, a.microBatch()));
+                        case B -> virt == virtual - 1 ? done.get(key(Kind.F, virt, a.microBatch()))
+                                : done.get(key(Kind.B, virt + 1, a.microBatch()));
+                        case W -> done.get(key(Kind.B, virt, a.microBatch()));
+                    };
+                    if (dep == null) {
+                        break;
+                    }
+                    long end = Math.max(free[s], dep) + (a.kind() == Kind.B && !split ? 2 : 1);
+                    free[s] = end;
+                    done.put(key(a.kind(), virt, a.microBatch()), end);
+                    at[s]++;
+                    progress = true;
+                }
+            }
+        }
+        long makespan = 0;
+        for (int s = 0; s < stages; s++) {
+            if (at[s] < all.get(s).size()) {
+                throw new IllegalStateException("internal error: the " + this + " schedule cannot complete for p="
+                        + stages + ", m=" + microBatches);
+            }
+            makespan = Math.max(makespan, free[s]);
+        }
+        return 1.0 - 3.0 * microBatches * chunks / makespan;
+    }
+
+    private static long key(Kind kind, int virt, int mb) {
+        return ((long) kind.ordinal() << 60) | ((long) virt << 32) | mb;
     }
 
     /**
-     * The bubble the literature gives for the schedule: as {@link #theoreticalBubble}, except ZB-H1's
-     * (p−1)/(3m+p−1), a third of 1F1B's, which needs the paper's W placement (not built).
+     * The bubble the literature gives for the schedule (for m ≥ p): (p−1)/(m+p−1), (p−1)/(vm+p−1) interleaved,
+     * and ZB-H1's (p−1)/(3m+p−1), a third of 1F1B's, which needs the paper's W placement (not built).
      */
     public double paperBubble(int stages, int microBatches) {
-        return family == Family.ZB_H1 ? (stages - 1.0) / (3.0 * microBatches + stages - 1.0)
-                : theoreticalBubble(stages, microBatches);
+        return switch (family) {
+            case ZB_H1 -> (stages - 1.0) / (3.0 * microBatches + stages - 1.0);
+            case INTERLEAVED -> (stages - 1.0) / ((double) chunks * microBatches + stages - 1.0);
+            default -> (stages - 1.0) / (microBatches + stages - 1.0);
+        };
     }
 
     /**

@@ -56,8 +56,8 @@ public final class PipelineBench {
                         "" + weightMs, "" + steps, mlp == null ? "emulated" : mlp[0] + ":" + mlp[1] + ":" + mlp[2]));
         Map<Integer, double[]> result = new TreeMap<>();
         List<String> errors = new ArrayList<>();
-        LaunchSpec spec = new LaunchSpec(stages, 1, 1, null, null, 0, cmd, Map.of(), Path.of(
-                System.getProperty("java.io.tmpdir"), "torus-bench-pipeline-errors"), Duration.ofSeconds(60),
+        Path errorDir = java.nio.file.Files.createTempDirectory("torus-bench-pipeline-errors");
+        LaunchSpec spec = new LaunchSpec(stages, 1, 1, null, null, 0, cmd, Map.of(), errorDir, Duration.ofSeconds(60),
                 Duration.ZERO);
         Launcher l = new Launcher(spec, (rank, stderr, line) -> {
             if (!stderr && line.startsWith(PipelineBenchWorker.SLICE + " ")) {
@@ -79,8 +79,14 @@ public final class PipelineBench {
         }, new PrintStream(java.io.OutputStream.nullOutputStream()));
         int code = l.run();
         if (code != 0 || result.size() != stages) {
-            throw new IllegalStateException("pipeline benchmark stages failed (exit " + code + "): "
-                    + String.join("\n", errors.subList(Math.max(0, errors.size() - 10), errors.size())));
+            // the first exception line says what went wrong; the lines after it are its consequences
+            String first = errors.stream().filter(e -> e.contains("Exception") || e.contains("Error")).findFirst()
+                    .orElse(errors.isEmpty() ? "no output" : errors.get(errors.size() - 1));
+            throw new IllegalStateException("pipeline benchmark stages failed (exit " + code + "): " + first
+                    + " (error files in " + errorDir + ")");
+        }
+        try (java.util.stream.Stream<Path> files = java.nio.file.Files.walk(errorDir)) {
+            files.sorted(java.util.Comparator.reverseOrder()).forEach(f -> f.toFile().delete());
         }
         return result;
     }
@@ -140,9 +146,13 @@ public final class PipelineBench {
     /** As above, for {@code schedules}; {@code trace} (may be null) gets a Chrome trace of each configuration's last step. */
     public List<BenchRow> run(List<PipelineSchedule> schedules, List<Integer> microBatches, Path json, Path trace)
             throws IOException, InterruptedException {
-        if (mlp != null && mlp[1] * 4 + 1 < stages * 2) {
-            throw new IllegalArgumentException("--mlp: " + mlp[1] + " blocks give " + (mlp[1] * 4 + 1)
-                    + " layers, too few for " + stages + " stages of up to 2 virtual stages");
+        int most = 1;
+        for (PipelineSchedule sch : schedules) {
+            most = Math.max(most, sch.chunks());
+        }
+        if (mlp != null && 3L * mlp[1] + 1 < (long) stages * most) {
+            throw new IllegalArgumentException("--mlp: " + mlp[1] + " blocks give " + (3 * mlp[1] + 1) + " layers, too few "
+                    + "for " + stages + " stages" + (most > 1 ? " of " + most + " virtual stages each" : ""));
         }
         Map<String, List<String>> traces = new java.util.LinkedHashMap<>();
         String[] cols = {"schedule", "p", "m", "step_ms", "ideal_ms", "bubble", "theory", "ratio", "paper",

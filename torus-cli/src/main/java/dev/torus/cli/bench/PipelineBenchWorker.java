@@ -110,8 +110,13 @@ public final class PipelineBenchWorker {
                 mlp = new dev.torus.nn.Mlp(width, width, Integer.parseInt(dims[1]), CLASSES, 0f,
                         dev.torus.Device.cpu(), a, 11);
                 int virtual = comm.size() * v;
-                List<List<dev.torus.nn.Layer>> parts = dev.torus.parallel.pipeline.StagePartition.byCount(mlp.layers(),
-                        virtual);
+                List<List<dev.torus.nn.Layer>> parts;
+                try {
+                    parts = dev.torus.parallel.pipeline.StagePartition.byCount(mlp.layers(), virtual);
+                } catch (RuntimeException e) {
+                    mlp.close(); // the allocator must not close with the model's buffers open
+                    throw e;
+                }
                 int[] all = dev.torus.parallel.pipeline.StagePartition.firstIndices(mlp.layers().size(), virtual);
                 for (int c = 0; c < v; c++) {
                     chunks.add(parts.get(c * comm.size() + comm.rank()));

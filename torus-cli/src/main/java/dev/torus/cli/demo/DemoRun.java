@@ -75,15 +75,7 @@ public final class DemoRun {
             } else {
                 prefixed.line(rank, stderr, line);
             }
-        }, new PrintStream(new java.io.ByteArrayOutputStream()) {
-            @Override
-            public void println(String s) {
-                if (s.contains("exited with code") || s.contains("error file") || s.contains("giving up")
-                        || s.contains("torusrun:   [")) {
-                    err.println(s);   // failures always reach the user; start-up chatter does not
-                }
-            }
-        });
+        }, Launcher.failuresOnly(err));
         Thread hook = new Thread(launcher::shutdown, "demo-shutdown");
         Runtime.getRuntime().addShutdownHook(hook);
         int code;

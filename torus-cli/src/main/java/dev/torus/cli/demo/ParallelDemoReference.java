@@ -124,7 +124,7 @@ public final class ParallelDemoReference implements Callable<Integer> {
                 double[] diff = compare(layers, assembled, lay, a);
                 double accRef = accuracy(layers, test, a);
                 double accPar = accuracy(assembled, test, a);
-                System.out.println(String.format(Locale.ROOT, "%s %b %.6g %d %.6f %.6f", RESULT, diff[0] == 0, diff[0],
+                System.out.println(String.format(Locale.ROOT, "%s %b %.6g %d %.6f %.6f", RESULT, diff[2] == 0, diff[0],
                         (long) diff[1], accPar, accRef));
                 System.out.println(LOSSES + " " + losses);
             } finally {
@@ -239,6 +239,7 @@ public final class ParallelDemoReference implements Callable<Integer> {
             throws IOException {
         double worst = 0;
         long count = 0;
+        long differingBits = 0;
         java.util.Set<String> seen = new java.util.HashSet<>();
         for (int s = 0; s < lay.pp(); s++) {
             for (int t = 0; t < lay.tp(); t++) {
@@ -263,7 +264,7 @@ public final class ParallelDemoReference implements Callable<Integer> {
                             maxDiff = Math.max(maxDiff, Math.abs((double) mine[i] - want[i]));
                             maxRef = Math.max(maxRef, Math.abs(want[i]));
                             if (Float.floatToRawIntBits(mine[i]) != Float.floatToRawIntBits(want[i])) {
-                                maxDiff = Math.max(maxDiff, Double.MIN_VALUE);
+                                differingBits++; // counted apart: -0 against 0, or NaN payloads, differ by 0
                             }
                         }
                         worst = Math.max(worst, maxRef == 0 ? maxDiff : maxDiff / maxRef);
@@ -272,22 +273,27 @@ public final class ParallelDemoReference implements Callable<Integer> {
                         try (Tensor w = Tensor.fromArray(a, mine, target.value().shape())) {
                             target.value().copyFrom(w);
                         }
-                        seen.add(seg + "/" + k + "/" + (layers.get(seg) instanceof OneProcessSplit.SplitLayer ? t : 0));
+                        if (!seen.add(seg + "/" + k + "/" + t)) {
+                            throw new IllegalStateException(f + " holds parameter " + k + " of segment " + seg + " twice");
+                        }
                     }
                 } catch (EOFException e) {
                     throw new IllegalStateException(f + " is truncated", e);
                 }
             }
         }
+        // every tp rank holds every replicated parameter and its own shards
         int expected = 0;
-        for (Layer l : layers) {
-            expected += l.parameters().size();
+        for (int t = 0; t < lay.tp(); t++) {
+            for (Layer l : layers) {
+                expected += (l instanceof OneProcessSplit.SplitLayer split ? split.shard(t) : l).parameters().size();
+            }
         }
         if (seen.size() != expected) {
-            throw new IllegalStateException("the workers wrote " + seen.size() + " of the model's " + expected
-                    + " parameters");
+            throw new IllegalStateException("the workers wrote " + seen.size() + " of the " + expected
+                    + " parameters the tp ranks hold");
         }
-        return new double[] {worst, count};
+        return new double[] {worst, count, differingBits};
     }
 
     /** Held-out accuracy of a whole model. */

@@ -34,6 +34,10 @@ public final class ParallelDemoRun {
     /** The relative difference allowed between the first step's loss and the reference's. */
     static final double FIRST_LOSS_TOLERANCE = 1e-6;
     private static final long REFERENCE_LIMIT_SECONDS = 900;
+    /** The most steps a run takes (the losses of every step are kept). */
+    static final long MAX_STEPS = 1_000_000;
+    /** The op timeout of the workers: a stage that stops answering fails the others within it. */
+    static final long OP_TIMEOUT_MS = 60_000;
 
     private final DemoOptions options;
     private final ParallelLayout layout;
@@ -69,8 +73,13 @@ public final class ParallelDemoRun {
         }
         if (options.batch % ((long) layout.dp() * microBatches) != 0) {
             throw new IllegalArgumentException("--batch " + options.batch + " must split evenly into dp=" + layout.dp()
-                    + " replicas of --micro-batches " + microBatches + " (a multiple of " + layout.dp() * microBatches
-                    + ")");
+                    + " replicas of --micro-batches " + microBatches + " (a multiple of "
+                    + (long) layout.dp() * microBatches + ")");
+        }
+        long steps = (long) options.epochs * (options.trainRows / options.batch);
+        if (steps > MAX_STEPS) {
+            throw new IllegalArgumentException("--epochs " + options.epochs + " gives " + steps + " steps; the demo runs at "
+                    + "most " + MAX_STEPS);
         }
         if (options.trainRows < options.batch) {
             throw new IllegalArgumentException("--train-rows " + options.trainRows + " must hold at least one --batch of "
@@ -141,14 +150,18 @@ public final class ParallelDemoRun {
     }
 
     public int run() throws IOException, InterruptedException {
-        int steps = options.epochs * (options.trainRows / options.batch);
+        int steps = Math.toIntExact((long) options.epochs * (options.trainRows / options.batch));
         out.printf(Locale.ROOT, "Torus parallel demo: %s = %d worker processes; MLP of %d Megatron blocks (width %d, "
                         + "hidden %d); %d steps of global batch %d, %d micro-batches per replica%n", layout,
                 layout.world(), options.blocks, options.width, ParallelDemoModel.HIDDEN_FACTOR * options.width, steps,
                 options.batch, microBatches);
         out.printf(Locale.ROOT, "  schedule %s, checkpointing %s inside each stage, exact fp32 all-reduce over dp, "
                 + "AdamW lr %s%n", schedule, options.policy, options.lr);
-        Files.createDirectories(outDir);
+        try {
+            Files.createDirectories(outDir);
+        } catch (IOException e) {
+            throw new IllegalArgumentException("--out " + outDir + " cannot be created: " + e);
+        }
         for (int s = 0; s < layout.pp(); s++) {
             for (int t = 0; t < layout.tp(); t++) {
                 Files.deleteIfExists(ParallelDemoWorker.paramsFile(outDir, s, t));
@@ -162,6 +175,7 @@ public final class ParallelDemoRun {
         Map<String, String> env = new LinkedHashMap<>();
         env.put("OPENBLAS_NUM_THREADS", "1");
         env.put("TORUS_BACKEND", "gloo");
+        env.put("TORUS_COMM_TIMEOUT_MS", Long.toString(OP_TIMEOUT_MS));
         LaunchSpec spec = new LaunchSpec(layout.world(), 1, 1, null, "parallel-demo-" + ProcessHandle.current().pid(), 0,
                 cmd, env, outDir.resolve("errors"), Duration.ofSeconds(60), Duration.ZERO);
         Map<Integer, double[]> stepLoss = new TreeMap<>();            // step -> loss of each dp replica
@@ -202,7 +216,7 @@ public final class ParallelDemoRun {
                     slices.add(new ChromeTrace.Slice(row, f[4], Long.parseLong(f[5]), Long.parseLong(f[6])));
                 }
             }
-        }, new PrintStream(java.io.OutputStream.nullOutputStream()));
+        }, Launcher.failuresOnly(err));
         Thread hook = new Thread(launcher::shutdown, "parallel-demo-shutdown");
         Runtime.getRuntime().addShutdownHook(hook);
         int code;
@@ -217,7 +231,8 @@ public final class ParallelDemoRun {
         }
         double trainSeconds = (System.nanoTime() - start) / 1e9;
         if (code != 0 || stepLoss.size() != steps) {
-            err.println("torus demo --parallel: the workers failed (exit code " + code + "); error files in "
+            err.println("torus demo --parallel: " + (code == 130 ? "interrupted" : "a worker failed (exit code " + code
+                    + "; the launcher's lines above name the rank and the cause)") + "; error files in "
                     + outDir.resolve("errors"));
             errors.subList(Math.max(0, errors.size() - 12), errors.size()).forEach(err::println);
             return code != 0 ? code : 1;

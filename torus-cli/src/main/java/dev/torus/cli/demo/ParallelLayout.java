@@ -31,7 +31,10 @@ public record ParallelLayout(int dp, int pp, int tp) {
             throw new IllegalArgumentException("--parallel must be dp=D,pp=P,tp=T, got nothing");
         }
         int[] v = {0, 0, 0};
-        for (String part : text.split(",")) {
+        for (String part : text.split(",", -1)) {
+            if (part.isBlank()) {
+                throw new IllegalArgumentException("--parallel has an empty item in '" + text + "'");
+            }
             String[] kv = part.trim().split("=", 2);
             int i = switch (kv[0].trim().toLowerCase(Locale.ROOT)) {
                 case "dp" -> 0;

@@ -48,6 +48,22 @@ public final class Launcher {
         void line(int rank, boolean stderr, String line);
     }
 
+    /**
+     * A log for drivers that keep the launcher quiet: it passes on to {@code err} only the lines that explain a
+     * failure (a worker's exit code, its error file, a stuck worker, giving up), not the start-up chatter.
+     */
+    public static PrintStream failuresOnly(PrintStream err) {
+        return new PrintStream(java.io.OutputStream.nullOutputStream()) {
+            @Override
+            public void println(String s) {
+                if (s != null && (s.contains("exited with code") || s.contains("error file") || s.contains("giving up")
+                        || s.contains("stuck") || s.contains("torusrun:   ["))) {
+                    err.println(s);
+                }
+            }
+        };
+    }
+
     /** Prefixes each line with {@code [rank]} and writes it to {@code out} (stdout lines) or {@code err}. */
     public static OutputSink prefixing(PrintStream out, PrintStream err) {
         return (rank, stderr, line) -> {
