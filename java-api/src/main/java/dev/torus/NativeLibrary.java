@@ -64,28 +64,4 @@ public final class NativeLibrary {
         ensureLoaded();
         return TorusNative.torus_cuda_compiled() != 0;
     }
-
-    /**
-     * The streaming ceiling of a host kernel that reads {@code srcBytes} and writes {@code dstBytes}: reads
-     * every 8-byte word of {@code src} once and writes every word of {@code dst} once, with no floating-point
-     * work (benchmarks compare kernels with it; memcpy is the wrong ceiling for a kernel that reads 4 bytes per
-     * byte it writes). {@code dstBytes} 0 only reads. Both buffers must be host memory and large enough.
-     */
-    public static void hostStream(dev.torus.memory.MemoryBuffer dst, long dstBytes, dev.torus.memory.MemoryBuffer src,
-                                  long srcBytes) {
-        if (src == null || (dstBytes > 0 && dst == null)) {
-            throw new IllegalArgumentException("src (and dst when dstBytes > 0) must not be null");
-        }
-        if (!src.device().isCpu() || (dst != null && !dst.device().isCpu())) {
-            throw new IllegalArgumentException("hostStream needs host buffers, got " + src.device()
-                    + (dst == null ? "" : " and " + dst.device()));
-        }
-        src.checkRange("src", 0, srcBytes);
-        if (dstBytes > 0) {
-            dst.checkRange("dst", 0, dstBytes);
-        }
-        ensureLoaded();
-        check(TorusNative.torus_host_stream(dstBytes > 0 ? dst.address(dev.torus.internal.NativeAccess.TOKEN) : 0,
-                dstBytes, src.address(dev.torus.internal.NativeAccess.TOKEN), srcBytes), "hostStream");
-    }
 }

@@ -379,8 +379,8 @@ public final class QuantBench {
     private static double streamGbps(Allocator alloc, KernelTimer timer, long read, long written) {
         try (MemoryBuffer src = alloc.allocate(Device.cpu(), read);
              MemoryBuffer dst = written > 0 ? alloc.allocate(Device.cpu(), written) : null) {
-            dev.torus.NativeLibrary.hostStream(dst, written, src, read); // touch the pages before timing
-            double sec = timer.secondsPerCall(() -> dev.torus.NativeLibrary.hostStream(dst, written, src, read));
+            dev.torus.memory.HostStreams.ceiling(dst, written, src, read); // touch the pages before timing
+            double sec = timer.secondsPerCall(() -> dev.torus.memory.HostStreams.ceiling(dst, written, src, read));
             return (read + written) / sec / 1e9;
         }
     }
