@@ -76,18 +76,7 @@ public final class DemoRun {
                 prefixed.line(rank, stderr, line);
             }
         }, Launcher.failuresOnly(err));
-        Thread hook = new Thread(launcher::shutdown, "demo-shutdown");
-        Runtime.getRuntime().addShutdownHook(hook);
-        int code;
-        try {
-            code = launcher.run();
-        } finally {
-            try {
-                Runtime.getRuntime().removeShutdownHook(hook);
-            } catch (IllegalStateException e) {
-                // shutting down already
-            }
-        }
+        int code = launcher.runStoppingOnExit("demo-shutdown");
         if (code != 0) {
             err.println("torus demo: a worker failed (exit code " + code + "); error files in " + outDir.resolve("errors"));
             return code;

@@ -33,6 +33,20 @@ final class OneProcessSplit {
             return shards.get(t);
         }
 
+        /** Each shard's result, in rank order; {@link #concat} or {@link #sumInRankOrder} frees them. */
+        List<Tensor> each(java.util.function.IntFunction<Tensor> pass) {
+            List<Tensor> out = new ArrayList<>(shards.size());
+            try {
+                for (int t = 0; t < shards.size(); t++) {
+                    out.add(pass.apply(t));
+                }
+                return out;
+            } catch (RuntimeException e) {
+                closeAll(out);
+                throw e;
+            }
+        }
+
         @Override
         public List<Parameter> parameters() {
             List<Parameter> ps = new ArrayList<>();
@@ -98,8 +112,16 @@ final class OneProcessSplit {
         return Tensor.fromArray(a, sliceColumns(x.toFloatArray(), rows, cols, from, count), rows, count);
     }
 
-    /** Puts the [rows, part] pieces side by side into a [rows, part·n] tensor. */
+    /** Puts the [rows, part] pieces side by side into a [rows, part·n] tensor, and frees the pieces. */
     private static Tensor concat(List<Tensor> parts, int part, Allocator a) {
+        try {
+            return concatKeep(parts, part, a);
+        } finally {
+            closeAll(parts);
+        }
+    }
+
+    private static Tensor concatKeep(List<Tensor> parts, int part, Allocator a) {
         int rows = (int) parts.get(0).shape()[0];
         int cols = part * parts.size();
         float[] out = new float[rows * cols];
@@ -112,8 +134,16 @@ final class OneProcessSplit {
         return Tensor.fromArray(a, out, rows, cols);
     }
 
-    /** Adds the parts in rank order: ((p0 + p1) + p2) + ..., as the rank-ordered all-reduce does. */
+    /** Adds the parts in rank order: ((p0 + p1) + p2) + ..., as the rank-ordered all-reduce does; frees them. */
     private static Tensor sumInRankOrder(List<Tensor> parts, Allocator a) {
+        try {
+            return sumKeep(parts, a);
+        } finally {
+            closeAll(parts);
+        }
+    }
+
+    private static Tensor sumKeep(List<Tensor> parts, Allocator a) {
         float[] acc = parts.get(0).toFloatArray();
         for (int t = 1; t < parts.size(); t++) {
             float[] p = parts.get(t).toFloatArray();
@@ -139,30 +169,16 @@ final class OneProcessSplit {
 
         @Override
         public Tensor forward(Tensor input, SegmentContext ctx) {
-            List<Tensor> ys = new ArrayList<>();
-            try {
-                for (Layer s : shards) {
-                    ys.add(s.forward(input, ctx));
-                }
-                return concat(ys, part, ctx.allocator());
-            } finally {
-                closeAll(ys);
-            }
+            return concat(each(t -> shards.get(t).forward(input, ctx)), part, ctx.allocator());
         }
 
         @Override
         public Tensor backward(Tensor input, Tensor gradOutput, SegmentContext ctx) {
-            List<Tensor> gs = new ArrayList<>();
-            try {
-                for (int t = 0; t < shards.size(); t++) {
-                    try (Tensor g = columns(gradOutput, t * part, part, ctx.allocator())) {
-                        gs.add(shards.get(t).backward(input, g, ctx));
-                    }
+            return sumInRankOrder(each(t -> {
+                try (Tensor g = columns(gradOutput, t * part, part, ctx.allocator())) {
+                    return shards.get(t).backward(input, g, ctx);
                 }
-                return sumInRankOrder(gs, ctx.allocator());
-            } finally {
-                closeAll(gs);
-            }
+            }), ctx.allocator());
         }
     }
 
@@ -177,33 +193,21 @@ final class OneProcessSplit {
 
         @Override
         public Tensor forward(Tensor input, SegmentContext ctx) {
-            List<Tensor> ys = new ArrayList<>();
-            try {
-                for (int t = 0; t < shards.size(); t++) {
-                    try (Tensor x = columns(input, t * part, part, ctx.allocator())) {
-                        ys.add(shards.get(t).forward(x, ctx));
-                    }
+            return concat(each(t -> {
+                try (Tensor x = columns(input, t * part, part, ctx.allocator())) {
+                    return shards.get(t).forward(x, ctx);
                 }
-                return concat(ys, part, ctx.allocator());
-            } finally {
-                closeAll(ys);
-            }
+            }), part, ctx.allocator());
         }
 
         @Override
         public Tensor backward(Tensor input, Tensor gradOutput, SegmentContext ctx) {
-            List<Tensor> gs = new ArrayList<>();
-            try {
-                for (int t = 0; t < shards.size(); t++) {
-                    try (Tensor x = columns(input, t * part, part, ctx.allocator());
-                         Tensor g = columns(gradOutput, t * part, part, ctx.allocator())) {
-                        gs.add(shards.get(t).backward(x, g, ctx));
-                    }
+            return concat(each(t -> {
+                try (Tensor x = columns(input, t * part, part, ctx.allocator());
+                     Tensor g = columns(gradOutput, t * part, part, ctx.allocator())) {
+                    return shards.get(t).backward(x, g, ctx);
                 }
-                return concat(gs, part, ctx.allocator());
-            } finally {
-                closeAll(gs);
-            }
+            }), part, ctx.allocator());
         }
     }
 
@@ -218,32 +222,20 @@ final class OneProcessSplit {
 
         @Override
         public Tensor forward(Tensor input, SegmentContext ctx) {
-            List<Tensor> ys = new ArrayList<>();
-            try {
-                for (int t = 0; t < shards.size(); t++) {
-                    try (Tensor x = columns(input, t * part, part, ctx.allocator())) {
-                        ys.add(shards.get(t).forward(x, ctx));
-                    }
+            return sumInRankOrder(each(t -> {
+                try (Tensor x = columns(input, t * part, part, ctx.allocator())) {
+                    return shards.get(t).forward(x, ctx);
                 }
-                return sumInRankOrder(ys, ctx.allocator());
-            } finally {
-                closeAll(ys);
-            }
+            }), ctx.allocator());
         }
 
         @Override
         public Tensor backward(Tensor input, Tensor gradOutput, SegmentContext ctx) {
-            List<Tensor> gs = new ArrayList<>();
-            try {
-                for (int t = 0; t < shards.size(); t++) {
-                    try (Tensor x = columns(input, t * part, part, ctx.allocator())) {
-                        gs.add(shards.get(t).backward(x, gradOutput, ctx));
-                    }
+            return concat(each(t -> {
+                try (Tensor x = columns(input, t * part, part, ctx.allocator())) {
+                    return shards.get(t).backward(x, gradOutput, ctx);
                 }
-                return concat(gs, part, ctx.allocator());
-            } finally {
-                closeAll(gs);
-            }
+            }), part, ctx.allocator());
         }
     }
 }

@@ -217,18 +217,7 @@ public final class ParallelDemoRun {
                 }
             }
         }, Launcher.failuresOnly(err));
-        Thread hook = new Thread(launcher::shutdown, "parallel-demo-shutdown");
-        Runtime.getRuntime().addShutdownHook(hook);
-        int code;
-        try {
-            code = launcher.run();
-        } finally {
-            try {
-                Runtime.getRuntime().removeShutdownHook(hook);
-            } catch (IllegalStateException e) {
-                // shutting down already
-            }
-        }
+        int code = launcher.runStoppingOnExit("parallel-demo-shutdown");
         double trainSeconds = (System.nanoTime() - start) / 1e9;
         if (code != 0 || stepLoss.size() != steps) {
             err.println("torus demo --parallel: " + (code == 130 ? "interrupted" : "a worker failed (exit code " + code

@@ -49,6 +49,24 @@ public final class Launcher {
     }
 
     /**
+     * Runs the workers (as {@link #run()}) with a JVM shutdown hook that stops them if this process is told to
+     * end (Ctrl-C, SIGTERM), removed once they are done.
+     */
+    public int runStoppingOnExit(String hookName) throws IOException, InterruptedException {
+        Thread hook = new Thread(this::shutdown, hookName);
+        Runtime.getRuntime().addShutdownHook(hook);
+        try {
+            return run();
+        } finally {
+            try {
+                Runtime.getRuntime().removeShutdownHook(hook);
+            } catch (IllegalStateException e) {
+                // shutting down already
+            }
+        }
+    }
+
+    /**
      * A log for drivers that keep the launcher quiet: it passes on to {@code err} only the lines that explain a
      * failure (a worker's exit code, its error file, a stuck worker, giving up), not the start-up chatter.
      */
