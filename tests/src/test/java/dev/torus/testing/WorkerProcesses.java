@@ -34,9 +34,20 @@ public final class WorkerProcesses implements AutoCloseable {
      */
     public WorkerProcesses(int world, int started, Map<String, String> extraEnv, String endpoint, String runId,
                            long timeoutMs, String... args) throws IOException {
+        this(world, started, r -> List.of(), r -> extraEnv, endpoint, runId, timeoutMs, args);
+    }
+
+    /**
+     * As above, with a per-rank command prefix (for example {@code ip netns exec HOST}, to start rank r on a
+     * test host) and per-rank extra environment.
+     */
+    public WorkerProcesses(int world, int started, java.util.function.IntFunction<List<String>> prefix,
+                           java.util.function.IntFunction<Map<String, String>> extraEnv, String endpoint, String runId,
+                           long timeoutMs, String... args) throws IOException {
         String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
         for (int r = 0; r < started; r++) {
-            List<String> cmd = new ArrayList<>(List.of(java, "-Xmx384m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+            List<String> cmd = new ArrayList<>(prefix.apply(r));
+            cmd.addAll(List.of(java, "-Xmx384m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
                     "-cp", classpath(), CommWorker.class.getName()));
             cmd.addAll(List.of(args));
             ProcessBuilder pb = new ProcessBuilder(cmd);
@@ -46,7 +57,7 @@ public final class WorkerProcesses implements AutoCloseable {
             env.put("TORUS_RDZV_ENDPOINT", endpoint);
             env.put("TORUS_RUN_ID", runId);
             env.put("TORUS_COMM_TIMEOUT_MS", Long.toString(timeoutMs));
-            env.putAll(extraEnv);
+            env.putAll(extraEnv.apply(r));
             Path err = Files.createTempFile("torus-worker-" + r + "-", ".err");
             pb.redirectError(err.toFile());
             Process p = pb.start();

@@ -32,13 +32,16 @@ public final class EmbeddedZooKeeper implements AutoCloseable {
     private final ZooKeeperServerEmbedded server;
     private final Path dataDir;
     private final int port;
+    private final String host;
     private boolean closed;
 
     private final List<String> schemes;
 
-    private EmbeddedZooKeeper(ZooKeeperServerEmbedded server, Path dataDir, int port, List<String> schemes) {
+    private EmbeddedZooKeeper(ZooKeeperServerEmbedded server, Path dataDir, String host, int port,
+                              List<String> schemes) {
         this.server = server;
         this.dataDir = dataDir;
+        this.host = host;
         this.port = port;
         this.schemes = schemes;
     }
@@ -61,7 +64,21 @@ public final class EmbeddedZooKeeper implements AutoCloseable {
     /** How to start an embedded server. */
     public static final class Options {
         private int port;
+        private String bindAddress = "127.0.0.1";
         private List<String> schemes = List.of("digest");
+
+        /**
+         * The IPv4 address to listen on (loopback by default), e.g. a bridge address that test hosts in
+         * network namespaces reach it by.
+         */
+        public Options bindAddress(String address) {
+            if (address == null || !address.matches("\\d{1,3}(\\.\\d{1,3}){3}")) {
+                throw new IllegalArgumentException("bindAddress must be an IPv4 address like 10.0.0.1, got '" + address
+                        + "'");
+            }
+            this.bindAddress = address;
+            return this;
+        }
 
         /** The client port; 0 (the default) picks a free one. */
         public Options port(int port) {
@@ -92,12 +109,12 @@ public final class EmbeddedZooKeeper implements AutoCloseable {
     public static EmbeddedZooKeeper start(Options options) {
         Path dir = null;
         try {
-            int p = options.port == 0 ? freePort() : options.port;
+            int p = options.port == 0 ? freePort(options.bindAddress) : options.port;
             sweepOrphanedDataDirs();
             dir = Files.createTempDirectory(DIR_PREFIX + ProcessHandle.current().pid() + "-");
             Properties cfg = new Properties();
             cfg.setProperty("clientPort", Integer.toString(p));
-            cfg.setProperty("clientPortAddress", "127.0.0.1");
+            cfg.setProperty("clientPortAddress", options.bindAddress);
             cfg.setProperty("tickTime", "500");
             cfg.setProperty("minSessionTimeout", "1000");
             cfg.setProperty("maxSessionTimeout", "60000");
@@ -115,7 +132,7 @@ public final class EmbeddedZooKeeper implements AutoCloseable {
                     .exitHandler(ExitHandler.LOG_ONLY)
                     .build();
             server.start(15_000);
-            return new EmbeddedZooKeeper(server, dir, p, options.schemes);
+            return new EmbeddedZooKeeper(server, dir, options.bindAddress, p, options.schemes);
         } catch (Exception e) {
             if (dir != null) {
                 deleteTree(dir);
@@ -164,15 +181,15 @@ public final class EmbeddedZooKeeper implements AutoCloseable {
         }
     }
 
-    private static int freePort() throws IOException {
-        try (ServerSocket s = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+    private static int freePort(String address) throws IOException {
+        try (ServerSocket s = new ServerSocket(0, 1, InetAddress.getByName(address))) {
             return s.getLocalPort();
         }
     }
 
     /** The connect string clients use, e.g. {@code 127.0.0.1:41234}. */
     public String connectString() {
-        return "127.0.0.1:" + port;
+        return host + ":" + port;
     }
 
     public int port() {
