@@ -20,7 +20,8 @@ import org.junit.jupiter.api.Test;
 /**
  * Two test hosts made by {@code tools/netns-cluster.sh} (network namespaces on a bridge; ZooKeeper in this
  * namespace on the bridge address): every collective and dtype across the two hosts, checked against
- * references, on an unshaped link and on one shaped to 1 Gbit/s. Skips, with the reason, where namespaces
+ * references, and one data-parallel step with the exact hook, bitwise the gradients one process computes
+ * for both hosts' rows; on an unshaped link and on one shaped to 1 Gbit/s. Skips, with the reason, where namespaces
  * cannot be made (not root, no iproute2, a sandbox). Removes every namespace and link it made.
  */
 @Tag("multiprocess")
@@ -40,6 +41,7 @@ class NetnsClusterTest {
         return p.exitValue() == 0 ? null : out.isBlank() ? "exit " + p.exitValue() : out.trim();
     }
 
+    /** Every collective and dtype, then one data-parallel step, across two hosts. */
     private void allOpsAcrossHosts(String rate) throws Exception {
         assumeTrue(Files.isExecutable(SCRIPT), "no " + SCRIPT);
         String problem = rate == null ? run(SCRIPT.toString(), "up", "2") : run(SCRIPT.toString(), "up", "2", rate);
@@ -57,6 +59,17 @@ class NetnsClusterTest {
                         assertEquals(0, w.awaitExit(r, 30_000), "host " + r + ": " + line + " " + w.lines(r) + " "
                                 + w.stderrTail(r));
                         assertTrue(line.endsWith("errors=0"), line + " (seed " + seed + ")");
+                    }
+                }
+                try (WorkerProcesses w = new WorkerProcesses(2, 2,
+                        r -> List.of("ip", "netns", "exec", PREFIX + "-" + r),
+                        r -> Map.of("TORUS_GLOO_HOSTNAME", "10.201.0." + (r + 1)), zk.connectString(),
+                        CommHarness.uniqueRunId("netns-dp"), 30_000, "dpstep")) {
+                    for (int r = 0; r < 2; r++) {
+                        String line = w.awaitLine(r, l -> l.startsWith("RESULT dpstep"), 180_000);
+                        assertEquals(0, w.awaitExit(r, 30_000), "host " + r + ": " + line + " " + w.lines(r) + " "
+                                + w.stderrTail(r));
+                        assertTrue(line.endsWith("wrong=0"), line);
                     }
                 }
             }

@@ -38,6 +38,7 @@ public final class CommWorker {
                 case "allops" -> allOps(comm, alloc, Long.parseLong(args[1]));
                 case "survive" -> survive(comm, alloc, Integer.parseInt(args[1]));
                 case "mismatch" -> mismatch(comm, alloc, args[1]);
+                case "dpstep" -> dpStep(comm, alloc);
                 default -> throw new IllegalArgumentException("unknown scenario " + scenario);
             };
         }
@@ -50,6 +51,97 @@ public final class CommWorker {
         System.out.println("RESULT allops rank=" + comm.rank() + " errors=" + errors.size());
         errors.forEach(e -> System.out.println("RESULT error " + e));
         return errors.isEmpty() ? 0 : 1;
+    }
+
+    /**
+     * One data-parallel step of a small MLP with the exact hook, each rank on its own rows; the averaged
+     * gradients must equal, bit for bit, what this process computes for every rank's rows and adds in rank
+     * order (divided by the world size), and every replica must hold the same parameters after the step.
+     */
+    static int dpStep(Communicator comm, Allocator alloc) {
+        int world = comm.size();
+        int rows = 16;
+        int in = 8;
+        java.util.function.IntFunction<float[]> xs = r -> {
+            java.util.SplittableRandom g = new java.util.SplittableRandom(300 + r);
+            float[] x = new float[rows * in];
+            for (int i = 0; i < x.length; i++) {
+                x[i] = (float) g.nextGaussian();
+            }
+            return x;
+        };
+        java.util.function.IntFunction<int[]> ys = r -> {
+            int[] y = new int[rows];
+            for (int i = 0; i < rows; i++) {
+                y[i] = (r + 3 * i) % 4;
+            }
+            return y;
+        };
+        // the reference: every rank's gradient in this process, summed in rank order, divided by the world
+        float[][] expected = null;
+        try (dev.torus.nn.Mlp ref = new dev.torus.nn.Mlp(in, 16, 2, 4, 0f, dev.torus.Device.cpu(), alloc, 9)) {
+            for (int r = 0; r < world; r++) {
+                ref.parameters().forEach(p -> p.grad().zero());
+                localStep(ref, alloc, xs.apply(r), ys.apply(r), rows, in);
+                if (expected == null) {
+                    expected = new float[ref.parameters().size()][];
+                    for (int i = 0; i < expected.length; i++) {
+                        expected[i] = ref.parameters().get(i).grad().toFloatArray();
+                    }
+                } else {
+                    for (int i = 0; i < expected.length; i++) {
+                        float[] g = ref.parameters().get(i).grad().toFloatArray();
+                        for (int j = 0; j < g.length; j++) {
+                            expected[i][j] += g[j];
+                        }
+                    }
+                }
+            }
+            for (float[] e : expected) {
+                for (int j = 0; j < e.length; j++) {
+                    e[j] /= (float) world;
+                }
+            }
+        }
+        int wrong = 0;
+        try (dev.torus.nn.Mlp mlp = new dev.torus.nn.Mlp(in, 16, 2, 4, 0f, dev.torus.Device.cpu(), alloc, 9);
+             dev.torus.parallel.DataParallel dp = dev.torus.parallel.DataParallel.builder(comm, mlp.parameters())
+                     .hook(dev.torus.parallel.CommHook.none()).allocator(alloc).build()) {
+            dp.zeroGrad();
+            localStep(mlp, alloc, xs.apply(comm.rank()), ys.apply(comm.rank()), rows, in);
+            dp.awaitGradients();
+            for (int i = 0; i < expected.length; i++) {
+                if (!java.util.Arrays.equals(expected[i], mlp.parameters().get(i).grad().toFloatArray())) {
+                    wrong++;
+                }
+            }
+            dp.checkConsistency();
+        }
+        System.out.println("RESULT dpstep rank=" + comm.rank() + " wrong=" + wrong);
+        return wrong == 0 ? 0 : 1;
+    }
+
+    private static void localStep(dev.torus.nn.Mlp mlp, Allocator alloc, float[] x, int[] y, int rows, int in) {
+        java.util.List<Tensor> ins = new java.util.ArrayList<>();
+        Tensor cur = Tensor.fromArray(alloc, x, rows, in);
+        for (int i = 0; i < mlp.layers().size(); i++) {
+            ins.add(cur);
+            cur = mlp.layers().get(i).forward(cur, dev.torus.recompute.SegmentContext.of(alloc, 1, (long) i << 40));
+        }
+        Tensor g;
+        try (Tensor labels = Tensor.fromArray(alloc, y, rows);
+             dev.torus.nn.SoftmaxCrossEntropy.Result l = dev.torus.nn.SoftmaxCrossEntropy.lossAndGrad(cur, labels, alloc)) {
+            g = Tensor.fromArray(alloc, l.gradLogits().toFloatArray(), l.gradLogits().shape());
+        }
+        cur.close();
+        for (int i = mlp.layers().size() - 1; i >= 0; i--) {
+            Tensor gin = mlp.layers().get(i).backward(ins.get(i), g,
+                    dev.torus.recompute.SegmentContext.of(alloc, 1, (long) i << 40));
+            g.close();
+            ins.get(i).close();
+            g = gin;
+        }
+        g.close();
     }
 
     /** Joins a world whose other ranks may never come; reports how long the failure took. */
