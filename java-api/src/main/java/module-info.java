@@ -1,6 +1,6 @@
 /**
  * Torus: tensors in native memory, quantization kernels, collectives over Gloo and NCCL,
- * checkpointed recompute, data parallelism and elastic membership.
+ * checkpointed recompute, data parallelism, elastic membership, and serving (model files).
  *
  * <p>Only the API packages are exported. The JNI bindings ({@code dev.torus.jni}) are exported to
  * this module alone, and {@code dev.torus.internal} not at all, so that code outside Torus can
@@ -15,6 +15,8 @@ module dev.torus {
     requires org.bytedeco.javacpp;
     requires org.bytedeco.cuda;
     requires org.slf4j;
+    // safetensors headers (dev.torus.serve): the streaming parser and generator
+    requires com.fasterxml.jackson.core;
     // sun.misc.Signal: SIGTERM as a graceful leave of an elastic member
     requires jdk.unsupported;
 
@@ -30,6 +32,7 @@ module dev.torus {
     exports dev.torus.parallel.tensor;
     exports dev.torus.rendezvous;
     exports dev.torus.elastic;
+    exports dev.torus.serve;
 
     uses dev.torus.rendezvous.StoreProvider;
 }

@@ -42,10 +42,11 @@ import org.junit.jupiter.api.io.TempDir;
  */
 @Tag("build")
 class ModuleBoundaryTest {
-    // what dev.torus needs on the module path: itself, the bindings and their platform jar, JavaCPP, the presets, SLF4J
+    // what dev.torus needs on the module path: itself, the bindings and their platform jar, JavaCPP, the presets, SLF4J,
+    // Jackson's streaming core
     private static final Pattern MODULE_JARS =
-            Pattern.compile("(torus-api|torus-native|javacpp|cuda|openblas|slf4j-api)-[^" + Pattern.quote(File.separator)
-                    + "]*\\.jar");
+            Pattern.compile("(torus-api|torus-native|javacpp|cuda|openblas|slf4j-api|jackson-core)-[^"
+                    + Pattern.quote(File.separator) + "]*\\.jar");
     // the platform jars hold only native libraries, so nothing requires them: a module-path user adds them
     // (OpenBLAS's for the nn layers; the cuda one on a GPU host)
     private static final String ADD_PLATFORMS =
