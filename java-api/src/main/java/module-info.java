@@ -19,6 +19,16 @@ module dev.torus {
     requires com.fasterxml.jackson.core;
     // sun.misc.Signal: SIGTERM as a graceful leave of an elastic member
     requires jdk.unsupported;
+    // serving: HTTP (Netty; the JDK client toward replicas), metrics
+    requires java.net.http;
+    requires io.netty.common;
+    requires io.netty.buffer;
+    requires io.netty.transport;
+    requires io.netty.codec;
+    requires io.netty.codec.http;
+    requires micrometer.core;
+    requires micrometer.registry.prometheus;
+    requires HdrHistogram;
 
     exports dev.torus;
     exports dev.torus.memory;

@@ -43,9 +43,10 @@ import org.junit.jupiter.api.io.TempDir;
 @Tag("build")
 class ModuleBoundaryTest {
     // what dev.torus needs on the module path: itself, the bindings and their platform jar, JavaCPP, the presets, SLF4J,
-    // Jackson's streaming core
+    // Jackson's streaming core, and the serving stack's Netty, Micrometer (Prometheus client) and HdrHistogram
     private static final Pattern MODULE_JARS =
-            Pattern.compile("(torus-api|torus-native|javacpp|cuda|openblas|slf4j-api|jackson-core)-[^"
+            Pattern.compile("(torus-api|torus-native|javacpp|cuda|openblas|slf4j-api|jackson-core|netty-[a-z-]+"
+                    + "|micrometer-[a-z-]+|prometheus-metrics-[a-z-]+|HdrHistogram)-[^"
                     + Pattern.quote(File.separator) + "]*\\.jar");
     // the platform jars hold only native libraries, so nothing requires them: a module-path user adds them
     // (OpenBLAS's for the nn layers; the cuda one on a GPU host)

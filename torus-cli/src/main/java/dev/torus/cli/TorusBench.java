@@ -19,7 +19,7 @@ import picocli.CommandLine.Option;
         subcommands = {TorusBench.Quant.class, TorusBench.AllReduce.class, TorusBench.AllGather.class,
                 TorusBench.ReduceScatter.class, TorusBench.Broadcast.class, TorusBench.SendRecv.class,
                 TorusBench.Recompute.class, TorusBench.Dp.class, TorusBench.Rendezvous.class,
-                TorusBench.Elastic.class, TorusBench.Pipeline.class, TorusBench.Tp.class})
+                TorusBench.Elastic.class, TorusBench.Pipeline.class, TorusBench.Tp.class, TorusBench.Serve.class})
 public final class TorusBench implements Runnable {
     @Override
     public void run() {
@@ -44,6 +44,75 @@ public final class TorusBench implements Runnable {
         cl.setExecutionExceptionHandler(ExpectedFailures.oneLine("torus-bench"));
         cl.setParameterExceptionHandler(ExpectedFailures.oneLineParse("torus-bench"));
         return cl;
+    }
+
+    /** The serving stack under a real HTTP load: batching, and the replica pool following a step load. */
+    @Command(name = "serve", mixinStandardHelpOptions = true,
+            description = "torus serve under an open-loop step load on loopback (replica processes, embedded "
+                    + "ZooKeeper): scale-up decision time, replica ready time, p99 in and after the transition, "
+                    + "non-2xx answers, and batching throughput against batch 1; writes serve.png (~2 min on 2 cores).")
+    static final class Serve implements Callable<Integer> {
+        @Option(names = "--json", description = "Also write the results as one JSON object to FILE.")
+        Path json;
+        @Option(names = "--out", defaultValue = "torus-bench-serve", description = "Directory for serve.png, the model "
+                + "and replica logs (default ${DEFAULT-VALUE}).")
+        Path out;
+        @Option(names = "--emulate", defaultValue = "4+12", description = "Replica time per batch in the autoscaling "
+                + "run, BASE_MS+PER_ROW_MS (default ${DEFAULT-VALUE}).")
+        String emulate;
+        @Option(names = "--batch-emulate", defaultValue = "20+1", description = "Replica time per batch in the "
+                + "batching run (default ${DEFAULT-VALUE}).")
+        String batchEmulate;
+        @Option(names = "--real", description = "No emulated time: replicas run the int8 MLP only.")
+        boolean real;
+        @Option(names = "--low", defaultValue = "5", description = "Requests/s before and after the step (default ${DEFAULT-VALUE}).")
+        double low;
+        @Option(names = "--high", defaultValue = "60", description = "Requests/s during the step (default ${DEFAULT-VALUE}).")
+        double high;
+        @Option(names = "--low-s", defaultValue = "10", description = "(default ${DEFAULT-VALUE})")
+        double lowS;
+        @Option(names = "--high-s", defaultValue = "30", description = "(default ${DEFAULT-VALUE})")
+        double highS;
+        @Option(names = "--down-s", defaultValue = "45", description = "(default ${DEFAULT-VALUE})")
+        double downS;
+        @Option(names = "--constant-s", defaultValue = "0", description = "Also run a constant load this long "
+                + "(120 for the flapping check; default ${DEFAULT-VALUE}: skipped).")
+        double constantS;
+        @Option(names = "--constant-rate", defaultValue = "40", description = "(default ${DEFAULT-VALUE})")
+        double constantRate;
+        @Option(names = "--max", defaultValue = "4", description = "Most replicas (default ${DEFAULT-VALUE}).")
+        int max;
+        @Option(names = "--target", defaultValue = "0.5", description = "Target requests in flight per replica "
+                + "(default ${DEFAULT-VALUE}).")
+        double target;
+        @Option(names = "--max-batch", defaultValue = "8", description = "(default ${DEFAULT-VALUE})")
+        int maxBatch;
+        @Option(names = "--concurrency", defaultValue = "16", description = "Closed-loop clients in the batching run "
+                + "(default ${DEFAULT-VALUE}).")
+        int concurrency;
+        @Option(names = "--batching-s", defaultValue = "10", description = "Seconds per batching run; 0 skips it "
+                + "(default ${DEFAULT-VALUE}).")
+        double batchingS;
+
+        @Override
+        public Integer call() throws Exception {
+            dev.torus.serve.EmulatedServiceTime.parse(emulate);
+            dev.torus.serve.EmulatedServiceTime.parse(batchEmulate);
+            for (double[] v : new double[][] {{low, 0}, {high, 0}, {lowS, 1}, {highS, 1}, {downS, 1}, {constantRate, 0}}) {
+                if (!(v[0] > 0) || Double.isInfinite(v[0])) {
+                    throw new IllegalArgumentException("rates and durations must be finite numbers > 0, got " + v[0]);
+                }
+            }
+            if (max < 1 || max > 16) {
+                throw new IllegalArgumentException("--max must be in [1, 16], got " + max);
+            }
+            if (concurrency < 1 || concurrency > 256) {
+                throw new IllegalArgumentException("--concurrency must be in [1, 256], got " + concurrency);
+            }
+            return new dev.torus.cli.bench.ServeBench(new dev.torus.cli.bench.ServeBench.Options(out, json, emulate,
+                    batchEmulate, low, high, lowS, highS, downS, constantS, constantRate, max, target, maxBatch,
+                    concurrency, batchingS, real), System.out).run();
+        }
     }
 
     /** Membership changes of an elastic job, timed. */

@@ -54,6 +54,11 @@ public final class DemoTrainer {
 
     /** Trains; {@code comm} null means the single-process reference over the combined batches. */
     public static Result train(Config cfg, Communicator comm, Progress progress) {
+        return train(cfg, comm, progress, null);
+    }
+
+    /** As above; a non-null {@code modelOut} receives the trained parameters (safetensors, torus-mlp). */
+    public static Result train(Config cfg, Communicator comm, Progress progress, java.nio.file.Path modelOut) {
         DemoData train = DemoData.generate(cfg.seed(), cfg.trainRows(), 0);
         DemoData test = DemoData.generate(cfg.seed(), cfg.testRows(), 1);
         int rank = comm == null ? 0 : comm.rank();
@@ -123,6 +128,10 @@ public final class DemoTrainer {
             DataParallel.Stats st = dp == null ? null : dp.stats();
             long bytes = st == null ? 0 : st.wireBytes();
             long fp32 = st == null ? 0 : st.payloadBytes() * 2 * (comm.size() - 1) / comm.size();
+            if (modelOut != null) {
+                dev.torus.serve.MlpModelFile.save(mlp, modelOut, java.util.Map.of("source", "torus demo",
+                        "seed", Long.toString(cfg.seed()), "epochs", Integer.toString(cfg.epochs())));
+            }
             float[] trainEval = evaluate(net, root, cfg.device(), train);
             float[] testEval = evaluate(net, root, cfg.device(), test);
             return new Result(stepLoss, trainEval[0], testEval[0], testEval[1], total * (double) cfg.globalBatch()

@@ -29,6 +29,9 @@ public final class DemoWorker implements Callable<Integer> {
     @Option(names = "--result", required = true)
     Path result;
 
+    @Option(names = "--model-out")
+    Path modelOut;
+
     public static void main(String[] args) {
         System.exit(new CommandLine(new DemoWorker()).execute(args));
     }
@@ -44,7 +47,7 @@ public final class DemoWorker implements Callable<Integer> {
             DemoTrainer.Result r = DemoTrainer.train(cfg, comm, reporter ? (step, total, loss, sps) -> {
                 System.out.printf(Locale.ROOT, "%s %d %d %.6f %.1f%n", PROGRESS, step, total, loss, sps);
                 System.out.flush();
-            } : null);
+            } : null, reporter ? modelOut : null);
             if (reporter) {
                 write(r, result);
             }

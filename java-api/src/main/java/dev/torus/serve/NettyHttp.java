@@ -1,0 +1,134 @@
+package dev.torus.serve;
+
+import io.netty.bootstrap.ServerBootstrap;
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.Unpooled;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelFutureListener;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelInitializer;
+import io.netty.channel.ChannelOption;
+import io.netty.channel.EventLoopGroup;
+import io.netty.channel.MultiThreadIoEventLoopGroup;
+import io.netty.channel.SimpleChannelInboundHandler;
+import io.netty.channel.nio.NioIoHandler;
+import io.netty.channel.socket.SocketChannel;
+import io.netty.channel.socket.nio.NioServerSocketChannel;
+import io.netty.handler.codec.http.DefaultFullHttpResponse;
+import io.netty.handler.codec.http.FullHttpRequest;
+import io.netty.handler.codec.http.FullHttpResponse;
+import io.netty.handler.codec.http.HttpHeaderNames;
+import io.netty.handler.codec.http.HttpHeaderValues;
+import io.netty.handler.codec.http.HttpObjectAggregator;
+import io.netty.handler.codec.http.HttpResponseStatus;
+import io.netty.handler.codec.http.HttpServerCodec;
+import io.netty.handler.codec.http.HttpServerKeepAliveHandler;
+import io.netty.handler.codec.http.HttpUtil;
+import io.netty.handler.codec.http.HttpVersion;
+import java.net.InetSocketAddress;
+import java.nio.charset.StandardCharsets;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * A Netty HTTP/1.1 server with keep-alive and a body limit (larger bodies get 413 from Netty's aggregator
+ * before any handler runs). The handler must not block: it answers through {@link #respond} from any thread.
+ * Owns its event loops; {@link #close()} stops them.
+ */
+final class NettyHttp implements AutoCloseable {
+    /** Handles one complete request; the request is released after the call returns. */
+    interface Handler {
+        void handle(ChannelHandlerContext ctx, FullHttpRequest request);
+    }
+
+    private final EventLoopGroup boss;
+    private final EventLoopGroup workers;
+    private final Channel channel;
+
+    private NettyHttp(EventLoopGroup boss, EventLoopGroup workers, Channel channel) {
+        this.boss = boss;
+        this.workers = workers;
+        this.channel = channel;
+    }
+
+    static NettyHttp start(String host, int port, int maxBodyBytes, int ioThreads, Handler handler) {
+        EventLoopGroup boss = new MultiThreadIoEventLoopGroup(1, NioIoHandler.newFactory());
+        EventLoopGroup workers = new MultiThreadIoEventLoopGroup(ioThreads, NioIoHandler.newFactory());
+        try {
+            ServerBootstrap b = new ServerBootstrap().group(boss, workers).channel(NioServerSocketChannel.class)
+                    .option(ChannelOption.SO_BACKLOG, 1024)
+                    .childOption(ChannelOption.TCP_NODELAY, true)
+                    .childHandler(new ChannelInitializer<SocketChannel>() {
+                        @Override
+                        protected void initChannel(SocketChannel ch) {
+                            ch.pipeline().addLast(new HttpServerCodec(), new HttpServerKeepAliveHandler(),
+                                    new HttpObjectAggregator(maxBodyBytes),
+                                    new SimpleChannelInboundHandler<FullHttpRequest>() {
+                                        @Override
+                                        protected void channelRead0(ChannelHandlerContext ctx, FullHttpRequest req) {
+                                            if (!req.decoderResult().isSuccess()) {
+                                                respond(ctx, req, HttpResponseStatus.BAD_REQUEST, "text/plain",
+                                                        bytes("malformed HTTP request\n"));
+                                                return;
+                                            }
+                                            handler.handle(ctx, req);
+                                        }
+
+                                        @Override
+                                        public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+                                            ctx.close();
+                                        }
+                                    });
+                        }
+                    });
+            Channel ch = b.bind(new InetSocketAddress(host, port)).syncUninterruptibly().channel();
+            return new NettyHttp(boss, workers, ch);
+        } catch (RuntimeException e) {
+            boss.shutdownGracefully(0, 1, TimeUnit.SECONDS);
+            workers.shutdownGracefully(0, 1, TimeUnit.SECONDS);
+            throw new IllegalArgumentException("cannot listen on " + host + ":" + port + ": " + e.getMessage(), e);
+        }
+    }
+
+    static byte[] bytes(String s) {
+        return s.getBytes(StandardCharsets.UTF_8);
+    }
+
+    /** Sends a complete response, keeping the connection open when the request asked for keep-alive. */
+    static void respond(ChannelHandlerContext ctx, FullHttpRequest req, HttpResponseStatus status, String contentType,
+                        byte[] body) {
+        respond(ctx, HttpUtil.isKeepAlive(req), status, contentType, body, null);
+    }
+
+    static void respond(ChannelHandlerContext ctx, boolean keepAlive, HttpResponseStatus status, String contentType,
+                        byte[] body, String retryAfterSeconds) {
+        ByteBuf buf = Unpooled.wrappedBuffer(body);
+        FullHttpResponse res = new DefaultFullHttpResponse(HttpVersion.HTTP_1_1, status, buf);
+        res.headers().set(HttpHeaderNames.CONTENT_TYPE, contentType);
+        res.headers().setInt(HttpHeaderNames.CONTENT_LENGTH, body.length);
+        if (retryAfterSeconds != null) {
+            res.headers().set(HttpHeaderNames.RETRY_AFTER, retryAfterSeconds);
+        }
+        if (keepAlive) {
+            res.headers().set(HttpHeaderNames.CONNECTION, HttpHeaderValues.KEEP_ALIVE);
+            ctx.writeAndFlush(res);
+        } else {
+            res.headers().set(HttpHeaderNames.CONNECTION, HttpHeaderValues.CLOSE);
+            ctx.writeAndFlush(res).addListener(ChannelFutureListener.CLOSE);
+        }
+    }
+
+    int port() {
+        return ((InetSocketAddress) channel.localAddress()).getPort();
+    }
+
+    String host() {
+        return ((InetSocketAddress) channel.localAddress()).getAddress().getHostAddress();
+    }
+
+    @Override
+    public void close() {
+        channel.close().awaitUninterruptibly(2, TimeUnit.SECONDS);
+        boss.shutdownGracefully(0, 2, TimeUnit.SECONDS).awaitUninterruptibly(3, TimeUnit.SECONDS);
+        workers.shutdownGracefully(0, 2, TimeUnit.SECONDS).awaitUninterruptibly(3, TimeUnit.SECONDS);
+    }
+}

@@ -1,0 +1,136 @@
+package dev.torus.cli;
+
+import dev.torus.cli.serve.ServeStack;
+import dev.torus.serve.Autoscaler;
+import dev.torus.serve.DynamicBatcher;
+import dev.torus.serve.EmulatedServiceTime;
+import dev.torus.serve.MlpModelFile;
+import dev.torus.serve.SafeTensorsFile;
+import dev.torus.serve.SafeTensors;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CountDownLatch;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+/**
+ * {@code ./torus serve MODEL}: serves a torus-mlp safetensors file over the Open Inference Protocol (KServe
+ * v2 REST) with dynamic batching and a replica pool that follows the load. An fp32 file is quantized to int8
+ * once at start (the replicas load the int8 file). Runs until SIGINT/SIGTERM, then stops the replicas.
+ */
+@Command(name = "torus serve", mixinStandardHelpOptions = true, version = "torus serve 0.1.0",
+        description = {"Serves a model file (safetensors, torus-mlp; fp32 or int8) over the Open Inference Protocol "
+                + "(KServe v2) REST API, with dynamic batching and autoscaled replica processes (docs/SERVING.md)."})
+public final class TorusServe implements Callable<Integer> {
+    @Parameters(index = "0", paramLabel = "MODEL", description = "model file, e.g. torus-demo/model.safetensors")
+    Path model;
+
+    @Option(names = "--min", defaultValue = "1", description = "Fewest replicas (default ${DEFAULT-VALUE}).")
+    int min;
+    @Option(names = "--max", defaultValue = "4", description = "Most replicas (default ${DEFAULT-VALUE}).")
+    int max;
+    @Option(names = "--port", defaultValue = "8000", description = "HTTP port; 0 picks a free one (default ${DEFAULT-VALUE}).")
+    int port;
+    @Option(names = "--host", defaultValue = "127.0.0.1", description = "Address to listen on (default ${DEFAULT-VALUE}, "
+            + "loopback only).")
+    String host;
+    @Option(names = "--max-batch", defaultValue = "8", description = "Rows per batch at most (default ${DEFAULT-VALUE}).")
+    int maxBatch;
+    @Option(names = "--max-queue-delay-ms", defaultValue = "5", description = "How long a request may wait for its "
+            + "batch to fill (default ${DEFAULT-VALUE}).")
+    double maxQueueDelayMs;
+    @Option(names = "--max-queue", defaultValue = "512", description = "Requests that may wait; more get 429 "
+            + "(default ${DEFAULT-VALUE}).")
+    int maxQueue;
+    @Option(names = "--max-rows-per-request", defaultValue = "64", description = "(default ${DEFAULT-VALUE})")
+    int maxRowsPerRequest;
+    @Option(names = "--max-body-bytes", defaultValue = "1048576", description = "Larger bodies get 413 (default ${DEFAULT-VALUE}).")
+    int maxBodyBytes;
+    @Option(names = "--target-in-flight", defaultValue = "2", description = "Autoscaler target: requests in flight per "
+            + "replica (default ${DEFAULT-VALUE}).")
+    double target;
+    @Option(names = "--stable-window-s", defaultValue = "10", description = "(default ${DEFAULT-VALUE})")
+    double stableWindowS;
+    @Option(names = "--panic-window-s", defaultValue = "1", description = "(default ${DEFAULT-VALUE})")
+    double panicWindowS;
+    @Option(names = "--scale-down-delay-s", defaultValue = "10", description = "(default ${DEFAULT-VALUE})")
+    double scaleDownDelayS;
+    @Option(names = "--registry", description = "External ZooKeeper connect string (default: an embedded one on "
+            + "loopback).")
+    String registry;
+    @Option(names = "--zk-port", defaultValue = "0", description = "Port of the embedded ZooKeeper; fix it so that "
+            + "replicas find a restarted router (default: free port).")
+    int zkPort;
+    @Option(names = "--emulate", description = "Emulated service time per batch, BASE_MS+PER_ROW_MS (benchmarks).")
+    String emulate;
+    @Option(names = "--log-dir", description = "Replica logs (default: a new temporary directory).")
+    Path logDir;
+    @Option(names = "--keep-replicas", description = "Leave the replicas running at exit (they re-register with the "
+            + "next router on the same registry).")
+    boolean keepReplicas;
+
+    public static void main(String[] args) {
+        System.exit(commandLine().execute(args));
+    }
+
+    public static CommandLine commandLine() {
+        CommandLine cl = new CommandLine(new TorusServe());
+        cl.setExecutionExceptionHandler(ExpectedFailures.oneLine("torus serve"));
+        cl.setParameterExceptionHandler(ExpectedFailures.oneLineParse("torus serve"));
+        return cl;
+    }
+
+    /** The model name the protocol uses: the file name without {@code .safetensors}. */
+    static String modelName(Path file) {
+        String n = file.getFileName().toString();
+        return n.endsWith(".safetensors") ? n.substring(0, n.length() - ".safetensors".length()) : n;
+    }
+
+    @Override
+    public Integer call() throws Exception {
+        if (!Files.isRegularFile(model)) {
+            throw new IllegalArgumentException("MODEL: no such file: " + model);
+        }
+        if (emulate != null) {
+            EmulatedServiceTime.parse(emulate);
+        }
+        Path logs = logDir != null ? logDir : Files.createTempDirectory("torus-serve-");
+        Path int8 = model;
+        MlpModelFile.MlpSpec spec;
+        try (SafeTensorsFile f = SafeTensors.read(model)) {
+            spec = MlpModelFile.spec(f);
+        }
+        if (!spec.quantized()) {
+            int8 = logs.resolve(modelName(model) + ".int8.safetensors");
+            MlpModelFile.quantize(model, int8);
+            System.out.println("torus serve: quantized " + model + " to int8 weights in " + int8);
+        }
+        ServeStack.Config config = new ServeStack.Config(int8, modelName(model), spec.inputs(), spec.classes(), host,
+                port, registry, zkPort,
+                DynamicBatcher.Options.defaults().withMaxBatch(maxBatch)
+                        .withMaxQueueDelayNanos((long) (maxQueueDelayMs * 1e6)).withMaxQueuedRequests(maxQueue),
+                Autoscaler.Options.defaults(min, max).withTarget(target).withWindows((long) (stableWindowS * 1e9),
+                        (long) (panicWindowS * 1e9), (long) (scaleDownDelayS * 1e9)),
+                emulate, maxBodyBytes, maxRowsPerRequest, logs, "256m", !keepReplicas);
+        CountDownLatch stop = new CountDownLatch(1);
+        try (ServeStack stack = ServeStack.start(config)) {
+            Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+                stop.countDown();
+                stack.close();
+            }));
+            String url = stack.router().endpoint();
+            System.out.printf("torus serve: model \"%s\" (%d features, %d classes) at %s, replicas %d..%d, "
+                            + "registry %s, replica logs in %s%n", config.modelName(), spec.inputs(), spec.classes(),
+                    url, min, max, stack.registryConnectString(), logs);
+            System.out.printf("  curl %s/v2/models/%s/ready%n", url, config.modelName());
+            System.out.printf("  curl -H 'Content-Type: application/json' -d '{\"inputs\":[{\"name\":\"input\","
+                    + "\"shape\":[1,%d],\"datatype\":\"FP32\",\"data\":[...]}]}' %s/v2/models/%s/infer%n",
+                    spec.inputs(), url, config.modelName());
+            stop.await();
+        }
+        return 0;
+    }
+}

@@ -1,0 +1,115 @@
+package dev.torus.cli.serve;
+
+import dev.torus.serve.BatchModel;
+import dev.torus.serve.EmulatedServiceTime;
+import dev.torus.serve.Int8Mlp;
+import dev.torus.serve.ReplicaRegistry;
+import dev.torus.serve.ReplicaServer;
+import dev.torus.zookeeper.ZooKeeperReplicaRegistry;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CountDownLatch;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/**
+ * One serving replica (a worker JVM that {@code torus serve} launches): loads the int8 model and keeps its
+ * weights int8, runs one warm-up batch, listens, and only then registers in ZooKeeper. It exits (code 0)
+ * after draining when the router asks it to stop or on SIGTERM, and (code 3) when it has been cut off from
+ * the registry for {@code --orphan-timeout-s}, so that no replica outlives its service for long.
+ */
+@Command(name = "torus-replica", mixinStandardHelpOptions = true, description = "A serving replica (started by torus serve).")
+public final class ReplicaMain implements Callable<Integer> {
+    @Option(names = "--model", required = true, description = "int8 torus-mlp safetensors file")
+    Path model;
+    @Option(names = "--registry", required = true, description = "ZooKeeper connect string")
+    String registry;
+    @Option(names = "--service", required = true, description = "service (model) name")
+    String service;
+    @Option(names = "--id", required = true, description = "replica id")
+    String id;
+    @Option(names = "--host", defaultValue = "127.0.0.1", description = "address to listen on")
+    String host;
+    @Option(names = "--max-rows", defaultValue = "64", description = "largest batch")
+    int maxRows;
+    @Option(names = "--emulate", description = "emulated service time BASE_MS+PER_ROW_MS")
+    String emulate;
+    @Option(names = "--orphan-timeout-s", defaultValue = "30", description = "exit after this long without the registry")
+    int orphanTimeoutS;
+
+    public static void main(String[] args) {
+        System.exit(new CommandLine(new ReplicaMain()).execute(args));
+    }
+
+    @Override
+    public Integer call() throws Exception {
+        long t0 = System.nanoTime();
+        BatchModel m = Int8Mlp.load(model);
+        if (emulate != null) {
+            long[] e = EmulatedServiceTime.parse(emulate);
+            m = new EmulatedServiceTime(m, e[0], e[1]);
+        }
+        long loaded = System.nanoTime();
+        try (ReplicaServer server = new ReplicaServer(m, host, 0, maxRows);
+             ZooKeeperReplicaRegistry reg = ZooKeeperReplicaRegistry.connect(registry, service, Duration.ofSeconds(10),
+                     Duration.ofSeconds(4))) {
+            long warm = System.nanoTime();
+            AutoCloseable registration = reg.register(new ReplicaRegistry.Entry(id, server.endpoint(),
+                    ProcessHandle.current().pid()));
+            System.out.printf("replica %s ready at %s: loaded in %d ms, warm-up and listen %d ms, registered %d ms "
+                            + "after start (JVM uptime %d ms)%n", id, server.endpoint(), (loaded - t0) / 1_000_000,
+                    (warm - loaded) / 1_000_000, (System.nanoTime() - t0) / 1_000_000,
+                    java.lang.management.ManagementFactory.getRuntimeMXBean().getUptime());
+            CountDownLatch sigterm = new CountDownLatch(1);
+            CountDownLatch exited = new CountDownLatch(1);
+            Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+                sigterm.countDown();
+                try {
+                    exited.await();
+                } catch (InterruptedException ignored) {
+                    Thread.currentThread().interrupt();
+                }
+            }));
+            long lastConnected = System.nanoTime();
+            int code = 0;
+            while (true) {
+                if (sigterm.getCount() == 0) {
+                    System.out.println("replica " + id + ": SIGTERM, draining");
+                    break;
+                }
+                boolean connected = reg.connected();
+                if (connected) {
+                    lastConnected = System.nanoTime();
+                    try {
+                        if (reg.stopRequested(id)) {
+                            System.out.println("replica " + id + ": stop requested, draining");
+                            break;
+                        }
+                    } catch (IllegalStateException e) {
+                        // lost the connection between the two calls; the next round sees it
+                    }
+                } else if (System.nanoTime() - lastConnected > orphanTimeoutS * 1_000_000_000L) {
+                    System.out.println("replica " + id + ": no registry for " + orphanTimeoutS + " s, exiting");
+                    code = 3;
+                    break;
+                }
+                Thread.sleep(100);
+            }
+            server.beginDrain();
+            server.awaitDrained(10_000);
+            try {
+                registration.close();
+            } catch (Exception ignored) {
+                // the session may be gone already
+            }
+            if (code == 0) {
+                reg.clearStop(id);
+            }
+            System.out.println("replica " + id + ": served " + server.batchesServed() + " batches, exiting");
+            exited.countDown();
+            return code;
+        }
+    }
+}

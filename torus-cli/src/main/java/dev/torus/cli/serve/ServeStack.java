@@ -1,0 +1,154 @@
+package dev.torus.cli.serve;
+
+import dev.torus.serve.Autoscaler;
+import dev.torus.serve.DynamicBatcher;
+import dev.torus.serve.InferenceRouter;
+import dev.torus.serve.ReplicaPool;
+import dev.torus.serve.ReplicaSet;
+import dev.torus.serve.ServeMetrics;
+import dev.torus.zookeeper.EmbeddedZooKeeper;
+import dev.torus.zookeeper.ZooKeeperReplicaRegistry;
+import java.io.File;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Everything {@code torus serve} runs in the router process: the registry (an embedded ZooKeeper unless an
+ * external one is given), the replica set, the batcher, the HTTP router, and the pool that launches replica
+ * JVMs ({@link ReplicaMain}) and scales them. Owns all of it; {@link #close()} stops it in reverse order.
+ */
+public final class ServeStack implements AutoCloseable {
+    /** What to serve and how. */
+    public record Config(Path int8Model, String modelName, int features, int classes, String host, int port,
+                         String registry, int zkPort, DynamicBatcher.Options batching, Autoscaler.Options scaling,
+                         String emulate, int maxBodyBytes, int maxRowsPerRequest, Path logDir, String replicaHeap,
+                         boolean stopReplicasOnClose) {
+    }
+
+    private final EmbeddedZooKeeper zk;
+    private final ZooKeeperReplicaRegistry registry;
+    private final ReplicaSet replicas;
+    private final ServeMetrics metrics;
+    private final DynamicBatcher batcher;
+    private final InferenceRouter router;
+    private final ReplicaPool pool;
+    private final Config config;
+
+    private ServeStack(Config c, EmbeddedZooKeeper zk, ZooKeeperReplicaRegistry registry, ReplicaSet replicas,
+                       ServeMetrics metrics, DynamicBatcher batcher, InferenceRouter router, ReplicaPool pool) {
+        this.config = c;
+        this.zk = zk;
+        this.registry = registry;
+        this.replicas = replicas;
+        this.metrics = metrics;
+        this.batcher = batcher;
+        this.router = router;
+        this.pool = pool;
+    }
+
+    public static ServeStack start(Config c) throws IOException {
+        List<AutoCloseable> opened = new ArrayList<>();
+        try {
+            EmbeddedZooKeeper zk = null;
+            String connect = c.registry();
+            if (connect == null) {
+                zk = EmbeddedZooKeeper.start(new EmbeddedZooKeeper.Options().port(c.zkPort()).authSchemes());
+                opened.add(zk);
+                connect = zk.connectString();
+            }
+            ZooKeeperReplicaRegistry registry = ZooKeeperReplicaRegistry.connect(connect, c.modelName(),
+                    Duration.ofSeconds(10), Duration.ofSeconds(4));
+            opened.add(registry);
+            ReplicaSet replicas = new ReplicaSet(1);
+            DynamicBatcher[] holder = new DynamicBatcher[1];
+            ReplicaPool[] poolHolder = new ReplicaPool[1];
+            ServeMetrics metrics = new ServeMetrics(c.modelName(), replicas::readyCount,
+                    () -> poolHolder[0] == null ? 0 : poolHolder[0].starting(),
+                    () -> holder[0] == null ? 0 : holder[0].queued());
+            DynamicBatcher batcher = new DynamicBatcher(c.batching(), replicas, c.features(), c.classes(), metrics);
+            holder[0] = batcher;
+            opened.add(batcher);
+            Files.createDirectories(c.logDir());
+            String connectString = connect;
+            ReplicaPool.Launcher launcher = id -> launch(c, connectString, id);
+            ReplicaPool pool = new ReplicaPool(registry, launcher, replicas, batcher, new Autoscaler(c.scaling()),
+                    TimeUnit.MILLISECONDS.toNanos(100), TimeUnit.SECONDS.toNanos(60));
+            poolHolder[0] = pool;
+            opened.add(() -> pool.close(c.stopReplicasOnClose()));
+            InferenceRouter router = new InferenceRouter(c.modelName(), "torus_int8_mlp", c.features(), c.classes(),
+                    batcher, replicas, metrics, c.host(), c.port(), c.maxBodyBytes(), c.maxRowsPerRequest());
+            opened.add(router);
+            pool.start();
+            return new ServeStack(c, zk, registry, replicas, metrics, batcher, router, pool);
+        } catch (IOException | RuntimeException e) {
+            for (int i = opened.size() - 1; i >= 0; i--) {
+                try {
+                    opened.get(i).close();
+                } catch (Exception suppressed) {
+                    e.addSuppressed(suppressed);
+                }
+            }
+            throw e;
+        }
+    }
+
+    private static Process launch(Config c, String connect, String id) throws IOException {
+        String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+        List<String> cmd = new ArrayList<>(List.of(java, "-Xmx" + c.replicaHeap(), "-XX:+UseSerialGC",
+                "-XX:TieredStopAtLevel=1", "-Xshare:auto", "-cp", System.getProperty("java.class.path"),
+                ReplicaMain.class.getName(), "--model", c.int8Model().toString(), "--registry", connect,
+                "--service", c.modelName(), "--id", id, "--host", c.host().equals("0.0.0.0") ? "127.0.0.1" : c.host(),
+                "--max-rows", Integer.toString(Math.max(c.batching().maxBatch(), c.maxRowsPerRequest()))));
+        if (c.emulate() != null) {
+            cmd.add("--emulate");
+            cmd.add(c.emulate());
+        }
+        File log = c.logDir().resolve(id + ".log").toFile();
+        return new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log).start();
+    }
+
+    public InferenceRouter router() {
+        return router;
+    }
+
+    public ReplicaPool pool() {
+        return pool;
+    }
+
+    public ReplicaSet replicas() {
+        return replicas;
+    }
+
+    public DynamicBatcher batcher() {
+        return batcher;
+    }
+
+    public ServeMetrics metrics() {
+        return metrics;
+    }
+
+    public Config config() {
+        return config;
+    }
+
+    /** The registry's connect string (the embedded server's, or the external one). */
+    public String registryConnectString() {
+        return zk != null ? zk.connectString() : config.registry();
+    }
+
+    @Override
+    public void close() {
+        router.close();
+        pool.close(config.stopReplicasOnClose());
+        batcher.close();
+        registry.close();
+        if (zk != null) {
+            zk.close();
+        }
+    }
+}
