@@ -30,6 +30,7 @@ module dev.torus {
     exports dev.torus.parallel.tensor;
     exports dev.torus.rendezvous;
     exports dev.torus.elastic;
+    exports dev.torus.serve;
 
     uses dev.torus.rendezvous.StoreProvider;
 }
