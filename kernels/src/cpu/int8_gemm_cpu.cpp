@@ -95,7 +95,7 @@ constexpr int MR = 2, NC = 1;   // 2 rows x 1 channel: 8 of the 16 xmm hold accu
 
 constexpr int NB = 16;                          // channels per block (accumulators on the stack)
 constexpr int64_t X_TILE_BYTES = 16 << 10;      // rows of x kept in L1 per K step
-constexpr int64_t MIN_TASK_MACS = int64_t(1) << 18;
+constexpr int64_t MIN_TASK_MACS = int64_t(1) << 20;
 
 // Adds the products of rows [0, R) of x and channels [0, C) of the weights over
 // [0, kc) to the partials acc[c][r][0..16); k = 0 is a multiple of 16, so element
