@@ -12,6 +12,7 @@
 #include "cuda_kernels.hpp"
 #include "cpu/recompute_cpu.hpp"
 #include "cpu/train_cpu.hpp"
+#include "cpu/int8_gemm_cpu.hpp"
 
 using namespace torus;
 
@@ -682,6 +683,28 @@ int torus_adamw_step(int device, void* stream, float* param, const float* grad, 
             return (int)TORUS_OK;
         }
         return cuda::adamw_step(device, stream, param, grad, m, v, n, lr, beta1, beta2, eps, weight_decay, bc1, bc2);
+    });
+}
+
+int torus_int8_gemm(int device, void* stream, const float* x, const int8_t* q, const float* scale, const float* bias,
+                    float* y, int64_t m, int64_t n, int64_t k) {
+    return guarded("int8_gemm", [&] {
+        if (m < 0 || n < 0 || k < 0)
+            return fail(TORUS_ERR_INVALID_ARGUMENT, "int8_gemm: m, n and k must be >= 0, got " + std::to_string(m) +
+                        ", " + std::to_string(n) + ", " + std::to_string(k));
+        TORUS_CHECK(check_shape("int8_gemm (x)", m, k));
+        TORUS_CHECK(check_shape("int8_gemm (q)", n, k));
+        TORUS_CHECK(check_shape("int8_gemm (y)", m, n));
+        if (m == 0 || n == 0) return (int)TORUS_OK;
+        TORUS_CHECK(check_pointer("int8_gemm", "x", x, m * k));
+        TORUS_CHECK(check_pointer("int8_gemm", "q", q, n * k));
+        TORUS_CHECK(check_pointer("int8_gemm", "scale", scale, n));
+        TORUS_CHECK(check_pointer("int8_gemm", "y", y, m * n));
+        if (device < 0) {
+            TORUS_CPU_CALL(cpu_gemm::int8_gemm, x, q, scale, bias, y, m, n, k);
+            return (int)TORUS_OK;
+        }
+        return cuda::int8_gemm(device, stream, x, q, scale, bias, y, m, n, k);
     });
 }
 

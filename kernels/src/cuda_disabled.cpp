@@ -60,5 +60,8 @@ int adamw_step(int, void*, float*, const float*, float*, float*, int64_t, float,
                float) {
     return no_cuda();
 }
+int int8_gemm(int, void*, const float*, const int8_t*, const float*, const float*, float*, int64_t, int64_t, int64_t) {
+    return no_cuda();
+}
 
 } }

@@ -59,4 +59,7 @@ int sgd_step(int device, void* s, float* p, const float* g, float* buf, int64_t 
 int adamw_step(int device, void* s, float* p, const float* g, float* m, float* v, int64_t n, float lr, float b1,
                float b2, float eps, float wd, float bc1, float bc2);
 
+int int8_gemm(int device, void* s, const float* x, const int8_t* q, const float* scale, const float* bias, float* y,
+              int64_t m, int64_t n, int64_t k);
+
 } }

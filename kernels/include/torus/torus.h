@@ -204,6 +204,20 @@ int torus_sgd_step(int device, void* stream, float* param, const float* grad, fl
 int torus_adamw_step(int device, void* stream, float* param, const float* grad, float* m, float* v, int64_t n,
                      float lr, float beta1, float beta2, float eps, float weight_decay, float bc1, float bc2);
 
+/* ---- weight-only int8 GEMM (serving) ----------------------------------------
+ * y[m][n] = scale[n] * sum_k x[m][k] * (float)q[n][k]  (+ bias[n] when bias is not NULL)
+ * x: fp32 [M, K], q: int8 [N, K] (nn.Linear's weight layout [out, in], per-output-channel
+ * symmetric as torus_quantize_symmetric makes it with channels = N), scale: fp32 [N],
+ * bias: fp32 [N] or NULL, y: fp32 [M, N]; all row-major, contiguous and on one device.
+ * y must not overlap the inputs. The weights stay int8: each is widened inside the kernel.
+ * Order of summation (the same on every ISA, at any thread count and on the GPU, so the
+ * results are bit-identical): 16 partials per output, partial j adds
+ * fl(x[m][k] * (float)q[n][k]) for k = j mod 16 in increasing k, from +0.0f; then
+ * p[j] = p[j] + p[j + off] for off = 8, 4, 2, 1 (j < off); y = p[0] * scale[n], then
+ * + bias[n]. Every step is one IEEE fp32 multiply or add; nothing is fused. */
+int torus_int8_gemm(int device, void* stream, const float* x, const int8_t* q, const float* scale, const float* bias,
+                    float* y, int64_t m, int64_t n, int64_t k);
+
 #ifdef __cplusplus
 }
 #endif

@@ -184,4 +184,10 @@ public final class TorusNative {
                                               @Cast("const float*") long grad, @Cast("float*") long m,
                                               @Cast("float*") long v, long n, float lr, float beta1, float beta2,
                                               float eps, float weightDecay, float bc1, float bc2);
+
+    /** Weight-only int8 GEMM: {@code y = (x q^T) * scale (+ bias)}; bias may be 0 (none). See torus.h. */
+    public static native int torus_int8_gemm(int device, @Cast("void*") long stream, @Cast("const float*") long x,
+                                             @Cast("const int8_t*") long q, @Cast("const float*") long scale,
+                                             @Cast("const float*") long bias, @Cast("float*") long y, long m, long n,
+                                             long k);
 }

@@ -41,6 +41,8 @@ class CliFailureTest {
         assertOneLine(run(TorusBench.commandLine(), "dp", "--hooks", "zstd"), "torus-bench", "--hooks");
         assertOneLine(run(TorusBench.commandLine(), "recompute", "--dropout", "1.5"), "torus-bench", "--dropout");
         assertOneLine(run(TorusBench.commandLine(), "quant", "--min-time", "0"), "torus-bench", "--min-time");
+        assertOneLine(run(TorusBench.commandLine(), "gemm-int8", "--shapes", "128"), "torus-bench", "--shapes");
+        assertOneLine(run(TorusBench.commandLine(), "gemm-int8", "--rows", "0"), "torus-bench", "--rows");
         assertOneLine(run(TorusDemo.commandLine(), "--workers", "0"), "torus demo", "--workers");
         assertOneLine(run(TorusDemo.commandLine(), "--target-accuracy", "1.5"), "torus demo", "--target-accuracy");
     }
@@ -106,6 +108,7 @@ class CliFailureTest {
                 "CUDA");
         assertOneLine(run(TorusBench.commandLine(), "quant", "--device", "cuda"), "torus-bench", "CUDA");
         assertOneLine(run(TorusBench.commandLine(), "recompute", "--device", "cuda"), "torus-bench", "CUDA");
+        assertOneLine(run(TorusBench.commandLine(), "gemm-int8", "--device", "cuda"), "torus-bench", "CUDA");
         assertOneLine(run(TorusDemo.commandLine(), "--device", "cuda"), "torus demo", "CUDA");
     }
 }

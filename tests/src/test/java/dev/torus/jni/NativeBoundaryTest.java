@@ -29,6 +29,10 @@ class NativeBoundaryTest extends dev.torus.testing.TorusTestBase {
         rejected(TorusNative.torus_quantize_affine(-1, 0, 0, 8, 1, 1, 1, 1, 0, 8, 0, -1, 255, 5, 8, 0, 0), "qmin");
         rejected(TorusNative.torus_set_cpu_threads(0), "threads");
         rejected(TorusNative.torus_host_alloc(-1, 0, new long[1]), "bytes");
+        rejected(TorusNative.torus_int8_gemm(-1, 0, 0, 8, 8, 0, 8, -1, 2, 2), "m, n and k must be >= 0");
+        rejected(TorusNative.torus_int8_gemm(-1, 0, 0, 8, 8, 0, 8, 2, 2, 2), "x is NULL");
+        rejected(TorusNative.torus_int8_gemm(-1, 0, 8, 8, 0, 0, 8, 2, 2, 2), "scale is NULL");
+        rejected(TorusNative.torus_int8_gemm(-1, 0, 8, 8, 8, 0, 8, 1L << 40, 1L << 40, 2), "overflows");
     }
 
     @Test

@@ -16,7 +16,7 @@ import picocli.CommandLine.Option;
 /** {@code torus-bench}: benchmarks that report ratios measured within one run. */
 @Command(name = "torus-bench", mixinStandardHelpOptions = true, version = "torus-bench 0.1.0",
         description = "Torus benchmarks. Each reports ratios measured in the same run.",
-        subcommands = {TorusBench.Quant.class, TorusBench.AllReduce.class, TorusBench.AllGather.class,
+        subcommands = {TorusBench.Quant.class, TorusBench.GemmInt8.class, TorusBench.AllReduce.class, TorusBench.AllGather.class,
                 TorusBench.ReduceScatter.class, TorusBench.Broadcast.class, TorusBench.SendRecv.class,
                 TorusBench.Recompute.class, TorusBench.Dp.class, TorusBench.Rendezvous.class,
                 TorusBench.Elastic.class, TorusBench.Pipeline.class, TorusBench.Tp.class, TorusBench.Serve.class})
@@ -395,6 +395,76 @@ public final class TorusBench implements Runnable {
                         minBytes > 0 ? " (inputs >= 64 MiB)" : "");
                 worst.forEach((k, v) -> System.out.printf("#   %-32s %6.3f  %s%n", k, v, v >= goal ? "meets" : "below goal"));
             }
+        }
+    }
+
+    /** The weight-only int8 GEMM against the fp32 GEMM of the same shape. */
+    @Command(name = "gemm-int8", mixinStandardHelpOptions = true,
+            description = "Weight-only int8 GEMM (int8 weights x fp32 activations, dev.torus.serve.Int8Gemm) against "
+                    + "the fp32 GEMM of the same shape through Linear.forward (OpenBLAS on the CPU, cuBLAS on a GPU), "
+                    + "in the same run: GFLOP/s of each, their ratio, the weight bytes ratio and the quantization "
+                    + "error (~1 min on 2 cores).")
+    static final class GemmInt8 implements Callable<Integer> {
+        @Option(names = "--json", description = "Also write one JSON object per row to FILE.")
+        Path json;
+
+        @Option(names = "--device", split = ",", description = "cpu, cuda or cuda:N (repeatable); default: cpu, "
+                + "plus cuda:0 when a GPU is usable.")
+        List<String> devices;
+
+        @Option(names = "--rows", split = ",", defaultValue = "1,8,32,128",
+                description = "M, the rows of x (default ${DEFAULT-VALUE}).")
+        List<Integer> rows;
+
+        @Option(names = "--shapes", split = ",", defaultValue = "128x128,1024x1024,4096x4096",
+                description = "KxN: input x output features (default ${DEFAULT-VALUE}).")
+        List<String> shapes;
+
+        @Option(names = "--min-time", defaultValue = "0.1", description = "Seconds per timed batch (default ${DEFAULT-VALUE}).")
+        double minTime;
+
+        @Option(names = "--threads", description = "Torus CPU kernel threads (default: all cores). OpenBLAS takes "
+                + "OPENBLAS_NUM_THREADS.")
+        Integer threads;
+
+        @Override
+        public Integer call() throws Exception {
+            if (threads != null) {
+                NativeLibrary.setCpuThreads(threads);
+            }
+            if (!(minTime > 0) || minTime > 60) {
+                throw new IllegalArgumentException("--min-time: expected seconds in (0, 60], got " + minTime);
+            }
+            for (int m : rows) {
+                if (m < 1 || m > 1 << 16) {
+                    throw new IllegalArgumentException("--rows: expected row counts in [1, 65536], got " + m);
+                }
+            }
+            List<int[]> kn = new ArrayList<>();
+            for (String sh : shapes) {
+                String[] p = sh.trim().toLowerCase(java.util.Locale.ROOT).split("x");
+                int k;
+                int n;
+                try {
+                    k = p.length == 2 ? Integer.parseInt(p[0]) : -1;
+                    n = p.length == 2 ? Integer.parseInt(p[1]) : -1;
+                } catch (NumberFormatException e) {
+                    k = -1;
+                    n = -1;
+                }
+                if (k < 1 || n < 1 || (long) k * n > 1L << 28) {
+                    throw new IllegalArgumentException("--shapes: expected KxN with K, N >= 1 and K * N <= 2^28, got '"
+                            + sh + "'");
+                }
+                kn.add(new int[] {k, n});
+            }
+            List<Device> list = devicesOrDefault(devices);
+            for (Device d : list) {
+                Path file = json == null || list.size() == 1 ? json
+                        : json.resolveSibling(json.getFileName() + "." + d.toString().replace(':', '-'));
+                new dev.torus.cli.bench.GemmInt8Bench(System.out, rows, kn, minTime).run(d, file);
+            }
+            return 0;
         }
     }
 
