@@ -11,22 +11,26 @@ import java.util.Deque;
  * <p>The metric is in-flight requests (queued plus executing) per replica, as in Knative's concurrency
  * target and Ray Serve's target ongoing requests. Rules (defaults in {@link Options}):
  * <ul>
- *   <li><b>Stable mode.</b> The desired count is {@code ceil(mean in-flight over the stable window / target)}.
- *       A scale-up happens as soon as it exceeds the current count.</li>
+ *   <li><b>Stable mode.</b> A scale-up happens as soon as the mean in-flight over the stable window exceeds
+ *       {@code current x target x upTolerance} (1.1: the Kubernetes autoscaler's 10% tolerance). It goes to
+ *       {@code ceil(mean x upTolerance / target)}: the same 10% as headroom, so that a load sitting on a
+ *       boundary lands above it instead of crossing it again later.</li>
  *   <li><b>Panic mode.</b> When the mean over the short panic window asks for at least
- *       {@code panicThreshold} times the current count, the autoscaler scales up to the panic window's
- *       count at once and does not scale down until the stable window has been calm for its whole length.</li>
+ *       {@code panicThreshold} times the current count (a burst), the autoscaler scales up to the panic window's
+ *       count (with the same headroom) at once, and does not scale down until a whole stable window has passed
+ *       without another burst.</li>
  *   <li><b>Scale-down</b> removes one replica at a time, only after the stable window's mean has stayed below
  *       {@code (current - 1) x target x downTolerance} for {@code scaleDownDelay}. The gap between that
  *       threshold and the scale-up threshold is the hysteresis that keeps a constant load from flapping.</li>
- *   <li>Every count is clamped to {@code [min, max]}; decisions need a full panic window of samples first.</li>
+ *   <li>Every count is clamped to {@code [min, max]}. Decisions need a full panic window of samples first, and
+ *       the stable rules a full stable window: until then only panic mode scales.</li>
  * </ul>
  * Not thread-safe: one owner calls it.
  */
 public final class Autoscaler {
     /** Tunables; see the class comment and docs/SERVING.md for why each default. */
     public record Options(int min, int max, double targetInFlight, long stableWindowNanos, long panicWindowNanos,
-                          double panicThreshold, long scaleDownDelayNanos, double downTolerance) {
+                          double panicThreshold, long scaleDownDelayNanos, double downTolerance, double upTolerance) {
         public Options {
             if (min < 0) {
                 throw new IllegalArgumentException("min must be >= 0, got " + min);
@@ -50,21 +54,27 @@ public final class Autoscaler {
             if (!(downTolerance > 0 && downTolerance <= 1)) {
                 throw new IllegalArgumentException("downTolerance must be in (0, 1], got " + downTolerance);
             }
+            if (!(upTolerance >= 1 && upTolerance <= 2)) {
+                throw new IllegalArgumentException("upTolerance must be in [1, 2], got " + upTolerance);
+            }
         }
 
-        /** min 1, max 4, target 2 in flight per replica, stable 10 s, panic 1 s at 2x, scale down after 10 s at 0.8. */
+        /**
+         * Target 2 in flight per replica, stable window 30 s, panic window 3 s at 2x, scale down after 10 s below
+         * 0.8, scale up above 1.1.
+         */
         public static Options defaults(int min, int max) {
-            return new Options(min, max, 2.0, 10_000_000_000L, 1_000_000_000L, 2.0, 10_000_000_000L, 0.8);
+            return new Options(min, max, 2.0, 30_000_000_000L, 3_000_000_000L, 2.0, 10_000_000_000L, 0.8, 1.1);
         }
 
         public Options withTarget(double target) {
             return new Options(min, max, target, stableWindowNanos, panicWindowNanos, panicThreshold,
-                    scaleDownDelayNanos, downTolerance);
+                    scaleDownDelayNanos, downTolerance, upTolerance);
         }
 
         public Options withWindows(long stableNanos, long panicNanos, long scaleDownDelayNanos) {
             return new Options(min, max, targetInFlight, stableNanos, panicNanos, panicThreshold, scaleDownDelayNanos,
-                    downTolerance);
+                    downTolerance, upTolerance);
         }
     }
 
@@ -89,6 +99,7 @@ public final class Autoscaler {
     private final Deque<Sample> samples = new ArrayDeque<>();
     private long firstSampleAt = Long.MIN_VALUE;
     private long panicUntil = Long.MIN_VALUE;
+    private long lastBurst = Long.MIN_VALUE / 2;
     private long belowSince = Long.MIN_VALUE;
 
     public Autoscaler(Options options) {
@@ -137,21 +148,28 @@ public final class Autoscaler {
                     panicMean, false, n);
         }
         double t = options.targetInFlight();
-        int wantPanic = clamp((int) Math.ceil(panicMean / t));
-        int wantStable = clamp((int) Math.ceil(stable / t));
+        double up = options.upTolerance();
+        int wantPanic = clamp((int) Math.ceil(panicMean * up / t));
+        // the stable rule speaks only once its window is full: an early, short mean is what panic mode is for
+        boolean fullWindow = nowNanos - firstSampleAt >= options.stableWindowNanos();
+        int wantStable = fullWindow && stable > current * t * up ? clamp((int) Math.ceil(stable * up / t)) : current;
         // panic: a burst asks for panicThreshold x the current capacity (from zero: any load at all)
         boolean burst = current == 0 ? panicMean > 0 : panicMean / t >= options.panicThreshold() * current;
         if (burst) {
             panicUntil = nowNanos + options.stableWindowNanos();
+            lastBurst = nowNanos;
         }
         boolean panic = panicUntil > nowNanos;
-        int up = Math.max(wantStable, panic ? wantPanic : 0);
+        // while a burst is ramping (one panic window after it) the short window keeps scaling up past the same
+        // tolerance; panic mode then blocks scale-downs for a stable window
+        boolean ramping = nowNanos - lastBurst < options.panicWindowNanos();
+        int want = Math.max(wantStable, burst || (ramping && panicMean > current * t * up) ? wantPanic : 0);
         if (current == 0 && panicMean > 0) {
-            up = Math.max(up, clamp(1));
+            want = Math.max(want, clamp(1));
         }
-        if (up > current) {
+        if (want > current) {
             belowSince = Long.MIN_VALUE;
-            return new Decision(current, up, panic ? "scale up: panic window" : "scale up: stable window", stable,
+            return new Decision(current, want, want > wantStable ? "scale up: panic window" : "scale up: stable window", stable,
                     panicMean, panic, n);
         }
         if (panic) {

@@ -36,14 +36,13 @@ class AutoscalerTest {
         Autoscaler a = new Autoscaler(Autoscaler.Options.defaults(1, 4).withTarget(1.0));
         int[] n = {1};
         long[] t = {0};
-        assertTrue(drive(a, n, t, 10, () -> 0.3).isEmpty(), "a light load keeps one replica");
-        long step = t[0];
+        assertTrue(drive(a, n, t, 40, () -> 0.3).isEmpty(), "a light load keeps one replica");
         List<Autoscaler.Decision> d = drive(a, n, t, 1.0, () -> 6.0);
         assertFalse(d.isEmpty(), "no scale-up within 1 s of the step");
         assertTrue(d.get(0).panic(), "the first decision after a 6x burst is a panic decision: " + d.get(0));
-        assertEquals(4, n[0], "clamped to max");
         assertTrue(d.get(0).reason().contains("panic"));
-        assertTrue(t[0] - step <= 1000 * MS);
+        d = drive(a, n, t, 1.0, () -> 6.0);
+        assertEquals(4, n[0], "within 2 s of the step, at max: " + d);
     }
 
     @Test
@@ -54,7 +53,7 @@ class AutoscalerTest {
         drive(a, n, t, 5, () -> 3.5);
         assertEquals(4, n[0]);
         // the load drops: panic mode holds for a stable window, then one step per scale-down delay
-        List<Autoscaler.Decision> d = drive(a, n, t, 9, () -> 0.2);
+        List<Autoscaler.Decision> d = drive(a, n, t, 29, () -> 0.2);
         assertTrue(d.isEmpty(), "scaled down inside panic mode or before the delay: " + d);
         d = drive(a, n, t, 60, () -> 0.2);
         assertEquals(3, d.size(), "4 -> 3 -> 2 -> 1: " + d);
@@ -103,7 +102,7 @@ class AutoscalerTest {
         Autoscaler a = new Autoscaler(Autoscaler.Options.defaults(1, 4).withTarget(2));
         int[] n = {1};
         long[] t = {0};
-        Autoscaler.Decision d = drive(a, n, t, 3, () -> 8).get(0);
+        Autoscaler.Decision d = drive(a, n, t, 4, () -> 8).get(0);
         String s = d.toString();
         assertTrue(s.contains("replicas 1 -> 4") && s.contains("in-flight mean") && s.contains("samples"), s);
         assertEquals(8.0, d.panicMean(), 1e-9);

@@ -52,9 +52,9 @@ public final class TorusServe implements Callable<Integer> {
     @Option(names = "--target-in-flight", defaultValue = "2", description = "Autoscaler target: requests in flight per "
             + "replica (default ${DEFAULT-VALUE}).")
     double target;
-    @Option(names = "--stable-window-s", defaultValue = "10", description = "(default ${DEFAULT-VALUE})")
+    @Option(names = "--stable-window-s", defaultValue = "30", description = "(default ${DEFAULT-VALUE})")
     double stableWindowS;
-    @Option(names = "--panic-window-s", defaultValue = "1", description = "(default ${DEFAULT-VALUE})")
+    @Option(names = "--panic-window-s", defaultValue = "3", description = "(default ${DEFAULT-VALUE})")
     double panicWindowS;
     @Option(names = "--scale-down-delay-s", defaultValue = "10", description = "(default ${DEFAULT-VALUE})")
     double scaleDownDelayS;
@@ -99,7 +99,7 @@ public final class TorusServe implements Callable<Integer> {
         }
         Path logs = logDir != null ? logDir : Files.createTempDirectory("torus-serve-");
         Path int8 = model;
-        MlpModelFile.MlpSpec spec;
+        dev.torus.serve.MlpSpec spec;
         try (SafeTensorsFile f = SafeTensors.read(model)) {
             spec = MlpModelFile.spec(f);
         }
