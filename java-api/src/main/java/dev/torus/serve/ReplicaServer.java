@@ -72,6 +72,46 @@ public final class ReplicaServer implements AutoCloseable {
         return http.port();
     }
 
+    /**
+     * Sends {@code requests} batches of 1 to {@code maxRows} rows to this server over HTTP, so that the whole
+     * path (Netty, the compute thread, the model) is compiled before the replica says it is ready: a cold
+     * replica's first batches are otherwise several times slower than the rest.
+     */
+    public void warmUpOverHttp(int requests) {
+        // a plain socket on one keep-alive connection: the JDK's HttpClient would first build an SSL context,
+        // which costs more than the warm-up itself on a busy machine
+        try (java.net.Socket sock = new java.net.Socket(java.net.InetAddress.getByName(http.host()), http.port())) {
+            sock.setTcpNoDelay(true);
+            sock.setSoTimeout(30_000);
+            java.io.OutputStream out = sock.getOutputStream();
+            java.io.DataInputStream in = new java.io.DataInputStream(new java.io.BufferedInputStream(sock.getInputStream()));
+            for (int i = 0; i < requests; i++) {
+                int rows = 1 + i % maxRows;
+                byte[] body = new byte[rows * model.inputs() * 4];
+                out.write(("POST " + BATCH_PATH + " HTTP/1.1\r\nHost: replica\r\n" + ROWS_HEADER + ": " + rows
+                        + "\r\nContent-Type: application/octet-stream\r\nContent-Length: " + body.length + "\r\n\r\n")
+                        .getBytes(java.nio.charset.StandardCharsets.US_ASCII));
+                out.write(body);
+                out.flush();
+                String status = readLine(in);
+                long length = -1;
+                for (String line = readLine(in); !line.isEmpty(); line = readLine(in)) {
+                    int colon = line.indexOf(':');
+                    if (colon > 0 && line.substring(0, colon).trim().equalsIgnoreCase("content-length")) {
+                        length = Long.parseLong(line.substring(colon + 1).trim());
+                    }
+                }
+                if (!status.startsWith("HTTP/1.1 200") || length != (long) rows * model.outputs() * 4) {
+                    throw new IllegalStateException("warm-up batch answered '" + status + "' with " + length + " bytes");
+                }
+                in.readFully(new byte[(int) length]);
+            }
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException("warm-up batch failed: " + e.getMessage(), e);
+        }
+        batches.set(0);
+    }
+
     /** {@code http://host:port}. */
     public String endpoint() {
         return "http://" + hostForUrl(http.host()) + ":" + http.port();
@@ -165,6 +205,19 @@ public final class ReplicaServer implements AutoCloseable {
         } finally {
             inFlight.decrementAndGet();
         }
+    }
+
+    private static String readLine(java.io.DataInputStream in) throws java.io.IOException {
+        StringBuilder sb = new StringBuilder();
+        for (int c = in.read(); c != '\n'; c = in.read()) {
+            if (c < 0) {
+                throw new java.io.EOFException("connection closed during warm-up");
+            }
+            if (c != '\r') {
+                sb.append((char) c);
+            }
+        }
+        return sb.toString();
     }
 
     @Override

@@ -24,6 +24,7 @@ public final class ReplicaSet {
         private boolean failed;
         private boolean draining;
         private long batches;
+        private long lastDispatch;
 
         Replica(ReplicaRegistry.Entry e) {
             this.id = e.id();
@@ -83,19 +84,24 @@ public final class ReplicaSet {
         }
     }
 
-    /** The ready replica with the fewest batches in flight and a free slot, or null; takes the slot. */
+    /**
+     * The ready replica with a free slot and the fewest batches in flight, the least recently used among equals
+     * (so that load rotates over every ready replica), or null; takes the slot.
+     */
     Replica acquire(int requests) {
         synchronized (lock) {
             Replica best = null;
             for (Replica r : replicas.values()) {
                 if (!r.failed && !r.draining && r.inFlightBatches < slotsPerReplica
-                        && (best == null || r.inFlightBatches < best.inFlightBatches)) {
+                        && (best == null || r.inFlightBatches < best.inFlightBatches
+                        || (r.inFlightBatches == best.inFlightBatches && r.lastDispatch < best.lastDispatch))) {
                     best = r;
                 }
             }
             if (best != null) {
                 best.inFlightBatches++;
                 best.inFlightRequests += requests;
+                best.lastDispatch = System.nanoTime();
             }
             return best;
         }

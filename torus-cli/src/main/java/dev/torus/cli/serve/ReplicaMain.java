@@ -22,14 +22,20 @@ import picocli.CommandLine.Option;
  */
 @Command(name = "torus-replica", mixinStandardHelpOptions = true, description = "A serving replica (started by torus serve).")
 public final class ReplicaMain implements Callable<Integer> {
+    /** Batches a replica sends itself over HTTP before registering (emulated time is skipped for them). */
+    static final int WARM_UP_BATCHES = 16;
+
     @Option(names = "--model", required = true, description = "int8 torus-mlp safetensors file")
     Path model;
-    @Option(names = "--registry", required = true, description = "ZooKeeper connect string")
+    @Option(names = "--registry", description = "ZooKeeper connect string")
     String registry;
-    @Option(names = "--service", required = true, description = "service (model) name")
+    @Option(names = "--service", description = "service (model) name")
     String service;
-    @Option(names = "--id", required = true, description = "replica id")
+    @Option(names = "--id", description = "replica id")
     String id;
+    @Option(names = "--dry-run", description = "load, warm up, listen, then exit without registering (used to record "
+            + "the class-data archive that makes later replicas start faster)")
+    boolean dryRun;
     @Option(names = "--host", defaultValue = "127.0.0.1", description = "address to listen on")
     String host;
     @Option(names = "--max-rows", defaultValue = "64", description = "largest batch")
@@ -47,14 +53,43 @@ public final class ReplicaMain implements Callable<Integer> {
     public Integer call() throws Exception {
         long t0 = System.nanoTime();
         BatchModel m = Int8Mlp.load(model);
+        EmulatedServiceTime emulated = null;
         if (emulate != null) {
             long[] e = EmulatedServiceTime.parse(emulate);
-            m = new EmulatedServiceTime(m, e[0], e[1]);
+            m = emulated = new EmulatedServiceTime(m, e[0], e[1]);
+            emulated.bypass(true);
         }
         long loaded = System.nanoTime();
+        if (dryRun) {
+            try (ReplicaServer server = new ReplicaServer(m, host, 0, maxRows)) {
+                // the HTTP path too, so that its classes are in the archive
+                server.warmUpOverHttp(WARM_UP_BATCHES);
+                if (registry != null && service != null) {
+                    // and the registry client's classes: register under a throwaway id and leave again
+                    try (ZooKeeperReplicaRegistry reg = ZooKeeperReplicaRegistry.connect(registry, service,
+                            Duration.ofSeconds(10), Duration.ofSeconds(4))) {
+                        String dry = "dry-run-" + ProcessHandle.current().pid();
+                        reg.register(new ReplicaRegistry.Entry(dry, server.endpoint(), ProcessHandle.current().pid()))
+                                .close();
+                        reg.stopRequested(dry);
+                    }
+                }
+                System.out.printf("dry run: loaded in %d ms, ready after %d ms%n", (loaded - t0) / 1_000_000,
+                        (System.nanoTime() - t0) / 1_000_000);
+            }
+            return 0;
+        }
+        if (registry == null || service == null || id == null) {
+            throw new CommandLine.ParameterException(new CommandLine(this),
+                    "--registry, --service and --id are required (or --dry-run)");
+        }
         try (ReplicaServer server = new ReplicaServer(m, host, 0, maxRows);
              ZooKeeperReplicaRegistry reg = ZooKeeperReplicaRegistry.connect(registry, service, Duration.ofSeconds(10),
                      Duration.ofSeconds(4))) {
+            server.warmUpOverHttp(WARM_UP_BATCHES);
+            if (emulated != null) {
+                emulated.bypass(false);
+            }
             long warm = System.nanoTime();
             AutoCloseable registration = reg.register(new ReplicaRegistry.Entry(id, server.endpoint(),
                     ProcessHandle.current().pid()));
