@@ -52,9 +52,12 @@ public final class DynamicBatcher implements AutoCloseable {
             }
         }
 
-        /** max batch 8, max queue delay 5 ms, 512 queued requests, 3 attempts, 30 s per request, 10 s per batch. */
+        /**
+         * Max batch 8, max queue delay 5 ms, 512 queued requests, 8 attempts (a request fails only after 8 replicas
+         * failed it in turn, or when no replica took it within 30 s), 10 s per batch.
+         */
         public static Options defaults() {
-            return new Options(8, 5_000_000L, 512, 3, 30_000_000_000L, 10_000_000_000L);
+            return new Options(8, 5_000_000L, 512, 8, 30_000_000_000L, 10_000_000_000L);
         }
 
         public Options withMaxBatch(int b) {
@@ -210,7 +213,14 @@ public final class DynamicBatcher implements AutoCloseable {
                     break;
                 }
             }
-            send(target, batch);
+            try {
+                send(target, batch);
+            } catch (RuntimeException e) {
+                // a batch that could not even be sent is a failure of that replica: retried elsewhere
+                LOG.warn("cannot send a batch to replica {}: {}", target.id(), e.toString());
+                replicas.release(target, batch.size(), false);
+                retry(batch, target.id() + ": " + e);
+            }
         }
         failAll("the router is shutting down");
     }
@@ -248,7 +258,6 @@ public final class DynamicBatcher implements AutoCloseable {
         int total = rows;
         http.sendAsync(req, HttpResponse.BodyHandlers.ofByteArray()).whenComplete((res, err) -> {
             if (err == null && res.statusCode() == 200 && res.body().length == total * outputs * 4) {
-                replicas.release(target, batch.size(), true);
                 ByteBuffer out = ByteBuffer.wrap(res.body()).order(ByteOrder.LITTLE_ENDIAN);
                 for (Pending p : batch) {
                     float[] y = new float[p.rows * outputs];
@@ -256,6 +265,8 @@ public final class DynamicBatcher implements AutoCloseable {
                     out.position(out.position() + y.length * 4);
                     p.result.complete(y);
                 }
+                // the answers are out before any bookkeeping that could throw
+                replicas.release(target, batch.size(), true);
             } else {
                 String why = err != null ? err.toString()
                         : "HTTP " + res.statusCode() + " with " + res.body().length + " bytes";

@@ -50,8 +50,9 @@ public final class InferenceRouter implements AutoCloseable {
         if (maxBodyBytes < 1024) {
             throw new IllegalArgumentException("maxBodyBytes must be >= 1024, got " + maxBodyBytes);
         }
-        if (maxRowsPerRequest < 1) {
-            throw new IllegalArgumentException("maxRowsPerRequest must be >= 1, got " + maxRowsPerRequest);
+        if (maxRowsPerRequest < 1 || (long) maxRowsPerRequest * features > (1 << 24)) {
+            throw new IllegalArgumentException("maxRowsPerRequest must be >= 1 with maxRowsPerRequest x features <= "
+                    + (1 << 24) + ", got " + maxRowsPerRequest + " x " + features);
         }
         this.modelName = modelName;
         this.platform = platform;
@@ -145,7 +146,15 @@ public final class InferenceRouter implements AutoCloseable {
         boolean keepAlive = HttpUtil.isKeepAlive(req);
         try {
             batcher.submit(r.data(), r.rows()).whenComplete((y, err) -> {
-                if (err == null) {
+                int bad = err == null ? firstNonFinite(y) : -1;
+                if (bad >= 0) {
+                    // finite inputs can still overflow the model (values near float32's limit): say so, do not
+                    // answer NaN
+                    metrics.request(400);
+                    NettyHttp.respond(ctx, keepAlive, HttpResponseStatus.BAD_REQUEST, JSON, InferenceJson.error(
+                            "the model's output for row " + bad / classes + " is not finite: an input is out of the "
+                                    + "model's range"), null);
+                } else if (err == null) {
                     metrics.latencyNanos(System.nanoTime() - start);
                     metrics.request(200);
                     NettyHttp.respond(ctx, keepAlive, HttpResponseStatus.OK, JSON,
@@ -166,6 +175,15 @@ public final class InferenceRouter implements AutoCloseable {
             NettyHttp.respond(ctx, keepAlive, HttpResponseStatus.SERVICE_UNAVAILABLE, JSON,
                     InferenceJson.error(e.getMessage()), "1");
         }
+    }
+
+    private static int firstNonFinite(float[] y) {
+        for (int i = 0; i < y.length; i++) {
+            if (!Float.isFinite(y[i])) {
+                return i;
+            }
+        }
+        return -1;
     }
 
     private void error(ChannelHandlerContext ctx, FullHttpRequest req, HttpResponseStatus status, String message) {

@@ -65,12 +65,32 @@ final class NettyHttp implements AutoCloseable {
                                     new SimpleChannelInboundHandler<FullHttpRequest>() {
                                         @Override
                                         protected void channelRead0(ChannelHandlerContext ctx, FullHttpRequest req) {
-                                            if (!req.decoderResult().isSuccess()) {
-                                                respond(ctx, req, HttpResponseStatus.BAD_REQUEST, "text/plain",
-                                                        bytes("malformed HTTP request\n"));
+                                            InOrder order = ctx.channel().attr(IN_ORDER).get();
+                                            if (order.busy) {
+                                                // a pipelined request: answered after the one before it
+                                                if (order.waiting.size() >= MAX_PIPELINED) {
+                                                    ctx.close();
+                                                    return;
+                                                }
+                                                order.waiting.addLast(req.retain());
                                                 return;
                                             }
-                                            handler.handle(ctx, req);
+                                            order.busy = true;
+                                            dispatch(ctx, req, handler);
+                                        }
+
+                                        @Override
+                                        public void handlerAdded(ChannelHandlerContext ctx) {
+                                            ctx.channel().attr(IN_ORDER).set(new InOrder(handler));
+                                        }
+
+                                        @Override
+                                        public void channelInactive(ChannelHandlerContext ctx) {
+                                            InOrder order = ctx.channel().attr(IN_ORDER).get();
+                                            while (order != null && !order.waiting.isEmpty()) {
+                                                order.waiting.pollFirst().release();
+                                            }
+                                            ctx.fireChannelInactive();
                                         }
 
                                         @Override
@@ -86,6 +106,56 @@ final class NettyHttp implements AutoCloseable {
             boss.shutdownGracefully(0, 1, TimeUnit.SECONDS);
             workers.shutdownGracefully(0, 1, TimeUnit.SECONDS);
             throw new IllegalArgumentException("cannot listen on " + host + ":" + port + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** Requests pipelined on one connection beyond this close it. */
+    private static final int MAX_PIPELINED = 16;
+    private static final io.netty.util.AttributeKey<InOrder> IN_ORDER = io.netty.util.AttributeKey.valueOf("torus-in-order");
+
+    /**
+     * One connection's requests in arrival order: HTTP/1.1 pipelining requires answers in request order, and
+     * answers here come from other threads, so a connection has one request in progress and the rest wait.
+     * Touched only on the channel's event loop.
+     */
+    private static final class InOrder {
+        final Handler handler;
+        final java.util.ArrayDeque<FullHttpRequest> waiting = new java.util.ArrayDeque<>();
+        boolean busy;
+
+        InOrder(Handler handler) {
+            this.handler = handler;
+        }
+    }
+
+    private static void dispatch(ChannelHandlerContext ctx, FullHttpRequest req, Handler handler) {
+        if (!req.decoderResult().isSuccess()) {
+            respond(ctx, req, HttpResponseStatus.BAD_REQUEST, "text/plain", bytes("malformed HTTP request\n"));
+            return;
+        }
+        try {
+            handler.handle(ctx, req);
+        } catch (RuntimeException e) {
+            respond(ctx, req, HttpResponseStatus.INTERNAL_SERVER_ERROR, "text/plain",
+                    bytes("internal error: " + e + "\n"));
+        }
+    }
+
+    /** After an answer went out: the next pipelined request of the connection, if any. */
+    private static void next(ChannelHandlerContext ctx) {
+        InOrder order = ctx.channel().attr(IN_ORDER).get();
+        if (order == null) {
+            return;
+        }
+        FullHttpRequest req = order.waiting.pollFirst();
+        if (req == null) {
+            order.busy = false;
+            return;
+        }
+        try {
+            dispatch(ctx, req, order.handler);
+        } finally {
+            req.release();
         }
     }
 
@@ -110,7 +180,13 @@ final class NettyHttp implements AutoCloseable {
         }
         if (keepAlive) {
             res.headers().set(HttpHeaderNames.CONNECTION, HttpHeaderValues.KEEP_ALIVE);
-            ctx.writeAndFlush(res);
+            ctx.writeAndFlush(res).addListener(f -> {
+                if (ctx.executor().inEventLoop()) {
+                    next(ctx);
+                } else {
+                    ctx.executor().execute(() -> next(ctx));
+                }
+            });
         } else {
             res.headers().set(HttpHeaderNames.CONNECTION, HttpHeaderValues.CLOSE);
             ctx.writeAndFlush(res).addListener(ChannelFutureListener.CLOSE);

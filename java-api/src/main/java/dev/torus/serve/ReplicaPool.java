@@ -36,6 +36,8 @@ import org.slf4j.LoggerFactory;
  */
 public final class ReplicaPool implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(ReplicaPool.class);
+    private static final long FAILED_GRACE_NANOS = TimeUnit.SECONDS.toNanos(10);
+    private static final long MAX_BACKOFF_NANOS = TimeUnit.SECONDS.toNanos(30);
 
     /** Starts one replica process that will register under {@code replicaId}. */
     public interface Launcher {
@@ -68,6 +70,7 @@ public final class ReplicaPool implements AutoCloseable {
     private final String idPrefix;
     private final Map<String, Launched> launched = new LinkedHashMap<>();
     private final Set<String> draining = new HashSet<>();
+    private final Set<String> foreign = java.util.concurrent.ConcurrentHashMap.newKeySet();
     private final List<Event> events = new CopyOnWriteArrayList<>();
     private final List<Autoscaler.Decision> decisions = new CopyOnWriteArrayList<>();
     private final ScheduledExecutorService ticker;
@@ -75,6 +78,9 @@ public final class ReplicaPool implements AutoCloseable {
     private AutoCloseable watch;
     private int target;
     private int nextId;
+    private int failedStarts;
+    private long nextLaunchAt = Long.MIN_VALUE;
+    private final Set<String> everReady = java.util.concurrent.ConcurrentHashMap.newKeySet();
     private volatile boolean closed;
 
     public ReplicaPool(ReplicaRegistry registry, Launcher launcher, ReplicaSet replicas, DynamicBatcher batcher,
@@ -110,12 +116,30 @@ public final class ReplicaPool implements AutoCloseable {
         ticker.scheduleAtFixedRate(this::tickSafely, sampleIntervalNanos, sampleIntervalNanos, TimeUnit.NANOSECONDS);
     }
 
-    private void registeredChanged(List<ReplicaRegistry.Entry> entries) {
+    private void registeredChanged(List<ReplicaRegistry.Entry> all) {
+        List<ReplicaRegistry.Entry> entries = new ArrayList<>();
+        for (ReplicaRegistry.Entry e : all) {
+            if (e.model().equals(replicas.model())) {
+                entries.add(e);
+            } else if (foreign.add(e.id())) {
+                // a replica of another version of this model (for example left running by an earlier router)
+                LOG.warn("replica {} at {} serves model {}, not {}: asking it to stop", e.id(), e.endpoint(), e.model(),
+                        replicas.model());
+                try {
+                    registry.requestStop(e.id());
+                } catch (RuntimeException ex) {
+                    LOG.warn("cannot ask replica {} to stop: {}", e.id(), ex.toString());
+                }
+            }
+        }
         Set<String> before = replicas.registered();
         replicas.update(entries);
         for (ReplicaRegistry.Entry e : entries) {
             if (!before.contains(e.id())) {
                 synchronized (this) {
+                    everReady.add(e.id());
+                    failedStarts = 0;
+                    nextLaunchAt = Long.MIN_VALUE;
                     event("ready", e.id(), launched.containsKey(e.id()) ? "registered" : "adopted (registered by an earlier router)");
                 }
             }
@@ -158,13 +182,25 @@ public final class ReplicaPool implements AutoCloseable {
         probeFailed();
     }
 
-    /** Replicas counted toward the target: ready ones plus launched ones still starting. */
+    /**
+     * Replicas counted toward the target: ready ones, launched ones still starting, and launched ones that
+     * failed a call less than {@link #FAILED_GRACE_NANOS} ago but are alive (a slow batch is not a death; a
+     * replacement launched at once would only be drained again when the first recovers).
+     */
     private int currentCount() {
         Set<String> registered = replicas.registered();
         List<String> ready = replicas.ready();
         int n = 0;
         for (String id : ready) {
             if (!draining.contains(id)) {
+                n++;
+            }
+        }
+        for (String id : registered) {
+            Launched l = launched.get(id);
+            long failedFor = replicas.failedFor(id);
+            if (failedFor >= 0 && failedFor < FAILED_GRACE_NANOS && l != null && l.process.isAlive()
+                    && !l.stopRequested && !draining.contains(id)) {
                 n++;
             }
         }
@@ -178,6 +214,9 @@ public final class ReplicaPool implements AutoCloseable {
 
     private void reconcile() {
         int current = currentCount();
+        if (current < target && System.nanoTime() < nextLaunchAt) {
+            return;
+        }
         for (int i = current; i < target; i++) {
             String id = idPrefix + nextId++;
             try {
@@ -261,7 +300,14 @@ public final class ReplicaPool implements AutoCloseable {
                 it.remove();
                 draining.remove(e.getKey());
                 replicas.markFailed(e.getKey());
-                if (!l.stopRequested) {
+                if (!l.stopRequested && !everReady.contains(e.getKey())) {
+                    failedStarts++;
+                    long backoff = Math.min(MAX_BACKOFF_NANOS, TimeUnit.SECONDS.toNanos(1) << Math.min(5, failedStarts - 1));
+                    nextLaunchAt = System.nanoTime() + backoff;
+                    event("start-failed", e.getKey(), "exit code " + l.process.exitValue() + " before it was ready ("
+                            + failedStarts + " in a row; its log says why); next launch in "
+                            + TimeUnit.NANOSECONDS.toMillis(backoff) + " ms");
+                } else if (!l.stopRequested) {
                     event("died", e.getKey(), "exit code " + l.process.exitValue() + "; replacing it");
                 } else {
                     event("exited", e.getKey(), "exit code " + l.process.exitValue());
@@ -288,7 +334,7 @@ public final class ReplicaPool implements AutoCloseable {
         }
     }
 
-    private void event(String kind, String id, String detail) {
+    private synchronized void event(String kind, String id, String detail) {
         Event e = new Event(System.nanoTime(), kind, id, replicas.readyCount(), startingCount(), detail);
         events.add(e);
         if (!kind.equals("decision")) {
@@ -305,6 +351,11 @@ public final class ReplicaPool implements AutoCloseable {
             }
         }
         return n;
+    }
+
+    /** Consecutive replicas that exited before they were ready (0 once one registers). */
+    public synchronized int failedStarts() {
+        return failedStarts;
     }
 
     /** Launched replicas that have not registered yet. */
@@ -337,8 +388,9 @@ public final class ReplicaPool implements AutoCloseable {
     }
 
     /**
-     * Stops scaling. With {@code stopReplicas}, asks every replica this pool launched to exit and kills
-     * those still alive after 5 s; without it they keep running (and re-register with the next router).
+     * Stops scaling. With {@code stopReplicas}, asks every replica this pool launched or adopted to exit, and
+     * kills those it launched that are still alive after 5 s; without it they keep running (and re-register with
+     * the next router).
      */
     public void close(boolean stopReplicas) {
         synchronized (this) {
@@ -360,7 +412,9 @@ public final class ReplicaPool implements AutoCloseable {
         }
         List<Launched> all;
         synchronized (this) {
-            for (String id : launched.keySet()) {
+            Set<String> ids = new java.util.LinkedHashSet<>(launched.keySet());
+            ids.addAll(replicas.registered());     // adopted ones too
+            for (String id : ids) {
                 try {
                     registry.requestStop(id);
                 } catch (RuntimeException e) {

@@ -25,6 +25,7 @@ public final class ReplicaSet {
         private boolean draining;
         private long batches;
         private long lastDispatch;
+        private long failedAt;
 
         Replica(ReplicaRegistry.Entry e) {
             this.id = e.id();
@@ -50,12 +51,26 @@ public final class ReplicaSet {
     private final int slotsPerReplica;
     private volatile Consumer<String> onFirstBatch = id -> { };
 
-    /** @param slotsPerReplica batches one replica may have in flight at once */
-    public ReplicaSet(int slotsPerReplica) {
+    private final String model;
+
+    /**
+     * @param slotsPerReplica batches one replica may have in flight at once
+     * @param model the {@link ModelDigest} a replica must have registered to get batches
+     */
+    public ReplicaSet(int slotsPerReplica, String model) {
         if (slotsPerReplica < 1) {
             throw new IllegalArgumentException("slotsPerReplica must be >= 1, got " + slotsPerReplica);
         }
+        if (model == null) {
+            throw new IllegalArgumentException("model must not be null");
+        }
         this.slotsPerReplica = slotsPerReplica;
+        this.model = model;
+    }
+
+    /** The model digest this set accepts. */
+    public String model() {
+        return model;
     }
 
     Object monitor() {
@@ -66,12 +81,24 @@ public final class ReplicaSet {
         onFirstBatch = c;
     }
 
+    /**
+     * Nanos since {@code id} was marked failed, or -1 when it is not failed (or unknown).
+     */
+    long failedFor(String id) {
+        synchronized (lock) {
+            Replica r = replicas.get(id);
+            return r == null || !r.failed ? -1 : System.nanoTime() - r.failedAt;
+        }
+    }
+
     /** Replaces the registered set: new entries join, missing ones leave (their in-flight calls fail and retry). */
     public void update(List<ReplicaRegistry.Entry> registered) {
         synchronized (lock) {
             Map<String, ReplicaRegistry.Entry> byId = new LinkedHashMap<>();
             for (ReplicaRegistry.Entry e : registered) {
-                byId.put(e.id(), e);
+                if (e.model().equals(model)) {
+                    byId.put(e.id(), e);
+                }
             }
             replicas.keySet().removeIf(id -> !byId.containsKey(id));
             for (ReplicaRegistry.Entry e : byId.values()) {
@@ -114,6 +141,9 @@ public final class ReplicaSet {
             r.inFlightBatches--;
             r.inFlightRequests -= requests;
             if (!ok) {
+                if (!r.failed) {
+                    r.failedAt = System.nanoTime();
+                }
                 r.failed = true;
             } else {
                 first = r.batches++ == 0;
@@ -121,7 +151,11 @@ public final class ReplicaSet {
             lock.notifyAll();
         }
         if (first) {
-            onFirstBatch.accept(r.id);
+            try {
+                onFirstBatch.accept(r.id);
+            } catch (RuntimeException e) {
+                // an observer's failure must not reach the batch that triggered it
+            }
         }
     }
 
@@ -209,6 +243,9 @@ public final class ReplicaSet {
         synchronized (lock) {
             Replica r = replicas.get(id);
             if (r != null) {
+                if (!r.failed) {
+                    r.failedAt = System.nanoTime();
+                }
                 r.failed = true;
                 lock.notifyAll();
             }

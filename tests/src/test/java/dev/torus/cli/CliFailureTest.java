@@ -48,6 +48,35 @@ class CliFailureTest {
     }
 
     @Test
+    void serveAndQuantizeModelRefuseBadInputInOneLine(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir)
+            throws Exception {
+        java.nio.file.Path garbage = dir.resolve("garbage.safetensors");
+        java.nio.file.Files.write(garbage, new byte[] {1, 2, 3});
+        String missing = dir.resolve("nope.safetensors").toString();
+        assertOneLine(run(TorusServe.commandLine(), missing), "torus serve", "MODEL");
+        assertOneLine(run(TorusServe.commandLine(), garbage.toString()), "torus serve", "garbage.safetensors");
+        assertOneLine(run(TorusServe.commandLine(), garbage.toString(), "--min", "3", "--max", "2"), "torus serve",
+                "--max");
+        assertOneLine(run(TorusServe.commandLine(), garbage.toString(), "--max-batch", "0"), "torus serve", "--max-batch");
+        assertOneLine(run(TorusServe.commandLine(), garbage.toString(), "--port", "70000"), "torus serve", "--port");
+        assertOneLine(run(TorusServe.commandLine(), garbage.toString(), "--target-in-flight", "0"), "torus serve",
+                "--target-in-flight");
+        assertOneLine(run(TorusServe.commandLine(), garbage.toString(), "--panic-window-s", "60"), "torus serve",
+                "--panic-window-s");
+        assertOneLine(run(TorusServe.commandLine(), garbage.toString(), "--emulate", "5ms"), "torus serve",
+                "BASE_MS+PER_ROW_MS");
+        assertOneLine(run(TorusServe.commandLine(), garbage.toString(), "--port", "x"), "torus serve", "--port");
+        assertOneLine(run(QuantizeModel.commandLine(), missing, dir.resolve("out").toString()), "torus quantize-model",
+                "IN");
+        assertOneLine(run(QuantizeModel.commandLine(), garbage.toString(), dir.resolve("out").toString()),
+                "torus quantize-model", "garbage.safetensors");
+        assertOneLine(run(QuantizeModel.commandLine(), garbage.toString(), garbage.toString()), "torus quantize-model",
+                "OUT must differ");
+        assertOneLine(run(TorusBench.commandLine(), "serve", "--high", "0"), "torus-bench", "> 0");
+        assertOneLine(run(TorusBench.commandLine(), "serve", "--emulate", "abc"), "torus-bench", "BASE_MS+PER_ROW_MS");
+    }
+
+    @Test
     void elasticDemoOptionsAreCheckedBeforeAnyWorkerStarts() {
         String[][] cases = {
             {"--schedule", "--schedule", "start=2"},

@@ -158,7 +158,75 @@ class ServeProcessTest {
                 assertTrue(metrics.contains(name), name + " missing from\n" + metrics);
             }
             assertTrue(metrics.contains("code=\"400\""), metrics);
+            pipelinedRequestsAreAnsweredInOrder(base);
         }
+    }
+
+    /** HTTP/1.1 pipelining: three requests in one write on one connection come back in request order. */
+    private static void pipelinedRequestsAreAnsweredInOrder(String base) throws Exception {
+        URI u = URI.create(base);
+        try (java.net.Socket sock = new java.net.Socket(u.getHost(), u.getPort())) {
+            sock.setSoTimeout(30_000);
+            StringBuilder all = new StringBuilder();
+            for (String id : new String[] {"first", "second", "third"}) {
+                String b = body(row(id.length())).replace("\"id\":\"t\"", "\"id\":\"" + id + "\"");
+                all.append("POST /v2/models/m/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                        + "Content-Length: ").append(b.getBytes(StandardCharsets.UTF_8).length).append("\r\n\r\n").append(b);
+            }
+            sock.getOutputStream().write(all.toString().getBytes(StandardCharsets.UTF_8));
+            sock.getOutputStream().flush();
+            java.io.DataInputStream in = new java.io.DataInputStream(sock.getInputStream());
+            for (String id : new String[] {"first", "second", "third"}) {
+                String status = line(in);
+                assertTrue(status.startsWith("HTTP/1.1 200"), status);
+                int length = -1;
+                for (String h = line(in); !h.isEmpty(); h = line(in)) {
+                    if (h.toLowerCase(java.util.Locale.ROOT).startsWith("content-length:")) {
+                        length = Integer.parseInt(h.substring(15).trim());
+                    }
+                }
+                byte[] got = new byte[length];
+                in.readFully(got);
+                assertTrue(new String(got, StandardCharsets.UTF_8).contains("\"id\":\"" + id + "\""),
+                        "answers out of order: expected " + id + ", got " + new String(got, StandardCharsets.UTF_8));
+            }
+        }
+    }
+
+    private static String line(java.io.DataInputStream in) throws IOException {
+        StringBuilder sb = new StringBuilder();
+        for (int c = in.read(); c != '\n'; c = in.read()) {
+            if (c < 0) {
+                throw new IOException("connection closed");
+            }
+            if (c != '\r') {
+                sb.append((char) c);
+            }
+        }
+        return sb.toString();
+    }
+
+    @Test
+    void aModelNoReplicaCanLoadStopsServingAtOnceWithTheCause() throws Exception {
+        // a file that parses as torus-mlp in the router but that a replica cannot load: a scale of the wrong length
+        Path broken = dir.resolve("broken.safetensors");
+        try (SafeTensorsFile f = SafeTensors.read(int8); Allocator a = Allocator.root("broken", Long.MAX_VALUE)) {
+            Map<String, dev.torus.tensor.Tensor> ts = new java.util.LinkedHashMap<>();
+            for (String n : f.names()) {
+                ts.put(n, n.equals("head.weight_scale")
+                        ? dev.torus.tensor.Tensor.fromArray(a, new float[] {1f, 2f}, 2) : f.tensor(n, a));
+            }
+            SafeTensors.write(broken, ts, f.metadata());
+            ts.values().forEach(dev.torus.tensor.Tensor::close);
+        }
+        long t0 = System.nanoTime();
+        IllegalStateException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalStateException.class,
+                () -> ServeStack.start(new ServeStack.Config(broken, "broken", FEATURES, CLASSES, "127.0.0.1", 0, null,
+                        0, DynamicBatcher.Options.defaults(), Autoscaler.Options.defaults(1, 1), null, 1 << 20, 16,
+                        dir.resolve("broken-logs"), "128m", true)));
+        assertTrue(e.getMessage().contains("trial replica failed") && e.getMessage().contains("head.weight_scale"),
+                e.getMessage());
+        assertTrue(System.nanoTime() - t0 < TimeUnit.SECONDS.toNanos(30), "took too long to refuse");
     }
 
     @Test

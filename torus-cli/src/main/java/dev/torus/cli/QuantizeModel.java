@@ -23,10 +23,15 @@ public final class QuantizeModel implements Callable<Integer> {
     Path out;
 
     public static void main(String[] args) {
+        System.exit(commandLine().execute(args));
+    }
+
+    /** The configured command line: an expected failure prints one line and exits with 2. */
+    public static CommandLine commandLine() {
         CommandLine cl = new CommandLine(new QuantizeModel());
         cl.setExecutionExceptionHandler(ExpectedFailures.oneLine("torus quantize-model"));
         cl.setParameterExceptionHandler(ExpectedFailures.oneLineParse("torus quantize-model"));
-        System.exit(cl.execute(args));
+        return cl;
     }
 
     @Override

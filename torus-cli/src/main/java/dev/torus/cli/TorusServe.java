@@ -89,8 +89,28 @@ public final class TorusServe implements Callable<Integer> {
         return n.endsWith(".safetensors") ? n.substring(0, n.length() - ".safetensors".length()) : n;
     }
 
+    private static void check(boolean ok, String option, String expected, Object got) {
+        if (!ok) {
+            throw new IllegalArgumentException(option + " must be " + expected + ", got " + got);
+        }
+    }
+
     @Override
     public Integer call() throws Exception {
+        check(min >= 0 && min <= 64, "--min", "in [0, 64]", min);
+        check(max >= Math.max(1, min) && max <= 64, "--max", "in [max(1, --min), 64]", max);
+        check(port >= 0 && port <= 65535, "--port", "in [0, 65535]", port);
+        check(maxBatch >= 1 && maxBatch <= 4096, "--max-batch", "in [1, 4096]", maxBatch);
+        check(maxQueueDelayMs >= 0 && maxQueueDelayMs <= 10_000, "--max-queue-delay-ms", "in [0, 10000]", maxQueueDelayMs);
+        check(maxQueue >= 1, "--max-queue", ">= 1", maxQueue);
+        check(maxRowsPerRequest >= 1 && maxRowsPerRequest <= 4096, "--max-rows-per-request", "in [1, 4096]",
+                maxRowsPerRequest);
+        check(maxBodyBytes >= 1024, "--max-body-bytes", ">= 1024", maxBodyBytes);
+        check(target > 0 && Double.isFinite(target), "--target-in-flight", "a finite number > 0", target);
+        check(panicWindowS > 0 && panicWindowS <= stableWindowS && stableWindowS <= 3600, "--panic-window-s and "
+                + "--stable-window-s", "0 < panic <= stable <= 3600", panicWindowS + " and " + stableWindowS);
+        check(scaleDownDelayS >= 0 && scaleDownDelayS <= 3600, "--scale-down-delay-s", "in [0, 3600]", scaleDownDelayS);
+        check(host != null && !host.isBlank(), "--host", "an address", host);
         if (!Files.isRegularFile(model)) {
             throw new IllegalArgumentException("MODEL: no such file: " + model);
         }
@@ -116,10 +136,16 @@ public final class TorusServe implements Callable<Integer> {
                         (long) (panicWindowS * 1e9), (long) (scaleDownDelayS * 1e9)),
                 emulate, maxBodyBytes, maxRowsPerRequest, logs, "256m", !keepReplicas);
         CountDownLatch stop = new CountDownLatch(1);
+        CountDownLatch stopped = new CountDownLatch(1);
         try (ServeStack stack = ServeStack.start(config)) {
+            // SIGINT/SIGTERM: the main thread closes the stack (draining the replicas); the hook waits for it
             Runtime.getRuntime().addShutdownHook(new Thread(() -> {
                 stop.countDown();
-                stack.close();
+                try {
+                    stopped.await(30, java.util.concurrent.TimeUnit.SECONDS);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
             }));
             String url = stack.router().endpoint();
             System.out.printf("torus serve: model \"%s\" (%d features, %d classes) at %s, replicas %d..%d, "
@@ -130,6 +156,8 @@ public final class TorusServe implements Callable<Integer> {
                     + "\"shape\":[1,%d],\"datatype\":\"FP32\",\"data\":[...]}]}' %s/v2/models/%s/infer%n",
                     spec.inputs(), url, config.modelName());
             stop.await();
+        } finally {
+            stopped.countDown();
         }
         return 0;
     }

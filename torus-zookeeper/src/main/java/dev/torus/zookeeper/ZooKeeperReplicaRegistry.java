@@ -26,7 +26,8 @@ import org.slf4j.LoggerFactory;
 
 /**
  * Replica discovery on ZooKeeper. Layout under {@code /torus/serve/<service>}:
- * {@code replicas/<id>} is an ephemeral node holding {@code {"endpoint": "...", "pid": N}} (JSON), kept by
+ * {@code replicas/<id>} is an ephemeral node holding {@code {"endpoint": "...", "pid": N, "model": digest}}
+ * (JSON), kept by
  * Curator's {@link PersistentNode}, so that it is made again after a session loss or a ZooKeeper restart;
  * {@code stop/<id>} is a persistent marker asking replica {@code id} to drain and exit. Entries that do not
  * parse are skipped with a warning, never trusted. Owns its Curator client; {@link #close()} closes it
@@ -162,6 +163,7 @@ public final class ZooKeeperReplicaRegistry implements ReplicaRegistry {
             g.writeStartObject();
             g.writeStringField("endpoint", e.endpoint());
             g.writeNumberField("pid", e.pid());
+            g.writeStringField("model", e.model());
             g.writeEndObject();
         } catch (IOException ex) {
             throw new IllegalStateException(ex);
@@ -176,6 +178,7 @@ public final class ZooKeeperReplicaRegistry implements ReplicaRegistry {
         }
         try (JsonParser p = JSON.createParser(data)) {
             String endpoint = null;
+            String model = null;
             long pid = -1;
             if (p.nextToken() != JsonToken.START_OBJECT) {
                 throw new IOException("not a JSON object");
@@ -185,13 +188,15 @@ public final class ZooKeeperReplicaRegistry implements ReplicaRegistry {
                 JsonToken t = p.nextToken();
                 if (f.equals("endpoint") && t == JsonToken.VALUE_STRING) {
                     endpoint = p.getText();
+                } else if (f.equals("model") && t == JsonToken.VALUE_STRING) {
+                    model = p.getText();
                 } else if (f.equals("pid") && t == JsonToken.VALUE_NUMBER_INT) {
                     pid = p.getLongValue();
                 } else {
                     p.skipChildren();
                 }
             }
-            return new Entry(id, endpoint, pid);
+            return new Entry(id, endpoint, pid, model);
         } catch (IOException | IllegalArgumentException ex) {
             LOG.warn("ignoring replica entry {}: {}", id, ex.getMessage());
             return null;

@@ -52,6 +52,7 @@ public final class ReplicaMain implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         long t0 = System.nanoTime();
+        String digest = dev.torus.serve.ModelDigest.of(model);
         BatchModel m = Int8Mlp.load(model);
         EmulatedServiceTime emulated = null;
         if (emulate != null) {
@@ -69,7 +70,8 @@ public final class ReplicaMain implements Callable<Integer> {
                     try (ZooKeeperReplicaRegistry reg = ZooKeeperReplicaRegistry.connect(registry, service,
                             Duration.ofSeconds(10), Duration.ofSeconds(4))) {
                         String dry = "dry-run-" + ProcessHandle.current().pid();
-                        reg.register(new ReplicaRegistry.Entry(dry, server.endpoint(), ProcessHandle.current().pid()))
+                        reg.register(new ReplicaRegistry.Entry(dry, server.endpoint(), ProcessHandle.current().pid(),
+                                digest))
                                 .close();
                         reg.stopRequested(dry);
                     }
@@ -92,7 +94,7 @@ public final class ReplicaMain implements Callable<Integer> {
             }
             long warm = System.nanoTime();
             AutoCloseable registration = reg.register(new ReplicaRegistry.Entry(id, server.endpoint(),
-                    ProcessHandle.current().pid()));
+                    ProcessHandle.current().pid(), digest));
             System.out.printf("replica %s ready at %s: loaded in %d ms, warm-up and listen %d ms, registered %d ms "
                             + "after start (JVM uptime %d ms)%n", id, server.endpoint(), (loaded - t0) / 1_000_000,
                     (warm - loaded) / 1_000_000, (System.nanoTime() - t0) / 1_000_000,
@@ -107,44 +109,49 @@ public final class ReplicaMain implements Callable<Integer> {
                     Thread.currentThread().interrupt();
                 }
             }));
-            long lastConnected = System.nanoTime();
-            int code = 0;
-            while (true) {
-                if (sigterm.getCount() == 0) {
-                    System.out.println("replica " + id + ": SIGTERM, draining");
-                    break;
-                }
-                boolean connected = reg.connected();
-                if (connected) {
-                    lastConnected = System.nanoTime();
-                    try {
-                        if (reg.stopRequested(id)) {
-                            System.out.println("replica " + id + ": stop requested, draining");
-                            break;
-                        }
-                    } catch (IllegalStateException e) {
-                        // lost the connection between the two calls; the next round sees it
-                    }
-                } else if (System.nanoTime() - lastConnected > orphanTimeoutS * 1_000_000_000L) {
-                    System.out.println("replica " + id + ": no registry for " + orphanTimeoutS + " s, exiting");
-                    code = 3;
-                    break;
-                }
-                Thread.sleep(100);
-            }
-            server.beginDrain();
-            server.awaitDrained(10_000);
             try {
-                registration.close();
-            } catch (Exception ignored) {
-                // the session may be gone already
+                int code = awaitStop(reg, sigterm);
+                server.beginDrain();
+                server.awaitDrained(10_000);
+                try {
+                    registration.close();
+                } catch (Exception ignored) {
+                    // the session may be gone already
+                }
+                if (code == 0) {
+                    reg.clearStop(id);
+                }
+                System.out.println("replica " + id + ": served " + server.batchesServed() + " batches, exiting");
+                return code;
+            } finally {
+                exited.countDown();
             }
-            if (code == 0) {
-                reg.clearStop(id);
+        }
+    }
+
+    /** Waits for a stop request or SIGTERM (0), or for the registry to be gone too long (3). */
+    private int awaitStop(ZooKeeperReplicaRegistry reg, CountDownLatch sigterm) throws InterruptedException {
+        long lastConnected = System.nanoTime();
+        while (true) {
+            if (sigterm.getCount() == 0) {
+                System.out.println("replica " + id + ": SIGTERM, draining");
+                return 0;
             }
-            System.out.println("replica " + id + ": served " + server.batchesServed() + " batches, exiting");
-            exited.countDown();
-            return code;
+            if (reg.connected()) {
+                lastConnected = System.nanoTime();
+                try {
+                    if (reg.stopRequested(id)) {
+                        System.out.println("replica " + id + ": stop requested, draining");
+                        return 0;
+                    }
+                } catch (IllegalStateException e) {
+                    // lost the connection between the two calls; the next round sees it
+                }
+            } else if (System.nanoTime() - lastConnected > orphanTimeoutS * 1_000_000_000L) {
+                System.out.println("replica " + id + ": no registry for " + orphanTimeoutS + " s, exiting");
+                return 3;
+            }
+            Thread.sleep(100);
         }
     }
 }

@@ -3,6 +3,7 @@ package dev.torus.cli.serve;
 import dev.torus.serve.Autoscaler;
 import dev.torus.serve.DynamicBatcher;
 import dev.torus.serve.InferenceRouter;
+import dev.torus.serve.ModelDigest;
 import dev.torus.serve.ReplicaPool;
 import dev.torus.serve.ReplicaSet;
 import dev.torus.serve.ServeMetrics;
@@ -64,7 +65,7 @@ public final class ServeStack implements AutoCloseable {
             ZooKeeperReplicaRegistry registry = ZooKeeperReplicaRegistry.connect(connect, c.modelName(),
                     Duration.ofSeconds(10), Duration.ofSeconds(4));
             opened.add(registry);
-            ReplicaSet replicas = new ReplicaSet(1);
+            ReplicaSet replicas = new ReplicaSet(1, ModelDigest.of(c.int8Model()));
             DynamicBatcher[] holder = new DynamicBatcher[1];
             ReplicaPool[] poolHolder = new ReplicaPool[1];
             ServeMetrics metrics = new ServeMetrics(c.modelName(), replicas::readyCount,
@@ -73,6 +74,10 @@ public final class ServeStack implements AutoCloseable {
             DynamicBatcher batcher = new DynamicBatcher(c.batching(), replicas, c.features(), c.classes(), metrics);
             holder[0] = batcher;
             opened.add(batcher);
+            // listen first: a port in use is reported before anything slow happens
+            InferenceRouter router = new InferenceRouter(c.modelName(), "torus_int8_mlp", c.features(), c.classes(),
+                    batcher, replicas, metrics, c.host(), c.port(), c.maxBodyBytes(), c.maxRowsPerRequest());
+            opened.add(router);
             Files.createDirectories(c.logDir());
             String connectString = connect;
             Path archive = recordClassArchive(c, connect);
@@ -81,9 +86,6 @@ public final class ServeStack implements AutoCloseable {
                     TimeUnit.MILLISECONDS.toNanos(100), TimeUnit.SECONDS.toNanos(60));
             poolHolder[0] = pool;
             opened.add(() -> pool.close(c.stopReplicasOnClose()));
-            InferenceRouter router = new InferenceRouter(c.modelName(), "torus_int8_mlp", c.features(), c.classes(),
-                    batcher, replicas, metrics, c.host(), c.port(), c.maxBodyBytes(), c.maxRowsPerRequest());
-            opened.add(router);
             pool.start();
             return new ServeStack(c, zk, registry, replicas, metrics, batcher, router, pool);
         } catch (IOException | RuntimeException e) {
@@ -107,31 +109,53 @@ public final class ServeStack implements AutoCloseable {
     /**
      * Runs one replica dry (load, warm up, one batch over HTTP, exit) with {@code -XX:ArchiveClassesAtExit}, so
      * that every replica after it maps the classes it loaded from a shared archive instead of loading them: on
-     * 2 cores this halves the time from JVM start to ready (docs/SERVING.md). Returns null when the archive
-     * could not be made; replicas then start without it.
+     * 2 cores this halves the time from JVM start to ready (docs/SERVING.md). The dry run is also the first
+     * load of the model in a replica JVM: when it fails, the model or the environment is broken, and serving
+     * stops here with the end of its log instead of launching replicas that die one after another.
      */
     private static Path recordClassArchive(Config c, String connect) {
         Path archive = c.logDir().resolve("replica-classes.jsa");
         if (Files.isRegularFile(archive)) {
             return archive;
         }
+        // the JVM archives classes only from jars: with class directories on the path (tests, IDEs) the trial
+        // run still checks the model, and replicas start without an archive
+        boolean jarsOnly = java.util.Arrays.stream(System.getProperty("java.class.path").split(java.io.File.pathSeparator))
+                .allMatch(e -> e.endsWith(".jar") && Files.isRegularFile(Path.of(e)));
         List<String> cmd = jvm(c);
-        cmd.addAll(List.of("-XX:ArchiveClassesAtExit=" + archive, "-Xlog:cds=off", "-Xlog:cds+dynamic=off", "-cp",
+        if (jarsOnly) {
+            cmd.addAll(List.of("-XX:ArchiveClassesAtExit=" + archive, "-Xlog:cds=off", "-Xlog:cds+dynamic=off"));
+        }
+        cmd.addAll(List.of("-cp",
                 System.getProperty("java.class.path"), ReplicaMain.class.getName(), "--model", c.int8Model().toString(),
                 "--dry-run", "--host", "127.0.0.1", "--registry", connect, "--service", c.modelName()));
+        Path log = c.logDir().resolve("class-archive.log");
         try {
-            Process p = new ProcessBuilder(cmd).redirectErrorStream(true)
-                    .redirectOutput(c.logDir().resolve("class-archive.log").toFile()).start();
+            Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
             if (!p.waitFor(60, TimeUnit.SECONDS)) {
                 p.destroyForcibly();
-                return null;
+                throw new IllegalStateException("a trial replica did not start within 60 s; see " + log);
             }
-            return p.exitValue() == 0 && Files.isRegularFile(archive) ? archive : null;
+            if (p.exitValue() != 0) {
+                throw new IllegalStateException("a trial replica failed (exit code " + p.exitValue() + "): "
+                        + lastLines(log, 3) + " (full log: " + log + ")");
+            }
+            return Files.isRegularFile(archive) ? archive : null;
         } catch (IOException e) {
-            return null;
+            throw new IllegalStateException("cannot start a replica JVM: " + e.getMessage(), e);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
-            return null;
+            throw new IllegalStateException("interrupted while starting a trial replica", e);
+        }
+    }
+
+    private static String lastLines(Path log, int n) {
+        try {
+            List<String> lines = Files.readAllLines(log).stream().filter(l -> !l.isBlank() && !l.startsWith("\tat ")
+                    && !l.contains(" WARN ")).toList();
+            return String.join(" | ", lines.subList(Math.max(0, lines.size() - n), lines.size()));
+        } catch (IOException e) {
+            return "(no log: " + e.getMessage() + ")";
         }
     }
 
@@ -188,8 +212,14 @@ public final class ServeStack implements AutoCloseable {
         return zk != null ? zk.connectString() : config.registry();
     }
 
+    private final java.util.concurrent.atomic.AtomicBoolean closed = new java.util.concurrent.atomic.AtomicBoolean();
+
+    /** Stops everything once; later calls return at once. */
     @Override
     public void close() {
+        if (!closed.compareAndSet(false, true)) {
+            return;
+        }
         router.close();
         pool.close(config.stopReplicasOnClose());
         batcher.close();
