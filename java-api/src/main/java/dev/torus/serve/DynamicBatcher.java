@@ -256,7 +256,7 @@ public final class DynamicBatcher implements AutoCloseable {
                 .header("Content-Type", "application/octet-stream")
                 .POST(HttpRequest.BodyPublishers.ofByteArray(body.array())).build();
         int total = rows;
-        http.sendAsync(req, HttpResponse.BodyHandlers.ofByteArray()).whenComplete((res, err) -> {
+        http.sendAsync(req, info -> new BoundedBody(total * outputs * 4L)).whenComplete((res, err) -> {
             if (err == null && res.statusCode() == 200 && res.body().length == total * outputs * 4) {
                 ByteBuffer out = ByteBuffer.wrap(res.body()).order(ByteOrder.LITTLE_ENDIAN);
                 for (Pending p : batch) {
@@ -277,7 +277,59 @@ public final class DynamicBatcher implements AutoCloseable {
         });
     }
 
+    /**
+     * Collects a replica's answer, refusing (and cancelling the transfer) as soon as it holds more than the
+     * batch's answer can: a broken or hostile endpoint cannot make the router buffer an unbounded body.
+     */
+    private static final class BoundedBody implements HttpResponse.BodySubscriber<byte[]> {
+        private final long limit;
+        private final java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
+        private final CompletableFuture<byte[]> result = new CompletableFuture<>();
+        private java.util.concurrent.Flow.Subscription subscription;
+
+        BoundedBody(long limit) {
+            this.limit = limit;
+        }
+
+        @Override
+        public java.util.concurrent.CompletionStage<byte[]> getBody() {
+            return result;
+        }
+
+        @Override
+        public void onSubscribe(java.util.concurrent.Flow.Subscription s) {
+            subscription = s;
+            s.request(Long.MAX_VALUE);
+        }
+
+        @Override
+        public void onNext(List<ByteBuffer> items) {
+            for (ByteBuffer b : items) {
+                if (out.size() + (long) b.remaining() > limit) {
+                    subscription.cancel();
+                    result.completeExceptionally(new java.io.IOException("replica answered more than the "
+                            + limit + " bytes this batch needs"));
+                    return;
+                }
+                byte[] chunk = new byte[b.remaining()];
+                b.get(chunk);
+                out.write(chunk, 0, chunk.length);
+            }
+        }
+
+        @Override
+        public void onError(Throwable t) {
+            result.completeExceptionally(t);
+        }
+
+        @Override
+        public void onComplete() {
+            result.complete(out.toByteArray());
+        }
+    }
+
     private void retry(List<Pending> batch, String why) {
+        boolean counted = false;
         synchronized (replicas.monitor()) {
             for (int i = batch.size() - 1; i >= 0; i--) {
                 Pending p = batch.get(i);
@@ -285,7 +337,10 @@ public final class DynamicBatcher implements AutoCloseable {
                     p.result.completeExceptionally(new NoReplicaException(
                             "inference failed on " + p.attempts + " replicas; last: " + why));
                 } else {
-                    metrics.retry();
+                    if (!counted) {
+                        metrics.retry();     // once per batch, as documented
+                        counted = true;
+                    }
                     queue.addFirst(p);
                 }
             }

@@ -65,6 +65,9 @@ public final class InferenceJson {
                         id = p.getText();
                     }
                     case "inputs" -> {
+                        if (input != null) {
+                            throw bad("\"inputs\" appears twice");
+                        }
                         if (t != JsonToken.START_ARRAY) {
                             throw bad("\"inputs\" must be an array of tensors");
                         }
@@ -106,6 +109,7 @@ public final class InferenceJson {
         long[] shape = null;
         float[] data = null;
         int dataCount = 0;
+        int[] nested = {-1};
         while (p.nextToken() == JsonToken.FIELD_NAME) {
             String field = p.currentName();
             JsonToken t = p.nextToken();
@@ -129,7 +133,7 @@ public final class InferenceJson {
                     }
                     // the shape may come after the data: read up to the most a request may hold
                     data = new float[shape != null ? Math.toIntExact(shape[0] * shape[1]) : maxRows * features];
-                    dataCount = readNumbers(p, data, 0, 1);
+                    dataCount = readData(p, data, nested);
                 }
                 default -> p.skipChildren();
             }
@@ -147,6 +151,10 @@ public final class InferenceJson {
             throw bad("input \"shape\" is missing: expected [N, " + features + "]");
         }
         long need = shape[0] * shape[1];
+        if (nested[0] >= 0 && nested[0] != shape[0]) {
+            throw bad("input \"data\" holds " + nested[0] + " rows; shape " + shape[0] + "x" + shape[1] + " needs "
+                    + shape[0]);
+        }
         if (dataCount != need) {
             throw bad("input \"data\" holds " + dataCount + " numbers; shape " + shape[0] + "x" + shape[1] + " needs "
                     + need);
@@ -181,31 +189,70 @@ public final class InferenceJson {
         return s;
     }
 
-    /** Reads numbers (nested arrays flattened) into {@code out} from {@code at}; returns the new count. */
-    private int readNumbers(JsonParser p, float[] out, int at, int depth) throws IOException {
-        int n = at;
+    /**
+     * Reads {@code data}, flat ({@code [v, v, ...]}) or nested row-major ({@code [[F values], [F values], ...]}),
+     * into {@code out}; returns the count. A nested array whose rows do not all hold exactly the model's feature
+     * count, or that mixes numbers and rows, is refused: a ragged body is a malformed request, not one to flatten.
+     */
+    private int readData(JsonParser p, float[] out, int[] nestedRowsOut) throws IOException {
+        int n = 0;
+        int rows = 0;
+        Boolean nested = null;
         JsonToken t;
         while ((t = p.nextToken()) != JsonToken.END_ARRAY) {
             if (t == JsonToken.START_ARRAY) {
-                if (depth >= 3) {
-                    throw bad("input \"data\" nests too deeply (at most [N][F])");
+                if (Boolean.FALSE.equals(nested)) {
+                    throw bad("input \"data\" mixes numbers and rows");
                 }
-                n = readNumbers(p, out, n, depth + 1);
-            } else if (t == JsonToken.VALUE_NUMBER_INT || t == JsonToken.VALUE_NUMBER_FLOAT) {
-                if (n >= out.length) {
-                    throw bad("input \"data\" holds more than the " + out.length + " numbers its shape allows");
+                nested = true;
+                int before = n;
+                JsonToken u;
+                while ((u = p.nextToken()) != JsonToken.END_ARRAY) {
+                    if (u == JsonToken.START_ARRAY) {
+                        throw bad("input \"data\" nests too deeply: expected [N][" + features + "] or flat");
+                    }
+                    n = number(p, u, out, n);
                 }
-                double v = p.getDoubleValue();
-                float f = (float) v;
-                if (!Float.isFinite(f)) {
-                    throw bad("input \"data\"[" + n + "] = " + p.getText() + " is not a finite float32");
+                if (n - before != features) {
+                    throw bad("input \"data\" row " + rows + " holds " + (n - before) + " numbers; the model takes "
+                            + features);
                 }
-                out[n++] = f;
+                rows++;
             } else {
-                throw bad("input \"data\"[" + n + "] must be a number, got " + t.asString());
+                if (Boolean.TRUE.equals(nested)) {
+                    throw bad("input \"data\" mixes numbers and rows");
+                }
+                nested = false;
+                n = number(p, t, out, n);
             }
         }
+        nestedRowsOut[0] = Boolean.TRUE.equals(nested) ? rows : -1;
         return n;
+    }
+
+    private int number(JsonParser p, JsonToken t, float[] out, int n) throws IOException {
+        if (t != JsonToken.VALUE_NUMBER_INT && t != JsonToken.VALUE_NUMBER_FLOAT) {
+            throw bad("input \"data\"[" + n + "] must be a number, got " + describe(t));
+        }
+        if (n >= out.length) {
+            throw bad("input \"data\" holds more than the " + out.length + " numbers its shape allows");
+        }
+        float f = (float) p.getDoubleValue();
+        if (!Float.isFinite(f)) {
+            throw bad("input \"data\"[" + n + "] = " + p.getText() + " is not a finite float32");
+        }
+        out[n] = f;
+        return n + 1;
+    }
+
+    private static String describe(JsonToken t) {
+        return switch (t) {
+            case VALUE_STRING -> "a string";
+            case VALUE_TRUE, VALUE_FALSE -> "a boolean";
+            case VALUE_NULL -> "null";
+            case START_OBJECT -> "an object";
+            default -> t.name();
+        };
     }
 
     /** The response: {@code output} (FP32 [N, C]) and {@code class} (INT64 [N], the arg max of each row). */

@@ -191,6 +191,11 @@ public final class InferenceRouter implements AutoCloseable {
         NettyHttp.respond(ctx, req, status, JSON, InferenceJson.error(message));
     }
 
+    /** Stops accepting connections; requests already received are still answered until {@link #close()}. */
+    public void stopAccepting() {
+        http.stopAccepting();
+    }
+
     @Override
     public void close() {
         http.close();

@@ -61,7 +61,17 @@ final class NettyHttp implements AutoCloseable {
                         @Override
                         protected void initChannel(SocketChannel ch) {
                             ch.pipeline().addLast(new HttpServerCodec(), new HttpServerKeepAliveHandler(),
-                                    new HttpObjectAggregator(maxBodyBytes),
+                                    new HttpObjectAggregator(maxBodyBytes) {
+                                        @Override
+                                        protected void handleOversizedMessage(ChannelHandlerContext ctx,
+                                                                              io.netty.handler.codec.http.HttpMessage m) {
+                                            // answered in request order by the handler below (413, then close),
+                                            // not at once: a pipelined request before it is still in progress
+                                            ctx.fireChannelRead(new io.netty.handler.codec.http.DefaultFullHttpRequest(
+                                                    HttpVersion.HTTP_1_1, io.netty.handler.codec.http.HttpMethod.POST,
+                                                    OVERSIZED));
+                                        }
+                                    },
                                     new SimpleChannelInboundHandler<FullHttpRequest>() {
                                         @Override
                                         protected void channelRead0(ChannelHandlerContext ctx, FullHttpRequest req) {
@@ -100,14 +110,25 @@ final class NettyHttp implements AutoCloseable {
                                     });
                         }
                     });
-            Channel ch = b.bind(new InetSocketAddress(host, port)).syncUninterruptibly().channel();
+            InetSocketAddress address = new InetSocketAddress(host, port);
+            if (address.isUnresolved()) {
+                throw new IllegalArgumentException("cannot listen on " + host + ":" + port + ": unknown host '" + host + "'");
+            }
+            Channel ch = b.bind(address).syncUninterruptibly().channel();
             return new NettyHttp(boss, workers, ch);
-        } catch (RuntimeException e) {
+        } catch (Exception e) {   // bind failures arrive as checked exceptions through syncUninterruptibly
             boss.shutdownGracefully(0, 1, TimeUnit.SECONDS);
             workers.shutdownGracefully(0, 1, TimeUnit.SECONDS);
-            throw new IllegalArgumentException("cannot listen on " + host + ":" + port + ": " + e.getMessage(), e);
+            if (e instanceof IllegalArgumentException iae) {
+                throw iae;
+            }
+            throw new IllegalArgumentException("cannot listen on " + host + ":" + port + ": "
+                    + (e.getMessage() == null ? e.toString() : e.getMessage()), e);
         }
     }
+
+    /** The stand-in the aggregator passes on for a body over the limit (no real request has this URI). */
+    private static final String OVERSIZED = "\u0000oversized";
 
     /** Requests pipelined on one connection beyond this close it. */
     private static final int MAX_PIPELINED = 16;
@@ -129,6 +150,11 @@ final class NettyHttp implements AutoCloseable {
     }
 
     private static void dispatch(ChannelHandlerContext ctx, FullHttpRequest req, Handler handler) {
+        if (OVERSIZED.equals(req.uri())) {
+            respond(ctx, false, HttpResponseStatus.REQUEST_ENTITY_TOO_LARGE, "application/json",
+                    bytes("{\"error\":\"the request body is over the size limit\"}"), null);
+            return;
+        }
         if (!req.decoderResult().isSuccess()) {
             respond(ctx, req, HttpResponseStatus.BAD_REQUEST, "text/plain", bytes("malformed HTTP request\n"));
             return;
@@ -171,6 +197,9 @@ final class NettyHttp implements AutoCloseable {
 
     static void respond(ChannelHandlerContext ctx, boolean keepAlive, HttpResponseStatus status, String contentType,
                         byte[] body, String retryAfterSeconds) {
+        if (ctx.executor().isShuttingDown()) {
+            return;     // the server is closing and the connection with it
+        }
         ByteBuf buf = Unpooled.wrappedBuffer(body);
         FullHttpResponse res = new DefaultFullHttpResponse(HttpVersion.HTTP_1_1, status, buf);
         res.headers().set(HttpHeaderNames.CONTENT_TYPE, contentType);
@@ -199,6 +228,11 @@ final class NettyHttp implements AutoCloseable {
 
     String host() {
         return ((InetSocketAddress) channel.localAddress()).getAddress().getHostAddress();
+    }
+
+    /** Stops accepting connections; those open keep being served until {@link #close()}. */
+    void stopAccepting() {
+        channel.close().awaitUninterruptibly(2, TimeUnit.SECONDS);
     }
 
     @Override

@@ -76,6 +76,7 @@ public final class ReplicaPool implements AutoCloseable {
     private final ScheduledExecutorService ticker;
     private final HttpClient probe = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(1)).build();
     private AutoCloseable watch;
+    private volatile java.util.function.Consumer<Event> listener = e -> { };
     private int target;
     private int nextId;
     private int failedStarts;
@@ -246,10 +247,13 @@ public final class ReplicaPool implements AutoCloseable {
                 event("cancel", victim, "stopped before it was ready");
                 return;
             }
+            // adopted replicas (not launched by this router) go first: this router cannot kill them if they do not
+            // stop, and an entry someone else wrote into the registry must never push out one of ours
             int least = Integer.MAX_VALUE;
             for (String id : replicas.ready()) {
-                if (!draining.contains(id) && replicas.inFlightBatches(id) < least) {
-                    least = replicas.inFlightBatches(id);
+                int rank = (launched.containsKey(id) ? 1_000_000 : 0) + replicas.inFlightBatches(id);
+                if (!draining.contains(id) && rank < least) {
+                    least = rank;
                     victim = id;
                 }
             }
@@ -337,6 +341,11 @@ public final class ReplicaPool implements AutoCloseable {
     private synchronized void event(String kind, String id, String detail) {
         Event e = new Event(System.nanoTime(), kind, id, replicas.readyCount(), startingCount(), detail);
         events.add(e);
+        try {
+            listener.accept(e);
+        } catch (RuntimeException ex) {
+            LOG.debug("pool listener failed: {}", ex.toString());
+        }
         if (!kind.equals("decision")) {
             LOG.info("pool: {} {} {}", kind, id, detail);
         }
@@ -351,6 +360,11 @@ public final class ReplicaPool implements AutoCloseable {
             }
         }
         return n;
+    }
+
+    /** Receives every event (decisions with their inputs included) as it happens, on the pool's threads. */
+    public void onEvent(java.util.function.Consumer<Event> l) {
+        listener = l == null ? e -> { } : l;
     }
 
     /** Consecutive replicas that exited before they were ready (0 once one registers). */

@@ -67,6 +67,15 @@ class InferenceJsonTest {
                 .contains("\"shape\" is missing"));
         assertTrue(refused("{\"inputs\":[{\"name\":\"input\",\"shape\":[1,3],\"datatype\":\"FP32\",\"data\":[[[[1]]]]}]}")
                 .contains("nests too deeply"));
+        assertTrue(refused("{\"inputs\":[{\"name\":\"input\",\"shape\":[2,3],\"datatype\":\"FP32\",\"data\":[[1,2],[3,4,5,6]]}]}")
+                .contains("row 0 holds 2 numbers; the model takes 3"), "ragged rows");
+        assertTrue(refused("{\"inputs\":[{\"name\":\"input\",\"shape\":[2,3],\"datatype\":\"FP32\",\"data\":[1,2,3,[4,5,6]]}]}")
+                .contains("mixes numbers and rows"));
+        assertTrue(refused("{\"inputs\":[{\"name\":\"input\",\"shape\":[2,3],\"datatype\":\"FP32\",\"data\":[[1,2,3]]}]}")
+                .contains("holds 1 rows"));
+        assertTrue(refused("{\"inputs\":[{\"name\":\"input\",\"shape\":[1,3],\"datatype\":\"FP32\",\"data\":[1,2,\"x\"]}]}")
+                .contains("must be a number, got a string"));
+        assertTrue(refused("{\"inputs\":[{\"name\":\"input\"," + ok + "}],\"inputs\":[]}").contains("appears twice"));
         assertTrue(refused("{\"inputs\":[{\"name\":\"input\"," + ok + "}]} {}").contains("after the JSON object"));
     }
 

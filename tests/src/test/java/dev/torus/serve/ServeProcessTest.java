@@ -159,6 +159,7 @@ class ServeProcessTest {
             }
             assertTrue(metrics.contains("code=\"400\""), metrics);
             pipelinedRequestsAreAnsweredInOrder(base);
+            anOversizedPipelinedRequestIsAnsweredInItsTurn(base);
         }
     }
 
@@ -189,6 +190,33 @@ class ServeProcessTest {
                 in.readFully(got);
                 assertTrue(new String(got, StandardCharsets.UTF_8).contains("\"id\":\"" + id + "\""),
                         "answers out of order: expected " + id + ", got " + new String(got, StandardCharsets.UTF_8));
+            }
+        }
+    }
+
+    /** A 413 from the body limit waits for the answer before it, then closes the connection. */
+    private static void anOversizedPipelinedRequestIsAnsweredInItsTurn(String base) throws Exception {
+        URI u = URI.create(base);
+        try (java.net.Socket sock = new java.net.Socket(u.getHost(), u.getPort())) {
+            sock.setSoTimeout(30_000);
+            String b = body(row(1));
+            String first = "POST /v2/models/m/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    + "Content-Length: " + b.length() + "\r\n\r\n" + b;
+            String big = "POST /v2/models/m/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    + "Content-Length: 20000\r\n\r\n" + "x".repeat(20000);
+            sock.getOutputStream().write((first + big).getBytes(StandardCharsets.UTF_8));
+            sock.getOutputStream().flush();
+            java.io.DataInputStream in = new java.io.DataInputStream(sock.getInputStream());
+            for (String want : new String[] {"HTTP/1.1 200", "HTTP/1.1 413"}) {
+                String status = line(in);
+                assertTrue(status.startsWith(want), "expected " + want + " in request order, got " + status);
+                int length = 0;
+                for (String h = line(in); !h.isEmpty(); h = line(in)) {
+                    if (h.toLowerCase(java.util.Locale.ROOT).startsWith("content-length:")) {
+                        length = Integer.parseInt(h.substring(15).trim());
+                    }
+                }
+                in.readFully(new byte[length]);
             }
         }
     }

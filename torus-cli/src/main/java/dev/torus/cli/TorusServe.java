@@ -112,17 +112,39 @@ public final class TorusServe implements Callable<Integer> {
         check(scaleDownDelayS >= 0 && scaleDownDelayS <= 3600, "--scale-down-delay-s", "in [0, 3600]", scaleDownDelayS);
         check(host != null && !host.isBlank(), "--host", "an address", host);
         if (!Files.isRegularFile(model)) {
-            throw new IllegalArgumentException("MODEL: no such file: " + model);
+            throw new IllegalArgumentException("MODEL: " + (Files.isDirectory(model) ? "a directory, not a model file: "
+                    : "no such file: ") + model);
         }
         if (emulate != null) {
             EmulatedServiceTime.parse(emulate);
         }
-        Path logs = logDir != null ? logDir : Files.createTempDirectory("torus-serve-");
-        Path int8 = model;
+        if (!modelName(model).matches("[A-Za-z0-9_.-]{1,128}")) {
+            throw new IllegalArgumentException("MODEL: the file name without .safetensors is the model's name and must be "
+                    + "1-128 characters of [A-Za-z0-9_.-], got '" + modelName(model) + "'");
+        }
+        if (registry == null && !(host.equals("0.0.0.0") || host.equals("::"))
+                && new java.net.InetSocketAddress(host, 0).isUnresolved()) {
+            throw new IllegalArgumentException("--host: unknown host '" + host + "'");
+        }
         dev.torus.serve.MlpSpec spec;
         try (SafeTensorsFile f = SafeTensors.read(model)) {
             spec = MlpModelFile.spec(f);
         }
+        // a directory of our own is removed at exit; one given with --log-dir is kept
+        boolean ownLogs = logDir == null;
+        Path logs = ownLogs ? Files.createTempDirectory("torus-serve-") : logDir;
+        try {
+            Files.createDirectories(logs);
+            return serve(spec, logs);
+        } finally {
+            if (ownLogs) {
+                deleteTree(logs);
+            }
+        }
+    }
+
+    private int serve(dev.torus.serve.MlpSpec spec, Path logs) throws Exception {
+        Path int8 = model;
         if (!spec.quantized()) {
             int8 = logs.resolve(modelName(model) + ".int8.safetensors");
             MlpModelFile.quantize(model, int8);
@@ -147,6 +169,9 @@ public final class TorusServe implements Callable<Integer> {
                     Thread.currentThread().interrupt();
                 }
             }));
+            // every pool event and autoscaler decision, with its inputs, on stdout
+            stack.pool().onEvent(e -> System.out.printf("torus serve: %s %s%s%n", e.kind(),
+                    e.replicaId().isEmpty() ? "" : e.replicaId() + " ", e.detail()));
             String url = stack.router().endpoint();
             System.out.printf("torus serve: model \"%s\" (%d features, %d classes) at %s, replicas %d..%d, "
                             + "registry %s, replica logs in %s%n", config.modelName(), spec.inputs(), spec.classes(),
@@ -155,10 +180,25 @@ public final class TorusServe implements Callable<Integer> {
             System.out.printf("  curl -H 'Content-Type: application/json' -d '{\"inputs\":[{\"name\":\"input\","
                     + "\"shape\":[1,%d],\"datatype\":\"FP32\",\"data\":[...]}]}' %s/v2/models/%s/infer%n",
                     spec.inputs(), url, config.modelName());
+            System.out.flush();
             stop.await();
         } finally {
             stopped.countDown();
         }
         return 0;
+    }
+
+    private static void deleteTree(Path dir) {
+        try (var walk = Files.walk(dir)) {
+            walk.sorted(java.util.Comparator.reverseOrder()).forEach(p -> {
+                try {
+                    Files.deleteIfExists(p);
+                } catch (java.io.IOException ignored) {
+                    // best effort: a temporary directory
+                }
+            });
+        } catch (java.io.IOException ignored) {
+            // already gone
+        }
     }
 }

@@ -171,9 +171,21 @@ public final class ZooKeeperReplicaRegistry implements ReplicaRegistry {
         return out.toByteArray();
     }
 
+    /** Entries already warned about (id and content), so that a bad entry is logged once, not at every change. */
+    private static final java.util.Set<String> WARNED = java.util.concurrent.ConcurrentHashMap.newKeySet();
+
+    private static void warnOnce(String id, byte[] data, String why) {
+        if (WARNED.size() > 10_000) {
+            WARNED.clear();
+        }
+        if (WARNED.add(id + ":" + java.util.Arrays.hashCode(data))) {
+            LOG.warn("ignoring replica entry {}: {}", id, why);
+        }
+    }
+
     static Entry decode(String id, byte[] data) {
         if (data == null || data.length == 0 || data.length > 4096) {
-            LOG.warn("ignoring replica entry {}: {} bytes of data", id, data == null ? 0 : data.length);
+            warnOnce(id, data, (data == null ? 0 : data.length) + " bytes of data");
             return null;
         }
         try (JsonParser p = JSON.createParser(data)) {
@@ -198,7 +210,7 @@ public final class ZooKeeperReplicaRegistry implements ReplicaRegistry {
             }
             return new Entry(id, endpoint, pid, model);
         } catch (IOException | IllegalArgumentException ex) {
-            LOG.warn("ignoring replica entry {}: {}", id, ex.getMessage());
+            warnOnce(id, data, ex.getMessage());
             return null;
         }
     }

@@ -111,6 +111,14 @@ public final class ReplicaMain implements Callable<Integer> {
             }));
             try {
                 int code = awaitStop(reg, sigterm);
+                if (code == 3) {
+                    // cut off from the registry: nothing to deregister from, and closing the client would wait out
+                    // its retries; finish what is in flight and go
+                    server.beginDrain();
+                    server.awaitDrained(5_000);
+                    System.out.flush();
+                    Runtime.getRuntime().halt(3);
+                }
                 server.beginDrain();
                 server.awaitDrained(10_000);
                 try {

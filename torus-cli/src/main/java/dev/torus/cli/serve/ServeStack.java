@@ -220,9 +220,26 @@ public final class ServeStack implements AutoCloseable {
         if (!closed.compareAndSet(false, true)) {
             return;
         }
-        router.close();
-        pool.close(config.stopReplicasOnClose());
+        // stop taking connections, let what was received finish (bounded), then fail what still waits (503)
+        // while the event loops can still answer, and only then stop the loops and the replicas
+        router.stopAccepting();
+        long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
+        while (batcher.inFlight() > 0 && System.nanoTime() < until) {
+            try {
+                Thread.sleep(10);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                break;
+            }
+        }
         batcher.close();
+        pool.close(config.stopReplicasOnClose());
+        try {
+            Thread.sleep(100);     // the 503s of the batcher's close leave through the event loops
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        router.close();
         registry.close();
         if (zk != null) {
             zk.close();
