@@ -60,11 +60,11 @@ public final class Autoscaler {
         }
 
         /**
-         * Target 2 in flight per replica, stable window 30 s, panic window 3 s at 2x, scale down after 10 s below
+         * Target 2 in flight per replica, stable window 30 s, panic window 2 s at 2x, scale down after 10 s below
          * 0.8, scale up above 1.1.
          */
         public static Options defaults(int min, int max) {
-            return new Options(min, max, 2.0, 30_000_000_000L, 3_000_000_000L, 2.0, 10_000_000_000L, 0.8, 1.1);
+            return new Options(min, max, 2.0, 30_000_000_000L, 2_000_000_000L, 2.0, 10_000_000_000L, 0.8, 1.1);
         }
 
         public Options withTarget(double target) {

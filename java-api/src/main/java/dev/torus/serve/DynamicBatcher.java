@@ -156,7 +156,41 @@ public final class DynamicBatcher implements AutoCloseable {
             queue.addLast(p);
             replicas.monitor().notifyAll();
         }
+        outstanding(+1);
+        p.result.whenComplete((y, e) -> outstanding(-1));
         return p.result;
+    }
+
+    private final Object areaLock = new Object();
+    private int outstanding;
+    private long lastChange = System.nanoTime();
+    private long lastTake = lastChange;
+    private double area;
+
+    private void outstanding(int delta) {
+        synchronized (areaLock) {
+            long now = System.nanoTime();
+            area += (double) outstanding * (now - lastChange);
+            lastChange = now;
+            outstanding += delta;
+        }
+    }
+
+    /**
+     * The time-averaged number of requests in flight (queued or on a replica) since the previous call: the
+     * autoscaler's metric. An instantaneous count sampled on a fixed period would alias with periodic traffic
+     * (a request every 200 ms that lives 16 ms is never seen by a sampler whose phase misses it).
+     */
+    public double takeAverageInFlight() {
+        synchronized (areaLock) {
+            long now = System.nanoTime();
+            area += (double) outstanding * (now - lastChange);
+            lastChange = now;
+            double mean = now > lastTake ? area / (now - lastTake) : outstanding;
+            area = 0;
+            lastTake = now;
+            return mean;
+        }
     }
 
     /** Requests waiting for a batch. */

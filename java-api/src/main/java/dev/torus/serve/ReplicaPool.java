@@ -21,7 +21,7 @@ import org.slf4j.LoggerFactory;
 
 /**
  * Keeps the number of replicas where the {@link Autoscaler} wants it. Every {@code sampleInterval} it
- * records the batcher's in-flight count, asks for a decision, logs any change with its inputs, then:
+ * records the batcher's in-flight count averaged over the interval, asks for a decision, logs any change with its inputs, then:
  * <ul>
  *   <li>scales up by launching replica processes through the {@link Launcher}; a replica counts as
  *       <i>starting</i> until it registers (it registers only after loading and warming up);</li>
@@ -168,7 +168,7 @@ public final class ReplicaPool implements AutoCloseable {
             return;
         }
         long now = System.nanoTime();
-        autoscaler.record(now, batcher.inFlight());
+        autoscaler.record(now, batcher.takeAverageInFlight());
         reapExited();
         int current = currentCount();
         Autoscaler.Decision d = autoscaler.decide(now, current);

@@ -65,6 +65,8 @@ public final class TorusBench implements Runnable {
         String batchEmulate;
         @Option(names = "--real", description = "No emulated time: replicas run the int8 MLP only.")
         boolean real;
+        @Option(names = "--poisson", description = "Poisson arrivals (seeded) instead of evenly spaced ones.")
+        boolean poisson;
         @Option(names = "--low", defaultValue = "5", description = "Requests/s before and after the step (default ${DEFAULT-VALUE}).")
         double low;
         @Option(names = "--high", defaultValue = "60", description = "Requests/s during the step (default ${DEFAULT-VALUE}).")
@@ -111,7 +113,7 @@ public final class TorusBench implements Runnable {
             }
             return new dev.torus.cli.bench.ServeBench(new dev.torus.cli.bench.ServeBench.Options(out, json, emulate,
                     batchEmulate, low, high, lowS, highS, downS, constantS, constantRate, max, target, maxBatch,
-                    concurrency, batchingS, real), System.out).run();
+                    concurrency, batchingS, real, poisson), System.out).run();
         }
     }
 

@@ -54,7 +54,7 @@ public final class TorusServe implements Callable<Integer> {
     double target;
     @Option(names = "--stable-window-s", defaultValue = "30", description = "(default ${DEFAULT-VALUE})")
     double stableWindowS;
-    @Option(names = "--panic-window-s", defaultValue = "3", description = "(default ${DEFAULT-VALUE})")
+    @Option(names = "--panic-window-s", defaultValue = "2", description = "(default ${DEFAULT-VALUE})")
     double panicWindowS;
     @Option(names = "--scale-down-delay-s", defaultValue = "10", description = "(default ${DEFAULT-VALUE})")
     double scaleDownDelayS;

@@ -15,7 +15,7 @@ import org.HdrHistogram.Recorder;
 
 /**
  * A bounded HTTP load generator for {@code torus-bench serve}: open loop (requests leave on a schedule of
- * rates, whatever the answers do, so a slow server cannot slow the offered load) or closed loop (N clients,
+ * rates, evenly spaced or as a seeded Poisson process, whatever the answers do, so a slow server cannot slow the offered load) or closed loop (N clients,
  * each sending its next request when the last is answered). At most {@code maxOutstanding} requests are in
  * flight; beyond that the open loop counts a request as <i>not sent</i> rather than queueing without bound.
  */
@@ -36,7 +36,16 @@ final class LoadGenerator {
     final AtomicLong sent = new AtomicLong();
     final ConcurrentHashMap<Integer, AtomicLong> byStatus = new ConcurrentHashMap<>();
     private final Semaphore outstanding;
+    private final java.util.SplittableRandom arrivals = new java.util.SplittableRandom(2026);
     private final int maxOutstanding;
+
+    private boolean poisson;
+
+    /** Poisson arrivals instead of evenly spaced ones in {@link #openLoop}. */
+    LoadGenerator poisson(boolean on) {
+        poisson = on;
+        return this;
+    }
 
     LoadGenerator(URI uri, List<byte[]> bodies, int maxOutstanding) {
         this.uri = uri;
@@ -77,7 +86,7 @@ final class LoadGenerator {
         long phaseStart = start;
         for (Phase p : phases) {
             long end = phaseStart + (long) (p.seconds() * 1e9);
-            long interval = (long) (1e9 / p.rate());
+            double mean = 1e9 / p.rate();
             long next = phaseStart;
             while (next < end) {
                 long now = System.nanoTime();
@@ -94,7 +103,9 @@ final class LoadGenerator {
                 } else {
                     notSent.incrementAndGet();
                 }
-                next += interval;
+                // evenly spaced (a paced open loop, as wrk2 does), or Poisson (seeded exponential gaps, as many
+                // independent clients produce)
+                next += poisson ? (long) (-mean * Math.log(1 - arrivals.nextDouble())) : (long) mean;
             }
             phaseStart = end;
         }

@@ -49,7 +49,7 @@ public final class ServeBench {
     public record Options(Path out, Path json, String emulate, String batchEmulate, double low, double high,
                           double lowSeconds, double highSeconds, double downSeconds, double constantSeconds,
                           double constantRate, int maxReplicas, double target, int maxBatch, int concurrency,
-                          double batchingSeconds, boolean real) {
+                          double batchingSeconds, boolean real, boolean poisson) {
     }
 
     private final Options o;
@@ -169,15 +169,16 @@ public final class ServeBench {
     }
 
     private Map<String, Object> autoscaling(Path model, List<byte[]> bodies) throws Exception {
-        out.printf("%n# Autoscaling: %s requests/s for %.0f s, %s for %.0f s, %s for %.0f s; replicas 1..%d, target %.2f "
-                        + "in flight each, replica time %s ms%n", fmt(o.low()), o.lowSeconds(), fmt(o.high()),
-                o.highSeconds(), fmt(o.low()), o.downSeconds(), o.maxReplicas(), o.target(),
+        out.printf("%n# Autoscaling: %s requests/s for %.0f s, %s for %.0f s, %s for %.0f s (%s arrivals); replicas 1..%d, "
+                        + "target %.2f in flight each, replica time %s ms%n", fmt(o.low()), o.lowSeconds(), fmt(o.high()),
+                o.highSeconds(), fmt(o.low()), o.downSeconds(), o.poisson() ? "Poisson" : "evenly spaced",
+                o.maxReplicas(), o.target(),
                 o.real() ? "real" : o.emulate());
         try (ServeStack s = stack(model, 1, o.maxReplicas(), o.maxBatch(), o.emulate(), "scale")) {
             awaitReady(s, 1, 30_000);
             URI uri = URI.create(s.router().endpoint() + "/v2/models/bench-model/infer");
             warm(uri, bodies);
-            LoadGenerator g = new LoadGenerator(uri, bodies, 4096);
+            LoadGenerator g = new LoadGenerator(uri, bodies, 4096).poisson(o.poisson());
             g.latency.reset();
             List<double[]> timeline = new ArrayList<>();
             long t0 = System.nanoTime();
@@ -302,7 +303,7 @@ public final class ServeBench {
             awaitReady(s, 1, 30_000);
             URI uri = URI.create(s.router().endpoint() + "/v2/models/bench-model/infer");
             warm(uri, bodies);
-            LoadGenerator g = new LoadGenerator(uri, bodies, 4096);
+            LoadGenerator g = new LoadGenerator(uri, bodies, 4096).poisson(o.poisson());
             g.latency.reset();
             g.openLoop(List.of(new LoadGenerator.Phase(o.constantRate(), o.constantSeconds())), 1_000_000_000L, r -> { });
             int changes = s.pool().decisions().size();

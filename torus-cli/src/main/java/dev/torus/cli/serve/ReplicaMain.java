@@ -23,7 +23,7 @@ import picocli.CommandLine.Option;
 @Command(name = "torus-replica", mixinStandardHelpOptions = true, description = "A serving replica (started by torus serve).")
 public final class ReplicaMain implements Callable<Integer> {
     /** Batches a replica sends itself over HTTP before registering (emulated time is skipped for them). */
-    static final int WARM_UP_BATCHES = 16;
+    static final int WARM_UP_BATCHES = 8;
 
     @Option(names = "--model", required = true, description = "int8 torus-mlp safetensors file")
     Path model;
@@ -33,6 +33,8 @@ public final class ReplicaMain implements Callable<Integer> {
     String service;
     @Option(names = "--id", description = "replica id")
     String id;
+    @Option(names = "--model-digest", description = "the model file's digest, as the router computed it")
+    String modelDigest;
     @Option(names = "--dry-run", description = "load, warm up, listen, then exit without registering (used to record "
             + "the class-data archive that makes later replicas start faster)")
     boolean dryRun;
@@ -52,7 +54,8 @@ public final class ReplicaMain implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         long t0 = System.nanoTime();
-        String digest = dev.torus.serve.ModelDigest.of(model);
+        // the router passes the digest of the file it launched us with (hashing it again costs start-up time)
+        String digest = modelDigest != null ? modelDigest : dev.torus.serve.ModelDigest.of(model);
         BatchModel m = Int8Mlp.load(model);
         EmulatedServiceTime emulated = null;
         if (emulate != null) {

@@ -81,7 +81,8 @@ public final class ServeStack implements AutoCloseable {
             Files.createDirectories(c.logDir());
             String connectString = connect;
             Path archive = recordClassArchive(c, connect);
-            ReplicaPool.Launcher launcher = id -> launch(c, connectString, id, archive);
+            String digest = replicas.model();
+            ReplicaPool.Launcher launcher = id -> launch(c, connectString, id, archive, digest);
             ReplicaPool pool = new ReplicaPool(registry, launcher, replicas, batcher, new Autoscaler(c.scaling()),
                     TimeUnit.MILLISECONDS.toNanos(100), TimeUnit.SECONDS.toNanos(60));
             poolHolder[0] = pool;
@@ -159,7 +160,8 @@ public final class ServeStack implements AutoCloseable {
         }
     }
 
-    private static Process launch(Config c, String connect, String id, Path archive) throws IOException {
+    private static Process launch(Config c, String connect, String id, Path archive, String digest)
+            throws IOException {
         List<String> cmd = jvm(c);
         if (Files.isExecutable(Path.of("/usr/bin/nice"))) {
             // a starting JVM must not starve the router and the replicas already serving
@@ -170,7 +172,8 @@ public final class ServeStack implements AutoCloseable {
         }
         cmd.addAll(List.of("-cp", System.getProperty("java.class.path"),
                 ReplicaMain.class.getName(), "--model", c.int8Model().toString(), "--registry", connect,
-                "--service", c.modelName(), "--id", id, "--host", c.host().equals("0.0.0.0") ? "127.0.0.1" : c.host(),
+                "--service", c.modelName(), "--id", id, "--model-digest", digest,
+                "--host", c.host().equals("0.0.0.0") ? "127.0.0.1" : c.host(),
                 "--max-rows", Integer.toString(Math.max(c.batching().maxBatch(), c.maxRowsPerRequest()))));
         if (archive != null) {
             cmd.add(cmd.indexOf("-cp"), "-Xlog:cds=off");
