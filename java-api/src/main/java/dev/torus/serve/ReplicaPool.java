@@ -205,12 +205,7 @@ public final class ReplicaPool implements AutoCloseable {
                 n++;
             }
         }
-        for (Map.Entry<String, Launched> e : launched.entrySet()) {
-            if (!registered.contains(e.getKey()) && !e.getValue().stopRequested) {
-                n++;
-            }
-        }
-        return n;
+        return n + startingIds().size();
     }
 
     private void reconcile() {
@@ -232,13 +227,8 @@ public final class ReplicaPool implements AutoCloseable {
         }
         if (current > target) {
             // prefer a replica that has not started yet, then the ready one with the least work
-            String victim = null;
-            Set<String> registered = replicas.registered();
-            for (Map.Entry<String, Launched> e : launched.entrySet()) {
-                if (!registered.contains(e.getKey()) && !e.getValue().stopRequested) {
-                    victim = e.getKey();
-                }
-            }
+            List<String> starting = startingIds();
+            String victim = starting.isEmpty() ? null : starting.get(starting.size() - 1);
             if (victim != null) {
                 Launched l = launched.get(victim);
                 l.stopRequested = true;
@@ -351,15 +341,20 @@ public final class ReplicaPool implements AutoCloseable {
         }
     }
 
-    private int startingCount() {
+    /** Launched replicas, in launch order, that have not registered yet and were not asked to stop. */
+    private List<String> startingIds() {
         Set<String> registered = replicas.registered();
-        int n = 0;
+        List<String> ids = new ArrayList<>();
         for (Map.Entry<String, Launched> e : launched.entrySet()) {
             if (!registered.contains(e.getKey()) && !e.getValue().stopRequested) {
-                n++;
+                ids.add(e.getKey());
             }
         }
-        return n;
+        return ids;
+    }
+
+    private int startingCount() {
+        return startingIds().size();
     }
 
     /** Receives every event (decisions with their inputs included) as it happens, on the pool's threads. */

@@ -21,6 +21,7 @@ import org.HdrHistogram.Recorder;
 public final class ServeMetrics {
     private static final long MAX_MICROS = 60_000_000L;
 
+    private final String model;
     private final PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
     private final ConcurrentHashMap<Integer, Counter> byCode = new ConcurrentHashMap<>();
     private final DistributionSummary batchRows;
@@ -51,8 +52,6 @@ public final class ServeMetrics {
         }
         this.model = model;
     }
-
-    private final String model;
 
     private static double quantile(Histogram h, double q) {
         synchronized (h) {
