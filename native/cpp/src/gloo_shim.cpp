@@ -35,6 +35,7 @@
 #include <gloo/transport/tcp/device.h>
 
 #include "numerics.hpp"
+#include "shm_group.hpp"
 
 namespace {
 
@@ -212,6 +213,16 @@ struct Comm {
     std::unique_ptr<char[]> scratch;
     size_t scratch_bytes = 0;
 
+    // The shared-memory transport (null when this rank has no local peer), and in a
+    // hierarchical layout the leaders' cross-host communicator (owned; only on a leader).
+    std::unique_ptr<torus::ShmGroup> shm;
+    bool hierarchical = false;
+    bool leader = false;
+    int host_index = 0;
+    Comm* cross = nullptr;
+
+    ~Comm();
+
     char* staging(size_t bytes) {
         if (bytes > scratch_bytes) {
             scratch.reset(new char[bytes]);  // uninitialized: every byte is written before it is read
@@ -220,6 +231,8 @@ struct Comm {
         return scratch.get();
     }
 };
+
+Comm::~Comm() { delete cross; }
 
 // A failed call is classified by what happened, never by the wording of Gloo's message:
 // an abort we requested is ABORTED; a call that ran for its whole time bound is TIMEOUT;
@@ -503,6 +516,8 @@ int torus_gloo_abort(void* comm, const char* reason) {
             c->abort_reason = reason ? reason : "no reason given";
             c->aborted.store(true);
         }
+        if (c->shm) c->shm->poison("communicator aborted: " + c->abort_reason);
+        if (c->cross != nullptr) torus_gloo_abort(c->cross, reason);
         // Signalled before connect too: a pair still waiting for its peer to connect then
         // gives up at once (this is how an init deadline is enforced).
         // The context was made by a tcp::Device, so its dynamic type is tcp::Context,
@@ -777,6 +792,190 @@ int torus_gloo_reduce_local(void* c, const void* a, const void* b, int64_t count
     if (count == 0) return TORUS_GLOO_OK;
     f(c, a, b, (size_t)count);
     return TORUS_GLOO_OK;
+}
+
+// ---------------------------------------------------------------- shared-memory transport
+
+static int shm_status(int code, const std::string& msg) { return fail(code, msg); }
+
+int torus_gloo_shm_open(void* comm, const char* name, int create, int local_rank, const int32_t* global_ranks,
+                        int local_size, int64_t slot_bytes) {
+    Comm* c = as_comm(comm);
+    if (int s = ready(c, "shm_open")) return s;
+    if (name == nullptr || global_ranks == nullptr) return fail(TORUS_GLOO_ERR_INVALID_ARGUMENT, "shm_open: null argument");
+    if (c->shm) return fail(TORUS_GLOO_ERR_INVALID_ARGUMENT, "shm_open: this communicator already has a segment");
+    if (local_size < 2 || local_size > torus::ShmGroup::MAX_LOCAL) {
+        return fail(TORUS_GLOO_ERR_INVALID_ARGUMENT, "shm_open: local_size must be in [2, 64], got " + std::to_string(local_size));
+    }
+    return guarded(c, 0, [&]() {
+        std::vector<int> ranks(global_ranks, global_ranks + local_size);
+        std::string err;
+        int s = torus::ShmGroup::open(name, create != 0, local_rank, ranks, slot_bytes, &c->shm, &err);
+        return s == 0 ? TORUS_GLOO_OK : shm_status(s, err);
+    });
+}
+
+int torus_gloo_shm_ready(void* comm) {
+    Comm* c = as_comm(comm);
+    if (int s = ready(c, "shm_ready")) return s;
+    if (!c->shm) return fail(TORUS_GLOO_ERR_INVALID_ARGUMENT, "shm_ready: no segment");
+    std::string err;
+    int s = c->shm->ready(&err);
+    return s == 0 ? TORUS_GLOO_OK : shm_status(s, err);
+}
+
+int torus_gloo_shm_unlink(void* comm) {
+    Comm* c = as_comm(comm);
+    if (c == nullptr || !c->shm) return TORUS_GLOO_OK;
+    std::string err;
+    int s = c->shm->unlink(&err);
+    return s == 0 ? TORUS_GLOO_OK : shm_status(s, err);
+}
+
+int torus_gloo_shm_close(void* comm) {
+    Comm* c = as_comm(comm);
+    if (c == nullptr) return fail(TORUS_GLOO_ERR_INVALID_ARGUMENT, "shm_close: comm is null");
+    c->shm.reset();
+    c->hierarchical = false;
+    delete c->cross;
+    c->cross = nullptr;
+    return TORUS_GLOO_OK;
+}
+
+int torus_gloo_shm_set_layout(void* comm, int hierarchical, int leader, int host_index, void* cross) {
+    Comm* c = as_comm(comm);
+    if (int s = ready(c, "shm_set_layout")) return s;
+    if (cross != nullptr && !leader) return fail(TORUS_GLOO_ERR_INVALID_ARGUMENT, "shm_set_layout: only a leader has a cross-host communicator");
+    if (hierarchical && leader && cross == nullptr) return fail(TORUS_GLOO_ERR_INVALID_ARGUMENT, "shm_set_layout: a leader needs its cross-host communicator");
+    if (!hierarchical && !c->shm) return fail(TORUS_GLOO_ERR_INVALID_ARGUMENT, "shm_set_layout: no segment");
+    c->hierarchical = hierarchical != 0;
+    c->leader = leader != 0;
+    c->host_index = host_index;
+    delete c->cross;
+    c->cross = as_comm(cross);
+    return TORUS_GLOO_OK;
+}
+
+int torus_gloo_shm_unlink_stale(const char* prefix, int64_t below_generation) {
+    if (prefix == nullptr || prefix[0] != '/') return fail(TORUS_GLOO_ERR_INVALID_ARGUMENT, "shm_unlink_stale: bad prefix");
+    return torus::ShmGroup::unlink_stale(prefix, below_generation);
+}
+
+static int shm_ready_for(Comm* c, const char* op, int64_t count, int dtype, int64_t timeout_ms) {
+    if (int s = check_common(c, op, count, dtype, timeout_ms)) return s;
+    if (!c->shm && !c->hierarchical) return fail(TORUS_GLOO_ERR_INVALID_ARGUMENT, std::string(op) + ": no shared-memory transport");
+    return TORUS_GLOO_OK;
+}
+
+// As classify() does for Gloo: our own abort is ABORTED; a peer's failure that reached this
+// rank only once its own bound had run out is TIMEOUT (both ranks were waiting for a third).
+static int shm_result(Comm* c, int s, const std::string& err, std::chrono::steady_clock::time_point start,
+                      int64_t timeout_ms) {
+    if (s == 0) return TORUS_GLOO_OK;
+    if (c->aborted.load()) {
+        std::lock_guard<std::mutex> lock(c->abort_mu);
+        return fail(TORUS_GLOO_ERR_ABORTED, "aborted: " + c->abort_reason);
+    }
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
+    if (s == TORUS_GLOO_ERR_IO && ms + 5 >= timeout_ms) {
+        return fail(TORUS_GLOO_ERR_TIMEOUT, "no progress within " + std::to_string(timeout_ms) + " ms: " + err);
+    }
+    return fail(s, err);
+}
+
+int torus_gloo_shm_allreduce(void* comm, void* in, void* out, int64_t count, int dtype, int op, int algorithm,
+                             int64_t timeout_ms, uint32_t tag) {
+    Comm* c = as_comm(comm);
+    if (int s = shm_ready_for(c, "shm_allreduce", count, dtype, timeout_ms)) return s;
+    if (op < TORUS_GLOO_SUM || op > TORUS_GLOO_AVG) return fail(TORUS_GLOO_ERR_INVALID_ARGUMENT, "shm_allreduce: unknown op");
+    if (count == 0) return TORUS_GLOO_OK;
+    if (in == nullptr || out == nullptr) return fail(TORUS_GLOO_ERR_INVALID_ARGUMENT, "shm_allreduce: null buffer");
+    auto start = std::chrono::steady_clock::now();
+    return guarded(c, timeout_ms, [&]() {
+        size_t es = elem_size(dtype);
+        Fn3 f = reducer(dtype, op);
+        int base = op == TORUS_GLOO_AVG ? TORUS_GLOO_SUM : op;
+        std::string err;
+        int s = 0;
+        if (!c->hierarchical) {
+            s = c->shm->allreduce(in, out, (size_t)count, dtype, es, op, f, tag, timeout_ms, &err);
+        } else {
+            // reduce inside the host into the leader, all-reduce across the leaders, broadcast inside the host
+            if (c->shm) s = c->shm->reduce(in, out, (size_t)count, dtype, es, op, f, 0, tag, timeout_ms, &err);
+            else if (in != out) std::memcpy(out, in, (size_t)count * es);
+            if (s == 0 && c->leader) {
+                int g = torus_gloo_allreduce(c->cross, out, out, count, dtype, base, algorithm, timeout_ms, tag);
+                if (g != 0) {
+                    std::string why = std::string("cross-host all-reduce: ") + g_last_error;
+                    if (c->shm) c->shm->poison(why);
+                    return shm_result(c, g, why, start, timeout_ms);
+                }
+            }
+            if (s == 0 && c->shm) s = c->shm->broadcast(out, out, (size_t)count, dtype, es, 0, tag, timeout_ms, &err);
+        }
+        if (s != 0) return shm_result(c, s, err, start, timeout_ms);
+        if (op == TORUS_GLOO_AVG) divide(out, (size_t)count, dtype, c->size);
+        return TORUS_GLOO_OK;
+    });
+}
+
+int torus_gloo_shm_broadcast(void* comm, void* in, void* out, int64_t count, int dtype, int root_host, int root_local,
+                             int64_t timeout_ms, uint32_t tag) {
+    Comm* c = as_comm(comm);
+    if (int s = shm_ready_for(c, "shm_broadcast", count, dtype, timeout_ms)) return s;
+    if (count == 0) return TORUS_GLOO_OK;
+    if (in == nullptr || out == nullptr) return fail(TORUS_GLOO_ERR_INVALID_ARGUMENT, "shm_broadcast: null buffer");
+    auto start = std::chrono::steady_clock::now();
+    return guarded(c, timeout_ms, [&]() {
+        size_t es = elem_size(dtype);
+        std::string err;
+        int s = 0;
+        bool root_here = !c->hierarchical || root_host == c->host_index;
+        if (root_here) {
+            if (c->shm) s = c->shm->broadcast(in, out, (size_t)count, dtype, es, root_local, tag, timeout_ms, &err);
+            else if (in != out) std::memcpy(out, in, (size_t)count * es);
+            if (s != 0) return shm_result(c, s, err, start, timeout_ms);
+        }
+        if (c->hierarchical && c->leader) {
+            int g = torus_gloo_broadcast(c->cross, out, out, count, dtype, root_host, timeout_ms, tag);
+            if (g != 0) {
+                std::string why = std::string("cross-host broadcast: ") + g_last_error;
+                if (c->shm) c->shm->poison(why);
+                return shm_result(c, g, why, start, timeout_ms);
+            }
+        }
+        if (!root_here && c->shm) {
+            s = c->shm->broadcast(out, out, (size_t)count, dtype, es, 0, tag, timeout_ms, &err);
+            if (s != 0) return shm_result(c, s, err, start, timeout_ms);
+        }
+        return TORUS_GLOO_OK;
+    });
+}
+
+int torus_gloo_shm_allgather(void* comm, void* in, void* out, int64_t count, int dtype, int64_t timeout_ms, uint32_t tag) {
+    Comm* c = as_comm(comm);
+    if (int s = shm_ready_for(c, "shm_allgather", count, dtype, timeout_ms)) return s;
+    if (c->hierarchical) return fail(TORUS_GLOO_ERR_INVALID_ARGUMENT, "shm_allgather: only when every rank is on one host");
+    if (count == 0) return TORUS_GLOO_OK;
+    if (in == nullptr || out == nullptr) return fail(TORUS_GLOO_ERR_INVALID_ARGUMENT, "shm_allgather: null buffer");
+    auto start = std::chrono::steady_clock::now();
+    return guarded(c, timeout_ms, [&]() {
+        std::string err;
+        int s = c->shm->allgather(in, out, (size_t)count, dtype, elem_size(dtype), tag, timeout_ms, &err);
+        return shm_result(c, s, err, start, timeout_ms);
+    });
+}
+
+int torus_gloo_shm_barrier(void* comm, int64_t timeout_ms, uint32_t tag) {
+    Comm* c = as_comm(comm);
+    if (int s = shm_ready_for(c, "shm_barrier", 0, U8, timeout_ms)) return s;
+    if (c->hierarchical) return fail(TORUS_GLOO_ERR_INVALID_ARGUMENT, "shm_barrier: only when every rank is on one host");
+    auto start = std::chrono::steady_clock::now();
+    return guarded(c, timeout_ms, [&]() {
+        std::string err;
+        int s = c->shm->barrier(tag, timeout_ms, &err);
+        return shm_result(c, s, err, start, timeout_ms);
+    });
 }
 
 }  // extern "C"

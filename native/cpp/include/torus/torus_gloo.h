@@ -31,6 +31,7 @@ extern "C" {
 #define TORUS_GLOO_ERR_TIMEOUT 6
 #define TORUS_GLOO_ERR_IO 7
 #define TORUS_GLOO_ERR_ABORTED 8
+#define TORUS_GLOO_ERR_MISMATCH 9 /* ranks called different collectives (shared-memory transport) */
 
 /* reduce ops (AVG = SUM followed by division by the world size) */
 #define TORUS_GLOO_SUM 0
@@ -80,6 +81,32 @@ int torus_gloo_barrier(void* comm, int64_t timeout_ms, uint32_t tag);
 int torus_gloo_bytes_sent(void* comm, int64_t* out, int64_t* sockets);
 
 int torus_gloo_reduce_local(void* c, const void* a, const void* b, int64_t count, int dtype, int op);
+
+/*
+ * Shared-memory transport for the ranks of a communicator that share a host
+ * (native/cpp/src/shm_group.hpp). Set up after connect, in this order on every local
+ * rank: the host's leader calls shm_open(create=1); after a barrier the others call
+ * shm_open(create=0); after another barrier every local rank calls shm_ready and the
+ * leader shm_unlink, so that no name outlives the setup. shm_set_layout then says
+ * whether the layout is hierarchical (ranks on several hosts: reduce inside the host,
+ * all-reduce across the hosts' leaders over `cross`, broadcast inside the host); the
+ * communicator owns `cross` from then on. shm_close drops all of it (a fallback to
+ * Gloo). An abort poisons the segment: every local peer fails at once.
+ * shm_unlink_stale returns how many stale names it removed (not a status).
+ */
+int torus_gloo_shm_open(void* comm, const char* name, int create, int local_rank, const int32_t* global_ranks,
+                        int local_size, int64_t slot_bytes);
+int torus_gloo_shm_ready(void* comm);
+int torus_gloo_shm_unlink(void* comm);
+int torus_gloo_shm_close(void* comm);
+int torus_gloo_shm_set_layout(void* comm, int hierarchical, int leader, int host_index, void* cross);
+int torus_gloo_shm_unlink_stale(const char* prefix, int64_t below_generation);
+int torus_gloo_shm_allreduce(void* comm, void* in, void* out, int64_t count, int dtype, int op, int algorithm,
+                             int64_t timeout_ms, uint32_t tag);
+int torus_gloo_shm_broadcast(void* comm, void* in, void* out, int64_t count, int dtype, int root_host, int root_local,
+                             int64_t timeout_ms, uint32_t tag);
+int torus_gloo_shm_allgather(void* comm, void* in, void* out, int64_t count, int dtype, int64_t timeout_ms, uint32_t tag);
+int torus_gloo_shm_barrier(void* comm, int64_t timeout_ms, uint32_t tag);
 
 #ifdef __cplusplus
 }

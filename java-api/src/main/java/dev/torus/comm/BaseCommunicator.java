@@ -172,7 +172,8 @@ abstract class BaseCommunicator implements Communicator {
 
     String where(long seq) {
         return "seq " + seq + ", generation " + spec.generation() + ", rank " + spec.rank() + "/" + spec.size()
-                + ", comm '" + spec.name() + "', " + backend().name().toLowerCase();
+                + ", comm '" + spec.name() + "', " + backend().name().toLowerCase()
+                + (transportInUse().equals(backend().name().toLowerCase()) ? "" : " over " + transportInUse());
     }
 
     // ------------------------------------------------------------------ validation helpers
@@ -511,7 +512,10 @@ abstract class BaseCommunicator implements Communicator {
             bytesSent.addAndGet(wireBytes);
         } catch (CollectiveMismatchException e) {
             breakWith("collective mismatch at seq " + seq);
-            failure = e;
+            failure = e instanceof TransportMismatchException
+                    ? new CollectiveMismatchException(desc + " failed: collective mismatch at seq " + seq + " "
+                            + e.getMessage())
+                    : e;
         } catch (CommException e) {
             failure = explain(e, seq, fp, desc, collective);
         } catch (RuntimeException e) {

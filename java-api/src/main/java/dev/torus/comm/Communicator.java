@@ -56,6 +56,15 @@ public interface Communicator extends AutoCloseable {
 
     Backend backend();
 
+    /**
+     * The transport this generation uses: {@code nccl}; or for Gloo {@code shm} (all ranks on
+     * one host, through shared memory), {@code shm+gloo} (shared memory inside each host, Gloo
+     * between hosts) or {@code gloo} (see {@link Transport}).
+     */
+    default String transportInUse() {
+        return backend().name().toLowerCase(java.util.Locale.ROOT);
+    }
+
     /** In-place all-reduce of {@code tensor}. */
     default Work allReduce(Tensor tensor, ReduceOp op) {
         return allReduce(tensor, tensor, op, OpOptions.defaults());
@@ -157,7 +166,8 @@ public interface Communicator extends AutoCloseable {
 
     /**
      * Bytes this rank has sent over the communicator's life. Gloo: measured, the kernel's
-     * per-connection byte counters (payload plus Gloo's control messages). NCCL: the
+     * per-connection byte counters (payload plus Gloo's control messages); on the
+     * shared-memory transport, the payload a ring over sockets would send. NCCL: the
      * payload handed to NCCL (it exposes no counters).
      */
     long bytesSent();

@@ -31,6 +31,7 @@ public final class CommunicatorBuilder {
     GlooAlgorithm algorithm = GlooAlgorithm.AUTO;
     int cudaDevice = -1;
     JobSecret secret;
+    Transport transport = Transport.AUTO;
 
     CommunicatorBuilder() {}
 
@@ -84,6 +85,10 @@ public final class CommunicatorBuilder {
                 default -> throw new IllegalArgumentException("TORUS_GLOO_ALGORITHM must be auto, ring, bcube or hd, got '"
                         + algo + "'");
             });
+        }
+        String tr = env.get("TORUS_TRANSPORT");
+        if (tr != null && !tr.isBlank()) {
+            b.transport(Transport.parse("environment variable TORUS_TRANSPORT", tr));
         }
         String local = env.get("LOCAL_RANK");
         if (b.backend == Backend.NCCL && local != null && !local.isBlank()) {
@@ -243,6 +248,19 @@ public final class CommunicatorBuilder {
         return this;
     }
 
+    /**
+     * How ranks on one host exchange data under the Gloo backend (default {@link Transport#AUTO}:
+     * shared memory when it can be set up, else TCP). Taken from {@code TORUS_TRANSPORT} by
+     * {@code fromEnvironment}.
+     */
+    public CommunicatorBuilder transport(Transport transport) {
+        if (transport == null) {
+            throw new IllegalArgumentException("transport must not be null (auto, shm or gloo)");
+        }
+        this.transport = transport;
+        return this;
+    }
+
     /** CUDA device for the NCCL backend (default: {@code LOCAL_RANK}, else the rank when the world fits on this node). */
     public CommunicatorBuilder cudaDevice(int ordinal) {
         if (ordinal < 0) {
@@ -286,7 +304,7 @@ public final class CommunicatorBuilder {
                 members[i] = i;
             }
             CommSpec spec = new CommSpec(new StoreLease(s, ownsStore), runId, name, generation, rank, members, timeout, init,
-                    debugChecks, hostname, algorithm, cudaDevice, js);
+                    debugChecks, hostname, algorithm, cudaDevice, js, transport);
             return backend == Backend.GLOO ? GlooCommunicator.create(spec, deadline)
                     : NcclCommunicator.create(spec, deadline);
         } catch (RuntimeException e) {

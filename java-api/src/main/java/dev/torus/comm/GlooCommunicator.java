@@ -12,6 +12,7 @@ import dev.torus.memory.HostBuffer;
 import dev.torus.memory.Stream;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
@@ -34,11 +35,14 @@ final class GlooCommunicator extends BaseCommunicator {
     private final NativeHandle handle;
     private final Allocator scratchAllocator;
     private final HostBuffer fingerprintScratch;
+    private final SharedMemorySetup.Layout layout;
 
     /** Takes ownership of {@code handle} and of the fingerprint buffer (made before any base state exists). */
-    private GlooCommunicator(CommSpec spec, NativeHandle handle, HostBuffer fingerprintScratch) {
+    private GlooCommunicator(CommSpec spec, NativeHandle handle, HostBuffer fingerprintScratch,
+                             SharedMemorySetup.Layout layout) {
         super(spec);
         this.handle = handle;
+        this.layout = layout;
         this.scratchAllocator = Allocator.defaultAllocator();
         this.fingerprintScratch = fingerprintScratch;
     }
@@ -86,21 +90,25 @@ final class GlooCommunicator extends BaseCommunicator {
             long[] ab = new long[1];
             check(GlooNative.torus_gloo_address_bytes(h, ab), "address size");
             int per = (int) ab[0];
-            // the record: every pair's address, then a random nonce that the handshake after connect checks
-            int record = per * spec.size() + 8;
+            // the record: every pair's address, a random nonce that the handshake after connect
+            // checks, and the digest of this rank's host id (which ranks share memory)
+            int record = per * spec.size() + 8 + 32;
             byte[] mine = new byte[record];
             check(GlooNative.torus_gloo_local_addresses(h, mine, per * spec.size()), "local addresses");
             long nonce = NONCES.nextLong();
             ByteBuffer.wrap(mine, per * spec.size(), 8).order(ByteOrder.BIG_ENDIAN).putLong(nonce);
+            System.arraycopy(HostIdentity.digest(), 0, mine, per * spec.size() + 8, 32);
             byte[][] all = Rendezvous.exchange(spec, "gloo-addr", mine, deadline);
             byte[] remote = new byte[per * spec.size()];
             long[] nonces = new long[spec.size()];
+            byte[][] hostIds = new byte[spec.size()][];
             for (int r = 0; r < spec.size(); r++) {
                 if (all[r].length != record) {
                     throw new CommException("malformed Gloo address record of rank " + r + " for " + spec + ": "
                             + all[r].length + " bytes, expected " + record);
                 }
                 nonces[r] = ByteBuffer.wrap(all[r], per * spec.size(), 8).order(ByteOrder.BIG_ENDIAN).getLong();
+                hostIds[r] = Arrays.copyOfRange(all[r], per * spec.size() + 8, record);
                 if (r != spec.rank()) {
                     System.arraycopy(all[r], spec.rank() * per, remote, r * per, per);
                 }
@@ -127,10 +135,11 @@ final class GlooCommunicator extends BaseCommunicator {
             }, deadline, "checking for duplicate rank claims in " + spec, "initTimeout (" + spec.initTimeout().toMillis()
                     + " ms)");
             Rendezvous.checkCurrent(spec, deadline);
+            SharedMemorySetup.Layout layout = SharedMemorySetup.attach(spec, handle, hostIds, nonces, deadline);
             HostBuffer fps = spec.debugChecks() || spec.algorithm() == GlooAlgorithm.HALVING_DOUBLING
                     ? Allocator.defaultAllocator().allocateHost(32L * (spec.size() + 1)) : null;
             try {
-                GlooCommunicator c = new GlooCommunicator(spec, handle, fps);
+                GlooCommunicator c = new GlooCommunicator(spec, handle, fps, layout);
                 int counted = c.countedConnections();
                 if (counted != spec.size() - 1) {
                     LOG.warn("rank {}: found {} of {} Gloo connections for byte counting (kernel without "
@@ -189,6 +198,24 @@ final class GlooCommunicator extends BaseCommunicator {
                 }
             }
         }
+    }
+
+    /**
+     * A call on the shared-memory transport: a mismatch found by comparing the local ranks'
+     * op descriptions is a {@link CollectiveMismatchException} on every local rank.
+     */
+    private void callShm(java.util.function.LongToIntFunction nativeCall, String what) {
+        int status = handle.use(what, nativeCall::applyAsInt);
+        if (status == GlooNative.ERR_MISMATCH) {
+            throw new TransportMismatchException(GlooNative.torus_gloo_last_error());
+        }
+        check(status, what);
+    }
+
+    /** {@code shm} (every rank on this host), {@code shm+gloo} (hierarchical) or {@code gloo}. */
+    @Override
+    public String transportInUse() {
+        return layout == null ? "gloo" : layout.inUse();
     }
 
     /** Runs a native call with the handle held and maps its status. */
@@ -252,6 +279,11 @@ final class GlooCommunicator extends BaseCommunicator {
     void nativeAllReduce(long in, long out, long count, DType dt, ReduceOp op, Stream producer, long timeoutMs,
                          long tag) {
         int algo = algorithmFor(count * dt.byteSize());
+        if (layout.shm()) {
+            callShm(h -> GlooNative.torus_gloo_shm_allreduce(h, in, out, count, dt.code(), op.code, algo, timeoutMs,
+                    (int) tag), "allReduce");
+            return;
+        }
         call(h -> GlooNative.torus_gloo_allreduce(h, in, out, count, dt.code(), op.code, algo, timeoutMs, (int) tag),
                 "allReduce");
     }
@@ -259,6 +291,13 @@ final class GlooCommunicator extends BaseCommunicator {
     @Override
     void nativeBroadcast(long in, long out, long count, DType dt, int root, Stream producer, long timeoutMs,
                          long tag) {
+        if (layout.shm()) {
+            int rootHost = layout.hierarchical() ? layout.hostOf()[root] : 0;
+            int rootLocal = layout.localOf()[root];
+            callShm(h -> GlooNative.torus_gloo_shm_broadcast(h, in, out, count, dt.code(), rootHost, rootLocal, timeoutMs,
+                    (int) tag), "broadcast");
+            return;
+        }
         call(h -> GlooNative.torus_gloo_broadcast(h, in, out, count, dt.code(), root, timeoutMs, (int) tag),
                 "broadcast");
     }
@@ -272,6 +311,11 @@ final class GlooCommunicator extends BaseCommunicator {
 
     @Override
     void nativeAllGather(long in, long out, long count, DType dt, Stream producer, long timeoutMs, long tag) {
+        if (layout.shm() && !layout.hierarchical()) {
+            callShm(h -> GlooNative.torus_gloo_shm_allgather(h, in, out, count, dt.code(), timeoutMs, (int) tag),
+                    "allGather");
+            return;
+        }
         call(h -> GlooNative.torus_gloo_allgather(h, in, out, count, dt.code(), timeoutMs, (int) tag), "allGather");
     }
 
@@ -300,6 +344,10 @@ final class GlooCommunicator extends BaseCommunicator {
 
     @Override
     void nativeBarrier(Stream producer, long timeoutMs, long tag) {
+        if (layout.shm() && !layout.hierarchical()) {
+            callShm(h -> GlooNative.torus_gloo_shm_barrier(h, timeoutMs, (int) tag), "barrier");
+            return;
+        }
         call(h -> GlooNative.torus_gloo_barrier(h, timeoutMs, (int) tag), "barrier");
     }
 
@@ -358,10 +406,15 @@ final class GlooCommunicator extends BaseCommunicator {
      * Bytes this rank has handed to its Gloo connections since they were set up, as the
      * kernel counts them per socket (TCP_INFO: transmitted less retransmitted, plus still
      * queued): the data plus Gloo's own control messages, not a formula. After close, the
-     * last value read.
+     * last value read. On the shared-memory transport ({@link #transportInUse()} {@code shm} or
+     * {@code shm+gloo}) it is the payload formula instead: what a ring over sockets would send.
      */
     @Override
     public long bytesSent() {
+        if (layout.shm()) {
+            // shared memory has no socket to count: the payload formula of every op, as if a TCP ring carried it
+            return super.bytesSent();
+        }
         return readByteCounters()[0];
     }
 

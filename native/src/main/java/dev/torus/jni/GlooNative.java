@@ -28,6 +28,7 @@ public final class GlooNative {
     public static final int ERR_TIMEOUT = 6;
     public static final int ERR_IO = 7;
     public static final int ERR_ABORTED = 8;
+    public static final int ERR_MISMATCH = 9;
 
     public static final int ALGO_RING = 1;
     public static final int ALGO_BCUBE = 2;
@@ -87,4 +88,35 @@ public final class GlooNative {
 
     public static native int torus_gloo_reduce_local(@Cast("void*") long c, @Cast("const void*") long a,
                                                      @Cast("const void*") long b, long count, int dtype, int op);
+
+    // ---------------------------------------------------------------- shared-memory transport
+
+    public static native int torus_gloo_shm_open(@Cast("void*") long comm, @Cast("const char*") String name, int create,
+                                                 int localRank, @Cast("const int32_t*") int[] globalRanks, int localSize,
+                                                 long slotBytes);
+
+    public static native int torus_gloo_shm_ready(@Cast("void*") long comm);
+
+    public static native int torus_gloo_shm_unlink(@Cast("void*") long comm);
+
+    public static native int torus_gloo_shm_close(@Cast("void*") long comm);
+
+    public static native int torus_gloo_shm_set_layout(@Cast("void*") long comm, int hierarchical, int leader,
+                                                       int hostIndex, @Cast("void*") long cross);
+
+    public static native int torus_gloo_shm_unlink_stale(@Cast("const char*") String prefix, long belowGeneration);
+
+    public static native int torus_gloo_shm_allreduce(@Cast("void*") long comm, @Cast("void*") long in,
+                                                      @Cast("void*") long out, long count, int dtype, int op,
+                                                      int algorithm, long timeoutMs, @Cast("uint32_t") int tag);
+
+    public static native int torus_gloo_shm_broadcast(@Cast("void*") long comm, @Cast("void*") long in,
+                                                      @Cast("void*") long out, long count, int dtype, int rootHost,
+                                                      int rootLocal, long timeoutMs, @Cast("uint32_t") int tag);
+
+    public static native int torus_gloo_shm_allgather(@Cast("void*") long comm, @Cast("void*") long in,
+                                                      @Cast("void*") long out, long count, int dtype, long timeoutMs,
+                                                      @Cast("uint32_t") int tag);
+
+    public static native int torus_gloo_shm_barrier(@Cast("void*") long comm, long timeoutMs, @Cast("uint32_t") int tag);
 }

@@ -58,7 +58,7 @@ class InitBoundTest extends TorusTestBase {
             // The silent peers listen on 127.0.0.2, which compares above rank 0's 127.0.0.1, so rank 0
             // is the listening side of every pair: the side that waits for a connect that never comes.
             CommSpec any = new CommSpec(new StoreLease(store, false), runId, "world", 0, 0, new int[] {0, 1, 2, 3, 4},
-                    Duration.ofSeconds(60), Duration.ofMillis(initMs), false, "127.0.0.2", GlooAlgorithm.AUTO, -1, null);
+                    Duration.ofSeconds(60), Duration.ofMillis(initMs), false, "127.0.0.2", GlooAlgorithm.AUTO, -1, null, Transport.AUTO);
             // they publish half-way through rank 0's window: a connect that then got the whole bound
             // again (the old behaviour) would end 1.5 s past it
             Thread.sleep(initMs / 2);
@@ -68,8 +68,9 @@ class InitBoundTest extends TorusTestBase {
                 fakes.add(out[0]);
                 long[] ab = new long[1];
                 GlooNative.torus_gloo_address_bytes(out[0], ab);
-                byte[] mine = new byte[(int) ab[0] * world + 8]; // addresses, then the handshake nonce
-                assertEquals(GlooNative.OK, GlooNative.torus_gloo_local_addresses(out[0], mine, mine.length - 8));
+                // addresses, then the handshake nonce, then the host id digest
+                byte[] mine = new byte[(int) ab[0] * world + 8 + 32];
+                assertEquals(GlooNative.OK, GlooNative.torus_gloo_local_addresses(out[0], mine, mine.length - 40));
                 store.set("runs/" + runId + "/world/gen-0/gloo-addr/" + r, Rendezvous.frame(any, "gloo-addr", r, mine));
             }
             var e = assertThrows(java.util.concurrent.ExecutionException.class, () -> real.get(30, TimeUnit.SECONDS));
@@ -130,12 +131,13 @@ class InitBoundTest extends TorusTestBase {
             GlooNative.torus_gloo_destroy(out[0]);
             int per = (int) ab[0];
             // rank 1's record: its pair for rank 0 "listens" on the foreign port (sockaddr_in, then Gloo's seq)
-            java.nio.ByteBuffer rec = java.nio.ByteBuffer.allocate(per * 2 + 8);
+            // addresses, nonce, host id digest
+            java.nio.ByteBuffer rec = java.nio.ByteBuffer.allocate(per * 2 + 8 + 32);
             rec.order(java.nio.ByteOrder.LITTLE_ENDIAN).putShort(0, (short) 2); // AF_INET
             rec.order(java.nio.ByteOrder.BIG_ENDIAN).putShort(2, (short) listener.getLocalPort());
             rec.put(4, (byte) 127).put(7, (byte) 1);
             CommSpec any = new CommSpec(new StoreLease(store, false), runId, "world", 0, 1, new int[] {0, 1},
-                    Duration.ofSeconds(60), Duration.ofMillis(initMs), false, "127.0.0.1", GlooAlgorithm.AUTO, -1, null);
+                    Duration.ofSeconds(60), Duration.ofMillis(initMs), false, "127.0.0.1", GlooAlgorithm.AUTO, -1, null, Transport.AUTO);
             store.set("runs/" + runId + "/world/gen-0/gloo-addr/1", Rendezvous.frame(any, "gloo-addr", 1, rec.array()));
             long t0 = System.nanoTime();
             Future<Communicator> real = pool.submit(() -> Communicator.builder().rank(0).size(2).store(store)

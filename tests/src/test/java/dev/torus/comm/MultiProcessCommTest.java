@@ -48,12 +48,13 @@ class MultiProcessCommTest {
      * Kills one of four workers with SIGKILL in the middle of back-to-back all-reduces.
      * The survivors must fail within timeout + 1 s, then shrink and all-reduce correctly.
      */
-    @Test
-    void killedWorkerFailsSurvivorsWithinBoundThenShrinkWorks() throws Exception {
+    @ParameterizedTest(name = "over {0}")
+    @ValueSource(strings = {"gloo", "shm"})
+    void killedWorkerFailsSurvivorsWithinBoundThenShrinkWorks(String transport) throws Exception {
         long timeoutMs = 3_000;
         int victim = 2;
-        try (WorkerProcesses w = new WorkerProcesses(4, zk.connectString(), CommHarness.uniqueRunId("kill"), timeoutMs,
-                "survive", Integer.toString(victim))) {
+        try (WorkerProcesses w = new WorkerProcesses(4, 4, java.util.Map.of("TORUS_TRANSPORT", transport),
+                zk.connectString(), CommHarness.uniqueRunId("kill"), timeoutMs, "survive", Integer.toString(victim))) {
             for (int r = 0; r < 4; r++) {
                 w.awaitLine(r, l -> l.equals("RESULT iter 3"), 120_000);
             }
@@ -92,11 +93,12 @@ class MultiProcessCommTest {
      * silent garbage. Now both ranks get a CollectiveMismatchException naming both ops,
      * within the mismatch probe's bound, far below the 60 s op timeout, and exit normally.
      */
-    @ParameterizedTest
-    @ValueSource(strings = {"count", "longer", "dtype", "op", "root"})
-    void mismatchedCollectiveIsAnExceptionOnEveryRankNeverACrash(String kind) throws Exception {
-        try (WorkerProcesses w = new WorkerProcesses(2, zk.connectString(), CommHarness.uniqueRunId("mm-" + kind),
-                60_000, "mismatch", kind)) {
+    @ParameterizedTest(name = "{0} over {1}")
+    @org.junit.jupiter.params.provider.CsvSource({"count, gloo", "longer, gloo", "dtype, gloo", "op, gloo", "root, gloo",
+        "count, shm", "longer, shm", "dtype, shm", "op, shm", "root, shm"})
+    void mismatchedCollectiveIsAnExceptionOnEveryRankNeverACrash(String kind, String transport) throws Exception {
+        try (WorkerProcesses w = new WorkerProcesses(2, 2, java.util.Map.of("TORUS_TRANSPORT", transport),
+                zk.connectString(), CommHarness.uniqueRunId("mm-" + kind), 60_000, "mismatch", kind)) {
             for (int r = 0; r < 2; r++) {
                 String line = w.awaitLine(r, l -> l.startsWith("RESULT mismatch"), 40_000);
                 assertEquals(0, w.awaitExit(r, 20_000), "rank " + r + " exit code; output " + w.lines(r)

@@ -220,7 +220,7 @@ class RankAdmissionTest {
         JobSecret secret = JobSecret.generate();
         ZooKeeperStore none = null;
         CommSpec spec = new CommSpec(new StoreLease(none, false), "r", "world", 3, 1, new int[] {0, 1},
-                Duration.ofSeconds(1), Duration.ofSeconds(1), false, "127.0.0.1", GlooAlgorithm.AUTO, -1, secret);
+                Duration.ofSeconds(1), Duration.ofSeconds(1), false, "127.0.0.1", GlooAlgorithm.AUTO, -1, secret, Transport.AUTO);
         byte[] payload = {1, 2, 3, 4};
         byte[] rec = Rendezvous.frame(spec, "gloo-addr", 1, payload);
         assertArrayEquals(payload, Rendezvous.unframe(spec, "gloo-addr", 1, rec, "k"));
@@ -230,11 +230,11 @@ class RankAdmissionTest {
         assertThrows(CommSecurityException.class, () -> Rendezvous.unframe(spec, "nccl-id", 1, rec, "k"),
                 "replayed into another exchange");
         CommSpec otherRun = new CommSpec(spec.lease(), "r2", "world", 3, 1, new int[] {0, 1}, spec.timeout(),
-                spec.initTimeout(), false, "127.0.0.1", GlooAlgorithm.AUTO, -1, secret);
+                spec.initTimeout(), false, "127.0.0.1", GlooAlgorithm.AUTO, -1, secret, Transport.AUTO);
         assertThrows(CommSecurityException.class, () -> Rendezvous.unframe(otherRun, "gloo-addr", 1, rec, "k"),
                 "replayed into another run");
         CommSpec otherSecret = new CommSpec(spec.lease(), "r", "world", 3, 1, new int[] {0, 1}, spec.timeout(),
-                spec.initTimeout(), false, "127.0.0.1", GlooAlgorithm.AUTO, -1, JobSecret.generate());
+                spec.initTimeout(), false, "127.0.0.1", GlooAlgorithm.AUTO, -1, JobSecret.generate(), Transport.AUTO);
         assertThrows(CommSecurityException.class, () -> Rendezvous.unframe(otherSecret, "gloo-addr", 1, rec, "k"));
         byte[] truncated = java.util.Arrays.copyOf(rec, rec.length - 1);
         assertThrows(CommException.class, () -> Rendezvous.unframe(spec, "gloo-addr", 1, truncated, "k"));

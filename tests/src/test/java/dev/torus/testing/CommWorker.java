@@ -48,7 +48,8 @@ public final class CommWorker {
 
     static int allOps(Communicator comm, Allocator alloc, long seed) throws Exception {
         var errors = OpsCheck.run(comm, alloc, seed, 37);
-        System.out.println("RESULT allops rank=" + comm.rank() + " errors=" + errors.size());
+        System.out.println("RESULT allops rank=" + comm.rank() + " transport=" + comm.transportInUse() + " errors="
+                + errors.size());
         errors.forEach(e -> System.out.println("RESULT error " + e));
         return errors.isEmpty() ? 0 : 1;
     }

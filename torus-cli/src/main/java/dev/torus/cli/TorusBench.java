@@ -661,10 +661,29 @@ public final class TorusBench implements Runnable {
                 + "tools/baselines/build/gloo_bench when present; 'none' to skip).")
         String baseline;
 
+        @Option(names = "--transport", description = "Gloo backend: both (Torus over Gloo's TCP, then over shared "
+                + "memory, in the same run; the default for allreduce, allgather and broadcast), auto, shm or gloo.")
+        String transport;
+
         abstract String op();
 
         String compression() {
             return "none";
+        }
+
+        String transport() {
+            boolean shmOps = List.of("allreduce", "allgather", "broadcast").contains(op());
+            if (transport == null) {
+                return backend.equals("gloo") && compression().equals("none") && shmOps ? "both" : "auto";
+            }
+            if (!List.of("both", "auto", "shm", "gloo").contains(transport)) {
+                throw new IllegalArgumentException("--transport must be both, auto, shm or gloo, got '" + transport + "'");
+            }
+            if (transport.equals("both") && (!backend.equals("gloo") || !compression().equals("none") || !shmOps)) {
+                throw new IllegalArgumentException("--transport both compares the transports of uncompressed allreduce, "
+                        + "allgather and broadcast on the gloo backend");
+            }
+            return transport;
         }
 
         @Override
@@ -698,12 +717,16 @@ public final class TorusBench implements Runnable {
                 }
             }
             boolean compressed = !compression().equals("none");
-            String[] cols = compressed
+            boolean both = transport().equals("both");
+            String[] cols = both
+                    ? new String[] {"nproc", "size", "count", "type", "redop", "time_us", "busbw", "native_busbw", "ratio",
+                            "shm_time_us", "shm_busbw", "shm_x", "wrong"}
+                    : compressed
                     ? new String[] {"nproc", "size", "count", "type", "redop", "time_us", "algbw", "busbw", "wrong",
                             "plain_time_us", "speedup", "wire_ratio"}
                     : new String[] {"nproc", "size", "count", "type", "redop", "time_us", "algbw", "busbw", "wrong",
                             "native_busbw", "ratio"};
-            int[] widths = compressed ? new int[] {6, 12, 11, 7, 6, 12, 9, 9, 7, 14, 9, 11}
+            int[] widths = both ? new int[] {6, 12, 11, 7, 6, 12, 9, 13, 7, 12, 10, 8, 7} : compressed ? new int[] {6, 12, 11, 7, 6, 12, 9, 9, 7, 14, 9, 11}
                     : new int[] {6, 12, 11, 7, 6, 12, 9, 9, 7, 13, 7};
             try (dev.torus.cli.bench.BenchReport report = new dev.torus.cli.bench.BenchReport(System.out, json, cols,
                     widths)) {
@@ -716,9 +739,14 @@ public final class TorusBench implements Runnable {
                             ? "plain = uncompressed Torus all-reduce in the same run; wire_ratio = bytes sent / plain's"
                             : backend.equals("nccl")
                                     ? "PyTorch's peer: tools/baselines/torch_allreduce.py"
-                                    : "native = C++ Gloo loop" + (base == null ? " (not run: build tools/baselines first)" : "")));
+                                    : "native = C++ Gloo loop" + (base == null ? " (not run: build tools/baselines first)" : "")
+                                    + (both ? "; time_us/busbw: Torus over Gloo TCP; shm_*: Torus over shared memory, "
+                                            + "shm_x = shm_busbw / busbw" : ", transport " + transport())));
                     List<BenchRow> rows = new dev.torus.cli.bench.CollectiveBench(op(), n, lo, hi, minTime, compression(),
-                            base, algo, backend, System.out).run(report);
+                            base, algo, backend, transport(), System.out).run(report);
+                    if (both) {
+                        report.note(shmGoals(op(), n, rows));
+                    }
                     for (BenchRow r : rows) {
                         if (((Number) r.get("wrong")).longValue() != 0) {
                             System.err.println("torus-bench: wrong results at size " + r.get("size") + " with " + n
@@ -730,6 +758,33 @@ public final class TorusBench implements Runnable {
             }
             return wrong ? 1 : 0;
         }
+    }
+
+    /** The shared-memory transport's goals, measured in this run: busbw at >= 1 MiB and latency at 4 KiB. */
+    static String shmGoals(String op, int n, List<BenchRow> rows) {
+        double worst = Double.MAX_VALUE;
+        double median;
+        List<Double> big = new java.util.ArrayList<>();
+        Double small = null;
+        for (BenchRow r : rows) {
+            long size = ((Number) r.get("size")).longValue();
+            double x = ((Number) r.get("shm_x")).doubleValue();
+            if (size >= (1 << 20)) {
+                big.add(x);
+                worst = Math.min(worst, x);
+            }
+            if (size == 4096) {
+                small = ((Number) r.get("shm_time_us")).doubleValue() / ((Number) r.get("time_us")).doubleValue();
+            }
+        }
+        java.util.Collections.sort(big);
+        median = big.isEmpty() ? Double.NaN : big.get(big.size() / 2);
+        String goalBw = big.isEmpty() ? "no size >= 1 MiB in this sweep"
+                : String.format("min %.2fx, median %.2fx (%s)", worst, median, worst >= 3 ? "met" : "missed");
+        String goalLat = small == null ? "4 KiB not in this sweep"
+                : String.format("%.2f of Gloo's time (%s)", small, small <= 1.0 / 3 ? "met" : "missed");
+        return String.format("# goal (%s, %d processes): shm busbw >= 3x Torus-over-Gloo at >= 1 MiB: %s; "
+                + "shm latency at 4 KiB <= 1/3 of Gloo's: %s", op, n, goalBw, goalLat);
     }
 
     @Command(name = "allreduce", mixinStandardHelpOptions = true,

@@ -45,6 +45,11 @@ public final class BenchReport implements AutoCloseable {
         out.println(sb);
     }
 
+    /** A comment line on stdout (a goal's outcome, for example); not part of the JSON rows. */
+    public void note(String line) {
+        out.println(line);
+    }
+
     public void add(BenchRow row) throws IOException {
         rows.add(row);
         StringBuilder sb = new StringBuilder(" ");

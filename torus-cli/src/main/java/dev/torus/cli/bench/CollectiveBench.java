@@ -40,9 +40,17 @@ public final class CollectiveBench {
     private final String algo;
     private final String backend;
     private final PrintStream out;
+    private final String transport;
 
+    /**
+     * {@code transport}: auto, shm or gloo (TORUS_TRANSPORT of the workers), or {@code both}:
+     * Torus over Gloo's TCP transport, then over shared memory, in the same invocation; the
+     * row then carries the shared-memory figures as {@code shm_time_us}, {@code shm_busbw} and
+     * {@code shm_x} (shared-memory busbw / Gloo busbw).
+     */
     public CollectiveBench(String op, int nproc, long minBytes, long maxBytes, double minTime, String compression,
-                           Path baseline, String algo, String backend, PrintStream out) {
+                           Path baseline, String algo, String backend, String transport, PrintStream out) {
+        this.transport = transport;
         this.op = op;
         this.nproc = nproc;
         this.minBytes = minBytes;
@@ -65,8 +73,25 @@ public final class CollectiveBench {
     }
 
     public List<BenchRow> run(BenchReport report) throws Exception {
-        List<Map<String, String>> torus;
+        List<Map<String, String>> shmRows = null;
+        if (transport.equals("both")) {
+            shmRows = new ArrayList<>();
+            for (Map<String, String> m : launchTorus("shm")) {
+                if ("row".equals(m.get("kind"))) {
+                    shmRows.add(m);
+                }
+            }
+        }
+        List<Map<String, String>> all = launchTorus(transport.equals("both") ? "gloo" : transport);
+        List<Map<String, String>> torus = new ArrayList<>();
         List<Map<String, String>> setup = new ArrayList<>();
+        for (Map<String, String> m : all) {
+            ("row".equals(m.get("kind")) ? torus : setup).add(m);
+        }
+        return report(report, torus, setup, shmRows);
+    }
+
+    private List<Map<String, String>> launchTorus(String transportName) throws Exception {
         try (EmbeddedZooKeeper zk = EmbeddedZooKeeper.start()) {
             dev.torus.rendezvous.JobSecret secret = dev.torus.rendezvous.JobSecret.generate();
             List<String> cmd = javaCommand(CollectiveBenchWorker.class.getName(), op, Long.toString(minBytes),
@@ -78,12 +103,13 @@ public final class CollectiveBench {
             env.put("TORUS_GLOO_ALGORITHM", algo);
             env.put("TORUS_BACKEND", backend);
             env.put("TORUS_BENCH_SHRINK", "1");
-            List<Map<String, String>> all = launch(cmd, env, true);
-            torus = new ArrayList<>();
-            for (Map<String, String> m : all) {
-                ("row".equals(m.get("kind")) ? torus : setup).add(m);
-            }
+            env.put("TORUS_TRANSPORT", transportName);
+            return launch(cmd, env, true);
         }
+    }
+
+    private List<BenchRow> report(BenchReport report, List<Map<String, String>> torus, List<Map<String, String>> setup,
+                                  List<Map<String, String>> shmRows) throws Exception {
         Map<Long, Double> nativeTime = new LinkedHashMap<>();
         if (baseline != null && compression.equals("none")) {
             Path dir = Files.createTempDirectory("torus-gloo-bench-");
@@ -127,6 +153,14 @@ public final class CollectiveBench {
                 long pw = Long.parseLong(m.get("plain_wire_bytes_per_op"));
                 row.put("plain_time_us", pt).put("speedup", pt / us)
                         .put("wire_ratio", pw == 0 ? 0.0 : Long.parseLong(m.get("wire_bytes_per_op")) / (double) pw);
+            }
+            if (shmRows != null) {
+                Map<String, String> sm = shmRows.stream().filter(x -> Long.parseLong(x.get("bytes")) == bytes).findFirst()
+                        .orElseThrow(() -> new IllegalStateException("no shared-memory row for " + bytes + " bytes"));
+                double sus = Double.parseDouble(sm.get("time_us"));
+                double sbus = bytes / sus / 1e3 * busFactor();
+                row.put("wrong", Long.parseLong(m.get("wrong")) + Long.parseLong(sm.get("wrong")))
+                        .put("shm_time_us", sus).put("shm_busbw", sbus).put("shm_x", us / sus);
             }
             Double nt = nativeTime.get(bytes);
             if (nt != null) {

@@ -47,6 +47,7 @@ public final class CollectiveBenchWorker {
                 case "int8" -> Compression.int8Blockwise(256);
                 default -> throw new IllegalArgumentException("compression must be none, fp16, bf16 or int8");
             }, alloc);
+            boolean firstSize = true;
             for (long bytes = minBytes; bytes <= maxBytes; bytes *= 2) {
                 long count = Math.max(1, bytes / 4);
                 if (op.equals("allgather") || op.equals("reducescatter")) {
@@ -73,9 +74,13 @@ public final class CollectiveBenchWorker {
                         };
                         default -> throw new IllegalArgumentException("unknown op " + op);
                     };
-                    for (int i = 0; i < 3; i++) {
+                    // a small first size also warms up the JIT and the transport (200 ops, the same count on
+                    // every rank), so that it is not timed cold; every later size gets three untimed ops
+                    int warm = firstSize && bytes <= (1 << 20) ? 200 : 3;
+                    for (int i = 0; i < warm; i++) {
                         once.run();
                     }
+                    firstSize = false;
                     long c0 = System.nanoTime();
                     once.run();
                     double one = maxOverRanks(comm, alloc, dev, (System.nanoTime() - c0) / 1e9);
