@@ -62,8 +62,8 @@ double max_over_ranks(const std::shared_ptr<gloo::Context>& ctx, double v) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    if (argc != 9) {
-        std::fprintf(stderr, "usage: %s OP RANK SIZE STORE_DIR MIN_BYTES MAX_BYTES MIN_TIME_S ALGO\n", argv[0]);
+    if (argc != 9 && argc != 10) {
+        std::fprintf(stderr, "usage: %s OP RANK SIZE STORE_DIR MIN_BYTES MAX_BYTES MIN_TIME_S ALGO [HOSTNAME]\n", argv[0]);
         return 2;
     }
     std::string op = argv[1];
@@ -76,7 +76,7 @@ int main(int argc, char** argv) {
     std::string algo = argv[8];
 
     gloo::transport::tcp::attr attr;
-    attr.hostname = "127.0.0.1";
+    attr.hostname = argc == 10 ? argv[9] : "127.0.0.1";  // the address to listen on (a test host's, across hosts)
     auto dev = gloo::transport::tcp::CreateDevice(attr);
     gloo::rendezvous::FileStore fileStore(dir);
     gloo::rendezvous::PrefixStore store(op, fileStore);

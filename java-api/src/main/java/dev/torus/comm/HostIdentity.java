@@ -10,7 +10,8 @@ import java.security.NoSuchAlgorithmException;
 /**
  * Which ranks share a host, for the shared-memory transport. Two processes share a host
  * when they could map the same POSIX shared-memory segment and see each other's pids: the
- * same kernel boot, the same mount namespace (/dev/shm) and the same pid namespace. The
+ * same kernel boot, the same /dev/shm file system (device and inode) and the same pid
+ * namespace. The
  * network namespace is part of the id too, so that ranks in separate network namespaces
  * of one machine (the multi-host tests) count as separate hosts, as their traffic would.
  * {@code TORUS_HOST_ID} replaces all of it.
@@ -27,10 +28,15 @@ public final class HostIdentity {
         StringBuilder id = new StringBuilder();
         try {
             id.append(Files.readString(Path.of("/proc/sys/kernel/random/boot_id")).trim());
-            for (String ns : new String[] {"mnt", "pid", "net"}) {
+            // the shared-memory file system itself, not the mount namespace: `ip netns exec` gives
+            // every process a mount namespace of its own, with the same /dev/shm
+            Path shm = Path.of("/dev/shm");
+            id.append("/shm:").append(Files.getAttribute(shm, "unix:dev")).append(':')
+                    .append(Files.getAttribute(shm, "unix:ino"));
+            for (String ns : new String[] {"pid", "net"}) {
                 id.append('/').append(Files.readSymbolicLink(Path.of("/proc/self/ns/" + ns)));
             }
-        } catch (IOException | UnsupportedOperationException | SecurityException e) {
+        } catch (IOException | UnsupportedOperationException | IllegalArgumentException | SecurityException e) {
             // unknown: never equal to another process's id, so shared memory is not used
             return "unknown-" + ProcessHandle.current().pid() + "-" + System.nanoTime();
         }

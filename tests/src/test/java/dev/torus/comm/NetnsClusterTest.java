@@ -78,6 +78,38 @@ class NetnsClusterTest {
         }
     }
 
+    /**
+     * Two ranks on each of two hosts: shared memory inside each host, Gloo between them
+     * ({@code shm+gloo}), every op and dtype exact; the ranks are interleaved (0 and 2 on host 0)
+     * so that a host's leader is not rank 0's neighbour.
+     */
+    @Test
+    void twoRanksOnEachOfTwoHostsUseSharedMemoryInsideAndGlooBetween() throws Exception {
+        assumeTrue(Files.isExecutable(SCRIPT), "no " + SCRIPT);
+        String problem = run(SCRIPT.toString(), "up", "2");
+        try {
+            assumeTrue(problem == null, "network namespaces are not available here: " + problem);
+            try (EmbeddedZooKeeper zk = EmbeddedZooKeeper.start(new EmbeddedZooKeeper.Options().authSchemes()
+                    .bindAddress("10.201.0.254"))) {
+                long seed = System.nanoTime();
+                try (WorkerProcesses w = new WorkerProcesses(4, 4,
+                        r -> List.of("ip", "netns", "exec", PREFIX + "-" + r % 2),
+                        r -> Map.of("TORUS_GLOO_HOSTNAME", "10.201.0." + (r % 2 + 1)), zk.connectString(),
+                        CommHarness.uniqueRunId("netns-hier"), 30_000, "allops", Long.toString(seed))) {
+                    for (int r = 0; r < 4; r++) {
+                        String line = w.awaitLine(r, l -> l.startsWith("RESULT allops"), 180_000);
+                        assertEquals(0, w.awaitExit(r, 30_000), "rank " + r + ": " + line + " " + w.lines(r) + " "
+                                + w.stderrTail(r));
+                        assertTrue(line.contains("transport=shm+gloo "), line);
+                        assertTrue(line.endsWith("errors=0"), line + " (seed " + seed + ")");
+                    }
+                }
+            }
+        } finally {
+            run(SCRIPT.toString(), "down");
+        }
+    }
+
     @Test
     void everyCollectiveAcrossTwoHosts() throws Exception {
         allOpsAcrossHosts(null);

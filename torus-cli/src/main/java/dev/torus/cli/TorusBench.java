@@ -19,7 +19,8 @@ import picocli.CommandLine.Option;
         subcommands = {TorusBench.Quant.class, TorusBench.GemmInt8.class, TorusBench.AllReduce.class, TorusBench.AllGather.class,
                 TorusBench.ReduceScatter.class, TorusBench.Broadcast.class, TorusBench.SendRecv.class,
                 TorusBench.Recompute.class, TorusBench.Dp.class, TorusBench.Rendezvous.class,
-                TorusBench.Elastic.class, TorusBench.Pipeline.class, TorusBench.Tp.class, TorusBench.Serve.class})
+                TorusBench.Elastic.class, TorusBench.Pipeline.class, TorusBench.Tp.class, TorusBench.Serve.class,
+                TorusBench.Hosts.class})
 public final class TorusBench implements Runnable {
     @Override
     public void run() {
@@ -305,6 +306,14 @@ public final class TorusBench implements Runnable {
                 + "small enough that an 8-block model has several buckets to overlap).")
         String bucket;
 
+        @Option(names = "--peer", description = "Also run PyTorch's DistributedDataParallel (gloo) on the same model, "
+                + "batch and buckets at every rank count (tools/baselines/torch_ddp.py) and print Torus / PyTorch.")
+        boolean peer;
+
+        @Option(names = "--python", description = "Python with PyTorch for --peer (default: /usr/bin/python3 when "
+                + "present, Debian's python3-torch; else python3).")
+        String python;
+
         @Override
         public Integer call() throws Exception {
             for (String[] v : new String[][] {{"--width", "" + width}, {"--blocks", "" + blocks}, {"--batch", "" + batch},
@@ -322,8 +331,50 @@ public final class TorusBench implements Runnable {
                 dev.torus.parallel.CommHook.parse("--hooks", h);
             }
             long bucketBytes = parseSize("--bucket", bucket);
-            new dev.torus.cli.bench.DpBench(System.out, width, blocks, batch, steps, bucketBytes).run(nproc, hooks, json);
+            var bench = new dev.torus.cli.bench.DpBench(System.out, width, blocks, batch, steps, bucketBytes);
+            List<BenchRow> rows = bench.run(nproc, hooks, json);
+            if (peer) {
+                String py = python != null ? python
+                        : java.nio.file.Files.isExecutable(Path.of("/usr/bin/python3")) ? "/usr/bin/python3" : "python3";
+                bench.peer(py, nproc, rows);
+            }
             return 0;
+        }
+    }
+
+    @Command(name = "hosts", mixinStandardHelpOptions = true,
+            description = "Across test hosts in network namespaces (tools/netns-cluster.sh; needs root), once per link "
+                    + "rate: fp32 all-reduce against the native Gloo loop, int8 against fp32, and a dp step with the "
+                    + "int8 hook against fp32.")
+    static final class Hosts implements Callable<Integer> {
+        @Option(names = "--hosts", defaultValue = "2", description = "Test hosts, one rank each (default ${DEFAULT-VALUE}).")
+        int hosts;
+
+        @Option(names = "--rates", split = ",", defaultValue = "none,10gbit,1gbit",
+                description = "Link rates for tc (none = unshaped) (default ${DEFAULT-VALUE}).")
+        List<String> rates;
+
+        @Option(names = "--size", defaultValue = "64MiB", description = "All-reduce size (default ${DEFAULT-VALUE}).")
+        String size;
+
+        @Override
+        public Integer call() throws Exception {
+            if (hosts < 2 || hosts > 8) {
+                throw new IllegalArgumentException("--hosts must be in [2, 8], got " + hosts);
+            }
+            for (String r : rates) {
+                if (!r.equals("none") && !r.matches("[0-9]+(\\.[0-9]+)?[kmg]?bit")) {
+                    throw new IllegalArgumentException("--rates: expected none or a tc rate like 1gbit, got '" + r + "'");
+                }
+            }
+            long bytes = parseSize("--size", size);
+            if (bytes < 4096) {
+                throw new IllegalArgumentException("--size must be >= 4KiB, got " + size);
+            }
+            Path d = Path.of("tools", "baselines", "build", "gloo_bench");
+            Path base = java.nio.file.Files.isExecutable(d) ? d : null;
+            var outcome = new dev.torus.cli.bench.HostsBench(System.out, hosts, bytes, base).run(rates);
+            return outcome == null ? 77 : 0;
         }
     }
 

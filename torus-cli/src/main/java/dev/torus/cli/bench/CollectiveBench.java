@@ -41,6 +41,13 @@ public final class CollectiveBench {
     private final String backend;
     private final PrintStream out;
     private final String transport;
+    private TestHosts hosts = TestHosts.LOCAL;
+
+    /** Runs the ranks (and the native loop's) on these hosts instead of this one. */
+    public CollectiveBench on(TestHosts h) {
+        this.hosts = h;
+        return this;
+    }
 
     /**
      * {@code transport}: auto, shm or gloo (TORUS_TRANSPORT of the workers), or {@code both}:
@@ -92,7 +99,8 @@ public final class CollectiveBench {
     }
 
     private List<Map<String, String>> launchTorus(String transportName) throws Exception {
-        try (EmbeddedZooKeeper zk = EmbeddedZooKeeper.start()) {
+        try (EmbeddedZooKeeper zk = hosts.local() ? EmbeddedZooKeeper.start()
+                : EmbeddedZooKeeper.start(new EmbeddedZooKeeper.Options().bindAddress(hosts.zooKeeperAddress()))) {
             dev.torus.rendezvous.JobSecret secret = dev.torus.rendezvous.JobSecret.generate();
             List<String> cmd = javaCommand(CollectiveBenchWorker.class.getName(), op, Long.toString(minBytes),
                     Long.toString(maxBytes), Double.toString(minTime), compression);
@@ -116,8 +124,9 @@ public final class CollectiveBench {
             try {
                 List<List<String>> cmds = new ArrayList<>();
                 for (int r = 0; r < nproc; r++) {
-                    cmds.add(List.of(baseline.toString(), op, Integer.toString(r), Integer.toString(nproc), dir.toString(),
-                            Long.toString(minBytes), Long.toString(maxBytes), Double.toString(minTime), algo));
+                    cmds.add(hosts.command(r, List.of(baseline.toAbsolutePath().toString(), op, Integer.toString(r),
+                            Integer.toString(nproc), dir.toString(), Long.toString(minBytes), Long.toString(maxBytes),
+                            Double.toString(minTime), algo, hosts.address(r))));
                 }
                 for (Map<String, String> m : launchEach(cmds, Map.of())) {
                     nativeTime.put(Long.parseLong(m.get("bytes")), Double.parseDouble(m.get("time_us")));
@@ -193,8 +202,11 @@ public final class CollectiveBench {
         List<List<String>> cmds = new ArrayList<>();
         List<Map<String, String>> envs = new ArrayList<>();
         for (int r = 0; r < nproc; r++) {
-            cmds.add(cmd);
+            cmds.add(hosts.command(r, cmd));
             Map<String, String> e = new LinkedHashMap<>(env);
+            if (!hosts.local()) {
+                e.put("TORUS_GLOO_HOSTNAME", hosts.address(r));
+            }
             e.put("RANK", Integer.toString(r));
             e.put("WORLD_SIZE", Integer.toString(nproc));
             e.put("LOCAL_RANK", Integer.toString(r));

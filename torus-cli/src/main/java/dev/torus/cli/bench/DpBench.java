@@ -40,10 +40,21 @@ public final class DpBench {
 
     record Measured(double stepMs, double commMs, double exposedMs, long wire, long payload, int buckets) {}
 
+    private TestHosts hosts = TestHosts.LOCAL;
+
+    /** Runs the ranks on these test hosts (one rank per host) instead of this one. */
+    public DpBench on(TestHosts h) {
+        this.hosts = h;
+        return this;
+    }
+
     Measured launch(int ranks, String hook, boolean overlap, boolean noDp) throws IOException, InterruptedException {
         List<String> cmd = Launcher.javaCommand(List.of("-Xmx1g", "-XX:+UseSerialGC"), DpBenchWorker.class.getName(),
                 List.of("" + width, "" + blocks, "" + batch, "" + steps, "3", hook, "" + overlap, "" + bucketBytes,
                         "" + noDp));
+        if (!hosts.local() && !noDp) {
+            return launchOnHosts(ranks, cmd);
+        }
         int threads = Math.max(1, Runtime.getRuntime().availableProcessors() / ranks);
         AtomicReference<Measured> result = new AtomicReference<>();
         List<String> errors = new ArrayList<>();
@@ -69,6 +80,63 @@ public final class DpBench {
         return result.get();
     }
 
+    /** One process per test host, started directly (the launcher starts local processes only). */
+    private Measured launchOnHosts(int ranks, List<String> cmd) throws IOException, InterruptedException {
+        List<Process> procs = new ArrayList<>();
+        List<java.nio.file.Path> errs = new ArrayList<>();
+        try (dev.torus.zookeeper.EmbeddedZooKeeper zk = dev.torus.zookeeper.EmbeddedZooKeeper.start(
+                new dev.torus.zookeeper.EmbeddedZooKeeper.Options().authSchemes().bindAddress(hosts.zooKeeperAddress()))) {
+            String runId = "bench-dp-hosts-" + ProcessHandle.current().pid() + "-" + System.nanoTime();
+            for (int r = 0; r < ranks; r++) {
+                ProcessBuilder pb = new ProcessBuilder(hosts.command(r, cmd));
+                Map<String, String> env = pb.environment();
+                env.put("RANK", "" + r);
+                env.put("WORLD_SIZE", "" + ranks);
+                env.put("LOCAL_RANK", "0");
+                env.put("LOCAL_WORLD_SIZE", "" + Math.max(1, (ranks + hosts.hosts() - 1) / hosts.hosts()));
+                env.put("TORUS_RDZV_ENDPOINT", zk.connectString());
+                env.put("TORUS_RUN_ID", runId);
+                env.put("TORUS_GLOO_HOSTNAME", hosts.address(r));
+                env.put("TORUS_COMM_TIMEOUT_MS", "120000");
+                java.nio.file.Path err = java.nio.file.Files.createTempFile("torus-bench-dp-" + r + "-", ".err");
+                errs.add(err);
+                pb.redirectError(err.toFile());
+                if (r != 0) {
+                    pb.redirectOutput(new java.io.File("/dev/null"));
+                }
+                procs.add(pb.start());
+            }
+            Measured got = null;
+            try (java.io.BufferedReader br = new java.io.BufferedReader(new java.io.InputStreamReader(
+                    procs.get(0).getInputStream(), java.nio.charset.StandardCharsets.UTF_8))) {
+                String line;
+                while ((line = br.readLine()) != null) {
+                    if (line.startsWith(DpBenchWorker.RESULT)) {
+                        String[] f = line.split(" ");
+                        got = new Measured(Double.parseDouble(f[1]), Double.parseDouble(f[2]), Double.parseDouble(f[3]),
+                                Long.parseLong(f[4]), Long.parseLong(f[5]), Integer.parseInt(f[6]));
+                    }
+                }
+            }
+            for (int r = 0; r < ranks; r++) {
+                Process p = procs.get(r);
+                if (!p.waitFor(10, java.util.concurrent.TimeUnit.MINUTES) || p.exitValue() != 0 || got == null) {
+                    List<String> tail = java.nio.file.Files.readAllLines(errs.get(r));
+                    throw new IllegalStateException("dp benchmark worker " + r + " on host " + (r % hosts.hosts())
+                            + " failed: " + String.join("\n", tail.subList(Math.max(0, tail.size() - 10), tail.size())));
+                }
+            }
+            return got;
+        } finally {
+            for (Process p : procs) {
+                p.destroyForcibly();
+            }
+            for (java.nio.file.Path p : errs) {
+                java.nio.file.Files.deleteIfExists(p);
+            }
+        }
+    }
+
     /** Runs the single-process baseline, then every (ranks, hook) configuration. */
     public List<BenchRow> run(List<Integer> rankCounts, List<String> hooks, Path json) throws IOException,
             InterruptedException {
@@ -78,9 +146,10 @@ public final class DpBench {
         try (BenchReport report = new BenchReport(out, json, cols, widths)) {
             report.header(String.format("# dp: %d-block MLP, width %d (%.1f MiB of fp32 gradients), batch %d per rank, "
                             + "%d timed steps; cpu (%s), %d cores; ratios against 1 process alone and against hook 'none'"
-                            + " at the same rank count, in this run",
+                            + " at the same rank count, in this run%s",
                     blocks, width, gradientMiB(), batch, steps, NativeLibrary.cpuIsa(),
-                    Runtime.getRuntime().availableProcessors()));
+                    Runtime.getRuntime().availableProcessors(), hosts.local() ? "" : "; ranks on " + hosts.hosts()
+                            + " test hosts (network namespaces)"));
             Measured one = launch(1, "none", true, true);
             double oneSps = batch / (one.stepMs / 1e3);
             report.add(row(1, "(no DP)", true, one, oneSps, oneSps, Double.NaN));
@@ -104,6 +173,59 @@ public final class DpBench {
             }
             return report.rows();
         }
+    }
+
+    /**
+     * PyTorch's DistributedDataParallel on the same model, batch and bucket size
+     * ({@code tools/baselines/torch_ddp.py}, run by {@code python}) at each rank count, and
+     * the ratio of every Torus row's samples/s to it. Returns false when the peer could not
+     * run (the reason is printed).
+     */
+    public boolean peer(String python, List<Integer> rankCounts, List<BenchRow> torus) throws IOException,
+            InterruptedException {
+        java.util.Map<Integer, Double> torchSps = new java.util.TreeMap<>();
+        List<Integer> counts = new ArrayList<>(List.of(1));
+        counts.addAll(rankCounts);
+        for (int n : counts) {
+            if (torchSps.containsKey(n)) {
+                continue;
+            }
+            ProcessBuilder pb = new ProcessBuilder(python, "tools/baselines/torch_ddp.py", "--nproc", "" + n, "--width",
+                    "" + width, "--blocks", "" + blocks, "--batch", "" + batch, "--steps", "" + steps, "--bucket-mib",
+                    "" + bucketBytes / 1048576.0);
+            pb.redirectErrorStream(true);
+            Process p = pb.start();
+            String text = new String(p.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+            if (!p.waitFor(10, java.util.concurrent.TimeUnit.MINUTES) || p.exitValue() != 0) {
+                out.println("# peer: PyTorch DDP not run (" + python + " tools/baselines/torch_ddp.py, exit "
+                        + (p.isAlive() ? "timeout" : p.exitValue()) + "): " + text.strip().replace('\n', ' '));
+                p.destroyForcibly();
+                return false;
+            }
+            java.util.regex.Matcher m = java.util.regex.Pattern.compile("\"samples_s\": ([0-9.eE+-]+)").matcher(text);
+            if (!m.find()) {
+                out.println("# peer: no samples_s in the output of torch_ddp.py: " + text.strip());
+                return false;
+            }
+            torchSps.put(n, Double.parseDouble(m.group(1)));
+            String info = text.lines().filter(l -> l.startsWith("{")).findFirst().orElse("");
+            out.println("# peer: PyTorch DDP (gloo), " + n + " process(es): " + info);
+        }
+        out.println("# Torus / PyTorch samples/s at each rank count (PyTorch DDP over gloo, same model, batch and "
+                + "bucket size; goal >= 1.0 at every rank count)");
+        out.println(String.format("# %6s %18s %12s %12s %8s %7s", "ranks", "hook", "torus", "pytorch", "ratio", "goal"));
+        for (BenchRow r : torus) {
+            int n = ((Number) r.get("ranks")).intValue();
+            Double t = torchSps.get(n);
+            if (t == null || "no".equals(r.get("overlap"))) {
+                continue;
+            }
+            double sps = ((Number) r.get("samples_s")).doubleValue();
+            out.println(String.format(java.util.Locale.ROOT, "  %6d %18s %12.1f %12.1f %8.3f %7s", n, r.get("hook"), sps,
+                    t, sps / t, sps / t >= 1.0 ? "met" : "missed"));
+            r.put("torch_samples_s", t).put("torch_ratio", sps / t);
+        }
+        return true;
     }
 
     private double gradientMiB() {
