@@ -15,7 +15,7 @@ samples/s = nproc * batch * steps / time. Prints one JSON object on stdout (rank
 Exits 77 with one line when PyTorch is missing.
 
 Usage: torch_ddp.py [--nproc 2] [--width 512] [--blocks 8] [--batch 64] [--steps 20]
-                    [--warmup 3] [--bucket-mib 2]
+                    [--warmup 3] [--bucket-mib 2] [--threads cores/nproc]
 """
 import argparse
 import json
@@ -57,7 +57,7 @@ def model(width, blocks):
 
 
 def worker(rank, a, port, out):
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // a.nproc))
+    torch.set_num_threads(a.threads if a.threads > 0 else max(1, (os.cpu_count() or 1) // a.nproc))
     ddp = a.nproc > 1
     if ddp:
         dist.init_process_group("gloo", init_method="tcp://127.0.0.1:%d" % port, rank=rank, world_size=a.nproc)
@@ -116,6 +116,7 @@ def main():
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--bucket-mib", type=float, default=2.0)
+    p.add_argument("--threads", type=int, default=0, help="intra-op threads per process (default cores / nproc)")
     a = p.parse_args()
     for name in ("nproc", "width", "blocks", "batch", "steps"):
         if getattr(a, name) < 1:

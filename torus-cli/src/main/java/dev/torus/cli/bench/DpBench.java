@@ -93,7 +93,10 @@ public final class DpBench {
                 env.put("RANK", "" + r);
                 env.put("WORLD_SIZE", "" + ranks);
                 env.put("LOCAL_RANK", "0");
-                env.put("LOCAL_WORLD_SIZE", "" + Math.max(1, (ranks + hosts.hosts() - 1) / hosts.hosts()));
+                // the test hosts share this machine's cores: each rank gets its share, as the launcher gives
+                // local ranks, so that the hosts do not oversubscribe the cores they pretend to own apart
+                env.put("LOCAL_WORLD_SIZE", "" + ranks);
+                env.put("OPENBLAS_NUM_THREADS", "" + Math.max(1, Runtime.getRuntime().availableProcessors() / ranks));
                 env.put("TORUS_RDZV_ENDPOINT", zk.connectString());
                 env.put("TORUS_RUN_ID", runId);
                 env.put("TORUS_GLOO_HOSTNAME", hosts.address(r));
