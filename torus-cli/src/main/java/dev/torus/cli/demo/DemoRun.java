@@ -84,6 +84,8 @@ public final class DemoRun {
             return code;
         }
         DemoTrainer.Result dp = DemoWorker.read(resultFile);
+        String transport = DemoWorker.readTransport(resultFile);
+        boolean measured = transport.equals("gloo");
         Files.deleteIfExists(resultFile);
 
         DemoTrainer.Result single = null;
@@ -111,9 +113,10 @@ public final class DemoRun {
                 single == null ? null : single.peakMemoryBytes() / 1048576.0);
         row("peak activations (MiB)", "%.2f", dp.peakActivationBytes() / 1048576.0,
                 single == null ? null : single.peakActivationBytes() / 1048576.0);
-        out.printf(Locale.ROOT, "bytes rank 0 sent (measured on its sockets): %,d (%s); an fp32 ring all-reduce of the "
+        out.printf(Locale.ROOT, "bytes rank 0 sent (%s): %,d (%s); an fp32 ring all-reduce of the "
                         + "same gradients moves %,d: %.3fx%n",
-                dp.bytesSent(), cfg.hook(), dp.fp32Bytes(), dp.fp32Bytes() == 0 ? Double.NaN
+                measured ? "measured on its sockets" : "payload formula: the " + transport + " transport has no sockets "
+                        + "to count", dp.bytesSent(), cfg.hook(), dp.fp32Bytes(), dp.fp32Bytes() == 0 ? Double.NaN
                         : (double) dp.bytesSent() / dp.fp32Bytes());
         if (single != null) {
             out.printf(Locale.ROOT, "single-process check: |loss difference| = %.4f (tolerance %.4f): %s%n", lossGap,
@@ -150,9 +153,9 @@ public final class DemoRun {
         s.put("steps", dp.stepLoss().length);
         s.put("model", Map.of("blocks", cfg.blocks(), "width", cfg.width(), "inputs", DemoData.FEATURES,
                 "classes", DemoData.CLASSES));
-        s.put("data_parallel", summary(dp));
+        s.put("data_parallel", summary(dp, transport));
         if (single != null) {
-            s.put("single_process", summary(single));
+            s.put("single_process", summary(single, "none"));
             s.put("loss_difference", lossGap);
             s.put("loss_tolerance", lossTolerance);
         }
@@ -171,7 +174,7 @@ public final class DemoRun {
         return accuracyOk && matchOk && plotError == null ? 0 : 1;
     }
 
-    private static Map<String, Object> summary(DemoTrainer.Result r) {
+    private static Map<String, Object> summary(DemoTrainer.Result r, String transport) {
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("final_train_loss", r.trainLoss());
         m.put("test_loss", r.testLoss());
@@ -179,7 +182,9 @@ public final class DemoRun {
         m.put("samples_per_second", r.samplesPerSecond());
         m.put("train_seconds", r.trainSeconds());
         m.put("gradient_bytes_sent_rank0", r.bytesSent());
-        m.put("gradient_bytes_measured", true); // from the kernel's socket counters, not a formula
+        // from the kernel's socket counters on Gloo's TCP transport; the payload formula on shared memory
+        m.put("gradient_bytes_measured", transport.equals("gloo"));
+        m.put("transport", transport);
         m.put("fp32_allreduce_bytes_rank0", r.fp32Bytes()); // payload formula 2(n-1)/n x gradient bytes, for comparison
         m.put("peak_memory_bytes", r.peakMemoryBytes());
         m.put("peak_activation_bytes", r.peakActivationBytes());

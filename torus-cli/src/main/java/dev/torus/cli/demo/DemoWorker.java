@@ -44,6 +44,7 @@ public final class DemoWorker implements Callable<Integer> {
             DemoTrainer.Config cfg = options.config(comm.size(), options.device().isCpu() ? options.device()
                     : dev.torus.Device.cuda(Integer.parseInt(System.getenv().getOrDefault("LOCAL_RANK", "0"))));
             boolean reporter = comm.rank() == 0;
+            transport = comm.transportInUse();
             DemoTrainer.Result r = DemoTrainer.train(cfg, comm, reporter ? (step, total, loss, sps) -> {
                 System.out.printf(Locale.ROOT, "%s %d %d %.6f %.1f%n", PROGRESS, step, total, loss, sps);
                 System.out.flush();
@@ -53,6 +54,18 @@ public final class DemoWorker implements Callable<Integer> {
             }
         }
         return 0;
+    }
+
+    /** The transport rank 0 used, written beside its result by {@link #write}. */
+    static String transport = "gloo";
+
+    /** The transport recorded in a result file (gloo when the file has none). */
+    static String readTransport(Path file) throws IOException {
+        Properties p = new Properties();
+        try (var in = Files.newInputStream(file)) {
+            p.load(in);
+        }
+        return p.getProperty("transport", "gloo");
     }
 
     static void write(DemoTrainer.Result r, Path file) throws IOException {
@@ -73,6 +86,7 @@ public final class DemoWorker implements Callable<Integer> {
         p.setProperty("peakActivationBytes", Long.toString(r.peakActivationBytes()));
         p.setProperty("peakCheckpointBytes", Long.toString(r.peakCheckpointBytes()));
         p.setProperty("overlap", Double.toString(r.overlap()));
+        p.setProperty("transport", transport);
         Files.createDirectories(file.toAbsolutePath().getParent());
         try (OutputStream out = Files.newOutputStream(file)) {
             p.store(out, "rank 0 of the data-parallel demo");
