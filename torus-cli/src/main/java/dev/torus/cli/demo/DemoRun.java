@@ -85,7 +85,6 @@ public final class DemoRun {
         }
         DemoTrainer.Result dp = DemoWorker.read(resultFile);
         String transport = DemoWorker.readTransport(resultFile);
-        boolean measured = transport.equals("gloo");
         Files.deleteIfExists(resultFile);
 
         DemoTrainer.Result single = null;
@@ -94,10 +93,10 @@ public final class DemoRun {
             single = DemoTrainer.train(options.config(workers, device), null, oneBar::update);
         }
         Int8ModelCheck.Result int8 = Int8ModelCheck.run(modelFile, cfg);
-        return report(cfg, dp, single, int8);
+        return report(cfg, dp, single, transport, int8);
     }
 
-    private int report(DemoTrainer.Config cfg, DemoTrainer.Result dp, DemoTrainer.Result single,
+    private int report(DemoTrainer.Config cfg, DemoTrainer.Result dp, DemoTrainer.Result single, String transport,
                        Int8ModelCheck.Result int8) throws IOException {
         boolean accuracyOk = dp.testAccuracy() >= targetAccuracy;
         double lossGap = single == null ? Double.NaN : Math.abs(dp.trainLoss() - single.trainLoss());
@@ -115,7 +114,7 @@ public final class DemoRun {
                 single == null ? null : single.peakActivationBytes() / 1048576.0);
         out.printf(Locale.ROOT, "bytes rank 0 sent (%s): %,d (%s); an fp32 ring all-reduce of the "
                         + "same gradients moves %,d: %.3fx%n",
-                measured ? "measured on its sockets" : "payload formula: the " + transport + " transport has no sockets "
+                transport.equals("gloo") ? "measured on its sockets" : "payload formula: the " + transport + " transport has no sockets "
                         + "to count", dp.bytesSent(), cfg.hook(), dp.fp32Bytes(), dp.fp32Bytes() == 0 ? Double.NaN
                         : (double) dp.bytesSent() / dp.fp32Bytes());
         if (single != null) {
