@@ -129,6 +129,10 @@ def main():
         pr.start()
     for pr in procs:
         pr.join(600)
+    for pr in procs:
+        if pr.is_alive():  # hung: do not leave it to multiprocessing's exit handler, which would wait forever
+            pr.terminate()
+            pr.join(10)
     bad = [pr.exitcode for pr in procs if pr.exitcode != 0]
     if bad or out.empty():
         print("torch_ddp.py: a worker failed (exit codes %s)" % [pr.exitcode for pr in procs], file=sys.stderr)

@@ -930,6 +930,14 @@ int torus_gloo_shm_broadcast(void* comm, void* in, void* out, int64_t count, int
         size_t es = elem_size(dtype);
         std::string err;
         int s = 0;
+        if (c->shm && (root_local < 0 || root_local >= c->shm->local_size())) {
+            return fail(TORUS_GLOO_ERR_INVALID_ARGUMENT, "shm_broadcast: root_local " + std::to_string(root_local) +
+                        " out of [0, " + std::to_string(c->shm->local_size()) + ")");
+        }
+        if (c->hierarchical && (root_host < 0 || (c->cross != nullptr && root_host >= c->cross->size))) {
+            return fail(TORUS_GLOO_ERR_INVALID_ARGUMENT, "shm_broadcast: root_host " + std::to_string(root_host) +
+                        " out of range");
+        }
         bool root_here = !c->hierarchical || root_host == c->host_index;
         if (root_here) {
             if (c->shm) s = c->shm->broadcast(in, out, (size_t)count, dtype, es, root_local, tag, timeout_ms, &err);

@@ -26,7 +26,7 @@ constexpr uint64_t MAGIC = 0x546f727573536d31ULL;  // "TorusSm1"
 constexpr uint32_t VERSION = 1;
 constexpr size_t HEADER_BYTES = 64 * 1024;
 constexpr int KIND_ALLREDUCE = 1, KIND_BROADCAST = 2, KIND_ALLGATHER = 3, KIND_BARRIER = 4, KIND_REDUCE = 5;
-constexpr uint32_t POISON_FAILURE = 1, POISON_MISMATCH = 2;
+constexpr uint32_t POISON_FAILURE = 1, POISON_MISMATCH = 2, POISON_TIMEOUT = 3;
 
 const char* dtype_name(int d) {
     static const char* names[] = {"FLOAT32", "FLOAT16", "BFLOAT16", "FLOAT64", "INT8", "UINT8", "INT32", "INT64"};
@@ -198,6 +198,10 @@ int ShmGroup::open(const std::string& name, bool create, int local_rank, const s
 }
 
 ShmGroup::~ShmGroup() {
+    // A rank that closes never arrives at another barrier: peers waiting for it fail at once, as
+    // Gloo's closed sockets make them. Every peer has passed this rank's last barrier already
+    // (a rank leaves an op only once all have arrived), so no finished op is failed by it.
+    if (h_ != nullptr && ready_) poison("closed its communicator");
     for (int fd : pidfds_) {
         if (fd >= 0) close(fd);
     }
@@ -213,8 +217,16 @@ int ShmGroup::ready(std::string* err) {
             return PEER;
         }
         pids_[i] = pid;
-        if (i != me_) pidfds_[i] = pidfd_open_compat(pid);
+        if (i != me_) {
+            pidfds_[i] = pidfd_open_compat(pid);
+            if (pidfds_[i] < 0 && errno == ESRCH) {
+                *err = "shared-memory segment " + name_ + ": " + who(i) + " attached with a pid this process cannot "
+                       "see (another pid namespace; TORUS_HOST_ID joined hosts that do not share one)";
+                return PEER;
+            }
+        }
     }
+    ready_ = true;
     return OK;
 }
 
@@ -267,7 +279,7 @@ void ShmGroup::poison_with(uint32_t kind, const std::string& reason) {
 int ShmGroup::poisoned_status(std::string* err) const {
     uint32_t kind = h_->poisoned.load(std::memory_order_acquire);
     *err = std::string(h_->reason);
-    return kind == POISON_MISMATCH ? MISMATCH : PEER;
+    return kind == POISON_MISMATCH ? MISMATCH : kind == POISON_TIMEOUT ? TIMEOUT : PEER;
 }
 
 int ShmGroup::dead_peer() const {
@@ -284,13 +296,14 @@ int ShmGroup::dead_peer() const {
 }
 
 int ShmGroup::wait_barrier(int64_t timeout_ms, std::string* err) {
+    if (h_->poisoned.load(std::memory_order_acquire) != 0) return poisoned_status(err);
     uint32_t number = ++barriers_;
     uint32_t target = number * (uint32_t)n_;  // wraps with the counter
     h_->members[me_].at_barrier.store(number, std::memory_order_relaxed);
     uint32_t now_at = h_->arrived.fetch_add(1, std::memory_order_acq_rel) + 1;
     if (now_at == target) {
         futex(&h_->arrived, FUTEX_WAKE, INT32_MAX, nullptr);
-        return OK;
+        return h_->poisoned.load(std::memory_order_acquire) != 0 ? poisoned_status(err) : OK;
     }
     using clock = std::chrono::steady_clock;
     auto start = clock::now();
@@ -299,7 +312,9 @@ int ShmGroup::wait_barrier(int64_t timeout_ms, std::string* err) {
     int spins = spin_;
     while (true) {
         uint32_t cur = h_->arrived.load(std::memory_order_acquire);
-        if ((int32_t)(cur - target) >= 0) return OK;
+        if ((int32_t)(cur - target) >= 0) {
+            return h_->poisoned.load(std::memory_order_acquire) != 0 ? poisoned_status(err) : OK;
+        }
         if (h_->poisoned.load(std::memory_order_acquire) != 0) return poisoned_status(err);
         if (spins > 0) {
             spins--;
@@ -326,7 +341,7 @@ int ShmGroup::wait_barrier(int64_t timeout_ms, std::string* err) {
             }
             std::string why = "no progress within " + std::to_string(timeout_ms) +
                               " ms on the shared-memory transport; not arrived: " + (late.empty() ? "?" : late);
-            poison(why);
+            poison_with(POISON_TIMEOUT, why);
             *err = why;
             return TIMEOUT;
         }
@@ -467,7 +482,9 @@ int ShmGroup::allgather(const void* in, void* out, size_t count, int dtype, size
         steps_++;
         for (int k = 0; k < n_; k++) {
             char* to = dst + ((size_t)k * count + off) * es;
-            const char* from = k == me_ ? src + off * es : slot(bank, k);
+            // this rank's block too comes from its slot: `in` may lie inside `out`, where an earlier block's
+            // copy could already have overwritten it
+            const char* from = slot(bank, k);
             if (from != to) std::memcpy(to, from, len * es);
         }
     }

@@ -92,6 +92,7 @@ class ShmGroup {
     std::string name_;
     bool creator_ = false;
     bool unlinked_ = false;
+    bool ready_ = false;  // every local rank attached: a close poisons the group from then on
     int me_ = 0;
     int n_ = 0;
     std::vector<int> global_;

@@ -58,7 +58,7 @@ final class GlooCommunicator extends BaseCommunicator {
     }
 
     /** Aborts connections that outlive their communicator's initTimeout. */
-    private static final ScheduledExecutorService INIT_TIMER = Executors.newSingleThreadScheduledExecutor(r -> {
+    static final ScheduledExecutorService INIT_TIMER = Executors.newSingleThreadScheduledExecutor(r -> {
         Thread t = new Thread(r, "torus-gloo-init-timer");
         t.setDaemon(true);
         return t;
@@ -91,13 +91,18 @@ final class GlooCommunicator extends BaseCommunicator {
             check(GlooNative.torus_gloo_address_bytes(h, ab), "address size");
             int per = (int) ab[0];
             // the record: every pair's address, a random nonce that the handshake after connect
-            // checks, and the digest of this rank's host id (which ranks share memory)
-            int record = per * spec.size() + 8 + 32;
+            // checks, the digest of this rank's host id (which ranks share memory), and this rank's
+            // transport settings, which every rank must share
+            int at = per * spec.size();
+            int record = at + RECORD_TAIL;
             byte[] mine = new byte[record];
-            check(GlooNative.torus_gloo_local_addresses(h, mine, per * spec.size()), "local addresses");
+            check(GlooNative.torus_gloo_local_addresses(h, mine, at), "local addresses");
             long nonce = NONCES.nextLong();
-            ByteBuffer.wrap(mine, per * spec.size(), 8).order(ByteOrder.BIG_ENDIAN).putLong(nonce);
-            System.arraycopy(HostIdentity.digest(), 0, mine, per * spec.size() + 8, 32);
+            long slotBytes = SharedMemorySetup.slotBytes();
+            ByteBuffer.wrap(mine, at, 8).order(ByteOrder.BIG_ENDIAN).putLong(nonce);
+            System.arraycopy(HostIdentity.digest(), 0, mine, at + 8, 32);
+            mine[at + 40] = (byte) spec.transport().ordinal();
+            ByteBuffer.wrap(mine, at + 41, 8).order(ByteOrder.BIG_ENDIAN).putLong(slotBytes);
             byte[][] all = Rendezvous.exchange(spec, "gloo-addr", mine, deadline);
             byte[] remote = new byte[per * spec.size()];
             long[] nonces = new long[spec.size()];
@@ -108,7 +113,17 @@ final class GlooCommunicator extends BaseCommunicator {
                             + all[r].length + " bytes, expected " + record);
                 }
                 nonces[r] = ByteBuffer.wrap(all[r], per * spec.size(), 8).order(ByteOrder.BIG_ENDIAN).getLong();
-                hostIds[r] = Arrays.copyOfRange(all[r], per * spec.size() + 8, record);
+                hostIds[r] = Arrays.copyOfRange(all[r], at + 8, at + 40);
+                int theirTransport = all[r][at + 40];
+                long theirSlot = ByteBuffer.wrap(all[r], at + 41, 8).order(ByteOrder.BIG_ENDIAN).getLong();
+                if (theirTransport != spec.transport().ordinal() || theirSlot != slotBytes) {
+                    String t = theirTransport >= 0 && theirTransport < Transport.values().length
+                            ? Transport.values()[theirTransport].name().toLowerCase() : "code " + theirTransport;
+                    throw new CommException("rank " + r + " of " + spec + " runs with TORUS_TRANSPORT=" + t
+                            + " and TORUS_SHM_SLOT_BYTES=" + theirSlot + ", this rank (" + spec.rank() + ") with "
+                            + spec.transport().name().toLowerCase() + " and " + slotBytes
+                            + ": every rank of a communicator must use the same transport settings");
+                }
                 if (r != spec.rank()) {
                     System.arraycopy(all[r], spec.rank() * per, remote, r * per, per);
                 }
@@ -161,6 +176,9 @@ final class GlooCommunicator extends BaseCommunicator {
             throw e;
         }
     }
+
+    /** Bytes of an address record after the addresses: nonce, host id digest, transport, slot bytes. */
+    static final int RECORD_TAIL = 8 + 32 + 1 + 8;
 
     private static final java.security.SecureRandom NONCES = new java.security.SecureRandom();
 
@@ -442,7 +460,9 @@ final class GlooCommunicator extends BaseCommunicator {
      */
     @Override
     boolean needsFingerprintExchange(Fingerprint fp) {
-        return spec.algorithm() == GlooAlgorithm.HALVING_DOUBLING && fp.type() == OpType.ALL_REDUCE;
+        // on one host's shared memory the all-reduce compares the ranks' op descriptions at every step itself
+        return spec.algorithm() == GlooAlgorithm.HALVING_DOUBLING && fp.type() == OpType.ALL_REDUCE
+                && !(layout.shm() && !layout.hierarchical());
     }
 
     @Override

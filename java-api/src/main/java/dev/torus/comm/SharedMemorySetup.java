@@ -244,7 +244,21 @@ final class SharedMemorySetup {
                 }
                 System.arraycopy(theirs, host * per, remote, h * per, per);
             }
+            // the same one deadline as the main context's connect: a connect still running then is aborted
+            long c0 = cross[0];
+            java.util.concurrent.ScheduledFuture<?> timer = GlooCommunicator.INIT_TIMER.schedule(
+                    () -> GlooNative.torus_gloo_abort(c0, "cross-host connect did not finish within initTimeout"),
+                    Math.max(0, deadline - System.nanoTime()), java.util.concurrent.TimeUnit.NANOSECONDS);
             int s = GlooNative.torus_gloo_connect(cross[0], remote, remote.length);
+            if (!timer.cancel(false)) {
+                // the abort ran or is running: wait for it before the context can be destroyed below
+                try {
+                    timer.get();
+                } catch (Exception ignored) {
+                    // it ran; its outcome does not matter
+                }
+                return "cross-host connect did not finish within initTimeout (" + spec.initTimeout().toMillis() + " ms)";
+            }
             if (s != GlooNative.OK) {
                 return "cross-host connect: " + GlooNative.torus_gloo_last_error();
             }

@@ -68,9 +68,13 @@ class InitBoundTest extends TorusTestBase {
                 fakes.add(out[0]);
                 long[] ab = new long[1];
                 GlooNative.torus_gloo_address_bytes(out[0], ab);
-                // addresses, then the handshake nonce, then the host id digest
-                byte[] mine = new byte[(int) ab[0] * world + 8 + 32];
-                assertEquals(GlooNative.OK, GlooNative.torus_gloo_local_addresses(out[0], mine, mine.length - 40));
+                // addresses, then the handshake nonce, the host id digest and the transport settings
+                byte[] mine = new byte[(int) ab[0] * world + GlooCommunicator.RECORD_TAIL];
+                assertEquals(GlooNative.OK, GlooNative.torus_gloo_local_addresses(out[0], mine,
+                        mine.length - GlooCommunicator.RECORD_TAIL));
+                // the real rank's settings (auto, 2 MiB slots), so that the record is accepted
+                mine[mine.length - 9] = (byte) Transport.AUTO.ordinal();
+                java.nio.ByteBuffer.wrap(mine, mine.length - 8, 8).putLong(SharedMemorySetup.DEFAULT_SLOT_BYTES);
                 store.set("runs/" + runId + "/world/gen-0/gloo-addr/" + r, Rendezvous.frame(any, "gloo-addr", r, mine));
             }
             var e = assertThrows(java.util.concurrent.ExecutionException.class, () -> real.get(30, TimeUnit.SECONDS));
@@ -131,11 +135,12 @@ class InitBoundTest extends TorusTestBase {
             GlooNative.torus_gloo_destroy(out[0]);
             int per = (int) ab[0];
             // rank 1's record: its pair for rank 0 "listens" on the foreign port (sockaddr_in, then Gloo's seq)
-            // addresses, nonce, host id digest
-            java.nio.ByteBuffer rec = java.nio.ByteBuffer.allocate(per * 2 + 8 + 32);
+            // addresses, then the nonce, host id digest and transport settings
+            java.nio.ByteBuffer rec = java.nio.ByteBuffer.allocate(per * 2 + GlooCommunicator.RECORD_TAIL);
             rec.order(java.nio.ByteOrder.LITTLE_ENDIAN).putShort(0, (short) 2); // AF_INET
             rec.order(java.nio.ByteOrder.BIG_ENDIAN).putShort(2, (short) listener.getLocalPort());
             rec.put(4, (byte) 127).put(7, (byte) 1);
+            rec.putLong(per * 2 + 41, SharedMemorySetup.DEFAULT_SLOT_BYTES); // the real rank's settings (auto, 2 MiB)
             CommSpec any = new CommSpec(new StoreLease(store, false), runId, "world", 0, 1, new int[] {0, 1},
                     Duration.ofSeconds(60), Duration.ofMillis(initMs), false, "127.0.0.1", GlooAlgorithm.AUTO, -1, null, Transport.AUTO);
             store.set("runs/" + runId + "/world/gen-0/gloo-addr/1", Rendezvous.frame(any, "gloo-addr", 1, rec.array()));

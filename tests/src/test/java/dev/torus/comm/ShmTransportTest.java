@@ -54,20 +54,29 @@ class ShmTransportTest {
 
     @ParameterizedTest(name = "{0}")
     @CsvSource({
-        // layout name, host of each rank ('-' = no TORUS_HOST_ID), TORUS_TRANSPORT, expected transport
-        "one host,        -:-:-:-, auto, shm",
-        "interleaved,     a:b:a:b, auto, shm+gloo",
-        "uneven,          a:a:a:b, auto, shm+gloo",
-        "forced tcp,      -:-:-:-, gloo, gloo",
-        "one rank a host, a:b:c:d, auto, gloo",
+        // layout name, host of each rank ('-' = no TORUS_HOST_ID), TORUS_TRANSPORT, expected transport,
+        // elements per op, slot bytes (0 = default): 3079 elements in 4 KiB slots take several steps per op,
+        // with a remainder, so that banks alternate inside an op
+        "one host,                 -:-:-:-, auto, shm,      37,   0",
+        "one host multi-step,      -:-:-:-, shm,  shm,      3079, 4096",
+        "interleaved,              a:b:a:b, auto, shm+gloo, 37,   0",
+        "interleaved multi-step,   a:b:a:b, auto, shm+gloo, 3079, 4096",
+        "uneven,                   a:a:a:b, auto, shm+gloo, 37,   0",
+        "forced tcp,               -:-:-:-, gloo, gloo,     37,   0",
+        "one rank a host,          a:b:c:d, auto, gloo,     37,   0",
     })
-    void everyOpAndDtypeIsExactOnEveryLayout(String layout, String hosts, String transport, String expected)
-            throws Exception {
+    void everyOpAndDtypeIsExactOnEveryLayout(String layout, String hosts, String transport, String expected, int n,
+                                             long slot) throws Exception {
         long seed = Data.freshSeed();
         String[] host = hosts.split(":");
         String runId = CommHarness.uniqueRunId("shm-layout");
-        try (WorkerProcesses w = new WorkerProcesses(4, 4, r -> List.of(), r -> env(host[r], transport),
-                zk.connectString(), runId, 20_000, "allops", Long.toString(seed))) {
+        try (WorkerProcesses w = new WorkerProcesses(4, 4, r -> List.of(), r -> {
+            Map<String, String> e = env(host[r], transport);
+            if (slot > 0) {
+                e.put("TORUS_SHM_SLOT_BYTES", Long.toString(slot));
+            }
+            return e;
+        }, zk.connectString(), runId, 20_000, "allops", Long.toString(seed), Integer.toString(n))) {
             for (int r = 0; r < 4; r++) {
                 String line = w.awaitLine(r, l -> l.startsWith("RESULT allops"), 120_000);
                 assertEquals(0, w.awaitExit(r, 30_000), "rank " + r + ": " + line + " " + w.lines(r));
@@ -98,6 +107,59 @@ class ShmTransportTest {
                         && line.contains("no two ranks") && line.contains("share a host"), line);
             }
         }
+    }
+
+    /** Ranks with different transport settings: creation fails on each, naming both settings. */
+    @ParameterizedTest(name = "{0}")
+    @CsvSource({"transport, TORUS_TRANSPORT, gloo, auto", "slot size, TORUS_SHM_SLOT_BYTES, 8192, 4096"})
+    void ranksWithDifferentTransportSettingsFailCreationNamingThem(String what, String var, String v0, String v1)
+            throws Exception {
+        try (WorkerProcesses w = new WorkerProcesses(2, 2, r -> List.of(), r -> Map.of(var, r == 0 ? v0 : v1),
+                zk.connectString(), CommHarness.uniqueRunId("shm-settings"), 20_000, "init")) {
+            for (int r = 0; r < 2; r++) {
+                String line = w.awaitLine(r, l -> l.startsWith("RESULT init"), 60_000);
+                assertEquals(0, w.awaitExit(r, 20_000), line);
+                assertTrue(line.contains("type=CommException") && line.contains("same transport settings")
+                        && line.contains(v0) && line.contains(v1), what + ": " + line);
+            }
+        }
+    }
+
+    @Test
+    void badSlotSizeIsRefusedWithTheVariable() throws Exception {
+        try (WorkerProcesses w = new WorkerProcesses(2, 1, Map.of("TORUS_SHM_SLOT_BYTES", "100"), zk.connectString(),
+                CommHarness.uniqueRunId("shm-slot"), 20_000, "init")) {
+            String line = w.awaitLine(0, l -> l.startsWith("RESULT init"), 60_000);
+            assertEquals(0, w.awaitExit(0, 20_000), line);
+            assertTrue(line.contains("type=IllegalArgumentException") && line.contains("TORUS_SHM_SLOT_BYTES")
+                    && line.contains("multiple of 4096"), line);
+        }
+    }
+
+    /** A rank that closes its communicator while a peer waits for it in a collective fails that peer at once. */
+    @Test
+    void aPeerThatClosesFailsAWaitingRankAtOnceNotAtTheTimeout() throws Exception {
+        List<String> got;
+        try (var store = dev.torus.zookeeper.ZooKeeperStore.connect(zk.connectString(), "shm-close",
+                java.time.Duration.ofSeconds(10))) {
+            got = CommHarness.run(store, 2, java.time.Duration.ofSeconds(30), c -> {
+            try (dev.torus.memory.Allocator a = dev.torus.memory.Allocator.root("close-" + c.rank());
+                 dev.torus.tensor.Tensor t = dev.torus.tensor.Tensor.fromArray(a, new float[] {1, 2}, 2)) {
+                c.allReduce(t, ReduceOp.SUM).await();
+                if (c.rank() == 1) {
+                    c.close();
+                    return "closed";
+                }
+                long t0 = System.nanoTime();
+                CommException e = assertThrows(CommException.class, () -> c.allReduce(t, ReduceOp.SUM).await());
+                long ms = (System.nanoTime() - t0) / 1_000_000;
+                assertTrue(ms < 5_000, "failed after " + ms + " ms, the timeout is 30 s: " + e.getMessage());
+                assertTrue(e.getMessage().contains("closed its communicator"), e.getMessage());
+                return c.transportInUse();
+            }
+            });
+        }
+        assertEquals(List.of("shm", "closed"), got);
     }
 
     @Test

@@ -15,7 +15,7 @@ import java.util.Arrays;
  * checks passed.
  *
  * <ul>
- *   <li>{@code allops SEED}: every op and dtype, checked against references;</li>
+ *   <li>{@code allops SEED [N]}: every op and dtype on N elements (default 37), checked against references;</li>
  *   <li>{@code survive VICTIM}: all-reduce in a loop until a peer dies, then shrink
  *       without {@code VICTIM} and all-reduce among the survivors;</li>
  *   <li>{@code mismatch KIND}: one good all-reduce, then rank 1 calls a collective that
@@ -35,7 +35,7 @@ public final class CommWorker {
         try (Allocator alloc = Allocator.root("worker");
              Communicator comm = Communicator.fromEnv()) {
             code = switch (scenario) {
-                case "allops" -> allOps(comm, alloc, Long.parseLong(args[1]));
+                case "allops" -> allOps(comm, alloc, Long.parseLong(args[1]), args.length > 2 ? Integer.parseInt(args[2]) : 37);
                 case "survive" -> survive(comm, alloc, Integer.parseInt(args[1]));
                 case "mismatch" -> mismatch(comm, alloc, args[1]);
                 case "dpstep" -> dpStep(comm, alloc);
@@ -46,8 +46,8 @@ public final class CommWorker {
         System.exit(code);
     }
 
-    static int allOps(Communicator comm, Allocator alloc, long seed) throws Exception {
-        var errors = OpsCheck.run(comm, alloc, seed, 37);
+    static int allOps(Communicator comm, Allocator alloc, long seed, int n) throws Exception {
+        var errors = OpsCheck.run(comm, alloc, seed, n);
         System.out.println("RESULT allops rank=" + comm.rank() + " transport=" + comm.transportInUse() + " errors="
                 + errors.size());
         errors.forEach(e -> System.out.println("RESULT error " + e));

@@ -197,12 +197,20 @@ public final class DpBench {
                     "" + width, "--blocks", "" + blocks, "--batch", "" + batch, "--steps", "" + steps, "--bucket-mib",
                     "" + bucketBytes / 1048576.0);
             pb.redirectErrorStream(true);
+            java.nio.file.Path log = java.nio.file.Files.createTempFile("torus-bench-ddp-", ".log");
+            pb.redirectOutput(log.toFile());
             Process p = pb.start();
-            String text = new String(p.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
-            if (!p.waitFor(10, java.util.concurrent.TimeUnit.MINUTES) || p.exitValue() != 0) {
-                out.println("# peer: PyTorch DDP not run (" + python + " tools/baselines/torch_ddp.py, exit "
-                        + (p.isAlive() ? "timeout" : p.exitValue()) + "): " + text.strip().replace('\n', ' '));
+            boolean done = p.waitFor(10, java.util.concurrent.TimeUnit.MINUTES);
+            if (!done) {
+                p.descendants().forEach(ProcessHandle::destroyForcibly);
                 p.destroyForcibly();
+                p.waitFor(10, java.util.concurrent.TimeUnit.SECONDS);
+            }
+            String text = java.nio.file.Files.readString(log);
+            java.nio.file.Files.deleteIfExists(log);
+            if (!done || p.exitValue() != 0) {
+                out.println("# peer: PyTorch DDP not run (" + python + " tools/baselines/torch_ddp.py, exit "
+                        + (!done ? "timeout after 10 min" : p.exitValue()) + "): " + text.strip().replace('\n', ' '));
                 return false;
             }
             java.util.regex.Matcher m = java.util.regex.Pattern.compile("\"samples_s\": ([0-9.eE+-]+)").matcher(text);
