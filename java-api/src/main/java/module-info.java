@@ -44,5 +44,8 @@ module dev.torus {
     exports dev.torus.elastic;
     exports dev.torus.serve;
 
+    // the interop module (JCuda views) may read raw addresses, as Torus's own packages do
+    exports dev.torus.internal to dev.torus.jcuda;
+
     uses dev.torus.rendezvous.StoreProvider;
 }

@@ -5,6 +5,7 @@ import java.util.List;
 
 import dev.torus.Device;
 import dev.torus.NativeLibrary;
+import dev.torus.internal.NativeAccess;
 import dev.torus.jni.TorusNative;
 
 /**
@@ -28,14 +29,55 @@ public final class DeviceBuffer extends MemoryBuffer {
     private final DeviceBuffer owner;
     /** Streams other than {@link #stream} that used the memory; guarded by {@link Stream#TRACKING}. */
     private final List<Stream> users = new ArrayList<>(1);
+    /** True for a view of memory that another library allocated and frees (see {@link #borrow}). */
+    private final boolean borrowed;
 
     DeviceBuffer(Allocator allocator, Device device, long address, long byteSize, Stream stream, String label,
                  Throwable site) {
+        this(allocator, device, address, byteSize, stream, label, site, false);
+    }
+
+    private DeviceBuffer(Allocator allocator, Device device, long address, long byteSize, Stream stream, String label,
+                         Throwable site, boolean borrowed) {
         super(allocator, address, byteSize, label, site);
         this.device = device;
         this.stream = stream;
         this.owner = this;
+        this.borrowed = borrowed;
         stream.track(this);
+    }
+
+    /**
+     * A view of device memory that another library allocated (JCuda, for example), for
+     * Torus's interop modules (see {@link NativeAccess}). The view never frees the memory:
+     * {@link #close()} only ends the view, and the library that allocated the memory still
+     * owns it and must keep it alive until the view and every tensor over it are closed and
+     * the work queued on them has finished. The view is not counted by any allocator; its
+     * {@link #allocator()} is the default allocator, which results computed from it use.
+     */
+    public static DeviceBuffer borrow(NativeAccess token, Device device, long address, long byteSize, Stream stream,
+                                      String label) {
+        NativeAccess.check(token, "DeviceBuffer.borrow");
+        if (device == null || !device.isCuda()) {
+            throw new IllegalArgumentException("device: expected a CUDA device, got " + device);
+        }
+        if (byteSize < 0) {
+            throw new IllegalArgumentException("byteSize: expected >= 0, got " + byteSize);
+        }
+        if (address == 0 && byteSize > 0) {
+            throw new IllegalArgumentException("address: expected a non-null device address for " + byteSize + " bytes");
+        }
+        if (stream == null || !stream.device().equals(device)) {
+            throw new IllegalArgumentException("stream: expected a stream on " + device + ", got " + stream);
+        }
+        stream.ensureOpen();
+        return new DeviceBuffer(Allocator.defaultAllocator(), device, address, byteSize, stream,
+                label == null ? "borrowed" : label, null, true);
+    }
+
+    /** True when this buffer views memory that another library owns and frees. */
+    public boolean isBorrowed() {
+        return owner.borrowed;
     }
 
     private DeviceBuffer(DeviceBuffer parent, long offset, long bytes) {
@@ -43,6 +85,7 @@ public final class DeviceBuffer extends MemoryBuffer {
         this.device = parent.device;
         this.stream = parent.stream;
         this.owner = parent.owner;
+        this.borrowed = parent.borrowed;
     }
 
     @Override
@@ -108,7 +151,7 @@ public final class DeviceBuffer extends MemoryBuffer {
                 NativeLibrary.check(TorusNative.torus_stream_wait_stream(device.ordinal(), stream.handle(),
                         u.handle()), "free(" + this + "): wait for " + u);
             }
-            if (address != 0) {
+            if (address != 0 && !borrowed) {
                 NativeLibrary.check(TorusNative.torus_device_free(device.ordinal(), address, stream.handle()),
                         "free(" + this + ")");
             }

@@ -51,6 +51,21 @@ public final class Stream implements AutoCloseable {
         return new Stream(device, 0, false);
     }
 
+    /**
+     * A view of a CUDA stream that another library created (a JCuda {@code cudaStream_t},
+     * for example), for Torus's interop modules (see {@link NativeAccess}). Torus never
+     * destroys it: {@link #close()} is a no-op, and the library that created the stream
+     * owns it and destroys it after the work queued through this view has finished.
+     * Handle 0 is the device's legacy default stream.
+     */
+    public static Stream borrow(NativeAccess token, Device device, long handle) {
+        NativeAccess.check(token, "Stream.borrow");
+        if (device == null || !device.isCuda()) {
+            throw new IllegalArgumentException("device: expected a CUDA device, got " + device);
+        }
+        return new Stream(device, handle, false);
+    }
+
     /** A new non-blocking CUDA stream on {@code device}. */
     public static Stream create(Device device) {
         if (device.isCpu()) {

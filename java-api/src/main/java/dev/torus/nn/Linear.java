@@ -26,6 +26,8 @@ public final class Linear implements Layer {
     private final Device device;
     private final Parameter weight;
     private final Parameter bias;
+    /** The GEMM given by {@link #useGemm}, or null for Torus's own BLAS. */
+    private volatile Gemm gemm;
 
     /**
      * @param allocator where the parameters (values and gradients) live; the layer owns them
@@ -77,6 +79,26 @@ public final class Linear implements Layer {
         return v;
     }
 
+    /**
+     * Multiplies through {@code gemm} from now on (for example a JCublas handle), or through
+     * Torus's own BLAS again when {@code gemm} is null. The caller keeps owning {@code gemm}
+     * and must keep it usable while the layer runs; the layer never closes it.
+     *
+     * @throws IllegalArgumentException if {@code gemm} works on a device other than this layer's
+     */
+    public void useGemm(Gemm gemm) {
+        if (gemm != null && !device.equals(gemm.device())) {
+            throw new IllegalArgumentException("gemm: expected a GEMM on " + device + " (this layer's device), got one on "
+                    + gemm.device() + " (" + gemm + ")");
+        }
+        this.gemm = gemm;
+    }
+
+    /** The GEMM given by {@link #useGemm}, or null when the layer uses Torus's own BLAS. */
+    public Gemm gemm() {
+        return gemm;
+    }
+
     public Parameter weight() {
         return weight;
     }
@@ -100,7 +122,7 @@ public final class Linear implements Layer {
     public Tensor forward(Tensor x, SegmentContext ctx) {
         long rows = Checks.rows("Linear", "input", x, in, device);
         return Ops.filled(ctx.allocator(), device, outputShape(x.shape()), y -> {
-            Ops.gemm(false, true, rows, out, in, x, in, weight.value(), in, 0f, y, out, "Linear forward");
+            Ops.gemm(gemm, false, true, rows, out, in, x, in, weight.value(), in, 0f, y, out, "Linear forward");
             if (bias != null && rows > 0) {
                 NativeLibrary.check(TorusNative.torus_bias_add(Ops.device(y), 0L, y.dataAddress(TOKEN),
                         bias.value().dataAddress(TOKEN), rows, out), "Linear forward (bias)");
@@ -112,7 +134,7 @@ public final class Linear implements Layer {
     public Tensor backward(Tensor x, Tensor dy, SegmentContext ctx) {
         long rows = checkBackward(x, dy);
         return Ops.filled(ctx.allocator(), device, x.shape(), dx -> {
-            Ops.gemm(false, false, rows, in, out, dy, out, weight.value(), in, 0f, dx, in, "Linear backward (dx)");
+            Ops.gemm(gemm, false, false, rows, in, out, dy, out, weight.value(), in, 0f, dx, in, "Linear backward (dx)");
             weightGradients(rows, x, dy);
         });
     }
@@ -126,7 +148,7 @@ public final class Linear implements Layer {
     public Tensor backwardInput(Tensor x, Tensor dy, SegmentContext ctx) {
         long rows = checkBackward(x, dy);
         return Ops.filled(ctx.allocator(), device, x.shape(), dx ->
-                Ops.gemm(false, false, rows, in, out, dy, out, weight.value(), in, 0f, dx, in, "Linear backward (dx)"));
+                Ops.gemm(gemm, false, false, rows, in, out, dy, out, weight.value(), in, 0f, dx, in, "Linear backward (dx)"));
     }
 
     @Override
@@ -146,7 +168,7 @@ public final class Linear implements Layer {
     }
 
     private void weightGradients(long rows, Tensor x, Tensor dy) {
-        Ops.gemm(true, false, out, in, rows, dy, out, x, in, 1f, weight.grad(), in, "Linear backward (dW)");
+        Ops.gemm(gemm, true, false, out, in, rows, dy, out, x, in, 1f, weight.grad(), in, "Linear backward (dW)");
         if (bias != null) {
             Ops.columnSum(dy, bias.grad(), rows, out, true, "Linear backward (db)");
         }

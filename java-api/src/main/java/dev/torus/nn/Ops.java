@@ -32,6 +32,12 @@ final class Ops {
     /** Row-major {@code C[m,n] = op(A) op(B) + beta C} on the tensors' device. */
     static void gemm(boolean transA, boolean transB, long m, long n, long k, Tensor a, long lda, Tensor b, long ldb,
                      float beta, Tensor c, long ldc, String what) {
+        gemm(null, transA, transB, m, n, k, a, lda, b, ldb, beta, c, ldc, what);
+    }
+
+    /** As above, through {@code custom} when it is not null. */
+    static void gemm(Gemm custom, boolean transA, boolean transB, long m, long n, long k, Tensor a, long lda, Tensor b,
+                     long ldb, float beta, Tensor c, long ldc, String what) {
         if (m > Integer.MAX_VALUE || n > Integer.MAX_VALUE || k > Integer.MAX_VALUE || lda > Integer.MAX_VALUE
                 || ldb > Integer.MAX_VALUE || ldc > Integer.MAX_VALUE) {
             throw new IllegalArgumentException(what + ": GEMM dimensions must fit in int, got m=" + m + " n=" + n
@@ -46,7 +52,9 @@ final class Ops {
             }
             return;
         }
-        if (c.device().isCpu()) {
+        if (custom != null) {
+            custom.sgemm(transA, transB, (int) m, (int) n, (int) k, a, (int) lda, b, (int) ldb, beta, c, (int) ldc);
+        } else if (c.device().isCpu()) {
             Blas.sgemmHost(transA, transB, (int) m, (int) n, (int) k, 1f, a.dataAddress(TOKEN), (int) lda, b.dataAddress(TOKEN),
                     (int) ldb, beta, c.dataAddress(TOKEN), (int) ldc);
         } else {

@@ -147,6 +147,26 @@ public final class Tensor implements AutoCloseable {
     }
 
     /**
+     * A tensor over an existing buffer, without copying (for example a
+     * {@linkplain dev.torus.memory.DeviceBuffer#borrow borrowed} view of another library's
+     * device memory). The tensor takes ownership of {@code buffer}: closing the tensor
+     * closes the buffer (which frees nothing for a borrowed view). The buffer must hold
+     * exactly the shape's elements of {@code dtype}.
+     */
+    public static Tensor wrap(MemoryBuffer buffer, DType dtype, long... shape) {
+        requireNonNull(buffer, "buffer");
+        requireNonNull(dtype, "dtype");
+        buffer.ensureOpen();
+        long n = checkShape(shape, -1);
+        if (n > Long.MAX_VALUE / dtype.byteSize() || n * dtype.byteSize() != buffer.byteSize()) {
+            throw new IllegalArgumentException("shape: " + Arrays.toString(shape) + " of " + dtype + " needs "
+                    + (n > Long.MAX_VALUE / dtype.byteSize() ? "more than Long.MAX_VALUE" : String.valueOf(n * dtype.byteSize()))
+                    + " bytes, but buffer holds " + buffer.byteSize() + " (" + buffer + ")");
+        }
+        return new Tensor(buffer, dtype, shape.clone(), n);
+    }
+
+    /**
      * Copies {@code src}'s elements into this tensor, in place. Both must have the same
      * dtype, element count and device (shapes may differ). Asynchronous on the device's
      * default stream for CUDA tensors.
