@@ -85,6 +85,7 @@ struct ShmGroup::Desc {
 struct alignas(64) Member {
     std::atomic<int32_t> pid;
     std::atomic<uint32_t> at_barrier;  // the number of the last barrier this rank entered
+    std::atomic<uint32_t> departed;    // 1 once this rank closed its group (after barrier at_barrier)
     alignas(64) char desc[2][64];      // one Desc per bank
 };
 
@@ -96,6 +97,7 @@ struct ShmGroup::Header {
     int64_t total_bytes;
     alignas(64) std::atomic<uint32_t> arrived;
     alignas(64) std::atomic<uint32_t> poisoned;
+    std::atomic<uint32_t> departures;  // how many ranks closed their group (a waiter then checks who)
     std::atomic<uint32_t> reason_owner;
     char reason[500];
     Member members[ShmGroup::MAX_LOCAL];
@@ -198,6 +200,15 @@ int ShmGroup::open(const std::string& name, bool create, int local_rank, const s
 }
 
 ShmGroup::~ShmGroup() {
+    if (h_ != nullptr && ready_) {
+        // A close without abort: this rank enters no barrier after the last one it entered (and,
+        // having returned from its last op, completed). A peer waiting at a later barrier would
+        // wait for it until its timeout, so mark the departure and wake the waiters; one still
+        // finishing this rank's last barrier is not affected (see departed_peer()).
+        h_->members[me_].departed.store(1, std::memory_order_release);
+        h_->departures.fetch_add(1, std::memory_order_acq_rel);
+        futex(&h_->arrived, FUTEX_WAKE, INT32_MAX, nullptr);
+    }
     for (int fd : pidfds_) {
         if (fd >= 0) close(fd);
     }
@@ -291,6 +302,16 @@ int ShmGroup::dead_peer() const {
     return -1;
 }
 
+int ShmGroup::departed_peer(uint32_t number) const {
+    if (h_->departures.load(std::memory_order_acquire) == 0) return -1;
+    for (int i = 0; i < n_; i++) {
+        if (i == me_ || h_->members[i].departed.load(std::memory_order_acquire) == 0) continue;
+        // it left after entering barrier at_barrier: it never reaches a later one
+        if ((int32_t)(h_->members[i].at_barrier.load(std::memory_order_acquire) - number) < 0) return i;
+    }
+    return -1;
+}
+
 int ShmGroup::wait_barrier(int64_t timeout_ms, std::string* err) {
     if (h_->poisoned.load(std::memory_order_acquire) != 0) return poisoned_status(err);
     uint32_t number = ++barriers_;
@@ -310,6 +331,14 @@ int ShmGroup::wait_barrier(int64_t timeout_ms, std::string* err) {
         uint32_t cur = h_->arrived.load(std::memory_order_acquire);
         if ((int32_t)(cur - target) >= 0) return OK;
         if (h_->poisoned.load(std::memory_order_acquire) != 0) return poisoned_status(err);
+        int gone = departed_peer(number);
+        if (gone >= 0) {
+            std::string why = who(gone) + " closed its communicator (without abort) before this shared-memory "
+                              "collective; it will never arrive";
+            poison(why);
+            *err = why;
+            return PEER;
+        }
         if (spins > 0) {
             spins--;
             cpu_relax();

@@ -85,6 +85,7 @@ class ShmGroup {
     void poison_with(uint32_t kind, const std::string& reason);
     int poisoned_status(std::string* err) const;
     int dead_peer() const;
+    int departed_peer(uint32_t number) const;  // a local rank that closed before barrier `number`, or -1
     char* slot(int bank, int local) const;
     std::string who(int local) const;
     std::string describe(int local, const Desc& d) const;
@@ -92,7 +93,7 @@ class ShmGroup {
     std::string name_;
     bool creator_ = false;
     bool unlinked_ = false;
-    bool ready_ = false;  // every local rank attached: a close poisons the group from then on
+    bool ready_ = false;  // every local rank attached: a close marks this rank departed from then on
     int me_ = 0;
     int n_ = 0;
     std::vector<int> global_;

@@ -230,4 +230,32 @@ class ShmTransportTest {
             }
         }
     }
+
+    /**
+     * A rank that closes its communicator without abort, and stays alive, while the others enter one more
+     * all-reduce: they fail with a peer failure naming it, long before the op timeout, and not the ranks
+     * that were only finishing the last barrier it took part in.
+     */
+    @Test
+    void aPeerThatClosesFailsTheNextCollectiveOfTheOthersAtOnce() throws Exception {
+        long timeoutMs = 20_000;
+        int quitter = 1;
+        String runId = CommHarness.uniqueRunId("shm-close");
+        try (WorkerProcesses w = new WorkerProcesses(3, 3, r -> List.of(), r -> env("-", "shm"), zk.connectString(),
+                runId, timeoutMs, "quitter", Integer.toString(quitter))) {
+            w.awaitLine(quitter, l -> l.startsWith("RESULT closed"), 120_000);
+            Pattern failed = Pattern.compile("RESULT failed after=(\\d+) type=(\\w+) message=(.*)");
+            for (int r : new int[] {0, 2}) {
+                String line = w.awaitLine(r, l -> l.startsWith("RESULT "), 60_000);
+                Matcher m = failed.matcher(line);
+                assertTrue(m.matches(), "rank " + r + ": " + line + " " + w.lines(r));
+                long after = Long.parseLong(m.group(1));
+                System.out.println("rank " + r + " failed " + after + " ms into the op: " + line);
+                assertTrue(after < timeoutMs / 4, "failed after " + after + " ms; the op timeout is " + timeoutMs);
+                assertTrue(m.group(3).contains("rank " + quitter) && m.group(3).contains("closed its communicator"),
+                        line);
+                assertEquals(0, w.awaitExit(r, 30_000), w.lines(r).toString());
+            }
+        }
+    }
 }

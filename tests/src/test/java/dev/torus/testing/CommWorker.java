@@ -39,6 +39,7 @@ public final class CommWorker {
                 case "survive" -> survive(comm, alloc, Integer.parseInt(args[1]));
                 case "mismatch" -> mismatch(comm, alloc, args[1]);
                 case "dpstep" -> dpStep(comm, alloc);
+                case "quitter" -> quitter(comm, alloc, Integer.parseInt(args[1]));
                 default -> throw new IllegalArgumentException("unknown scenario " + scenario);
             };
         }
@@ -238,6 +239,35 @@ public final class CommWorker {
             System.out.println("RESULT shrunk rank=" + smaller.rank() + " size=" + m + " generation="
                     + smaller.generation() + " sum=" + got[0] + " ok=" + ok);
             return ok ? 0 : 3;
+        }
+    }
+
+    /**
+     * Three all-reduces; then {@code quitter} closes its communicator without abort and stays alive (so only
+     * the close can tell the others), while the rest start a fourth and report how it ended.
+     */
+    static int quitter(Communicator comm, Allocator alloc, int quitter) throws InterruptedException {
+        try (Tensor t = Tensor.fromArray(alloc, new float[4096], 4096)) {
+            for (int i = 0; i < 3; i++) {
+                comm.allReduce(t, ReduceOp.SUM).await();
+            }
+            if (comm.rank() == quitter) {
+                comm.close();
+                System.out.println("RESULT closed at=" + System.currentTimeMillis());
+                System.out.flush();
+                Thread.sleep(15_000);
+                return 0;
+            }
+            long t0 = System.currentTimeMillis();
+            try {
+                comm.allReduce(t, ReduceOp.SUM).await();
+                System.out.println("RESULT completed");
+                return 1;
+            } catch (CommException e) {
+                System.out.println("RESULT failed after=" + (System.currentTimeMillis() - t0) + " type="
+                        + e.getClass().getSimpleName() + " message=" + e.getMessage().replace('\n', ' '));
+                return 0;
+            }
         }
     }
 }
