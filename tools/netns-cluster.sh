@@ -3,9 +3,12 @@
 # shaping (tc tbf) on each host's link. Needs root. It only touches the namespaces, veth
 # pairs and bridge it creates (all named PREFIX-*), and `down` removes them all.
 #
-#   tools/netns-cluster.sh up N [RATE]   N hosts PREFIX-0..N-1 at 10.201.0.1..N, the bridge at
+#   tools/netns-cluster.sh up N [RATE] [DELAY]
+#                                        N hosts PREFIX-0..N-1 at 10.201.0.1..N, the bridge at
 #                                        10.201.0.254 (reachable from this namespace); RATE
-#                                        (e.g. 1gbit) shapes each host's egress
+#                                        (e.g. 1gbit) shapes each host's egress (tc tbf); DELAY
+#                                        (e.g. 0.2ms) adds a one-way delay with netem (rate and
+#                                        delay together), which needs the kernel's sch_netem
 #   tools/netns-cluster.sh exec I CMD... run CMD on host I
 #   tools/netns-cluster.sh addr I        print host I's address
 #   tools/netns-cluster.sh down          remove everything PREFIX-*
@@ -33,6 +36,11 @@ case "$cmd" in
     up)
         n=${2:?usage: netns-cluster.sh up N [RATE]}
         rate=${3:-}
+        delay=${4:-}
+        if [ -n "$delay" ] && ! [[ "$delay" =~ ^[0-9.]+(us|ms)$ ]]; then
+            echo "netns-cluster.sh: DELAY must look like 0.2ms or 200us, got '$delay'" >&2
+            exit 2
+        fi
         if ! [[ "$n" =~ ^[0-9]+$ ]] || [ "$n" -lt 1 ] || [ "$n" -gt 32 ]; then
             echo "netns-cluster.sh: N must be in [1, 32], got '$n'" >&2
             exit 2
@@ -51,7 +59,12 @@ case "$cmd" in
             ip netns exec "$ns" ip addr add "${SUBNET}.$((i + 1))/24" dev eth0
             ip netns exec "$ns" ip link set eth0 up
             ip netns exec "$ns" ip link set lo up
-            if [ -n "$rate" ]; then
+            if [ -n "$delay" ]; then
+                if ! ip netns exec "$ns" tc qdisc add dev eth0 root netem delay "$delay" ${rate:+rate "$rate"} limit 100000; then
+                    echo "netns-cluster.sh: DELAY needs netem (the kernel module sch_netem), which this kernel does not offer" >&2
+                    false
+                fi
+            elif [ -n "$rate" ]; then
                 ip netns exec "$ns" tc qdisc add dev eth0 root tbf rate "$rate" burst 256kb latency 100ms
             fi
         done
@@ -70,7 +83,7 @@ case "$cmd" in
         down
         ;;
     *)
-        echo "usage: netns-cluster.sh up N [RATE] | exec I CMD... | addr I | down" >&2
+        echo "usage: netns-cluster.sh up N [RATE] [DELAY] | exec I CMD... | addr I | down" >&2
         exit 2
         ;;
 esac
