@@ -73,6 +73,9 @@ class CliFailureTest {
         assertOneLine(run(QuantizeModel.commandLine(), garbage.toString(), garbage.toString()), "torus quantize-model",
                 "OUT must differ");
         assertOneLine(run(TorusBench.commandLine(), "serve", "--high", "0"), "torus-bench", "> 0");
+        assertOneLine(run(TorusZooKeeper.commandLine(), "--bind", "zk.local"), "torus zookeeper", "--bind");
+        assertOneLine(run(TorusZooKeeper.commandLine(), "--port", "70000"), "torus zookeeper", "--port");
+        assertOneLine(run(TorusZooKeeper.commandLine(), "--port", "x"), "torus zookeeper", "--port");
         assertOneLine(run(TorusBench.commandLine(), "serve", "--emulate", "abc"), "torus-bench", "BASE_MS+PER_ROW_MS");
     }
 

@@ -28,14 +28,25 @@ public final class TorusZooKeeper implements Callable<Integer> {
     int port;
 
     public static void main(String[] args) {
+        System.exit(commandLine().execute(args));
+    }
+
+    /** The configured command line: an expected failure prints one line and exits with 2. */
+    public static CommandLine commandLine() {
         CommandLine cl = new CommandLine(new TorusZooKeeper());
         cl.setExecutionExceptionHandler(ExpectedFailures.oneLine("torus zookeeper"));
         cl.setParameterExceptionHandler(ExpectedFailures.oneLineParse("torus zookeeper"));
-        System.exit(cl.execute(args));
+        return cl;
     }
 
     @Override
     public Integer call() throws InterruptedException {
+        if (!bind.matches("\\d{1,3}(\\.\\d{1,3}){3}")) {
+            throw new IllegalArgumentException("--bind must be an IPv4 address like 10.0.0.1, got '" + bind + "'");
+        }
+        if (port < 0 || port > 65535) {
+            throw new IllegalArgumentException("--port must be in 0..65535, got " + port);
+        }
         EmbeddedZooKeeper zk = EmbeddedZooKeeper.start(new EmbeddedZooKeeper.Options().bindAddress(bind).port(port));
         CountDownLatch stopped = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
