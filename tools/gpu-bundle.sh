@@ -22,6 +22,9 @@ rm -rf "$OUT"
 mkdir -p "$OUT/lib"
 mvn -B -q dependency:copy -Dartifact="$JUNIT_CONSOLE" -DoutputDirectory="$OUT/lib"
 cp torus-cli/target/torus-cli-*.jar torus-cli/target/lib/*.jar tests/target/torus-tests-*-tests.jar "$OUT/lib/"
+# the JCuda interop module and JCuda's jars, for its gpu tests
+cp torus-jcuda/target/torus-jcuda-*.jar "$OUT/lib/"
+mvn -B -q dependency:copy-dependencies -pl torus-jcuda -DincludeGroupIds=org.jcuda -DoutputDirectory="$OUT/lib"
 # Slim the two largest native jars to what a linux-x86_64 GPU host loads.
 python3 - "$OUT/lib" <<'PY'
 import glob, os, sys, zipfile
@@ -42,6 +45,8 @@ for p in glob.glob(os.path.join(lib, "openblas-*-linux-x86_64.jar")):
 for p in glob.glob(os.path.join(lib, "openblas-*.jar")):
     if not p.endswith("linux-x86_64.jar"):   # the Java side: only the no-LAPACK binding is used
         slim(p, lambda n: not n.startswith("org/bytedeco/openblas/global/openblas") or "openblas_nolapack" in n)
+for p in glob.glob(os.path.join(lib, "jcuda-natives-*.jar")):   # runtime and driver bindings; not NVRTC/PTX compiler
+    slim(p, lambda n: not n.endswith(".so") or "JCudaRuntime" in n or "JCudaDriver" in n)
 for p in glob.glob(os.path.join(lib, "snappy-java-*.jar")):
     slim(p, lambda n: not n.startswith("org/xerial/snappy/native/") or "/Linux/x86_64/" in n or n.endswith("/"))
 # store every jar uncompressed: the xz archive then compresses all of them together
