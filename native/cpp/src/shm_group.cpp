@@ -23,7 +23,7 @@ namespace torus {
 namespace {
 
 constexpr uint64_t MAGIC = 0x546f727573536d31ULL;  // "TorusSm1"
-constexpr uint32_t VERSION = 1;
+constexpr uint32_t VERSION = 2;  // 2: per-rank departure marks
 constexpr size_t HEADER_BYTES = 64 * 1024;
 constexpr int KIND_ALLREDUCE = 1, KIND_BROADCAST = 2, KIND_ALLGATHER = 3, KIND_BARRIER = 4, KIND_REDUCE = 5;
 constexpr uint32_t POISON_FAILURE = 1, POISON_MISMATCH = 2, POISON_TIMEOUT = 3;

@@ -4,7 +4,8 @@ package dev.torus.internal;
  * The token that unlocks raw native addresses ({@code Tensor.dataAddress}, {@code MemoryBuffer.address},
  * {@code Stream.handle}) for Torus's own packages.
  *
- * <p>This package is not exported by the {@code dev.torus} module. Code in another module can
+ * <p>This package is exported only to {@code dev.torus.jcuda} (the JCuda interop jar's automatic
+ * module name), a marked door rather than a lock. Code in any other module can
  * therefore neither name {@link #TOKEN} nor read it by reflection, and every method that takes it
  * refuses anything else (a {@code null} included). On the class path, where no module boundary
  * exists, the token only marks a call as internal; it protects nothing there.

@@ -139,7 +139,7 @@ public final class DeviceBuffer extends MemoryBuffer {
 
     /** Called by {@code user.close()}: the allocation stream takes over the wait for it. */
     void handOver(Stream user) {
-        NativeLibrary.check(TorusNative.torus_stream_wait_stream(device.ordinal(), stream.handle(), user.handle()),
+        if (!borrowed) NativeLibrary.check(TorusNative.torus_stream_wait_stream(device.ordinal(), stream.handle(), user.handle()),
                 "close(" + user + "): order the free of " + this + " after it");
         users.remove(user);
     }
@@ -147,7 +147,8 @@ public final class DeviceBuffer extends MemoryBuffer {
     @Override
     void free(long address) {
         synchronized (Stream.TRACKING) {
-            for (Stream u : users) {
+            // a borrowed view frees nothing, so it has nothing to order after the users' work
+            for (Stream u : borrowed ? List.<Stream>of() : users) {
                 NativeLibrary.check(TorusNative.torus_stream_wait_stream(device.ordinal(), stream.handle(),
                         u.handle()), "free(" + this + "): wait for " + u);
             }

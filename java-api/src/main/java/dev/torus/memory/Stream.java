@@ -33,14 +33,21 @@ public final class Stream implements AutoCloseable {
     private final Device device;
     private final long handle;
     private final boolean owned;
+    /** A view of another library's stream: tracked like an owned one, but never destroyed. */
+    private final boolean borrowed;
     private volatile boolean closed;
     /** Buffers allocated on or recorded on this stream; owned streams only; guarded by {@link #TRACKING}. */
     private final Set<DeviceBuffer> buffers = new LinkedHashSet<>();
 
     private Stream(Device device, long handle, boolean owned) {
+        this(device, handle, owned, false);
+    }
+
+    private Stream(Device device, long handle, boolean owned, boolean borrowed) {
         this.device = device;
         this.handle = handle;
         this.owned = owned;
+        this.borrowed = borrowed;
     }
 
     /** The default stream of a device; for the CPU, the synchronous CPU stream. */
@@ -54,16 +61,23 @@ public final class Stream implements AutoCloseable {
     /**
      * A view of a CUDA stream that another library created (a JCuda {@code cudaStream_t},
      * for example), for Torus's interop modules (see {@link NativeAccess}). Torus never
-     * destroys it: {@link #close()} is a no-op, and the library that created the stream
-     * owns it and destroys it after the work queued through this view has finished.
-     * Handle 0 is the device's legacy default stream.
+     * destroys the stream; the library that created it owns it. The view keeps the books
+     * of an owned stream, though: {@link #close()} refuses while buffers allocated on it
+     * are open, and hands the buffers that recorded it over to their own streams, so close
+     * the view (after its buffers) before the owner destroys the stream. Handle 0 is the
+     * device's legacy default stream, which is returned as such.
      */
     public static Stream borrow(NativeAccess token, Device device, long handle) {
         NativeAccess.check(token, "Stream.borrow");
         if (device == null || !device.isCuda()) {
             throw new IllegalArgumentException("device: expected a CUDA device, got " + device);
         }
-        return new Stream(device, handle, false);
+        return handle == 0 ? defaultStream(device) : new Stream(device, handle, true, true);
+    }
+
+    /** True for a view of a stream that another library created and destroys. */
+    public boolean isBorrowed() {
+        return borrowed;
     }
 
     /** A new non-blocking CUDA stream on {@code device}. */
@@ -176,7 +190,8 @@ public final class Stream implements AutoCloseable {
     }
 
     /**
-     * Destroys an owned stream (a no-op for default streams and when closed). Throws
+     * Destroys an owned stream (a no-op for default streams and when closed; a
+     * {@linkplain #borrow borrowed} view only ends its bookkeeping). Throws
      * {@link IllegalStateException}, leaving the stream open, while device buffers
      * allocated on it are open; close them first. Buffers that only recorded this
      * stream keep their ordering: their allocation stream waits for this one's work.
@@ -211,11 +226,14 @@ public final class Stream implements AutoCloseable {
             buffers.clear();
             closed = true;
         }
-        NativeLibrary.check(TorusNative.torus_stream_destroy(device.ordinal(), handle), "close(" + this + ")");
+        if (!borrowed) {
+            NativeLibrary.check(TorusNative.torus_stream_destroy(device.ordinal(), handle), "close(" + this + ")");
+        }
     }
 
     @Override
     public String toString() {
-        return device.isCpu() ? "Stream[cpu]" : "Stream[" + device + (handle == 0 ? ", default]" : ", 0x" + Long.toHexString(handle) + "]");
+        return device.isCpu() ? "Stream[cpu]" : "Stream[" + device + (handle == 0 ? ", default]"
+                : ", 0x" + Long.toHexString(handle) + (borrowed ? ", borrowed]" : "]"));
     }
 }

@@ -163,6 +163,11 @@ public final class Tensor implements AutoCloseable {
                     + (n > Long.MAX_VALUE / dtype.byteSize() ? "more than Long.MAX_VALUE" : String.valueOf(n * dtype.byteSize()))
                     + " bytes, but buffer holds " + buffer.byteSize() + " (" + buffer + ")");
         }
+        if (buffer.address(TOKEN) % dtype.byteSize() != 0) {
+            throw new IllegalArgumentException("buffer: " + dtype + " elements must be aligned to "
+                    + dtype.byteSize() + " bytes, but " + buffer + " starts at an address "
+                    + buffer.address(TOKEN) % dtype.byteSize() + " bytes past that (kernels would fault on it)");
+        }
         return new Tensor(buffer, dtype, shape.clone(), n);
     }
 

@@ -81,8 +81,15 @@ class JCudaInteropTest extends TorusTestBase {
         // handle 0 is the legacy default stream: wrapping it needs no device, and close() must not touch it
         Stream s = JCudaViews.wrap(new cudaStream_t(), GPU);
         assertEquals(GPU, s.device());
+        assertFalse(s.isBorrowed(), "handle 0 is the default stream itself");
         s.close();
         s.close();
+        // any other handle is a borrowed view; with no buffers on it, closing it touches no CUDA at all
+        Stream view = Stream.borrow(TOKEN, GPU, 0x1234);
+        assertTrue(view.isBorrowed());
+        assertTrue(view.toString().contains("borrowed"), view.toString());
+        view.close();
+        assertThrows(IllegalStateException.class, view::synchronize, "a closed view refuses work");
     }
 
     @Test
@@ -152,6 +159,10 @@ class JCudaInteropTest extends TorusTestBase {
                 "shape: [5] of FLOAT32 needs 20 bytes, but buffer holds 16");
         assertMessage(assertThrows(IllegalArgumentException.class, () -> Tensor.wrap(b, null, 4)),
                 "dtype");
+        try (dev.torus.memory.MemoryBuffer odd = b.slice(2, 12)) {
+            assertMessage(assertThrows(IllegalArgumentException.class, () -> Tensor.wrap(odd, DType.FLOAT32, 3)),
+                    "buffer: FLOAT32 elements must be aligned to 4 bytes");
+        }
         try (Tensor t = Tensor.wrap(b, DType.FLOAT32, 2, 2)) {
             t.zero();
             assertArrayEquals(new float[4], t.toFloatArray());

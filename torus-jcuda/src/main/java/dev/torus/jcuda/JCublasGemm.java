@@ -23,7 +23,10 @@ import jcuda.runtime.cudaStream_t;
  * device's legacy default stream (the one Torus's layer kernels use) and take scalars from
  * host memory, which are cuBLAS's defaults; a handle set to another stream or to device
  * pointer mode is refused at the call, since its GEMMs would race with the layer's other
- * kernels. Not for concurrent use from several threads (cuBLAS handles are not).
+ * kernels. A cuBLAS handle belongs to the device that was current when it was created, which
+ * cuBLAS cannot report: create it on {@code device}. Each call selects {@code device} for the
+ * GEMM and restores the thread's current device afterwards. Not for concurrent use from several
+ * threads (cuBLAS handles are not).
  */
 public final class JCublasGemm implements Gemm {
     private final cublasHandle handle;
@@ -59,24 +62,38 @@ public final class JCublasGemm implements Gemm {
     @Override
     public void sgemm(boolean transA, boolean transB, int m, int n, int k, Tensor a, int lda, Tensor b, int ldb,
                       float beta, Tensor c, int ldc) {
-        checkHandleSettings();
-        int rc = JCuda.cudaSetDevice(device.ordinal());
-        if (rc != 0) {
-            throw new CudaException("JCublasGemm: cudaSetDevice(" + device.ordinal() + ") failed: "
-                    + jcuda.runtime.cudaError.stringFor(rc));
-        }
-        // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands.
-        int st = JCublas2.cublasSgemm(handle,
-                transB ? cublasOperation.CUBLAS_OP_T : cublasOperation.CUBLAS_OP_N,
-                transA ? cublasOperation.CUBLAS_OP_T : cublasOperation.CUBLAS_OP_N,
-                n, m, k, Pointer.to(new float[] {1f}),
-                JCudaPointers.devicePointer(b.dataAddress(TOKEN)), ldb,
-                JCudaPointers.devicePointer(a.dataAddress(TOKEN)), lda,
-                Pointer.to(new float[] {beta}),
-                JCudaPointers.devicePointer(c.dataAddress(TOKEN)), ldc);
-        if (st != cublasStatus.CUBLAS_STATUS_SUCCESS) {
-            throw new CudaException("JCublasGemm: cublasSgemm(m=" + m + ", n=" + n + ", k=" + k + ") failed with "
-                    + cublasStatus.stringFor(st));
+        try {
+            checkHandleSettings();
+            int[] previous = new int[1];
+            int rc = JCuda.cudaGetDevice(previous);
+            if (rc == 0 && previous[0] != device.ordinal()) {
+                rc = JCuda.cudaSetDevice(device.ordinal());
+            }
+            if (rc != 0) {
+                throw new CudaException("JCublasGemm: selecting " + device + " failed: " + jcuda.runtime.cudaError.stringFor(rc));
+            }
+            try {
+                // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands.
+                int st = JCublas2.cublasSgemm(handle,
+                        transB ? cublasOperation.CUBLAS_OP_T : cublasOperation.CUBLAS_OP_N,
+                        transA ? cublasOperation.CUBLAS_OP_T : cublasOperation.CUBLAS_OP_N,
+                        n, m, k, Pointer.to(new float[] {1f}),
+                        JCudaPointers.devicePointer(b.dataAddress(TOKEN)), ldb,
+                        JCudaPointers.devicePointer(a.dataAddress(TOKEN)), lda,
+                        Pointer.to(new float[] {beta}),
+                        JCudaPointers.devicePointer(c.dataAddress(TOKEN)), ldc);
+                if (st != cublasStatus.CUBLAS_STATUS_SUCCESS) {
+                    throw new CudaException("JCublasGemm: cublasSgemm(m=" + m + ", n=" + n + ", k=" + k + ") failed with "
+                            + cublasStatus.stringFor(st));
+                }
+            } finally {
+                if (previous[0] != device.ordinal()) {
+                    JCuda.cudaSetDevice(previous[0]);   // leave the caller's current device as it was
+                }
+            }
+        } catch (jcuda.CudaException e) {
+            // the user turned JCuda's or JCublas's exceptions on
+            throw new CudaException("JCublasGemm: " + e.getMessage());
         }
     }
 
@@ -93,7 +110,10 @@ public final class JCublasGemm implements Gemm {
         }
         int[] mode = new int[1];
         st = JCublas2.cublasGetPointerMode(handle, mode);
-        if (st == cublasStatus.CUBLAS_STATUS_SUCCESS && mode[0] != cublasPointerMode.CUBLAS_POINTER_MODE_HOST) {
+        if (st != cublasStatus.CUBLAS_STATUS_SUCCESS) {
+            throw new CudaException("JCublasGemm: cublasGetPointerMode failed with " + cublasStatus.stringFor(st));
+        }
+        if (mode[0] != cublasPointerMode.CUBLAS_POINTER_MODE_HOST) {
             throw new IllegalStateException("JCublasGemm: the handle takes scalars from device memory; set "
                     + "CUBLAS_POINTER_MODE_HOST on it");
         }

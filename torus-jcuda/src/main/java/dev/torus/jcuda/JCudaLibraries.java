@@ -18,16 +18,37 @@ public final class JCudaLibraries {
 
     private static volatile String runtimeCause;
     private static volatile boolean runtimeLoaded;
+    private static volatile String driverCause;
+    private static volatile boolean driverLoaded;
     private static volatile String cublasCause;
     private static volatile boolean cublasLoaded;
 
     private JCudaLibraries() {}
 
+    /**
+     * Null when JCuda's driver bindings load (they link {@code libcuda.so.1}, the driver, so they
+     * fail on a machine without one); otherwise why not, in one line.
+     */
+    public static synchronized String driverUnavailableCause() {
+        if (!driverLoaded && driverCause == null) {
+            try {
+                Class.forName("jcuda.driver.JCudaDriver", true, JCudaLibraries.class.getClassLoader());
+                driverLoaded = true;
+            } catch (ClassNotFoundException e) {
+                driverCause = "JCuda's driver bindings (jcuda.driver.JCudaDriver) are not on the class path";
+            } catch (LinkageError e) {
+                driverCause = explain("JCuda " + version() + "'s driver bindings", "the CUDA driver (libcuda.so.1)", e);
+            }
+        }
+        return driverCause;
+    }
+
     /** Null when JCuda's runtime bindings load; otherwise why not, in one line. */
     public static synchronized String runtimeUnavailableCause() {
         if (!runtimeLoaded && runtimeCause == null) {
             try {
-                jcuda.runtime.JCuda.setExceptionsEnabled(false);
+                // loads the natives without touching JCuda's settings (a user's exception flag stays as it is)
+                jcuda.runtime.JCuda.initialize();
                 runtimeLoaded = true;
             } catch (LinkageError e) {
                 runtimeCause = explain("JCuda " + version() + "'s runtime bindings", "the CUDA driver", e);
@@ -45,7 +66,7 @@ public final class JCudaLibraries {
                 return cublasCause;
             }
             try {
-                jcuda.jcublas.JCublas2.setExceptionsEnabled(false);
+                jcuda.jcublas.JCublas2.initialize();
                 cublasLoaded = true;
             } catch (LinkageError e) {
                 cublasCause = explain("JCublas " + version(), "cuBLAS 12 (libcublas.so.12)", e);
@@ -56,6 +77,14 @@ public final class JCudaLibraries {
 
     static void ensureRuntime(String what) {
         String cause = runtimeUnavailableCause();
+        if (cause != null) {
+            throw new CudaUnavailableException(what + ": " + cause);
+        }
+    }
+
+    static void ensureDriver(String what) {
+        ensureRuntime(what);
+        String cause = driverUnavailableCause();
         if (cause != null) {
             throw new CudaUnavailableException(what + ": " + cause);
         }

@@ -11,9 +11,10 @@ import dev.torus.tensor.Tensor;
 import jcuda.Pointer;
 import jcuda.driver.CUdeviceptr;
 import jcuda.driver.CUstream;
-import jcuda.runtime.JCuda;
-import jcuda.runtime.cudaMemoryType;
-import jcuda.runtime.cudaPointerAttributes;
+import jcuda.driver.CUmemorytype;
+import jcuda.driver.CUpointer_attribute;
+import jcuda.driver.CUresult;
+import jcuda.driver.JCudaDriver;
 import jcuda.runtime.cudaStream_t;
 
 /**
@@ -31,9 +32,12 @@ import jcuda.runtime.cudaStream_t;
  *       valid while the tensor is open; Torus still owns and frees the memory.</li>
  * </ul>
  *
- * <p>The address checks ask the CUDA driver (through JCuda) that a wrapped pointer is device
- * memory on the given device and that the range lies inside one allocation, so a host pointer,
- * a pointer of another device or a range past the end fails here, not in a kernel.
+ * <p>The address checks ask the CUDA driver (through JCuda's pointer attributes) that a wrapped
+ * pointer is device memory on the given device and that the range lies inside one allocation,
+ * so a host pointer, a pointer of another device or a range past the end fails here, not in a
+ * kernel. They leave JCuda's settings (its exception flags) and the thread's current device as
+ * they were. A wrapped stream is not checked against {@code device}; passing one of another
+ * device is the caller's error.
  */
 public final class JCudaViews {
     private JCudaViews() {}
@@ -75,9 +79,13 @@ public final class JCudaViews {
             if (shape[i] < 0) {
                 throw new IllegalArgumentException("shape: dimension " + i + " must be >= 0, got " + shape[i]);
             }
-            n = Math.multiplyExact(n, shape[i]);
+            if (shape[i] != 0 && n > Long.MAX_VALUE / shape[i] / dtype.byteSize()) {
+                throw new IllegalArgumentException("shape: " + java.util.Arrays.toString(shape) + " of " + dtype
+                        + " overflows a byte size");
+            }
+            n *= shape[i];
         }
-        DeviceBuffer view = wrap(devicePointer, Math.multiplyExact(n, dtype.byteSize()), device);
+        DeviceBuffer view = wrap(devicePointer, n * dtype.byteSize(), device);
         try {
             return Tensor.wrap(view, dtype, shape);
         } catch (RuntimeException e) {
@@ -153,40 +161,58 @@ public final class JCudaViews {
                     + "(was cudaMalloc called on it?)");
         }
         device.ensureUsable();
-        JCudaLibraries.ensureRuntime("wrap(" + device + ")");
+        JCudaLibraries.ensureDriver("wrap(" + device + ")");
         checkAllocation(address, byteSize, device);
         return address;
     }
 
+    /**
+     * Asks the driver about the address (pointer attributes need no current context under
+     * unified addressing): device or managed memory, of {@code device}, and
+     * [address, address + byteSize) inside one allocation.
+     */
     private static void checkAllocation(long address, long byteSize, Device device) {
-        cudaPointerAttributes attributes = new cudaPointerAttributes();
-        int rc = JCuda.cudaPointerGetAttributes(attributes, JCudaPointers.devicePointer(address));
-        if (rc != 0) {
-            JCuda.cudaGetLastError(); // clear the sticky-free error state of this call
-            throw new IllegalArgumentException("devicePointer: 0x" + Long.toHexString(address)
-                    + " is not memory CUDA knows (" + jcuda.runtime.cudaError.stringFor(rc) + ")");
-        }
-        if (attributes.type != cudaMemoryType.cudaMemoryTypeDevice
-                && attributes.type != cudaMemoryType.cudaMemoryTypeManaged) {
-            throw new IllegalArgumentException("devicePointer: expected device memory, got "
-                    + cudaMemoryType.stringFor(attributes.type) + " memory at 0x" + Long.toHexString(address));
-        }
-        if (attributes.device != device.ordinal()) {
-            throw new IllegalArgumentException("devicePointer: 0x" + Long.toHexString(address) + " is memory of cuda:"
-                    + attributes.device + ", not of " + device);
-        }
-        jcuda.driver.JCudaDriver.cuInit(0);
-        CUdeviceptr base = new CUdeviceptr();
-        long[] size = new long[1];
-        int drc = jcuda.driver.JCudaDriver.cuMemGetAddressRange(base, size, JCudaPointers.devicePointer(address));
-        if (drc != 0) {
-            throw new IllegalArgumentException("devicePointer: cannot find the allocation holding 0x"
-                    + Long.toHexString(address) + " (" + jcuda.driver.CUresult.stringFor(drc) + ")");
-        }
-        long end = JCudaPointers.address(base) + size[0];
-        if (byteSize > end - address) {
-            throw new IllegalArgumentException("byteSize: " + byteSize + " bytes from 0x" + Long.toHexString(address)
-                    + " run past the end of its allocation (" + (end - address) + " bytes left)");
+        CUdeviceptr ptr = JCudaPointers.devicePointer(address);
+        String hex = "0x" + Long.toHexString(address);
+        try {
+            int rc = JCudaDriver.cuInit(0);
+            if (rc != CUresult.CUDA_SUCCESS) {
+                throw new dev.torus.CudaUnavailableException("wrap(" + device + "): cuInit failed: " + CUresult.stringFor(rc));
+            }
+            int[] type = new int[1];
+            rc = JCudaDriver.cuPointerGetAttribute(Pointer.to(type), CUpointer_attribute.CU_POINTER_ATTRIBUTE_MEMORY_TYPE, ptr);
+            if (rc != CUresult.CUDA_SUCCESS) {
+                throw new IllegalArgumentException("devicePointer: " + hex + " is not memory CUDA knows ("
+                        + CUresult.stringFor(rc) + ")");
+            }
+            if (type[0] != CUmemorytype.CU_MEMORYTYPE_DEVICE && type[0] != CUmemorytype.CU_MEMORYTYPE_UNIFIED) {
+                throw new IllegalArgumentException("devicePointer: expected device memory, got " + CUmemorytype.stringFor(type[0])
+                        + " memory at " + hex);
+            }
+            int[] ordinal = new int[1];
+            rc = JCudaDriver.cuPointerGetAttribute(Pointer.to(ordinal), CUpointer_attribute.CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL,
+                    ptr);
+            if (rc == CUresult.CUDA_SUCCESS && ordinal[0] != device.ordinal()) {
+                throw new IllegalArgumentException("devicePointer: " + hex + " is memory of cuda:" + ordinal[0] + ", not of "
+                        + device);
+            }
+            long[] start = new long[1];
+            long[] size = new long[1];
+            int a = JCudaDriver.cuPointerGetAttribute(Pointer.to(start),
+                    CUpointer_attribute.CU_POINTER_ATTRIBUTE_RANGE_START_ADDR, ptr);
+            int b = JCudaDriver.cuPointerGetAttribute(Pointer.to(size), CUpointer_attribute.CU_POINTER_ATTRIBUTE_RANGE_SIZE, ptr);
+            if (a != CUresult.CUDA_SUCCESS || b != CUresult.CUDA_SUCCESS) {
+                throw new IllegalArgumentException("devicePointer: cannot find the allocation holding " + hex + " ("
+                        + CUresult.stringFor(a != CUresult.CUDA_SUCCESS ? a : b) + ")");
+            }
+            long left = start[0] + size[0] - address;
+            if (byteSize > left) {
+                throw new IllegalArgumentException("byteSize: " + byteSize + " bytes from " + hex
+                        + " run past the end of its allocation (" + left + " bytes left)");
+            }
+        } catch (jcuda.CudaException e) {
+            // the user turned JCuda's exceptions on: report the driver's refusal as ours
+            throw new IllegalArgumentException("devicePointer: the CUDA driver refused " + hex + ": " + e.getMessage());
         }
     }
 }
