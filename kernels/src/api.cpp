@@ -193,6 +193,42 @@ int torus_f32_sub(float* dst, const float* a, const float* b, int64_t n) {
     return f32_binary("f32_sub", dst, a, b, n, false);
 }
 
+int torus_f32_add_on(int device, void* stream, float* dst, const float* a, const float* b, int64_t n) {
+    if (device < 0) return torus_f32_add(dst, a, b, n);
+    return guarded("f32_add", [&] {
+        if (n < 0) return fail(TORUS_ERR_INVALID_ARGUMENT, "f32_add: n must be >= 0");
+        TORUS_CHECK(check_pointer("f32_add", "dst", dst, n * 4));
+        TORUS_CHECK(check_pointer("f32_add", "a", a, n * 4));
+        TORUS_CHECK(check_pointer("f32_add", "b", b, n * 4));
+        return cuda::f32_add(device, stream, dst, a, b, n);
+    });
+}
+
+int torus_f32_sub_on(int device, void* stream, float* dst, const float* a, const float* b, int64_t n) {
+    if (device < 0) return torus_f32_sub(dst, a, b, n);
+    return guarded("f32_sub", [&] {
+        if (n < 0) return fail(TORUS_ERR_INVALID_ARGUMENT, "f32_sub: n must be >= 0");
+        TORUS_CHECK(check_pointer("f32_sub", "dst", dst, n * 4));
+        TORUS_CHECK(check_pointer("f32_sub", "a", a, n * 4));
+        TORUS_CHECK(check_pointer("f32_sub", "b", b, n * 4));
+        return cuda::f32_sub(device, stream, dst, a, b, n);
+    });
+}
+
+int torus_f32_sum_chunks_on(int device, void* stream, float* dst, const float* src, int ranks, int64_t chunk,
+                            int divisor) {
+    if (device < 0) return torus_f32_sum_chunks(dst, src, ranks, chunk, divisor);
+    return guarded("f32_sum_chunks", [&] {
+        if (ranks < 1) return fail(TORUS_ERR_INVALID_ARGUMENT, "f32_sum_chunks: ranks must be >= 1");
+        if (chunk < 0) return fail(TORUS_ERR_INVALID_ARGUMENT, "f32_sum_chunks: chunk must be >= 0");
+        if (divisor < 1) return fail(TORUS_ERR_INVALID_ARGUMENT, "f32_sum_chunks: divisor must be >= 1");
+        if (chunk > INT64_MAX / 4 / ranks) return fail(TORUS_ERR_INVALID_ARGUMENT, "f32_sum_chunks: ranks * chunk overflows");
+        TORUS_CHECK(check_pointer("f32_sum_chunks", "dst", dst, chunk * 4));
+        TORUS_CHECK(check_pointer("f32_sum_chunks", "src", src, chunk * ranks * 4));
+        return cuda::f32_sum_chunks(device, stream, dst, src, ranks, chunk, divisor);
+    });
+}
+
 int torus_host_stream(void* dst, int64_t dst_bytes, const void* src, int64_t src_bytes) {
     return guarded("host_stream", [&] {
         if (dst_bytes < 0 || src_bytes < 0) return fail(TORUS_ERR_INVALID_ARGUMENT, "host_stream: byte counts must be >= 0");

@@ -47,6 +47,9 @@ int layernorm_forward(int device, void* s, const float* x, const float* gamma, c
 int layernorm_backward(int device, void* s, const float* x, const float* gamma, const float* dy, float* dx,
                        float* dgamma, float* dbeta, float* scratch, int64_t rows, int64_t cols, float eps);
 
+int f32_add(int device, void* s, float* d, const float* a, const float* b, int64_t n);
+int f32_sub(int device, void* s, float* d, const float* a, const float* b, int64_t n);
+int f32_sum_chunks(int device, void* s, float* d, const float* src, int ranks, int64_t chunk, int divisor);
 int relu_forward(int device, void* s, const float* x, float* y, int64_t n);
 int relu_backward(int device, void* s, const float* x, const float* dy, float* dx, int64_t n);
 int bias_add(int device, void* s, float* y, const float* bias, int64_t rows, int64_t cols);

@@ -81,6 +81,13 @@ int torus_host_stream(void* dst, int64_t dst_bytes, const void* src, int64_t src
  * added in rank order from src[i]; no division when divisor is 1. dst must not
  * overlap src. Bitwise the scalar loop at any thread count. */
 int torus_f32_sum_chunks(float* dst, const float* src, int ranks, int64_t chunk, int divisor);
+/* The same three on a device (device < 0: the host versions above; otherwise CUDA
+ * twins queued on `stream`, bitwise equal to the host results: the same adds in the
+ * same order and one correctly rounded division, no FMA). */
+int torus_f32_add_on(int device, void* stream, float* dst, const float* a, const float* b, int64_t n);
+int torus_f32_sub_on(int device, void* stream, float* dst, const float* a, const float* b, int64_t n);
+int torus_f32_sum_chunks_on(int device, void* stream, float* dst, const float* src, int ranks, int64_t chunk,
+                            int divisor);
 
 /* ---- device memory, streams, events ----------------------------------- */
 int torus_stream_create(int device, void** out);

@@ -37,6 +37,24 @@ __global__ void bias_add_kernel(float* y, const float* bias, int64_t n, int64_t 
     TORUS_GRID_STRIDE(i, n) y[i] = y[i] + bias[i % cols];
 }
 
+// The gradient hooks' element-wise loops (api.cpp's f32_binary and f32_sum_chunks), in the
+// same order: IEEE adds in rank order, then one division, nothing contracted.
+__global__ void f32_add_kernel(float* d, const float* a, const float* b, int64_t n) {
+    TORUS_GRID_STRIDE(i, n) d[i] = __fadd_rn(a[i], b[i]);
+}
+
+__global__ void f32_sub_kernel(float* d, const float* a, const float* b, int64_t n) {
+    TORUS_GRID_STRIDE(i, n) d[i] = __fsub_rn(a[i], b[i]);
+}
+
+__global__ void f32_sum_chunks_kernel(float* d, const float* s, int ranks, int64_t chunk, int divisor) {
+    TORUS_GRID_STRIDE(i, chunk) {
+        float acc = s[i];
+        for (int r = 1; r < ranks; r++) acc = __fadd_rn(acc, s[(int64_t)r * chunk + i]);
+        d[i] = divisor == 1 ? acc : __fdiv_rn(acc, (float)divisor);
+    }
+}
+
 struct ColumnOf {
     const float* v;
     int64_t cols;
@@ -103,6 +121,18 @@ __global__ void adamw_kernel(float* p, const float* g, float* m, float* v, int64
         kernel<<<grid_for(n), kThreads, 0, (cudaStream_t)s>>>(__VA_ARGS__);            \
         return check_launch(name);                                                     \
     } while (0)
+
+int f32_add(int device, void* s, float* d, const float* a, const float* b, int64_t n) {
+    TORUS_LAUNCH("f32_add", n, f32_add_kernel, d, a, b, n);
+}
+
+int f32_sub(int device, void* s, float* d, const float* a, const float* b, int64_t n) {
+    TORUS_LAUNCH("f32_sub", n, f32_sub_kernel, d, a, b, n);
+}
+
+int f32_sum_chunks(int device, void* s, float* d, const float* src, int ranks, int64_t chunk, int divisor) {
+    TORUS_LAUNCH("f32_sum_chunks", chunk, f32_sum_chunks_kernel, d, src, ranks, chunk, divisor);
+}
 
 int relu_forward(int device, void* s, const float* x, float* y, int64_t n) {
     TORUS_LAUNCH("relu_forward", n, relu_fwd_kernel, x, y, n);

@@ -71,6 +71,16 @@ public final class TorusNative {
     public static native int torus_f32_sum_chunks(@Cast("float*") long dst, @Cast("const float*") long src, int ranks,
                                                   long chunk, int divisor);
 
+    public static native int torus_f32_add_on(int device, @Cast("void*") long stream, @Cast("float*") long dst,
+                                              @Cast("const float*") long a, @Cast("const float*") long b, long n);
+
+    public static native int torus_f32_sub_on(int device, @Cast("void*") long stream, @Cast("float*") long dst,
+                                              @Cast("const float*") long a, @Cast("const float*") long b, long n);
+
+    public static native int torus_f32_sum_chunks_on(int device, @Cast("void*") long stream, @Cast("float*") long dst,
+                                                     @Cast("const float*") long src, int ranks, long chunk,
+                                                     int divisor);
+
     public static native int torus_stream_create(int device, @Cast("void**") long[] out);
 
     public static native int torus_stream_destroy(int device, @Cast("void*") long stream);

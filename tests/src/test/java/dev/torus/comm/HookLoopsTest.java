@@ -9,7 +9,6 @@ import dev.torus.NativeLibrary;
 import dev.torus.jni.TorusNative;
 import dev.torus.tensor.Tensor;
 import dev.torus.testing.TorusTestBase;
-import java.util.SplittableRandom;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -19,15 +18,7 @@ import org.junit.jupiter.api.Test;
  */
 class HookLoopsTest extends TorusTestBase {
     private static float[] values(long seed, int n) {
-        SplittableRandom r = new SplittableRandom(seed);
-        float[] v = new float[n];
-        float[] special = {Float.NaN, Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY, 0f, -0f, Float.MIN_VALUE,
-            -Float.MIN_NORMAL / 3, Float.MAX_VALUE};
-        for (int i = 0; i < n; i++) {
-            v[i] = r.nextInt(50) == 0 ? special[r.nextInt(special.length)]
-                    : (float) (r.nextGaussian() * Math.pow(10, r.nextInt(9) - 4));
-        }
-        return v;
+        return HookLoopsTestValues.values(seed, n);
     }
 
     private static void assertBitwise(float[] want, float[] got, String what) {
@@ -112,6 +103,36 @@ class HookLoopsTest extends TorusTestBase {
             e = assertThrows(IllegalArgumentException.class,
                     () -> NativeLibrary.check(TorusNative.torus_f32_sub(0, p, p, 4), "f32_sub"));
             assertTrue(e.getMessage().contains("dst"), e.getMessage());
+            e = assertThrows(IllegalArgumentException.class,
+                    () -> NativeLibrary.check(TorusNative.torus_f32_sum_chunks_on(0, 0, p, p, 0, 4, 1), "f32_sum_chunks"));
+            assertTrue(e.getMessage().contains("ranks must be >= 1"), e.getMessage());
+            e = assertThrows(IllegalArgumentException.class,
+                    () -> NativeLibrary.check(TorusNative.torus_f32_add_on(0, 0, p, p, 0, 4), "f32_add"));
+            assertTrue(e.getMessage().contains("b"), e.getMessage());
+        }
+    }
+
+    @Test
+    void theDeviceEntryPointsRunTheHostLoopsForTheCpuAndSayWhyWithoutCuda() {
+        int n = 1000;
+        float[] a = values(1, n);
+        float[] b = values(2, n);
+        try (Tensor ta = Tensor.fromArray(root, a, n); Tensor tb = Tensor.fromArray(root, b, n);
+             Tensor out = Tensor.fromArray(root, new float[n], n)) {
+            NativeLibrary.check(TorusNative.torus_f32_add_on(-1, 0, out.dataAddress(TOKEN), ta.dataAddress(TOKEN),
+                    tb.dataAddress(TOKEN), n), "f32_add_on");
+            float[] sum = new float[n];
+            for (int i = 0; i < n; i++) {
+                sum[i] = a[i] + b[i];
+            }
+            assertBitwise(sum, out.toFloatArray(), "add on device -1");
+            if (!dev.torus.Device.isCudaAvailable()) {
+                // no GPU: the CUDA twin refuses with CUDA's reason instead of touching the (host) pointers
+                RuntimeException e = assertThrows(RuntimeException.class, () -> NativeLibrary.check(
+                        TorusNative.torus_f32_sub_on(0, 0, out.dataAddress(TOKEN), ta.dataAddress(TOKEN),
+                                tb.dataAddress(TOKEN), n), "f32_sub_on"));
+                assertTrue(e.getMessage().toLowerCase(java.util.Locale.ROOT).contains("cuda"), e.getMessage());
+            }
         }
     }
 }
