@@ -439,6 +439,33 @@ abstract class KernelSuite extends TorusTestBase {
         }
     }
 
+    /**
+     * Every length from 1 to 80 and a few odd large ones, per tensor (one scale, the whole tensor split
+     * across threads at arbitrary element offsets): the vectorized generator's eight-counter batches,
+     * the scalar head and tail around them, and the thread split all land on the reference draw.
+     */
+    @Test
+    void stochasticRoundingMatchesTheReferenceAtEveryLengthAndSplit() {
+        int[] large = {4093, 65_539, 1_000_003};
+        for (int k = 0; k < 80 + large.length; k++) {
+            int n = k < 80 ? k + 1 : large[k - 80];
+            float[] x = Data.uniform(rnd, n, 3f);
+            x[0] = 127f; // scale 1, so the expected value is plain to read
+            long s = rnd.nextLong();
+            try (Tensor t = put(x, n);
+                 QuantizedTensor q = Quantizer.quantize(t, QuantSpec.int8Symmetric().perTensor().withStochasticRounding(s))) {
+                byte[] v = q.values().toByteArray();
+                float inv = ScalarReference.inverseScale(q.scales().toFloatArray()[0]);
+                for (int i = 0; i < n; i++) {
+                    int want = ScalarReference.quantizeStochastic(x[i], inv, 0, -127, 127, ScalarReference.uniform(s, i));
+                    if (v[i] != want) {
+                        fail("length " + n + ": stochastic q[" + i + "] = " + v[i] + ", expected " + want + ctx());
+                    }
+                }
+            }
+        }
+    }
+
     @Test
     void stochasticRoundingIsUnbiasedOnAverage() {
         int n = 1 << 18;
