@@ -3,7 +3,9 @@
 // cpu_dispatch.cpp picks the best one the machine supports. The inner loops
 // are written so that the compiler vectorizes them: no calls, no early exits,
 // selects instead of branches. All arithmetic goes through numerics.hpp, which
-// the CUDA kernels share, so every ISA and the GPU give the same bits.
+// the CUDA kernels share, so every ISA and the GPU give the same bits. The one
+// exception is Philox for stochastic rounding: written with AVX2 and AVX-512
+// intrinsics (fill_uniform), it gives the bits of numerics.hpp's philox_uniform.
 #include <algorithm>
 #include <cstring>
 #include <vector>

@@ -60,7 +60,8 @@ abstract class KernelSuite extends TorusTestBase {
     }
 
     String ctx() {
-        return " (device " + device() + ", seed " + seed + ")";
+        String isa = device().isCpu() ? ", isa " + dev.torus.NativeLibrary.cpuIsa() : "";
+        return " (device " + device() + isa + ", seed " + seed + ")";
     }
 
     // ---- casts ------------------------------------------------------------------------
@@ -441,7 +442,7 @@ abstract class KernelSuite extends TorusTestBase {
 
     /**
      * Every length from 1 to 80 and a few odd large ones, per tensor (one scale, the whole tensor split
-     * across threads at arbitrary element offsets): the vectorized generator's eight-counter batches,
+     * across threads at arbitrary element offsets): the vectorized generator's 16- and 8-counter batches,
      * the scalar head and tail around them, and the thread split all land on the reference draw.
      */
     @Test
